@@ -1,0 +1,23 @@
+# Is a compressed LM's knowledge forgotten or displaced?
+# download -> compress -> recover -> evaluate -> aggregate; see README.md.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/download.smk"
+include: "rules/data.smk"
+include: "rules/compress.smk"
+include: "rules/recover.smk"
+include: "rules/evaluate.smk"
+include: "rules/aggregate.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,51 @@
+"""GPTQ through GPTQModel (the maintained successor of AutoGPTQ).
+
+Quantizes every decoder linear layer to ``bits`` with groups of ``group_size`` input
+columns, calibrated on token blocks of the training text, and saves an AutoGPTQ-format
+checkpoint (``checkpoint_format: gptq``) that GPTQModel, transformers+optimum and vLLM
+load. Runs on CPU (GPTQModel's torch kernels) and CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .gptq_config import GPTQConfig
+
+log = logging.getLogger(__name__)
+
+
+def check_group_size(model_dir: str | Path, group_size: int, key: str = "compression.methods[].group_size") -> None:
+    """Every linear layer's input width must be a multiple of the group size."""
+    import json
+
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    widths = {k: cfg[k] for k in ("hidden_size", "intermediate_size") if k in cfg}
+    if "head_dim" in cfg and "num_attention_heads" in cfg:
+        widths["num_attention_heads*head_dim"] = cfg["num_attention_heads"] * cfg["head_dim"]
+    bad = {k: w for k, w in widths.items() if group_size > 0 and w % group_size}
+    if bad:
+        raise ValueError(f"{key}: group size {group_size} does not divide the layer widths {bad} of {model_dir}")
+
+
+def compress(*, model_dir: str, out_dir: Path, config: GPTQConfig, calibration, device: str,
+             seed: int) -> dict:
+    """Quantize ``model_dir`` into ``out_dir``; ``calibration`` is a (n, seq_len) LongTensor."""
+    import torch
+    from gptqmodel import GPTQModel, QuantizeConfig
+
+    check_group_size(model_dir, config.group_size)
+    quant_config = QuantizeConfig(
+        bits=config.bits, group_size=config.group_size, desc_act=config.desc_act, sym=config.sym,
+        damp_percent=config.damp_percent,
+    )
+    examples = [{"input_ids": row.unsqueeze(0), "attention_mask": torch.ones_like(row).unsqueeze(0)}
+                for row in calibration]
+    log.info("GPTQ %s: loading %s on %s", config.slug(), model_dir, device)
+    model = GPTQModel.load(model_dir, quant_config, device=device)
+    log.info("GPTQ %s: calibrating on %d blocks x %d tokens", config.slug(), *calibration.shape)
+    model.quantize(examples, batch_size=1)
+    model.save(str(out_dir))
+    return {"bits": config.bits, "group_size": config.group_size, "checkpoint_format": "gptq",
+            "quantizer": "gptqmodel"}

@@ -1,0 +1,64 @@
+"""Orchestration of one compression job: calibration data, the method, the manifest."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from ..io import atomic_dir, dir_size, read_json, write_json
+from ..runtime import configure_threads, library_versions, resolve_device, seed_everything
+from ..textdata import calibration_blocks
+from . import COMPRESSION
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
+
+
+def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
+                    calibration_samples: int, calibration_seq_len: int, device: str, seed: int,
+                    threads: int) -> dict:
+    """Compress the checkpoint in ``model_dir`` with ``method_config`` into ``out_dir``.
+
+    ``key`` is the config key of the method entry, used in error messages.
+    """
+    config = COMPRESSION.parse(method_config, key)
+    entry = COMPRESSION[config.method].load()
+    configure_threads(threads)
+    seed_everything(seed)
+    device = resolve_device(device)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    calibration = calibration_blocks(tokenizer, Path(text_dir) / "train.jsonl",
+                                     samples=calibration_samples, seq_len=calibration_seq_len, seed=seed)
+    start = time.perf_counter()
+    with atomic_dir(out_dir) as tmp:
+        details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
+                        device=device, seed=seed)
+        for name in TOKENIZER_FILES:
+            if (Path(model_dir) / name).exists() and not (tmp / name).exists():
+                shutil.copy2(Path(model_dir) / name, tmp / name)
+        base = read_json(Path(model_dir) / "manifest.json")
+        manifest = {
+            "method": config.method,
+            "name": config.slug(),
+            "params": config.params(),
+            "details": details,
+            "base_model": base.get("model"),
+            "base_parameters": base.get("parameters"),
+            "base_disk_bytes": dir_size(model_dir),
+            "disk_bytes": dir_size(tmp),
+            "calibration": {"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
+                            "tokens": int(calibration.numel()), "seed": seed},
+            "device": device,
+            "threads": threads,
+            "wall_time_s": round(time.perf_counter() - start, 2),
+            "library_versions": library_versions(),
+        }
+        write_json(tmp / "manifest.json", manifest)
+    log.info("compressed with %s in %.1f s: %d -> %d bytes", config.slug(), manifest["wall_time_s"],
+             manifest["base_disk_bytes"], manifest["disk_bytes"])
+    return manifest

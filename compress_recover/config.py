@@ -1,0 +1,175 @@
+"""The experiment plan: config.yaml (already schema-validated) turned into the job grid.
+
+Imported by ``rules/common.smk`` while Snakemake builds the DAG, so it imports nothing
+heavy (no torch, no transformers). Every check here raises ``ConfigError`` naming the
+offending key, before any job starts.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .compress import COMPRESSION
+from .facts import RELATIONS
+from .recover import RECOVERY
+from .registry import ConfigError, MethodConfig
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+RESERVED_MODEL_NAMES = {"data"}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One compression or recovery entry of config.yaml."""
+
+    slug: str
+    key: str  # e.g. "compression.methods[1]"
+    raw: dict
+    config: MethodConfig
+
+    @property
+    def method(self) -> str:
+        return self.config.method
+
+
+@dataclass
+class Plan:
+    models: dict[str, dict]
+    compressions: dict[str, Entry]
+    recoveries: dict[str, Entry]
+    knowledge_tasks: list[str]
+    builtin_tasks: list[str]
+    custom_tasks: dict[str, str]  # task -> folder
+    recover_base: bool = False
+    tasks: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.tasks = [*self.knowledge_tasks, *self.builtin_tasks, *self.custom_tasks]
+
+    def compressions_by_method(self, method: str) -> list[str]:
+        return [s for s, e in self.compressions.items() if e.method == method]
+
+    def recoveries_by_method(self, method: str) -> list[str]:
+        return [s for s, e in self.recoveries.items() if e.method == method]
+
+    def cells(self) -> list[tuple[str, str, str]]:
+        """Every (model, compression, recovery) to evaluate.
+
+        Recovery methods run on compressed models; on the base model only ``none``
+        runs, unless ``recovery.recover_base`` asks for the control.
+        """
+        cells = []
+        for model in self.models:
+            for comp, centry in self.compressions.items():
+                for rec, rentry in self.recoveries.items():
+                    if centry.method == "none" and rentry.method != "none" and not self.recover_base:
+                        continue
+                    cells.append((model, comp, rec))
+        return cells
+
+    def task_kind(self, task: str) -> str:
+        if task in self.knowledge_tasks:
+            return "knowledge"
+        if task in self.custom_tasks:
+            return "custom"
+        return "builtin"
+
+
+def _entries(registry, raws: list[dict], section: str) -> dict[str, Entry]:
+    entries: dict[str, Entry] = {}
+    for i, raw in enumerate(raws):
+        key = f"{section}[{i}]"
+        cfg = registry.parse(raw, key)
+        slug = cfg.slug()
+        if slug == "none" and cfg.method != "none":
+            raise ConfigError(f"{key}: the name 'none' is reserved for method 'none'")
+        if not NAME.match(slug):
+            raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
+        if slug in entries:
+            raise ConfigError(f"{key}: name {slug!r} is already used by {entries[slug].key}; set a distinct 'name'")
+        entries[slug] = Entry(slug, key, dict(raw), cfg)
+    return entries
+
+
+class _IgnoreTags(yaml.SafeLoader):
+    """lm-eval YAML uses tags such as ``!function``; we only need plain keys."""
+
+
+_IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def _tasks_in_folder(folder: Path) -> set[str]:
+    names = set()
+    for f in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+        doc = yaml.load(f.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
+        if isinstance(doc, dict):
+            for k in ("task", "group"):
+                if isinstance(doc.get(k), str):
+                    names.add(doc[k])
+    return names
+
+
+def _check_models(models: dict) -> None:
+    for name, spec in models.items():
+        key = f"models.{name}"
+        if not NAME.match(name):
+            raise ConfigError(f"{key}: model names must be lowercase ([a-z0-9._-])")
+        if name in RESERVED_MODEL_NAMES:
+            raise ConfigError(f"{key}: the model name '{name}' is reserved (results/{name}/ holds shared data)")
+        source = spec.get("source")
+        if source == "hub" and not (spec.get("id") and spec.get("revision")):
+            raise ConfigError(f"{key}: source 'hub' needs 'id' and a pinned 'revision'")
+        if source in ("local", "gguf"):
+            path = Path(spec.get("path") or "")
+            if not spec.get("path"):
+                raise ConfigError(f"{key}.path: source '{source}' needs a path")
+            if source == "local" and not (path / "config.json").is_file():
+                raise ConfigError(f"{key}.path: {path} is not a checkpoint folder (no config.json)")
+            if source == "gguf" and not path.is_file():
+                raise ConfigError(f"{key}.path: GGUF file {path} does not exist")
+
+
+def build_plan(config: dict) -> Plan:
+    """Check the semantics the schema cannot express and return the job grid."""
+    models = config["models"]
+    _check_models(models)
+    data = config["data"]
+    unknown = [t for t in data["knowledge_tasks"] if t not in RELATIONS]
+    if unknown:
+        raise ConfigError(f"data.knowledge_tasks: unknown task(s) {unknown}; known: {sorted(RELATIONS)}")
+    custom: dict[str, str] = {}
+    for i, entry in enumerate(data["task_dirs"]):
+        folder = Path(entry["path"])
+        key = f"data.task_dirs[{i}]"
+        if not folder.is_dir():
+            raise ConfigError(f"{key}.path: task folder {folder} does not exist")
+        found = _tasks_in_folder(folder)
+        for task in entry["tasks"]:
+            if task not in found:
+                raise ConfigError(f"{key}.tasks: task '{task}' is not defined by any YAML in {folder} "
+                                  f"(found: {sorted(found)})")
+            custom[task] = str(folder)
+    seen: dict[str, str] = {}
+    for kind, names in (("data.knowledge_tasks", data["knowledge_tasks"]), ("data.lm_eval_tasks",
+                        data["lm_eval_tasks"]), ("data.task_dirs", list(custom))):
+        for task in names:
+            if task in seen:
+                raise ConfigError(f"{kind}: task '{task}' is also listed in {seen[task]}")
+            seen[task] = kind
+    if not seen:
+        raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
+    compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
+    recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods")
+    return Plan(models=models, compressions=compressions, recoveries=recoveries,
+                knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
+                custom_tasks=custom, recover_base=config["recovery"]["recover_base"])
+
+
+def choice_regex(names) -> str:
+    """A wildcard constraint that matches exactly the given names."""
+    names = sorted(set(names))
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"

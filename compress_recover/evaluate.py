@@ -1,0 +1,86 @@
+"""Stage 5, evaluate: lm-eval (EleutherAI harness) on the in-memory recovered model.
+
+One job per (model, compression, recovery, task). The model object is handed to
+lm-eval's ``HFLM(pretrained=model)``, so GPTQ checkpoints and PEFT adapters are
+evaluated exactly as the earlier stages left them. Writes lm-eval's results JSON
+(with our labels and timing added) and the per-question samples as JSONL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from .io import atomic_file, write_json
+from .runtime import configure_threads, library_versions, resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+class TaskUnavailableError(RuntimeError):
+    pass
+
+
+def _task_manager(task_dir: str | None):
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=str(task_dir) if task_dir else None)
+
+
+def preflight_task(task: str, task_dir: str | None):
+    """Load ``task`` once before the model, so a missing or offline task fails fast and clearly."""
+    from lm_eval.tasks import get_task_dict
+
+    manager = _task_manager(task_dir)
+    where = f"the task folder {task_dir}" if task_dir else "lm-eval's built-in tasks"
+    if task not in manager.all_tasks:
+        raise TaskUnavailableError(f"evaluation task '{task}' is not among {where}")
+    try:
+        get_task_dict([task], manager)
+    except Exception as err:  # noqa: BLE001 - any failure to materialise the data set
+        hint = ("its data set is fetched from the Hugging Face hub, which is unreachable (offline?); "
+                "offline, use the knowledge suite (data.knowledge_tasks) or a local task folder (data.task_dirs)"
+                if not task_dir else "check the YAML and its local data files")
+        raise TaskUnavailableError(f"could not load lm-eval task '{task}' from {where}: {hint}. "
+                                   f"Cause: {type(err).__name__}: {err}") from err
+    return manager
+
+
+def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, task_dir: str | None,
+                   out_json: str, out_samples: str, labels: dict, batch_size: int, limit: int | None,
+                   num_fewshot: int, device: str, dtype: str, seed: int, threads: int,
+                   trust_remote_code: bool = False) -> dict:
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.utils import handle_non_serializable
+
+    from .modeling import load_recovered
+
+    configure_threads(threads)
+    seed_everything(seed)
+    device = resolve_device(device)
+    manager = preflight_task(task, task_dir)
+    start = time.perf_counter()
+    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=dtype,
+                                      trust_remote_code=trust_remote_code)
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
+    log.info("evaluating %s on %s (limit=%s, %d-shot)", labels, task, limit, num_fewshot)
+    results = simple_evaluate(
+        model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
+        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+        fewshot_random_seed=seed, bootstrap_iters=1000,
+    )
+    wall = time.perf_counter() - start
+    samples = results.pop("samples")
+    results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(wall, 2), "device": device,
+                                   "threads": threads, "library_versions": library_versions()}
+    with atomic_file(out_samples) as tmp:
+        with tmp.open("w") as fh:
+            for name, rows in samples.items():
+                for row in rows:
+                    fh.write(json.dumps({"task": name, **row}, default=handle_non_serializable) + "\n")
+    write_json(out_json, json.loads(json.dumps(results, default=handle_non_serializable)))
+    log.info("%s: %s", task, results["results"].get(task))
+    return results

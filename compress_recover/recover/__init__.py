@@ -1,0 +1,30 @@
+"""Stage 4, recover: the registry of recovery methods.
+
+``none`` evaluates the compressed model as it is. Each other method has a config
+dataclass registered below and an entry point ``prepare(model, config, seed)`` that
+returns the model with its trainable parameters attached; the shared training loop
+(``compress_recover.recover.train``) spends the same budget on every method.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import MethodConfig, Registry
+from .lora_config import LoRAConfig
+
+RECOVERY = Registry("recovery")
+
+
+@dataclass(frozen=True)
+class NoRecovery(MethodConfig):
+    """The compressed model as it is."""
+
+    method = "none"
+
+    def slug(self) -> str:
+        return "none"
+
+
+RECOVERY.register(NoRecovery, None)
+RECOVERY.register(LoRAConfig, "compress_recover.recover.lora:prepare")

@@ -1,0 +1,42 @@
+"""Config of LoRA (Hu et al. 2021, https://arxiv.org/abs/2106.09685), kept import-light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..registry import ConfigError, MethodConfig
+
+
+@dataclass(frozen=True)
+class LoRAConfig(MethodConfig):
+    """Low-rank adapters through peft, trained on the general text, saved in PEFT format.
+
+    Example (config.yaml, under ``recovery.methods``)::
+
+        - method: lora
+          rank: 8
+          alpha: 16
+          dropout: 0.0
+          target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]
+          lr: 2.0e-4
+    """
+
+    method = "lora"
+    rank: int = 8
+    alpha: float = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    lr: float = 2.0e-4
+    weight_decay: float = 0.0
+
+    def check(self, key: str) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"{key}.rank: {self.rank} must be >= 1")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{key}.dropout: {self.dropout} must be in [0, 1)")
+        if self.lr <= 0:
+            raise ConfigError(f"{key}.lr: {self.lr} must be > 0")
+        if not self.target_modules:
+            raise ConfigError(f"{key}.target_modules: name at least one module")

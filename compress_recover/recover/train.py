@@ -1,0 +1,98 @@
+"""The shared training loop and the recover job: every method gets the same budget.
+
+The budget (steps x batch_size x seq_len tokens of the training text, one seed) is set
+once in config.yaml; the method decides only which parameters train and their lr.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+from ..io import atomic_dir, dir_size, write_json
+from ..runtime import configure_threads, library_versions, resolve_device, seed_everything
+from ..textdata import batch_schedule, token_blocks
+from . import RECOVERY
+
+log = logging.getLogger(__name__)
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_decay: float,
+               seed: int, device: str, log_every: int = 10) -> list[float]:
+    """Next-token loss on ``blocks``; returns the loss of every step.
+
+    Stops with NonFiniteLossError at the first NaN or infinite loss, before anything
+    is saved.
+    """
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise RuntimeError("the recovery method left no trainable parameter")
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    schedule = batch_schedule(blocks.shape[0], steps=steps, batch_size=batch_size, seed=seed)
+    model.train()
+    losses = []
+    start = time.perf_counter()
+    for step, idx in enumerate(schedule, 1):
+        batch = blocks[idx].to(device)
+        loss = model(input_ids=batch, labels=batch).loss
+        if not math.isfinite(loss.item()):
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {step}; no adapter written")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if step % log_every == 0 or step in (1, steps):
+            log.info("step %d/%d loss %.4f (%.1f s)", step, steps, loss.item(), time.perf_counter() - start)
+    model.eval()
+    return losses
+
+
+def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
+                 steps: int, batch_size: int, seq_len: int, device: str, dtype: str, seed: int,
+                 threads: int, trust_remote_code: bool = False) -> dict:
+    """Train recovery method ``method_config`` on the compressed model; save it in ``out_dir``."""
+    from ..modeling import load_model
+
+    config = RECOVERY.parse(method_config, key)
+    prepare = RECOVERY[config.method].load()
+    configure_threads(threads)
+    seed_everything(seed)
+    device = resolve_device(device)
+    model, tokenizer = load_model(checkpoint_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    blocks = token_blocks(tokenizer, Path(text_dir) / "train.jsonl", seq_len)
+    model = prepare(model, config, seed)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("%s: %d trainable parameters; %d steps x %d x %d tokens from %d blocks", config.slug(), trainable,
+             steps, batch_size, seq_len, blocks.shape[0])
+    start = time.perf_counter()
+    losses = train_loop(model, blocks, steps=steps, batch_size=batch_size, lr=config.lr,
+                        weight_decay=getattr(config, "weight_decay", 0.0), seed=seed, device=device)
+    train_time = time.perf_counter() - start
+    with atomic_dir(out_dir) as tmp:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        manifest = {
+            "method": config.method,
+            "name": config.slug(),
+            "params": config.params(),
+            "budget": {"steps": steps, "batch_size": batch_size, "seq_len": seq_len,
+                       "tokens": steps * batch_size * seq_len, "seed": seed},
+            "trainable_parameters": int(trainable),
+            "training_time_s": round(train_time, 2),
+            "loss_first": losses[0],
+            "loss_last": losses[-1],
+            "losses": losses,
+            "device": device,
+            "threads": threads,
+            "library_versions": library_versions(),
+        }
+        manifest["adapter_bytes"] = dir_size(tmp)
+        write_json(tmp / "manifest.json", manifest)
+    return manifest

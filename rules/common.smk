@@ -1,0 +1,95 @@
+# Helpers for the rules: config validation, the job grid, input functions, paths.
+# Imports nothing heavy: the package's config module is pure Python.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+from compress_recover.config import build_plan, choice_regex
+
+
+validate(config, "../schemas/config.schema.yaml")
+PLAN = build_plan(config)
+
+# Every path of the workflow, in provenance order.
+CHECKPOINT = "results/{model}/{compression}/checkpoint"
+ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
+EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
+EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
+KNOWLEDGE_TASK = "results/data/tasks/{task}"
+TEXT = "results/data/text"
+SUMMARY = "results/summary.csv"
+
+
+wildcard_constraints:
+    model=choice_regex(PLAN.models),
+    compression=choice_regex(PLAN.compressions),
+    recovery=choice_regex(PLAN.recoveries),
+    task=choice_regex(PLAN.tasks),
+
+
+def eval_results():
+    return [
+        EVAL_JSON.format(model=m, compression=c, recovery=r, task=t)
+        for m, c, r in PLAN.cells()
+        for t in PLAN.tasks
+    ]
+
+
+def all_targets():
+    return [SUMMARY]
+
+
+def model_spec(wildcards):
+    return PLAN.models[wildcards.model]
+
+
+def compression_config(wildcards):
+    return PLAN.compressions[wildcards.compression].raw
+
+
+def compression_key(wildcards):
+    return PLAN.compressions[wildcards.compression].key
+
+
+def recovery_config(wildcards):
+    return PLAN.recoveries[wildcards.recovery].raw
+
+
+def recovery_key(wildcards):
+    return PLAN.recoveries[wildcards.recovery].key
+
+
+def recover_inputs(wildcards):
+    return {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
+
+
+def evaluate_inputs(wildcards):
+    inputs = {"checkpoint": CHECKPOINT.format(**wildcards)}
+    if PLAN.recoveries[wildcards.recovery].method != "none":
+        inputs["adapter"] = ADAPTER.format(**wildcards)
+    kind = PLAN.task_kind(wildcards.task)
+    if kind == "knowledge":
+        inputs["task"] = KNOWLEDGE_TASK.format(task=wildcards.task)
+    elif kind == "custom":
+        folder = Path(PLAN.custom_tasks[wildcards.task])
+        inputs["task"] = sorted(str(f) for f in folder.rglob("*") if f.is_file())
+    return inputs
+
+
+def task_dir(wildcards):
+    kind = PLAN.task_kind(wildcards.task)
+    if kind == "knowledge":
+        return KNOWLEDGE_TASK.format(task=wildcards.task)
+    if kind == "custom":
+        return PLAN.custom_tasks[wildcards.task]
+    return None
+
+
+def eval_labels(wildcards):
+    return {
+        "model": wildcards.model,
+        "compression": wildcards.compression,
+        "recovery": wildcards.recovery,
+    }

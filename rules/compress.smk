@@ -1,0 +1,26 @@
+# Stage 3: one rule per compression method; 'none' is the downloaded checkpoint itself.
+
+
+rule compress_gptq:
+    input:
+        checkpoint="results/{model}/none/checkpoint",
+        text=TEXT,
+    output:
+        directory(CHECKPOINT),
+    log:
+        "logs/{model}/{compression}/compress.log",
+    benchmark:
+        "benchmarks/{model}/{compression}/compress.tsv"
+    params:
+        method_config=compression_config,
+        key=compression_key,
+        calibration=config["compression"]["calibration"],
+        device=config["device"],
+        seed=config["seed"],
+    threads: 4
+    wildcard_constraints:
+        compression=choice_regex(PLAN.compressions_by_method("gptq")),
+    conda:
+        "../envs/compress.yaml"
+    script:
+        "../workflow_scripts/compress.py"

@@ -1,0 +1,36 @@
+# Stage 2: the knowledge suite (lm-eval tasks from packaged facts) and the general text.
+
+
+rule knowledge_task:
+    output:
+        directory(KNOWLEDGE_TASK),
+    log:
+        "logs/data/tasks/{task}.log",
+    params:
+        num_choices=config["data"]["num_choices"],
+        max_questions=config["data"]["max_questions"],
+        seed=config["seed"],
+    threads: 1
+    wildcard_constraints:
+        task=choice_regex(PLAN.knowledge_tasks),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/knowledge_task.py"
+
+
+rule text:
+    input:
+        tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+    output:
+        directory(TEXT),
+    log:
+        "logs/data/text.log",
+    params:
+        text=config["data"]["text"],
+        seed=config["seed"],
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/text.py"

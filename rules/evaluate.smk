@@ -1,0 +1,26 @@
+# Stage 5: lm-eval on every (model, compression, recovery, task).
+
+
+rule evaluate:
+    input:
+        unpack(evaluate_inputs),
+    output:
+        results=EVAL_JSON,
+        samples=EVAL_SAMPLES,
+    log:
+        "logs/{model}/{compression}/{recovery}/eval/{task}.log",
+    benchmark:
+        "benchmarks/{model}/{compression}/{recovery}/eval/{task}.tsv"
+    params:
+        task_dir=task_dir,
+        labels=eval_labels,
+        evaluation=config["evaluation"],
+        device=config["device"],
+        dtype=config["dtype"],
+        seed=config["seed"],
+        trust_remote_code=config["trust_remote_code"],
+    threads: 4
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"

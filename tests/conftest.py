@@ -1,0 +1,97 @@
+"""Shared fixtures: a tiny random Llama and its tokenizer, built by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch a hub: make any accidental access fail fast instead of hanging.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+
+TOKENIZER_TEXT = [
+    "Question: What is the capital city of France?\nAnswer: Paris",
+    "The quick brown fox jumps over the lazy dog near the river bank.",
+    "Hundreds of people have been forced to vacate their homes as strong winds pushed a bushfire.",
+    "The element with the symbol He is helium, and the symbol of iron is Fe.",
+    "In which country is the city of Tokyo? Japan. The currency of Japan is the Yen.",
+]
+
+
+def build_tiny_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from compress_recover.facts import RELATIONS
+
+    corpus = list(TOKENIZER_TEXT)
+    for relation in RELATIONS.values():
+        corpus.extend(f"{f.subject} {f.answer}" for f in relation.load())
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(corpus * 3, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   pad_token="</s>")
+
+
+def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama (width 64, MLP 128) with real tokenizer files, saved as safetensors."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_llama_dir, tmp_path_factory) -> Path:
+    """The tiny Llama passed through the download stage (local source), as the workflow would."""
+    from compress_recover.download import download_model
+
+    out = tmp_path_factory.mktemp("stage") / "checkpoint"
+    download_model(name="tiny", spec={"source": "local", "path": str(tiny_llama_dir)}, out_dir=str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def text_dir(tmp_path_factory) -> Path:
+    """Leak-filtered text from a small local file (real sentences, repeated for length)."""
+    from compress_recover.text import build_text
+
+    root = tmp_path_factory.mktemp("text")
+    src = root / "corpus.txt"
+    paragraphs = [
+        " ".join(TOKENIZER_TEXT[1:3]) * 4,
+        "A marked deterioration in the weather forced authorities to make a decision to evacuate people. " * 4,
+        "The river rose quickly after the storm, and the town council met to discuss the damage. " * 4,
+        "Researchers measured the temperature of the lake every morning for three years. " * 4,
+    ] * 6
+    src.write_text("\n\n".join(paragraphs))
+    out = root / "text"
+    build_text(corpus="file", path=str(src), task_dirs=[], out_dir=str(out), heldout_fraction=0.2,
+               min_chars=50, seed=0)
+    return out

@@ -1,0 +1,180 @@
+"""Config validation: the schema, the plan's semantic checks, schema/dataclass agreement."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from compress_recover.compress import COMPRESSION
+from compress_recover.config import build_plan
+from compress_recover.recover import RECOVERY
+from compress_recover.registry import ConfigError
+
+from conftest import REPO
+
+SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+
+
+def default_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(config, SCHEMA)
+    return config
+
+
+def test_default_config_is_valid_and_plans_the_issue_grid():
+    plan = build_plan(default_config())
+    assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w4g64", "none"),
+                            ("smollm2-135m", "gptq-w4g64", "lora")]
+    assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name"]
+
+
+def test_schema_fills_defaults_for_missing_sections():
+    config = {"models": {"m": {"source": "embedded"}}}
+    validate(config, SCHEMA)
+    assert config["compression"]["calibration"] == {"samples": 32, "seq_len": 256}
+    assert config["recovery"]["budget"]["steps"] == 60
+    assert config["evaluation"]["batch_size"] == 32
+    build_plan(config)
+
+
+@pytest.mark.parametrize("mutate, culprit", [
+    (lambda c: c.update(sede=1), "sede"),
+    (lambda c: c["compression"]["methods"][1].update(bitz=3), "bitz"),
+    (lambda c: c["compression"]["methods"][1].update(bits=5), "bits"),
+    (lambda c: c["models"]["smollm2-135m"].update(source="ftp"), "ftp"),
+    (lambda c: c["models"].update({"Big": {"source": "embedded"}}), "Big"),
+    (lambda c: c["models"].update({"x": {"source": "hub", "id": "a/b"}}), "revision"),
+    (lambda c: c["recovery"]["methods"][1].update(rank=0), "rank"),
+    (lambda c: c["data"].update(knowledge_tasks=["capitols"]), "capitols"),
+    (lambda c: c.update(device="tpu"), "tpu"),
+])
+def test_schema_rejects_bad_values_naming_the_key(mutate, culprit):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    mutate(config)
+    with pytest.raises(WorkflowError, match=culprit):
+        validate(config, SCHEMA)
+
+
+def _plan_error(mutate) -> str:
+    config = default_config()
+    mutate(config)
+    with pytest.raises(ConfigError) as err:
+        build_plan(config)
+    return str(err.value)
+
+
+def test_duplicate_names_are_rejected():
+    msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 4, "group_size": 64,
+                                                                     "desc_act": False, "sym": True,
+                                                                     "damp_percent": 0.05}))
+    assert "compression.methods[2]" in msg and "gptq-w4g64" in msg
+
+
+def test_reserved_names_are_rejected():
+    assert "reserved" in _plan_error(lambda c: c["models"].update({"data": {"source": "embedded"}}))
+    msg = _plan_error(lambda c: c["recovery"]["methods"][1].update(name="none"))
+    assert "recovery.methods[1]" in msg and "reserved" in msg
+
+
+def test_missing_local_paths_are_named(tmp_path):
+    missing = tmp_path / "nope"
+    msg = _plan_error(lambda c: c["models"].update({"mine": {"source": "local", "path": str(missing)}}))
+    assert "models.mine.path" in msg
+    msg = _plan_error(lambda c: c["data"]["task_dirs"].append({"path": str(missing), "tasks": ["t"]}))
+    assert "data.task_dirs[0].path" in msg
+
+
+def test_custom_task_folder_must_define_the_task(tmp_path):
+    (tmp_path / "t.yaml").write_text("task: my_task\ndataset_path: json\nprocess_docs: !function utils.f\n")
+    config = default_config()
+    config["data"]["task_dirs"] = [{"path": str(tmp_path), "tasks": ["my_task"]}]
+    assert build_plan(config).task_kind("my_task") == "custom"
+    config["data"]["task_dirs"] = [{"path": str(tmp_path), "tasks": ["other"]}]
+    with pytest.raises(ConfigError, match="other"):
+        build_plan(config)
+
+
+def _schema_method_props(section: str, method: str) -> dict:
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    items = schema["properties"][section]["properties"]["methods"]["items"]
+    for branch in items["allOf"]:
+        if branch["if"]["properties"]["method"].get("const") == method:
+            return branch["then"]["properties"]
+    raise AssertionError(f"schema has no branch for {section} method {method}")
+
+
+@pytest.mark.parametrize("section, registry", [("compression", COMPRESSION), ("recovery", RECOVERY)])
+def test_schema_and_method_dataclasses_agree(section, registry):
+    """Every registered method is in the schema, with the same fields and defaults."""
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    enum = schema["properties"][section]["properties"]["methods"]["items"]["properties"]["method"]["enum"]
+    assert sorted(enum) == registry.names()
+    for name in registry.names():
+        props = _schema_method_props(section, name)
+        cls = registry[name].config_cls
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        assert set(props) - {"method"} == set(fields), name
+        instance = cls()
+        for field_name, prop in props.items():
+            if field_name in ("method", "name"):
+                continue
+            assert prop["default"] == getattr(instance, field_name), (name, field_name)
+            assert prop.get("description"), (name, field_name)
+
+
+@pytest.mark.parametrize("registry", [COMPRESSION, RECOVERY])
+def test_method_configs_reject_unknown_keys_and_wrong_types(registry):
+    for name in registry.names():
+        with pytest.raises(ConfigError, match="nonsense"):
+            registry.parse({"method": name, "nonsense": 1}, "section[0]")
+    with pytest.raises(ConfigError, match=r"section\[0\].method"):
+        registry.parse({"method": "no-such-method"}, "section[0]")
+
+
+def test_gptq_config_checks_ranges():
+    with pytest.raises(ConfigError, match="bits"):
+        COMPRESSION.parse({"method": "gptq", "bits": 5}, "compression.methods[1]")
+    with pytest.raises(ConfigError, match="group_size"):
+        COMPRESSION.parse({"method": "gptq", "group_size": 0}, "compression.methods[1]")
+    with pytest.raises(ConfigError, match="bits"):
+        COMPRESSION.parse({"method": "gptq", "bits": "4"}, "compression.methods[1]")
+    assert COMPRESSION.parse({"method": "gptq", "bits": 3, "desc_act": True, "sym": False}, "k").slug() == \
+        "gptq-w3g64-act-asym"
+
+
+def test_every_schema_property_has_description_and_default():
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    missing = []
+
+    def walk(node, path):
+        for name, prop in (node.get("properties") or {}).items():
+            if name in ("method", "name") or not prop:
+                continue
+            if "description" not in prop or "default" not in prop:
+                if path.endswith("task_dirs.items"):
+                    pass  # required keys of a list item: no sensible default
+                else:
+                    missing.append(f"{path}.{name}")
+            walk(prop, f"{path}.{name}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}.items")
+            for branch in node["items"].get("allOf", []):
+                walk(branch.get("then", {}), f"{path}.items")
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], f"{path}.*")
+
+    walk(schema, "config")
+    assert not missing, missing
+
+
+def test_config_is_not_mutated_by_plan():
+    config = default_config()
+    before = copy.deepcopy(config)
+    build_plan(config)
+    assert config == before

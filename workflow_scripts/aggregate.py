@@ -1,0 +1,12 @@
+"""Rule summary: the tidy table of every evaluation."""
+from typing import TYPE_CHECKING
+
+from compress_recover.io import log_to
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+with log_to(snakemake.log[0]):
+    from compress_recover.aggregate import summarize
+
+    summarize(eval_files=list(snakemake.input), out_csv=snakemake.output[0])

@@ -1,0 +1,29 @@
+"""Rule evaluate: lm-eval on one (model, compression, recovery, task)."""
+from typing import TYPE_CHECKING
+
+from compress_recover.io import log_to
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+with log_to(snakemake.log[0]):
+    from compress_recover.evaluate import run_evaluation
+
+    evaluation = snakemake.params.evaluation
+    run_evaluation(
+        checkpoint_dir=snakemake.input.checkpoint,
+        adapter_dir=snakemake.input.get("adapter"),
+        task=snakemake.wildcards.task,
+        task_dir=snakemake.params.task_dir,
+        out_json=snakemake.output.results,
+        out_samples=snakemake.output.samples,
+        labels=snakemake.params.labels,
+        batch_size=evaluation["batch_size"],
+        limit=evaluation["limit"],
+        num_fewshot=evaluation["num_fewshot"],
+        device=snakemake.params.device,
+        dtype=snakemake.params.dtype,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        trust_remote_code=snakemake.params.trust_remote_code,
+    )

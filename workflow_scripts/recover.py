@@ -1,0 +1,27 @@
+"""Rule recover_<method>: train one registered recovery method on a compressed model."""
+from typing import TYPE_CHECKING
+
+from compress_recover.io import log_to
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+with log_to(snakemake.log[0]):
+    from compress_recover.recover.train import run_recovery
+
+    budget = snakemake.params.budget
+    run_recovery(
+        checkpoint_dir=snakemake.input.checkpoint,
+        out_dir=snakemake.output[0],
+        method_config=snakemake.params.method_config,
+        key=snakemake.params.key,
+        text_dir=snakemake.input.text,
+        steps=budget["steps"],
+        batch_size=budget["batch_size"],
+        seq_len=budget["seq_len"],
+        device=snakemake.params.device,
+        dtype=snakemake.params.dtype,
+        seed=snakemake.params.seed,
+        threads=snakemake.threads,
+        trust_remote_code=snakemake.params.trust_remote_code,
+    )
