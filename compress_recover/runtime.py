@@ -19,8 +19,10 @@ def configure_threads(threads: int) -> None:
     oversubscribing. GPTQModel spawns its own CPU workers unless told otherwise.
     """
     threads = max(1, int(threads))
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "GPTQMODEL_CPU_WORKERS"):
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
+    # GPTQModel's CPU pool needs at least two workers (its model loader asks for two).
+    os.environ["GPTQMODEL_CPU_WORKERS"] = str(max(2, threads))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 

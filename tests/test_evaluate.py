@@ -1,0 +1,106 @@
+"""Evaluation through lm-eval on the in-memory model, and the tidy summary."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from compress_recover.aggregate import rows_from_result, summarize
+from compress_recover.evaluate import TaskUnavailableError, run_evaluation
+from compress_recover.facts import build_knowledge_task
+from compress_recover.io import read_json, read_jsonl
+from compress_recover.modeling import load_model
+
+LABELS = {"model": "tiny", "compression": "none", "recovery": "none"}
+
+
+@pytest.fixture(scope="module")
+def capitals_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tasks") / "capitals"
+    build_knowledge_task(task="capitals", out_dir=str(out), num_choices=4, seed=0, max_questions=10)
+    return out
+
+
+def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", **kw):
+    return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=None, task=task,
+                          task_dir=str(task_dir) if task_dir else None, out_json=str(tmp_path / "r.json"),
+                          out_samples=str(tmp_path / "r.samples.jsonl"), labels=LABELS, batch_size=4, limit=None,
+                          num_fewshot=0, device="cpu", dtype="float32", seed=0, threads=1, **kw)
+
+
+def test_lm_eval_scores_match_a_direct_loglikelihood(tiny_checkpoint, capitals_dir, tmp_path):
+    _evaluate(tiny_checkpoint, capitals_dir, tmp_path)
+    result = read_json(tmp_path / "r.json")
+    samples = read_jsonl(tmp_path / "r.samples.jsonl")
+    assert len(samples) == 10 == result["n-samples"]["capitals"]["effective"]
+    assert result["compress_recover"]["model"] == "tiny"
+    model, tok = load_model(tiny_checkpoint, device="cpu")
+    correct = 0
+    for sample in samples[:3] + samples[-2:]:
+        doc = sample["doc"]
+        scores = []
+        for choice in doc["choices"]:
+            ctx = tok(doc["question"], add_special_tokens=False)["input_ids"]
+            cont = tok(doc["question"] + " " + choice, add_special_tokens=False)["input_ids"][len(ctx):]
+            ids = torch.tensor([ctx + cont])
+            with torch.no_grad():
+                logp = model(input_ids=ids).logits.log_softmax(-1)[0]
+            scores.append(sum(logp[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)))
+        lm_eval_scores = [r[0] for r in sample["filtered_resps"]]
+        assert scores == pytest.approx(lm_eval_scores, abs=1e-3)
+        assert sample["acc"] == float(max(range(len(scores)), key=scores.__getitem__) == doc["answer"])
+    accs = [s["acc"] for s in samples]
+    assert result["results"]["capitals"]["acc,none"] == pytest.approx(sum(accs) / len(accs))
+
+
+def test_evaluation_is_deterministic(tiny_checkpoint, capitals_dir, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    _evaluate(tiny_checkpoint, capitals_dir, tmp_path / "a")
+    _evaluate(tiny_checkpoint, capitals_dir, tmp_path / "b")
+    assert read_json(tmp_path / "a" / "r.json")["results"] == read_json(tmp_path / "b" / "r.json")["results"]
+
+
+def test_offline_builtin_task_fails_clearly_before_loading_the_model(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(TaskUnavailableError, match=r"lm-eval task 'arc_easy'.*unreachable"):
+        _evaluate(tiny_checkpoint, None, tmp_path, task="arc_easy")
+    with pytest.raises(TaskUnavailableError, match="'no_such_task' is not among"):
+        _evaluate(tiny_checkpoint, None, tmp_path, task="no_such_task")
+    assert not list(tmp_path.iterdir())
+
+
+def test_custom_task_folder_is_evaluated(tiny_checkpoint, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "data.jsonl").write_text('{"q": "Is fire hot?", "a": 0}\n{"q": "Is ice hot?", "a": 1}\n')
+    (folder / "my_yes_no.yaml").write_text(
+        "task: my_yes_no\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {folder / 'data.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
+        "doc_to_text: '{{q}}'\ndoc_to_choice: ['yes', 'no']\ndoc_to_target: '{{a}}'\n"
+        "metric_list:\n  - metric: acc\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    _evaluate(tiny_checkpoint, folder, out, task="my_yes_no")
+    assert read_json(out / "r.json")["n-samples"]["my_yes_no"]["effective"] == 2
+
+
+def test_summary_rows_are_tidy(tmp_path):
+    result = {
+        "compress_recover": {**LABELS, "task": "capitals"},
+        "results": {"capitals": {"alias": "capitals", "acc,none": 0.5, "acc_stderr,none": 0.1,
+                                 "acc_norm,none": 0.25, "acc_norm_stderr,none": "N/A"}},
+        "n-samples": {"capitals": {"original": 12, "effective": 12}},
+    }
+    rows = rows_from_result(result)
+    assert [(r["metric"], r["value"], r["stderr"], r["n"]) for r in rows] == [
+        ("acc", 0.5, 0.1, 12), ("acc_norm", 0.25, None, 12)]
+    import json
+
+    (tmp_path / "a.json").write_text(json.dumps(result))
+    table = summarize(eval_files=[str(tmp_path / "a.json")], out_csv=str(tmp_path / "s.csv"))
+    assert list(table.columns)[:3] == ["model", "compression", "recovery"]
+    assert len(table) == 2 and math.isnan(table["stderr"].iloc[1])

@@ -1,0 +1,153 @@
+"""Download, GPTQ compression, LoRA recovery and evaluation on the tiny random Llama."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from compress_recover.compress.run import run_compression
+from compress_recover.download import HubUnreachableError, download_model
+from compress_recover.io import read_json, sha256_file
+from compress_recover.modeling import load_model, load_recovered
+from compress_recover.recover.train import NonFiniteLossError, run_recovery
+
+GPTQ = {"method": "gptq", "bits": 4, "group_size": 32}
+
+
+@pytest.fixture(scope="module")
+def gptq_checkpoint(tiny_checkpoint, text_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gptq") / "checkpoint"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(out), method_config=GPTQ,
+                    key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=8,
+                    calibration_seq_len=32, device="cpu", seed=0, threads=1)
+    return out
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 300, 11]])
+
+
+def test_local_download_writes_a_faithful_checkpoint(tiny_llama_dir, tiny_checkpoint):
+    manifest = read_json(tiny_checkpoint / "manifest.json")
+    assert manifest["source"] == "local"
+    weights = tiny_checkpoint / "model.safetensors"
+    assert manifest["weights_sha256"] == {"model.safetensors": sha256_file(weights)}
+    original, _ = load_model(tiny_llama_dir, device="cpu")
+    copy, _ = load_model(tiny_checkpoint, device="cpu")
+    assert manifest["parameters"] == sum(p.numel() for p in original.parameters())
+    assert torch.equal(_logits(original, IDS), _logits(copy, IDS))
+
+
+def test_offline_hub_id_fails_naming_the_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "ckpt"
+    with pytest.raises(HubUnreachableError, match=r"model 'remote'.*HuggingFaceTB/SmolLM2-135M.*offline"):
+        download_model(name="remote", spec={"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M",
+                                            "revision": "main"}, out_dir=str(out))
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_unknown_source_and_pickle_checkpoints_are_refused(tmp_path, tiny_llama_dir):
+    with pytest.raises(ValueError, match=r"models.m.source.*'ftp'"):
+        download_model(name="m", spec={"source": "ftp"}, out_dir=str(tmp_path / "a"))
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tiny_llama_dir / "config.json").read_text())
+    (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
+    with pytest.raises(FileNotFoundError, match="pickle checkpoints are refused"):
+        download_model(name="m", spec={"source": "local", "path": str(pickled)}, out_dir=str(tmp_path / "b"))
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_gptq_checkpoint_is_autogptq_format_with_manifest(gptq_checkpoint):
+    qcfg = json.loads((gptq_checkpoint / "quantize_config.json").read_text())
+    assert qcfg["bits"] == 4 and qcfg["group_size"] == 32 and qcfg["checkpoint_format"] == "gptq"
+    manifest = read_json(gptq_checkpoint / "manifest.json")
+    assert manifest["name"] == "gptq-w4g32"
+    assert manifest["calibration"]["tokens"] == 8 * 32
+    assert manifest["disk_bytes"] < manifest["base_disk_bytes"]
+    assert (gptq_checkpoint / "tokenizer.json").exists()
+
+
+def _dequantized_weight(layer) -> torch.Tensor:
+    """(out, in) weights of a GPTQModel quantized linear, through its own dequantizer."""
+    weight = layer.dequantize_weight() if hasattr(layer, "dequantize_weight") else None
+    if weight is None:
+        raise AssertionError(f"{type(layer).__name__} offers no dequantize_weight()")
+    weight = weight.float()
+    return weight.T if weight.shape[0] == layer.in_features else weight
+
+
+def test_gptq_weights_lie_on_a_4bit_grid_per_group(gptq_checkpoint, tiny_checkpoint):
+    model, _ = load_model(gptq_checkpoint, device="cpu")
+    layer = model.model.layers[0].mlp.down_proj
+    assert "QuantLinear" in type(layer).__mro__[-3].__name__ or hasattr(layer, "qweight")
+    weight = _dequantized_weight(layer)
+    assert weight.shape == (layer.out_features, layer.in_features)
+    for row in weight[:8]:
+        for group in row.split(32):
+            assert group.unique().numel() <= 2 ** 4
+    # and the quantized model still computes nearly the same function
+    base, _ = load_model(tiny_checkpoint, device="cpu")
+    ref, got = _logits(base, IDS), _logits(model, IDS)
+    assert torch.nn.functional.cosine_similarity(ref.flatten(), got.flatten(), dim=0) > 0.9
+
+
+def test_gptq_rejects_a_group_size_that_does_not_divide_the_width(tiny_checkpoint, text_dir, tmp_path):
+    with pytest.raises(ValueError, match="group size 48"):
+        run_compression(model_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "c"),
+                        method_config={"method": "gptq", "group_size": 48}, key="compression.methods[1]",
+                        text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, device="cpu",
+                        seed=0, threads=1)
+    assert not (tmp_path / "c").exists()
+
+
+LORA = {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj", "down_proj"]}
+
+
+def _recover(checkpoint, text_dir, out, steps=12, config=LORA, seed=0):
+    return run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=config,
+                        key="recovery.methods[1]", text_dir=str(text_dir), steps=steps, batch_size=2,
+                        seq_len=32, device="cpu", dtype="float32", seed=seed, threads=1)
+
+
+def test_lora_learns_saves_peft_format_and_reloads_identically(tiny_checkpoint, text_dir, tmp_path):
+    out = tmp_path / "adapter"
+    manifest = _recover(tiny_checkpoint, text_dir, out, steps=30)
+    losses = manifest["losses"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5 - 0.1
+    assert (out / "adapter_config.json").exists() and (out / "adapter_model.safetensors").exists()
+    assert json.loads((out / "adapter_config.json").read_text())["peft_type"] == "LORA"
+    assert manifest["budget"]["tokens"] == 30 * 2 * 32
+    assert manifest["trainable_parameters"] > 0
+    recovered, _ = load_recovered(tiny_checkpoint, out, device="cpu")
+    again, _ = load_recovered(tiny_checkpoint, out, device="cpu")
+    base, _ = load_model(tiny_checkpoint, device="cpu")
+    assert torch.equal(_logits(recovered, IDS), _logits(again, IDS))
+    assert not torch.allclose(_logits(recovered, IDS), _logits(base, IDS))
+
+
+def test_lora_is_deterministic_for_a_seed(tiny_checkpoint, text_dir, tmp_path):
+    a = _recover(tiny_checkpoint, text_dir, tmp_path / "a", steps=3)
+    b = _recover(tiny_checkpoint, text_dir, tmp_path / "b", steps=3)
+    assert a["losses"] == b["losses"]
+
+
+def test_lora_trains_on_a_gptq_checkpoint(gptq_checkpoint, text_dir, tmp_path):
+    manifest = _recover(gptq_checkpoint, text_dir, tmp_path / "adapter", steps=4)
+    assert all(map(lambda x: x == x, manifest["losses"]))
+    model, _ = load_recovered(gptq_checkpoint, tmp_path / "adapter", device="cpu")
+    assert torch.isfinite(_logits(model, IDS)).all()
+
+
+def test_non_finite_loss_stops_training_without_output(tiny_checkpoint, text_dir, tmp_path):
+    out = tmp_path / "adapter"
+    with pytest.raises(NonFiniteLossError, match="no adapter written"):
+        _recover(tiny_checkpoint, text_dir, out, steps=50, config={**LORA, "lr": 1e30})
+    assert not out.exists()

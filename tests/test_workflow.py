@@ -1,0 +1,133 @@
+"""The whole DAG through Snakemake on a tiny config: results, reruns and bad input."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, build_tiny_llama
+
+pytestmark = pytest.mark.workflow
+
+
+def tiny_config(model_dir: Path) -> dict:
+    return {
+        "seed": 0,
+        "device": "cpu",
+        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
+        "data": {"knowledge_tasks": ["capitals", "element_symbol"], "max_questions": 12,
+                 "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1}},
+        "compression": {"calibration": {"samples": 4, "seq_len": 32},
+                        "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
+        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32},
+                     "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8}]},
+        "evaluation": {"batch_size": 8},
+    }
+
+
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(cfg), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=1500)
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}; {} when nothing is to be done."""
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    model_dir = build_tiny_llama(workdir / "tiny-model")
+    config = tiny_config(model_dir)
+    proc = snakemake(workdir, config)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return workdir, config
+
+
+def test_summary_has_every_cell_task_and_metric(finished_run):
+    workdir, _ = finished_run
+    table = pd.read_csv(workdir / "results" / "summary.csv")
+    cells = set(zip(table.model, table.compression, table.recovery))
+    assert cells == {("tiny", "none", "none"), ("tiny", "gptq-w4g32", "none"), ("tiny", "gptq-w4g32", "lora")}
+    assert set(table.task) == {"capitals", "element_symbol"}
+    assert set(table.metric) == {"acc", "acc_norm"}
+    assert len(table) == 3 * 2 * 2
+    assert (table.n == 12).all()
+    assert table.value.between(0, 1).all() and (table.stderr > 0).all()
+    # each row's value is the mean of its per-question samples
+    import json
+
+    row = table[(table.compression == "gptq-w4g32") & (table.recovery == "lora") & (table.task == "capitals")
+                & (table.metric == "acc")].iloc[0]
+    samples = [json.loads(line) for line in
+               (workdir / "results/tiny/gptq-w4g32/lora/eval/capitals.samples.jsonl").read_text().splitlines()]
+    assert row.value == pytest.approx(sum(s["acc"] for s in samples) / len(samples), abs=1e-6)
+    # every stage left its manifest and its log
+    assert (workdir / "results/tiny/gptq-w4g32/checkpoint/manifest.json").exists()
+    assert (workdir / "results/tiny/gptq-w4g32/lora/adapter/adapter_model.safetensors").exists()
+    assert "dropped_leaks" in (workdir / "results/data/text/leak_report.json").read_text()
+    assert (workdir / "logs/tiny/gptq-w4g32/compress.log").stat().st_size > 0
+
+
+def test_rerun_is_a_no_op(finished_run):
+    workdir, config = finished_run
+    assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
+
+
+def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
+    workdir, config = finished_run
+    changed = yaml.safe_load(yaml.safe_dump(config))
+    changed["recovery"]["methods"][1]["rank"] = 2
+    assert planned_jobs(snakemake(workdir, changed, "--dry-run")) == {
+        "recover_lora": 1, "evaluate": 2, "summary": 1, "all": 1, "total": 5}
+    # the original config is still complete
+    assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c.update(colour="blue"), "colour"),
+    (lambda c: c["models"]["tiny"].update(source="ftp"), "ftp"),
+    (lambda c: c["compression"]["methods"][1].update(bits=5), "bits"),
+    (lambda c: c["models"].update(x={"source": "local", "path": "/no/such/dir"}), "models.x.path"),
+])
+def test_bad_config_stops_before_any_job(tmp_path, mutate, message):
+    config = tiny_config(tmp_path / "unused")
+    config["models"]["tiny"] = {"source": "embedded"}
+    mutate(config)
+    proc = snakemake(tmp_path, config)
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_offline_hub_model_fails_with_its_name_and_leaves_nothing(tmp_path):
+    config = tiny_config(tmp_path / "unused")
+    config["models"] = {"remote": {"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M", "revision": "main"}}
+    target = "results/remote/none/checkpoint"
+    proc = snakemake(tmp_path, config, target, env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode != 0
+    log = (tmp_path / "logs/remote/none/download.log").read_text()
+    assert "model 'remote'" in log and "HuggingFaceTB/SmolLM2-135M" in log and "offline" in log
+    assert not (tmp_path / target).exists()
+    assert planned_jobs(snakemake(tmp_path, config, target, "--dry-run")) == {"download": 1, "total": 1}
