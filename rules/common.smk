@@ -8,7 +8,6 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 from compress_recover.config import build_plan, choice_regex
 
-
 validate(config, "../schemas/config.schema.yaml")
 PLAN = build_plan(config)
 
