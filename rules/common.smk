@@ -6,10 +6,12 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
+from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, choice_regex
 
 validate(config, "../schemas/config.schema.yaml")
 PLAN = build_plan(config)
+COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
 
 # Every path of the workflow, in provenance order.
 CHECKPOINT = "results/{model}/{compression}/checkpoint"

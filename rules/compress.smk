@@ -1,26 +1,30 @@
-# Stage 3: one rule per compression method; 'none' is the downloaded checkpoint itself.
+# Stage 3: one rule per registered compression method (compress_gptq, compress_wanda, ...);
+# 'none' is the downloaded checkpoint itself.
 
+for method in COMPRESSION_METHODS:
 
-rule compress_gptq:
-    input:
-        checkpoint="results/{model}/none/checkpoint",
-        text=TEXT,
-    output:
-        directory(CHECKPOINT),
-    log:
-        "logs/{model}/{compression}/compress.log",
-    benchmark:
-        "benchmarks/{model}/{compression}/compress.tsv"
-    params:
-        method_config=compression_config,
-        key=compression_key,
-        calibration=config["compression"]["calibration"],
-        device=config["device"],
-        seed=config["seed"],
-    threads: 4
-    wildcard_constraints:
-        compression=choice_regex(PLAN.compressions_by_method("gptq")),
-    conda:
-        "../envs/compress.yaml"
-    script:
-        "../workflow_scripts/compress.py"
+    rule:
+        name:
+            f"compress_{method}"
+        input:
+            checkpoint="results/{model}/none/checkpoint",
+            text=TEXT,
+        output:
+            directory(CHECKPOINT),
+        log:
+            "logs/{model}/{compression}/compress.log",
+        benchmark:
+            "benchmarks/{model}/{compression}/compress.tsv"
+        params:
+            method_config=compression_config,
+            key=compression_key,
+            calibration=config["compression"]["calibration"],
+            device=config["device"],
+            seed=config["seed"],
+        threads: 4
+        wildcard_constraints:
+            compression=choice_regex(PLAN.compressions_by_method(method)),
+        conda:
+            "../envs/compress.yaml"
+        script:
+            "../workflow_scripts/compress.py"

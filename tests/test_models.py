@@ -151,3 +151,15 @@ def test_non_finite_loss_stops_training_without_output(tiny_checkpoint, text_dir
     with pytest.raises(NonFiniteLossError, match="no adapter written"):
         _recover(tiny_checkpoint, text_dir, out, steps=50, config={**LORA, "lr": 1e30})
     assert not out.exists()
+
+
+def test_gptq_is_deterministic_for_a_seed(gptq_checkpoint, tiny_checkpoint, text_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    again = tmp_path / "again"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(again), method_config=GPTQ,
+                    key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=8,
+                    calibration_seq_len=32, device="cpu", seed=0, threads=1)
+    first, second = load_file(gptq_checkpoint / "model.safetensors"), load_file(again / "model.safetensors")
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -17,6 +17,13 @@ log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja")
 
 
+def copy_tokenizer(model_dir: str | Path, out_dir: Path) -> None:
+    """Give a compressed checkpoint the base model's tokenizer files it lacks."""
+    for name in TOKENIZER_FILES:
+        if (Path(model_dir) / name).exists() and not (out_dir / name).exists():
+            shutil.copy2(Path(model_dir) / name, out_dir / name)
+
+
 def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                     calibration_samples: int, calibration_seq_len: int, device: str, seed: int,
                     threads: int) -> dict:
@@ -36,11 +43,9 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
                                      samples=calibration_samples, seq_len=calibration_seq_len, seed=seed)
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
-        details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
+        _, details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
                         device=device, seed=seed)
-        for name in TOKENIZER_FILES:
-            if (Path(model_dir) / name).exists() and not (tmp / name).exists():
-                shutil.copy2(Path(model_dir) / name, tmp / name)
+        copy_tokenizer(model_dir, tmp)
         base = read_json(Path(model_dir) / "manifest.json")
         manifest = {
             "method": config.method,
