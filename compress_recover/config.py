@@ -133,6 +133,39 @@ def _check_models(models: dict) -> None:
                 raise ConfigError(f"{key}.path: GGUF file {path} does not exist")
 
 
+def known_widths(spec: dict) -> dict[str, int]:
+    """Input widths of a model's linear layers when knowable before download, else {}."""
+    import json
+
+    if spec["source"] == "embedded":
+        from .download import EMBEDDED_WIDTHS
+
+        return dict(EMBEDDED_WIDTHS)
+    if spec["source"] == "local":
+        cfg = json.loads((Path(spec["path"]) / "config.json").read_text())
+        widths = {k: cfg[k] for k in ("hidden_size", "intermediate_size") if isinstance(cfg.get(k), int)}
+        if isinstance(cfg.get("head_dim"), int) and isinstance(cfg.get("num_attention_heads"), int):
+            widths["num_attention_heads*head_dim"] = cfg["head_dim"] * cfg["num_attention_heads"]
+        return widths
+    return {}  # hub and GGUF models: checked by the compress job before any work
+
+
+def check_divisors(model: str, spec: dict, method_config: MethodConfig, key: str) -> None:
+    """A group size or N:M's M must divide every linear layer's input width."""
+    widths = known_widths(spec)
+    for field_name, divisor in method_config.divisors().items():
+        bad = {k: w for k, w in widths.items() if w % divisor}
+        if bad:
+            raise ConfigError(f"{key}.{field_name}: {divisor} does not divide the layer widths {bad} "
+                              f"of model '{model}'")
+
+
+def _check_widths(models: dict, compressions: dict[str, Entry]) -> None:
+    for model, spec in models.items():
+        for entry in compressions.values():
+            check_divisors(model, spec, entry.config, entry.key)
+
+
 def build_plan(config: dict) -> Plan:
     """Check the semantics the schema cannot express and return the job grid."""
     models = config["models"]
@@ -164,6 +197,7 @@ def build_plan(config: dict) -> Plan:
         raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
     compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
     recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods")
+    _check_widths(models, compressions)
     return Plan(models=models, compressions=compressions, recoveries=recoveries,
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"])

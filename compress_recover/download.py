@@ -33,6 +33,8 @@ EMBEDDED = WheelFile(
     license="Apache-2.0",
 )
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
+# Layer widths of the embedded model, known before download (config checks use them).
+EMBEDDED_WIDTHS = {"hidden_size": 576, "intermediate_size": 1536}
 
 
 class HubUnreachableError(RuntimeError):

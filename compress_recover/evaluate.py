@@ -26,7 +26,11 @@ class TaskUnavailableError(RuntimeError):
 def _task_manager(task_dir: str | None):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(task_dir) if task_dir else None)
+    # Indexing lm-eval's thousands of built-in task YAMLs takes seconds per job: only
+    # built-in tasks need it.
+    if task_dir:
+        return TaskManager(include_path=str(task_dir), include_defaults=False)
+    return TaskManager()
 
 
 def preflight_task(task: str, task_dir: str | None):

@@ -28,6 +28,11 @@ class MethodConfig:
     name: str | None = None
 
     method: ClassVar[str] = ""
+    uses_calibration: ClassVar[bool] = False
+
+    def divisors(self) -> dict[str, int]:
+        """Config keys whose value must divide every pruned/quantized layer's input width."""
+        return {}
 
     def slug(self) -> str:
         """The folder name for this configuration, e.g. ``gptq-w4g64``."""

@@ -9,7 +9,7 @@ sys.path.insert(0, workflow.basedir)
 from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, choice_regex
 
-validate(config, "../schemas/config.schema.yaml")
+validate(config, "../compress_recover/schema/config.schema.yaml")
 PLAN = build_plan(config)
 COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
 

@@ -18,7 +18,7 @@ from compress_recover.registry import ConfigError
 
 from conftest import REPO
 
-SCHEMA = str(REPO / "schemas" / "config.schema.yaml")
+SCHEMA = str(REPO / "compress_recover" / "schema" / "config.schema.yaml")
 
 
 def default_config() -> dict:
@@ -29,8 +29,9 @@ def default_config() -> dict:
 
 def test_default_config_is_valid_and_plans_the_issue_grid():
     plan = build_plan(default_config())
-    assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w4g64", "none"),
-                            ("smollm2-135m", "gptq-w4g64", "lora")]
+    assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w3g64", "none"),
+                            ("smollm2-135m", "gptq-w3g64", "lora"), ("smollm2-135m", "wanda-s50", "none"),
+                            ("smollm2-135m", "wanda-s50", "lora")]
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name"]
 
 
@@ -70,10 +71,9 @@ def _plan_error(mutate) -> str:
 
 
 def test_duplicate_names_are_rejected():
-    msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 4, "group_size": 64,
-                                                                     "desc_act": False, "sym": True,
-                                                                     "damp_percent": 0.05}))
-    assert "compression.methods[2]" in msg and "gptq-w4g64" in msg
+    msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 3, "group_size": 64,
+                                                                     "damp_percent": 0.1}))
+    assert "compression.methods[3]" in msg and "gptq-w3g64" in msg
 
 
 def test_reserved_names_are_rejected():
@@ -104,7 +104,8 @@ def _schema_method_props(section: str, method: str) -> dict:
     schema = yaml.safe_load(Path(SCHEMA).read_text())
     items = schema["properties"][section]["properties"]["methods"]["items"]
     for branch in items["allOf"]:
-        if branch["if"]["properties"]["method"].get("const") == method:
+        cond = branch["if"]["properties"]["method"]
+        if cond.get("const") == method or method in cond.get("enum", []):
             return branch["then"]["properties"]
     raise AssertionError(f"schema has no branch for {section} method {method}")
 
@@ -120,11 +121,15 @@ def test_schema_and_method_dataclasses_agree(section, registry):
         cls = registry[name].config_cls
         fields = {f.name: f for f in dataclasses.fields(cls)}
         assert set(props) - {"method"} == set(fields), name
-        instance = cls()
+        instance = cls.__new__(cls)  # defaults without the range checks of a real config
+        for f in dataclasses.fields(cls):
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            object.__setattr__(instance, f.name, default)
         for field_name, prop in props.items():
             if field_name in ("method", "name"):
                 continue
-            assert prop["default"] == getattr(instance, field_name), (name, field_name)
+            default = getattr(instance, field_name)
+            assert prop["default"] == (list(default) if isinstance(default, tuple) else default), (name, field_name)
             assert prop.get("description"), (name, field_name)
 
 
@@ -135,6 +140,13 @@ def test_method_configs_reject_unknown_keys_and_wrong_types(registry):
             registry.parse({"method": name, "nonsense": 1}, "section[0]")
     with pytest.raises(ConfigError, match=r"section\[0\].method"):
         registry.parse({"method": "no-such-method"}, "section[0]")
+
+
+def test_group_size_must_divide_the_known_model_width():
+    msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 4, "group_size": 128}))
+    assert "compression.methods[3].group_size: 128 does not divide" in msg and "576" in msg
+    msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "wanda", "n_m": "2:7"}))
+    assert "compression.methods[3].n_m: 7 does not divide" in msg
 
 
 def test_gptq_config_checks_ranges():

@@ -100,7 +100,7 @@ def test_gptq_weights_lie_on_a_4bit_grid_per_group(gptq_checkpoint, tiny_checkpo
 
 
 def test_gptq_rejects_a_group_size_that_does_not_divide_the_width(tiny_checkpoint, text_dir, tmp_path):
-    with pytest.raises(ValueError, match="group size 48"):
+    with pytest.raises(ValueError, match=r"compression.methods\[1\].group_size: 48 does not divide"):
         run_compression(model_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "c"),
                         method_config={"method": "gptq", "group_size": 48}, key="compression.methods[1]",
                         text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, device="cpu",

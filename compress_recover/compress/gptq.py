@@ -16,19 +16,6 @@ from .gptq_config import GPTQConfig
 log = logging.getLogger(__name__)
 
 
-def check_group_size(model_dir: str | Path, group_size: int, key: str = "compression.methods[].group_size") -> None:
-    """Every linear layer's input width must be a multiple of the group size."""
-    import json
-
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    widths = {k: cfg[k] for k in ("hidden_size", "intermediate_size") if k in cfg}
-    if "head_dim" in cfg and "num_attention_heads" in cfg:
-        widths["num_attention_heads*head_dim"] = cfg["num_attention_heads"] * cfg["head_dim"]
-    bad = {k: w for k, w in widths.items() if group_size > 0 and w % group_size}
-    if bad:
-        raise ValueError(f"{key}: group size {group_size} does not divide the layer widths {bad} of {model_dir}")
-
-
 def compress(*, model_dir: str, out_dir: Path, config: GPTQConfig, calibration, device: str,
              seed: int):
     """Quantize ``model_dir`` into ``out_dir``; ``calibration`` is a (n, seq_len) LongTensor.
@@ -38,7 +25,6 @@ def compress(*, model_dir: str, out_dir: Path, config: GPTQConfig, calibration, 
     import torch
     from gptqmodel import GPTQModel, QuantizeConfig
 
-    check_group_size(model_dir, config.group_size)
     quant_config = QuantizeConfig(
         bits=config.bits, group_size=config.group_size, desc_act=config.desc_act, sym=config.sym,
         damp_percent=config.damp_percent,

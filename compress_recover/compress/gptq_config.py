@@ -24,6 +24,7 @@ class GPTQConfig(MethodConfig):
     """
 
     method = "gptq"
+    uses_calibration = True
     bits: int = 4
     group_size: int = 64
     desc_act: bool = False
@@ -39,6 +40,9 @@ class GPTQConfig(MethodConfig):
         if not self.sym:
             slug += "-asym"
         return slug
+
+    def divisors(self) -> dict[str, int]:
+        return {"group_size": self.group_size} if self.group_size > 0 else {}
 
     def check(self, key: str) -> None:
         if self.bits not in GPTQ_BITS:

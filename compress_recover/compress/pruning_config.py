@@ -33,6 +33,9 @@ class PruningConfig(MethodConfig):
         n, m = N_OF_M.match(self.n_m).groups()
         return int(n), int(m)
 
+    def divisors(self) -> dict[str, int]:
+        return {"n_m": self.nm()[1]} if self.n_m is not None else {}
+
     def target_sparsity(self) -> float:
         if self.n_m is not None:
             n, m = self.nm()
@@ -81,6 +84,7 @@ class WandaConfig(PruningConfig):
     """
 
     method = "wanda"
+    uses_calibration = True
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class SparseGPTConfig(PruningConfig):
     """
 
     method = "sparsegpt"
+    uses_calibration = True
     block_size: int = 128
     dampening_frac: float = 0.01
 

@@ -31,7 +31,10 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
 
     ``key`` is the config key of the method entry, used in error messages.
     """
+    from ..config import check_divisors
+
     config = COMPRESSION.parse(method_config, key)
+    check_divisors(model_dir, {"source": "local", "path": model_dir}, config, key)
     entry = COMPRESSION[config.method].load()
     configure_threads(threads)
     seed_everything(seed)
@@ -56,8 +59,9 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "base_parameters": base.get("parameters"),
             "base_disk_bytes": dir_size(model_dir),
             "disk_bytes": dir_size(tmp),
-            "calibration": {"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
-                            "tokens": int(calibration.numel()), "seed": seed},
+            "calibration": ({"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
+                             "tokens": int(calibration.numel()), "seed": seed}
+                            if config.uses_calibration else {"tokens": 0, "note": "method uses no calibration data"}),
             "device": device,
             "threads": threads,
             "wall_time_s": round(time.perf_counter() - start, 2),
