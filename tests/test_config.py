@@ -190,3 +190,12 @@ def test_config_is_not_mutated_by_plan():
     before = copy.deepcopy(config)
     build_plan(config)
     assert config == before
+
+
+def test_readme_paper_scale_config_is_valid():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("## A paper-scale grid", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    config = yaml.safe_load(block)
+    validate(config, SCHEMA)
+    plan = build_plan(config)
+    assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (1 + 11 * 2)
