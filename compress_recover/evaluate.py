@@ -8,6 +8,7 @@ evaluated exactly as the earlier stages left them. Writes lm-eval's results JSON
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -52,6 +53,42 @@ def preflight_task(task: str, task_dir: str | None):
     return manager
 
 
+@contextlib.contextmanager
+def padding_aware_lm(model, **hflm_kwargs):
+    """An lm-eval HFLM for ``model`` that hands the model the padding mask of every batch.
+
+    lm-eval right-pads causal batches and calls the model without an attention mask:
+    harmless for a causal LM, whose scored positions all precede the padding, but not
+    for IDP, whose prompt choice averages over every input token. This records the
+    true lengths where lm-eval pads (``pad_and_concat``) and passes the mask on.
+    """
+    import torch
+    from lm_eval.models import huggingface as hf
+
+    lengths: list = []
+
+    class PaddingAwareLM(hf.HFLM):
+        def _model_call(self, inps, attn_mask=None, labels=None):
+            if attn_mask is not None or not lengths or len(lengths[-1]) != inps.shape[0]:
+                return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
+            sizes = torch.tensor(lengths[-1], device=inps.device)
+            mask = (torch.arange(inps.shape[1], device=inps.device)[None, :] < sizes[:, None]).long()
+            with torch.no_grad():
+                return self.model(inps, attention_mask=mask).logits
+
+    original = hf.pad_and_concat
+
+    def recording(max_length, tensors, padding_side="right"):
+        lengths.append([t.shape[0] for t in tensors])
+        return original(max_length, tensors, padding_side=padding_side)
+
+    hf.pad_and_concat = recording
+    try:
+        yield PaddingAwareLM(pretrained=model, **hflm_kwargs)
+    finally:
+        hf.pad_and_concat = original
+
+
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, task_dir: str | None,
                    out_json: str, out_samples: str, labels: dict, batch_size: int, limit: int | None,
                    num_fewshot: int, device: str, dtype: str, seed: int, threads: int,
@@ -69,13 +106,15 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, t
     start = time.perf_counter()
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=dtype,
                                       trust_remote_code=trust_remote_code)
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
     log.info("evaluating %s on %s (limit=%s, %d-shot)", labels, task, limit, num_fewshot)
-    results = simple_evaluate(
-        model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
-        log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-        fewshot_random_seed=seed, bootstrap_iters=1000,
-    )
+    hflm_kwargs = {"tokenizer": tokenizer, "batch_size": batch_size, "device": device}
+    with (padding_aware_lm(model, **hflm_kwargs) if getattr(model, "needs_padding_mask", False)
+          else contextlib.nullcontext(HFLM(pretrained=model, **hflm_kwargs))) as lm:
+        results = simple_evaluate(
+            model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
+            log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed, bootstrap_iters=1000,
+        )
     wall = time.perf_counter() - start
     samples = results.pop("samples")
     results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(wall, 2), "device": device,

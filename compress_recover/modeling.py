@@ -35,9 +35,14 @@ def load_model(checkpoint_dir: str | Path, *, device: str, dtype: str = "float32
 
 def load_recovered(checkpoint_dir: str | Path, adapter_dir: str | Path | None, *, device: str,
                    dtype: str = "float32", trust_remote_code: bool = False):
-    """The compressed model with the recovery method's adapter applied (if any)."""
+    """The compressed model with the recovery method's adapter applied (if any):
+    a PEFT adapter folder (LoRA, prompt tuning) or an IDP prompt pool."""
     model, tokenizer = load_model(checkpoint_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
     if adapter_dir is not None:
+        from .recover.idp import is_idp_dir, load_idp
+
+        if is_idp_dir(adapter_dir):
+            return load_idp(model, adapter_dir), tokenizer
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)

@@ -8,10 +8,12 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, choice_regex
+from compress_recover.recover import RECOVERY
 
 validate(config, "../compress_recover/schema/config.schema.yaml")
 PLAN = build_plan(config)
 COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
+RECOVERY_METHODS = [m for m in RECOVERY.names() if m != "none"]
 
 # Every path of the workflow, in provenance order.
 CHECKPOINT = "results/{model}/{compression}/checkpoint"

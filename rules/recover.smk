@@ -1,27 +1,31 @@
-# Stage 4: recovery methods trained on the compressed model with the shared budget.
+# Stage 4: one rule per registered recovery method (recover_lora, recover_prompt_tuning, ...),
+# each trained on the compressed model with the shared budget.
 
+for method in RECOVERY_METHODS:
 
-rule recover_lora:
-    input:
-        unpack(recover_inputs),
-    output:
-        directory(ADAPTER),
-    log:
-        "logs/{model}/{compression}/{recovery}/recover.log",
-    benchmark:
-        "benchmarks/{model}/{compression}/{recovery}/recover.tsv"
-    params:
-        method_config=recovery_config,
-        key=recovery_key,
-        budget=config["recovery"]["budget"],
-        device=config["device"],
-        dtype=config["dtype"],
-        seed=config["seed"],
-        trust_remote_code=config["trust_remote_code"],
-    threads: 4
-    wildcard_constraints:
-        recovery=choice_regex(PLAN.recoveries_by_method("lora")),
-    conda:
-        "../envs/recover.yaml"
-    script:
-        "../workflow_scripts/recover.py"
+    rule:
+        name:
+            f"recover_{method}"
+        input:
+            unpack(recover_inputs),
+        output:
+            directory(ADAPTER),
+        log:
+            "logs/{model}/{compression}/{recovery}/recover.log",
+        benchmark:
+            "benchmarks/{model}/{compression}/{recovery}/recover.tsv"
+        params:
+            method_config=recovery_config,
+            key=recovery_key,
+            budget=config["recovery"]["budget"],
+            device=config["device"],
+            dtype=config["dtype"],
+            seed=config["seed"],
+            trust_remote_code=config["trust_remote_code"],
+        threads: 4
+        wildcard_constraints:
+            recovery=choice_regex(PLAN.recoveries_by_method(method)),
+        conda:
+            "../envs/recover.yaml"
+        script:
+            "../workflow_scripts/recover.py"

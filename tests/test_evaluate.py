@@ -11,7 +11,7 @@ from compress_recover.aggregate import rows_from_result, summarize
 from compress_recover.evaluate import TaskUnavailableError, run_evaluation
 from compress_recover.facts import build_knowledge_task
 from compress_recover.io import read_json, read_jsonl
-from compress_recover.modeling import load_model
+from compress_recover.modeling import load_recovered
 
 LABELS = {"model": "tiny", "compression": "none", "recovery": "none"}
 
@@ -23,20 +23,36 @@ def capitals_dir(tmp_path_factory):
     return out
 
 
-def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", **kw):
-    return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=None, task=task,
+def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", adapter_dir=None, **kw):
+    return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=adapter_dir, task=task,
                           task_dir=str(task_dir) if task_dir else None, out_json=str(tmp_path / "r.json"),
                           out_samples=str(tmp_path / "r.samples.jsonl"), labels=LABELS, batch_size=4, limit=None,
                           num_fewshot=0, device="cpu", dtype="float32", seed=0, threads=1, **kw)
 
 
-def test_lm_eval_scores_match_a_direct_loglikelihood(tiny_checkpoint, capitals_dir, tmp_path):
-    _evaluate(tiny_checkpoint, capitals_dir, tmp_path)
+PROMPT_METHODS = {"prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 3, "lr": 0.3},
+                  "idp": {"method": "idp", "pool_size": 4, "num_virtual_tokens": 3, "lr": 0.3}}
+
+
+def _prompt_adapter(method, checkpoint, text_dir, out):
+    from compress_recover.recover.train import run_recovery
+
+    run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=PROMPT_METHODS[method],
+                 key="recovery.methods[0]", text_dir=str(text_dir), steps=3, batch_size=2, seq_len=16,
+                 device="cpu", dtype="float32", seed=0, threads=1)
+    return out
+
+
+@pytest.mark.parametrize("method", [None, *PROMPT_METHODS])
+def test_lm_eval_scores_match_a_direct_loglikelihood(method, tiny_checkpoint, capitals_dir, text_dir, tmp_path):
+    with_prompt = method is not None
+    adapter = _prompt_adapter(method, tiny_checkpoint, text_dir, tmp_path / "adapter") if with_prompt else None
+    _evaluate(tiny_checkpoint, capitals_dir, tmp_path, adapter_dir=str(adapter) if adapter else None)
     result = read_json(tmp_path / "r.json")
     samples = read_jsonl(tmp_path / "r.samples.jsonl")
     assert len(samples) == 10 == result["n-samples"]["capitals"]["effective"]
     assert result["compress_recover"]["model"] == "tiny"
-    model, tok = load_model(tiny_checkpoint, device="cpu")
+    model, tok = load_recovered(tiny_checkpoint, adapter, device="cpu")
     correct = 0
     for sample in samples[:3] + samples[-2:]:
         doc = sample["doc"]
@@ -44,10 +60,14 @@ def test_lm_eval_scores_match_a_direct_loglikelihood(tiny_checkpoint, capitals_d
         for choice in doc["choices"]:
             ctx = tok(doc["question"], add_special_tokens=False)["input_ids"]
             cont = tok(doc["question"] + " " + choice, add_special_tokens=False)["input_ids"][len(ctx):]
-            ids = torch.tensor([ctx + cont])
+            # The model sees the context and all but the last continuation token, as in lm-eval
+            # (IDP's prompt choice depends on every token it sees).
+            ids = torch.tensor([ctx + cont[:-1]])
             with torch.no_grad():
                 logp = model(input_ids=ids).logits.log_softmax(-1)[0]
-            scores.append(sum(logp[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)))
+            offset = logp.shape[0] - ids.shape[1]  # soft-prompt positions come first
+            assert offset == (3 if with_prompt else 0)
+            scores.append(sum(logp[offset + len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)))
         lm_eval_scores = [r[0] for r in sample["filtered_resps"]]
         assert scores == pytest.approx(lm_eval_scores, abs=1e-3)
         assert sample["acc"] == float(max(range(len(scores)), key=scores.__getitem__) == doc["answer"])

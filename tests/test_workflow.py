@@ -110,6 +110,11 @@ def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
     (lambda c: c["models"]["tiny"].update(source="ftp"), "ftp"),
     (lambda c: c["compression"]["methods"][1].update(bits=5), "bits"),
     (lambda c: c["models"].update(x={"source": "local", "path": "/no/such/dir"}), "models.x.path"),
+    (lambda c: c["compression"]["methods"].append({"method": "wanda", "sparsity": 1.5}), "sparsity"),
+    (lambda c: c["compression"]["methods"].append({"method": "sparsegpt", "n_m": "4:2"}),
+     "compression.methods[2].n_m"),
+    (lambda c: c["compression"]["methods"].append({"method": "gptq", "group_size": 128}),
+     "compression.methods[2].group_size: 128 does not divide"),
 ])
 def test_bad_config_stops_before_any_job(tmp_path, mutate, message):
     config = tiny_config(tmp_path / "unused")

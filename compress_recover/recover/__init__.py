@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..registry import MethodConfig, Registry
+from .idp_config import IDPConfig
 from .lora_config import LoRAConfig
+from .prompt_tuning_config import PromptTuningConfig
 
 RECOVERY = Registry("recovery")
 
@@ -28,3 +30,5 @@ class NoRecovery(MethodConfig):
 
 RECOVERY.register(NoRecovery, None)
 RECOVERY.register(LoRAConfig, "compress_recover.recover.lora:prepare")
+RECOVERY.register(PromptTuningConfig, "compress_recover.recover.prompt_tuning:prepare")
+RECOVERY.register(IDPConfig, "compress_recover.recover.idp:prepare")

@@ -42,7 +42,8 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     start = time.perf_counter()
     for step, idx in enumerate(schedule, 1):
         batch = blocks[idx].to(device)
-        loss = model(input_ids=batch, labels=batch).loss
+        extra = {"block_index": torch.tensor(idx)} if getattr(model, "wants_block_index", False) else {}
+        loss = model(input_ids=batch, labels=batch, **extra).loss
         if not math.isfinite(loss.item()):
             raise NonFiniteLossError(f"training loss became {loss.item()} at step {step}; no adapter written")
         optimizer.zero_grad(set_to_none=True)

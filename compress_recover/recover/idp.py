@@ -1,0 +1,259 @@
+"""Inference-time Dynamic Prompting (IDP): our reference implementation.
+
+A pool of ``m`` soft prompts of ``n`` tokens each. In the first ``selection_layers``
+decoder layers all ``m`` prompts stand before the input (each prompt at positions
+0..n-1, the input after them at n, n+1, ...; a prompt attends only to itself, the input
+attends to every prompt and causally to itself). Each prompt is scored by the mean
+attention the (non-padded) input tokens pay to its tokens, averaged over heads and over
+the selection layers; per example the argmax prompt is kept and the others are dropped
+for the rest of the forward pass, so the remaining layers cost what one prompt costs.
+
+The output logits have the kept prompt's ``n`` positions first, as peft's prompt
+tuning has, so lm-eval scores continuations correctly. With ``m = 1`` the model is
+exactly prompt tuning with that prompt.
+
+Saved as ``idp_prompts.safetensors`` (tensor ``prompts``, shape (m, n, hidden)) and
+``idp_config.json``; :func:`load_idp` puts a saved pool on a model.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .idp_config import IDPConfig
+
+PROMPTS_FILE = "idp_prompts.safetensors"
+CONFIG_FILE = "idp_config.json"
+
+
+# ---- pure tensor maths -------------------------------------------------------------
+
+def selection_mask(pool_size: int, prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, S, S) attention pattern of the selection layers, S = m*n + L.
+
+    Prompt tokens attend causally within their own prompt; input token i attends to
+    every prompt token and to non-padded input tokens j <= i.
+    """
+    batch, length = input_mask.shape
+    p = pool_size * prompt_len
+    size = p + length
+    allowed = torch.zeros(size, size, dtype=torch.bool, device=input_mask.device)
+    causal_n = torch.ones(prompt_len, prompt_len, dtype=torch.bool, device=input_mask.device).tril()
+    for j in range(pool_size):
+        s = j * prompt_len
+        allowed[s:s + prompt_len, s:s + prompt_len] = causal_n
+    allowed[p:, :p] = True
+    allowed[p:, p:] = torch.ones(length, length, dtype=torch.bool, device=input_mask.device).tril()
+    allowed = allowed.unsqueeze(0).expand(batch, size, size).clone()
+    allowed[:, :, p:] &= input_mask.bool().unsqueeze(1)
+    return allowed
+
+
+def causal_mask(prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
+    """Boolean (B, S, S) causal pattern over [prompt; input], S = n + L, padding masked."""
+    batch, length = input_mask.shape
+    size = prompt_len + length
+    allowed = torch.ones(size, size, dtype=torch.bool, device=input_mask.device).tril()
+    allowed = allowed.unsqueeze(0).expand(batch, size, size).clone()
+    allowed[:, :, prompt_len:] &= input_mask.bool().unsqueeze(1)
+    return allowed
+
+
+def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """(B, S, S) boolean -> (B, 1, S, S) additive mask, as HF attention layers take it."""
+    out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    out.masked_fill_(~mask, torch.finfo(dtype).min)
+    return out.unsqueeze(1)
+
+
+def prompt_scores(attn: torch.Tensor, pool_size: int, prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
+    """Mean attention that the input tokens pay to each prompt's tokens: (B, m).
+
+    ``attn``: (B, heads, S, S) attention probabilities of one selection layer.
+    Averaged over heads, over the prompt's tokens and over non-padded input queries.
+    """
+    p = pool_size * prompt_len
+    to_prompts = attn[:, :, p:, :p].mean(dim=1)  # (B, L, m*n), mean over heads
+    per_prompt = to_prompts.unflatten(-1, (pool_size, prompt_len)).mean(dim=-1)  # (B, L, m)
+    weights = input_mask.to(per_prompt.dtype).unsqueeze(-1)
+    return (per_prompt * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
+
+
+# ---- the model --------------------------------------------------------------------
+
+class _Output:
+    def __init__(self, logits, loss=None, selected=None, scores=None):
+        self.logits, self.loss, self.selected, self.scores = logits, loss, selected, scores
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+
+class IDPModel(nn.Module):
+    """A frozen decoder-only HF causal LM (Llama family layout) with an IDP prompt pool."""
+
+    def __init__(self, model, prompts: torch.Tensor, config: IDPConfig):
+        super().__init__()
+        inner = getattr(model, "model", None)
+        if inner is None or not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
+            raise TypeError(f"IDP needs a decoder-only model with the Llama layout; got {type(model).__name__}")
+        if not 1 <= config.selection_layers < len(inner.layers):
+            raise ValueError(f"idp.selection_layers: {config.selection_layers} must be in [1, {len(inner.layers) - 1}]")
+        # Attention probabilities are read off the selection layers: eager attention returns them.
+        model.set_attn_implementation("eager")
+        self.model = model
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.prompts = nn.Parameter(prompts.detach().clone().float())
+        self.idp_config = config
+        self.wants_block_index = config.routing == "shard"
+        # The prompt choice averages over all input tokens, so padding must be masked.
+        self.needs_padding_mask = True
+
+    # attributes lm-eval's HFLM and generation read off a model
+    @property
+    def config(self):
+        return self.model.config
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def dtype(self):
+        return self.model.dtype
+
+    @property
+    def generation_config(self):
+        return self.model.generation_config
+
+    def tie_weights(self, *args, **kwargs):
+        return None
+
+    def generate(self, *args, **kwargs):
+        raise NotImplementedError(
+            "IDP scores log-likelihoods (multiple-choice and perplexity tasks); generation with a "
+            "prompt pool is not implemented yet, so generate_until tasks cannot run on an IDP model"
+        )
+
+    def _layers(self, x, layers, mask, positions, capture: list | None = None):
+        inner = self.model.model
+        cos_sin = inner.rotary_emb(x, position_ids=positions)
+        for layer in layers:
+            hook = None
+            if capture is not None:
+                hook = layer.self_attn.register_forward_hook(lambda mod, args, out: capture.append(out[1]))
+            try:
+                x = layer(x, attention_mask=mask, position_ids=positions, position_embeddings=cos_sin)
+            finally:
+                if hook is not None:
+                    hook.remove()
+        return x
+
+    def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor):
+        """Run the selection layers on [all prompts; input]; return hidden states and scores."""
+        cfg = self.idp_config
+        batch, length, _ = emb.shape
+        m, n, _ = self.prompts.shape
+        pool = prompts.reshape(batch, m * n, -1).to(emb.dtype)
+        x = torch.cat([pool, emb], dim=1)
+        positions = torch.cat([torch.arange(n, device=emb.device).repeat(m),
+                               n + torch.arange(length, device=emb.device)]).unsqueeze(0).expand(batch, -1)
+        mask = additive(selection_mask(m, n, input_mask), emb.dtype)
+        attn: list = []
+        x = self._layers(x, self.model.model.layers[: cfg.selection_layers], mask, positions, capture=attn)
+        if any(a is None for a in attn):
+            raise RuntimeError("the selection layers returned no attention probabilities (eager attention needed)")
+        scores = torch.stack([prompt_scores(a.float(), m, n, input_mask) for a in attn]).mean(dim=0)
+        return x, scores
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None, block_index: torch.Tensor | None = None, **kwargs):
+        cfg = self.idp_config
+        batch, length = input_ids.shape
+        m, n, hidden = self.prompts.shape
+        input_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        emb = self.model.model.embed_tokens(input_ids)
+        pool = self.prompts.unsqueeze(0).expand(batch, m, n, hidden)
+        train_grad = self.training and torch.is_grad_enabled()
+        scores = None
+        if train_grad and cfg.routing == "soft":
+            x, scores = self._selection_pass(pool, emb, input_mask)
+            weights = torch.softmax(scores / cfg.temperature, dim=-1)  # (B, m)
+            kept = (x[:, : m * n].unflatten(1, (m, n)) * weights[:, :, None, None].to(x.dtype)).sum(dim=1)
+            selected = scores.argmax(dim=-1)
+        else:
+            if not train_grad:
+                x, scores = self._selection_pass(pool, emb, input_mask)
+                selected = scores.argmax(dim=-1)
+            else:
+                if cfg.routing == "shard":
+                    if block_index is None:
+                        raise ValueError("idp routing 'shard' needs the block index of every training example")
+                    selected = block_index.to(input_ids.device) % m
+                else:
+                    with torch.no_grad():
+                        _, scores = self._selection_pass(pool, emb, input_mask)
+                    selected = scores.argmax(dim=-1)
+                # Same forward values, but only the kept prompt of each example gets gradients.
+                keep = nn.functional.one_hot(selected, m).bool()[:, :, None, None]
+                x, _ = self._selection_pass(torch.where(keep, pool, pool.detach()), emb, input_mask)
+            index = (selected[:, None] * n + torch.arange(n, device=x.device)).unsqueeze(-1).expand(batch, n, hidden)
+            kept = x[:, : m * n].gather(1, index)
+
+        x = torch.cat([kept, x[:, m * n:]], dim=1)
+        positions = torch.arange(n + length, device=x.device).unsqueeze(0).expand(batch, -1)
+        mask = additive(causal_mask(n, input_mask), x.dtype)
+        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, positions)
+        logits = self.model.lm_head(self.model.model.norm(x))
+        loss = None
+        if labels is not None:
+            # As peft's prompt tuning: the last prompt position predicts the first input token.
+            pred = logits[:, n - 1: n + length - 1].float()
+            target = labels.masked_fill(input_mask == 0, -100)
+            loss = nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
+                                               ignore_index=-100)
+        return _Output(logits=logits, loss=loss, selected=selected, scores=scores)
+
+    def save_pretrained(self, out_dir: str, **_):
+        from safetensors.torch import save_file
+
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_file({"prompts": self.prompts.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))
+        meta = {"method": "idp", **self.idp_config.params(), "hidden_size": int(self.prompts.shape[-1]),
+                "base_model": str(getattr(self.model, "name_or_path", ""))}
+        (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def is_idp_dir(adapter_dir: str | Path) -> bool:
+    return (Path(adapter_dir) / CONFIG_FILE).is_file()
+
+
+def load_idp(model, adapter_dir: str | Path) -> IDPModel:
+    """Put the IDP prompt pool saved in ``adapter_dir`` on ``model`` (safetensors, no pickle)."""
+    from safetensors.torch import load_file
+
+    import dataclasses
+
+    meta = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
+    config = IDPConfig(**{f.name: meta[f.name] for f in dataclasses.fields(IDPConfig) if f.name in meta})
+    prompts = load_file(str(Path(adapter_dir) / PROMPTS_FILE))["prompts"]
+    if prompts.shape[-1] != model.config.hidden_size:
+        raise ValueError(f"{adapter_dir}: prompts of width {prompts.shape[-1]} do not fit a model of width "
+                         f"{model.config.hidden_size}")
+    idp = IDPModel(model, prompts, config).to(model.device)
+    idp.eval()
+    return idp
+
+
+def prepare(model, config: IDPConfig, seed: int) -> IDPModel:
+    """A new pool, each prompt initialised from embeddings of random vocabulary tokens."""
+    torch.manual_seed(seed)
+    embed = model.model.embed_tokens.weight.detach()
+    ids = torch.randint(0, embed.shape[0], (config.pool_size, config.num_virtual_tokens))
+    return IDPModel(model, embed[ids].float().cpu(), config).to(model.device)

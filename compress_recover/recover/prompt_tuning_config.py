@@ -1,0 +1,35 @@
+"""Config of prompt tuning (Lester et al. 2021, https://arxiv.org/abs/2104.08691), kept import-light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import ConfigError, MethodConfig
+
+
+@dataclass(frozen=True)
+class PromptTuningConfig(MethodConfig):
+    """Soft prompt tuning through peft: ``num_virtual_tokens`` trained input embeddings
+    placed before every input; the model itself stays frozen. Saved in PEFT format.
+
+    Example (config.yaml, under ``recovery.methods``)::
+
+        - method: prompt_tuning
+          num_virtual_tokens: 20
+          init_text: null   # e.g. "Answer the question with a fact." (null: random init)
+          lr: 3.0e-2
+    """
+
+    method = "prompt_tuning"
+    num_virtual_tokens: int = 20
+    init_text: str | None = None
+    lr: float = 3.0e-2
+    weight_decay: float = 0.0
+
+    def check(self, key: str) -> None:
+        if self.num_virtual_tokens < 1:
+            raise ConfigError(f"{key}.num_virtual_tokens: {self.num_virtual_tokens} must be >= 1")
+        if self.lr <= 0:
+            raise ConfigError(f"{key}.lr: {self.lr} must be > 0")
+        if self.init_text is not None and not self.init_text.strip():
+            raise ConfigError(f"{key}.init_text: give a non-empty text or null")

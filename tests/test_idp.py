@@ -1,0 +1,119 @@
+"""Inference-time Dynamic Prompting: selection, routing, equivalence with prompt tuning."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from compress_recover.modeling import load_model
+from compress_recover.recover.idp import IDPModel, additive, load_idp, prompt_scores, selection_mask
+from compress_recover.recover.idp_config import IDPConfig
+
+IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 300, 11], [9, 8, 7, 6, 5, 4, 3, 2]])
+
+
+def _pool(model, m, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(m, n, model.config.hidden_size, generator=g) * 0.5
+
+
+def _idp(checkpoint, m=3, n=2, **kw):
+    model, _ = load_model(checkpoint, device="cpu")
+    return IDPModel(model, _pool(model, m, n), IDPConfig(pool_size=m, num_virtual_tokens=n, **kw))
+
+
+def test_scores_are_mean_attention_of_input_to_each_prompt():
+    m, n, length = 3, 2, 2
+    size = m * n + length
+    attn = torch.zeros(1, 2, size, size)
+    # input query 0 (row 6): head 0 looks at prompt 2, head 1 at prompt 0
+    attn[0, 0, 6, 4:6] = 0.5
+    attn[0, 1, 6, 0:2] = 0.3
+    # input query 1 (row 7) is padding: whatever it attends to must not count
+    attn[0, :, 7, 2:4] = 1.0
+    scores = prompt_scores(attn, m, n, torch.tensor([[1, 0]]))
+    assert scores.argmax(dim=-1).item() == 2
+    torch.testing.assert_close(scores, torch.tensor([[0.15, 0.0, 0.25]]))
+
+
+def test_selection_mask_isolates_prompts_and_lets_input_see_all():
+    mask = selection_mask(2, 2, torch.tensor([[1, 1, 0]]))[0]
+    assert mask[1, 0] and not mask[2, 1] and not mask[0, 1]  # prompt 0 causal, prompt 1 cannot see it
+    assert mask[4, :4].all() and mask[5, :5].all()          # inputs see every prompt and earlier inputs
+    assert not mask[5, 6] and not mask[6, 6]                 # the padded input is never attended to
+
+
+def test_selection_follows_hf_attention_of_the_selection_layer(tiny_checkpoint):
+    """IDP's choice equals the argmax computed from the HF model's own attention output."""
+    idp = _idp(tiny_checkpoint, m=4, n=2).eval()
+    with torch.no_grad():
+        out = idp(input_ids=IDS)
+        model = idp.model
+        m, n = 4, 2
+        emb = model.model.embed_tokens(IDS)
+        x = torch.cat([idp.prompts.reshape(1, m * n, -1).expand(2, -1, -1), emb], dim=1)
+        positions = torch.cat([torch.arange(n).repeat(m), n + torch.arange(IDS.shape[1])]).expand(2, -1)
+        mask = additive(selection_mask(m, n, torch.ones_like(IDS)), emb.dtype)
+        hf = model(inputs_embeds=x, attention_mask=mask, position_ids=positions, output_attentions=True)
+        expected = prompt_scores(hf.attentions[0], m, n, torch.ones_like(IDS))
+    torch.testing.assert_close(out.scores, expected)
+    assert torch.equal(out.selected, expected.argmax(dim=-1))
+    assert out.logits.shape == (2, n + IDS.shape[1], model.config.vocab_size)
+
+
+def test_pool_of_one_is_exactly_prompt_tuning(tiny_checkpoint):
+    from peft import PromptTuningConfig, get_peft_model
+
+    idp = _idp(tiny_checkpoint, m=1, n=3).eval()
+    base, _ = load_model(tiny_checkpoint, device="cpu")
+    peft_model = get_peft_model(base, PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=3))
+    with torch.no_grad():
+        peft_model.prompt_encoder["default"].embedding.weight.copy_(idp.prompts[0])
+        expected = peft_model(input_ids=IDS).logits
+        got = idp(input_ids=IDS).logits
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_hard_routing_gives_gradient_only_to_the_selected_prompt(tiny_checkpoint):
+    idp = _idp(tiny_checkpoint, m=4, n=2).train()
+    ids = IDS[:1]
+    out = idp(input_ids=ids, labels=ids)
+    out.loss.backward()
+    selected = out.selected.item()
+    norms = idp.prompts.grad.flatten(1).norm(dim=1)
+    assert norms[selected] > 0
+    assert all(norms[j] == 0 for j in range(4) if j != selected)
+    # and the trained forward equals the inference forward
+    with torch.no_grad():
+        torch.testing.assert_close(idp.eval()(input_ids=ids).logits, out.logits.detach())
+
+
+def test_shard_routing_trains_prompt_of_the_block_index(tiny_checkpoint):
+    idp = _idp(tiny_checkpoint, m=3, n=2, routing="shard").train()
+    out = idp(input_ids=IDS, labels=IDS, block_index=torch.tensor([4, 6]))  # prompts 1 and 0
+    out.loss.backward()
+    norms = idp.prompts.grad.flatten(1).norm(dim=1)
+    assert norms[0] > 0 and norms[1] > 0 and norms[2] == 0
+    with pytest.raises(ValueError, match="block index"):
+        idp(input_ids=IDS, labels=IDS)
+
+
+def test_soft_routing_trains_the_whole_pool(tiny_checkpoint):
+    idp = _idp(tiny_checkpoint, m=3, n=2, routing="soft").train()
+    idp(input_ids=IDS, labels=IDS).loss.backward()
+    assert (idp.prompts.grad.flatten(1).norm(dim=1) > 0).all()
+
+
+def test_save_and_load_round_trip(tiny_checkpoint, tmp_path):
+    idp = _idp(tiny_checkpoint, m=2, n=3, selection_layers=1).eval()
+    idp.save_pretrained(tmp_path)
+    model, _ = load_model(tiny_checkpoint, device="cpu")
+    again = load_idp(model, tmp_path)
+    assert again.idp_config == idp.idp_config
+    with torch.no_grad():
+        assert torch.equal(again(input_ids=IDS).logits, idp(input_ids=IDS).logits)
+
+
+def test_selection_layers_must_leave_layers_to_run(tiny_checkpoint):
+    with pytest.raises(ValueError, match="selection_layers"):
+        _idp(tiny_checkpoint, m=2, n=2, selection_layers=2)
