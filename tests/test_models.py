@@ -194,3 +194,19 @@ def test_gptq_is_deterministic_for_a_seed(gptq_checkpoint, tiny_checkpoint, text
     first, second = load_file(gptq_checkpoint / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_lora_manifest_says_merging_would_break_sparsity(tiny_checkpoint, text_dir, tmp_path):
+    from compress_recover.compress.run import run_compression
+
+    pruned = tmp_path / "pruned"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(pruned),
+                    method_config={"method": "magnitude", "sparsity": 0.5}, key="compression.methods[1]",
+                    text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, device="cpu", seed=0,
+                    threads=1)
+    manifest = _recover(pruned, text_dir, tmp_path / "adapter", steps=2)
+    assert manifest["merge"]["merge_breaks_sparsity"] is True and manifest["merge"]["merged"] is False
+    # the adapter stays unmerged: the pruned base weights keep their zeros
+    model, _ = load_recovered(pruned, tmp_path / "adapter", device="cpu")
+    base_q = model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
+    assert abs(float((base_q == 0).float().mean()) - 0.5) < 0.01

@@ -56,6 +56,27 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     return losses
 
 
+def merge_note(checkpoint_dir: str, method: str) -> dict:
+    """Whether merging a LoRA adapter into this checkpoint would keep its compression.
+
+    Adapters are kept unmerged: merging B @ A into a pruned weight fills its zeros,
+    and into a GPTQ weight would need requantization.
+    """
+    from ..io import read_json
+
+    manifest_file = Path(checkpoint_dir) / "manifest.json"
+    details = read_json(manifest_file).get("details", {}) if manifest_file.exists() else {}
+    if method != "lora":
+        return {"merged": False, "note": "input-side method: nothing to merge into the weights"}
+    if details.get("pruned_layers_sparsity"):
+        return {"merged": False, "merge_breaks_sparsity": True,
+                "note": f"merging would densify layers pruned to {details['pruned_layers_sparsity']:.3f} sparsity"}
+    if details.get("bits"):
+        return {"merged": False, "merge_breaks_quantization": True,
+                "note": f"merging into {details['bits']}-bit GPTQ weights would need requantization"}
+    return {"merged": False, "merge_breaks_sparsity": False, "note": "dense checkpoint: merging is lossless"}
+
+
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                  steps: int, batch_size: int, seq_len: int, device: str, dtype: str, seed: int,
                  threads: int, trust_remote_code: bool = False) -> dict:
@@ -95,5 +116,6 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
             "library_versions": library_versions(),
         }
         manifest["adapter_bytes"] = dir_size(tmp)
+        manifest["merge"] = merge_note(checkpoint_dir, config.method)
         write_json(tmp / "manifest.json", manifest)
     return manifest
