@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
 from compress_recover.compress import COMPRESSION
-from compress_recover.config import build_plan, choice_regex
+from compress_recover.config import build_plan, canonical, choice_regex
 from compress_recover.recover import RECOVERY
 
 validate(config, "../compress_recover/schema/config.schema.yaml")
@@ -45,11 +45,11 @@ def all_targets():
 
 
 def model_spec(wildcards):
-    return PLAN.models[wildcards.model]
+    return canonical(PLAN.models[wildcards.model])
 
 
 def compression_config(wildcards):
-    return PLAN.compressions[wildcards.compression].raw
+    return canonical(PLAN.compressions[wildcards.compression].raw)
 
 
 def compression_key(wildcards):
@@ -57,7 +57,7 @@ def compression_key(wildcards):
 
 
 def recovery_config(wildcards):
-    return PLAN.recoveries[wildcards.recovery].raw
+    return canonical(PLAN.recoveries[wildcards.recovery].raw)
 
 
 def recovery_key(wildcards):
@@ -88,6 +88,14 @@ def task_dir(wildcards):
     if kind == "custom":
         return PLAN.custom_tasks[wildcards.task]
     return None
+
+
+def section(*keys):
+    """A config section as a params value, keys sorted (see compress_recover.config.canonical)."""
+    value = config
+    for key in keys:
+        value = value[key]
+    return canonical(value)
 
 
 def eval_labels(wildcards):

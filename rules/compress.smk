@@ -18,7 +18,7 @@ for method in COMPRESSION_METHODS:
         params:
             method_config=compression_config,
             key=compression_key,
-            calibration=config["compression"]["calibration"],
+            calibration=section("compression", "calibration"),
             device=config["device"],
             seed=config["seed"],
         threads: 4

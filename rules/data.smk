@@ -27,7 +27,7 @@ rule text:
     log:
         "logs/data/text.log",
     params:
-        text=config["data"]["text"],
+        text=section("data", "text"),
         seed=config["seed"],
     threads: 1
     conda:

@@ -14,7 +14,7 @@ rule evaluate:
     params:
         task_dir=task_dir,
         labels=eval_labels,
-        evaluation=config["evaluation"],
+        evaluation=section("evaluation"),
         device=config["device"],
         dtype=config["dtype"],
         seed=config["seed"],

@@ -17,7 +17,7 @@ for method in RECOVERY_METHODS:
         params:
             method_config=recovery_config,
             key=recovery_key,
-            budget=config["recovery"]["budget"],
+            budget=section("recovery", "budget"),
             device=config["device"],
             dtype=config["dtype"],
             seed=config["seed"],

@@ -32,9 +32,10 @@ def tiny_config(model_dir: Path) -> dict:
     }
 
 
-def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None,
+              sort_keys: bool = True) -> subprocess.CompletedProcess:
     cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
+    cfg.write_text(yaml.safe_dump(config, sort_keys=sort_keys))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
            "--configfile", str(cfg), "--cores", "2", *args]
     return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=1500)
@@ -90,9 +91,18 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     assert (workdir / "logs/tiny/gptq-w4g32/compress.log").stat().st_size > 0
 
 
-def test_rerun_is_a_no_op(finished_run):
+def _reversed_keys(value):
+    if isinstance(value, dict):
+        return {k: _reversed_keys(value[k]) for k in reversed(sorted(value))}
+    if isinstance(value, list):
+        return [_reversed_keys(v) for v in value]
+    return value
+
+
+def test_rerun_is_a_no_op_even_with_keys_reordered(finished_run):
     workdir, config = finished_run
     assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
+    assert planned_jobs(snakemake(workdir, _reversed_keys(config), "--dry-run", sort_keys=False)) == {}
 
 
 def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
