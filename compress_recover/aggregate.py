@@ -9,7 +9,6 @@ row's own name.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 from .io import atomic_file, read_json
 

@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import time
-from pathlib import Path
 
 from .io import atomic_file, write_json
 from .runtime import configure_threads, library_versions, resolve_device, seed_everything

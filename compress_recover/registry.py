@@ -60,6 +60,16 @@ class MethodConfig:
         return cfg
 
 
+@dataclass(frozen=True)
+class NoMethod(MethodConfig):
+    """The identity: the base model uncompressed, or the compressed model unrecovered."""
+
+    method = "none"
+
+    def slug(self) -> str:
+        return "none"
+
+
 def _type_ok(value: Any, hint: Any) -> bool:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):

@@ -11,7 +11,6 @@ from compress_recover.compress.masks import magnitude_mask, nm_violations, spars
 from compress_recover.compress.pruning import target_linears
 from compress_recover.compress.pruning_config import PruningConfig
 from compress_recover.compress.run import copy_tokenizer
-from compress_recover.io import read_json
 from compress_recover.modeling import load_model
 from compress_recover.registry import ConfigError
 from compress_recover.textdata import calibration_blocks

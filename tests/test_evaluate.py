@@ -53,7 +53,6 @@ def test_lm_eval_scores_match_a_direct_loglikelihood(method, tiny_checkpoint, ca
     assert len(samples) == 10 == result["n-samples"]["capitals"]["effective"]
     assert result["compress_recover"]["model"] == "tiny"
     model, tok = load_recovered(tiny_checkpoint, adapter, device="cpu")
-    correct = 0
     for sample in samples[:3] + samples[-2:]:
         doc = sample["doc"]
         scores = []

@@ -69,7 +69,7 @@ def finished_run(tmp_path_factory):
 def test_summary_has_every_cell_task_and_metric(finished_run):
     workdir, _ = finished_run
     table = pd.read_csv(workdir / "results" / "summary.csv")
-    cells = set(zip(table.model, table.compression, table.recovery))
+    cells = set(zip(table.model, table.compression, table.recovery, strict=True))
     assert cells == {("tiny", "none", "none"), ("tiny", "gptq-w4g32", "none"), ("tiny", "gptq-w4g32", "lora")}
     assert set(table.task) == {"capitals", "element_symbol"}
     assert set(table.metric) == {"acc", "acc_norm"}

@@ -10,26 +10,12 @@ for the manifest.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..registry import MethodConfig, Registry
+from ..registry import NoMethod, Registry
 from .gptq_config import GPTQConfig
 from .pruning_config import MagnitudeConfig, SparseGPTConfig, WandaConfig
 
 COMPRESSION = Registry("compression")
-
-
-@dataclass(frozen=True)
-class NoCompression(MethodConfig):
-    """The base model, unchanged."""
-
-    method = "none"
-
-    def slug(self) -> str:
-        return "none"
-
-
-COMPRESSION.register(NoCompression, None)
+COMPRESSION.register(NoMethod, None)
 COMPRESSION.register(GPTQConfig, "compress_recover.compress.gptq:compress")
 COMPRESSION.register(MagnitudeConfig, "compress_recover.compress.pruning:compress_magnitude")
 COMPRESSION.register(WandaConfig, "compress_recover.compress.pruning:compress_llmcompressor")

@@ -54,7 +54,7 @@ def prune_magnitude_(model, config: PruningConfig) -> None:
     import torch
 
     with torch.no_grad():
-        for name, mod in target_linears(model).items():
+        for mod in target_linears(model).values():
             mod.weight.mul_(magnitude_mask(mod.weight, sparsity=config.sparsity, n_m=config.nm()).to(mod.weight))
 
 

@@ -8,27 +8,13 @@ returns the model with its trainable parameters attached; the shared training lo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from ..registry import MethodConfig, Registry
+from ..registry import NoMethod, Registry
 from .idp_config import IDPConfig
 from .lora_config import LoRAConfig
 from .prompt_tuning_config import PromptTuningConfig
 
 RECOVERY = Registry("recovery")
-
-
-@dataclass(frozen=True)
-class NoRecovery(MethodConfig):
-    """The compressed model as it is."""
-
-    method = "none"
-
-    def slug(self) -> str:
-        return "none"
-
-
-RECOVERY.register(NoRecovery, None)
+RECOVERY.register(NoMethod, None)
 RECOVERY.register(LoRAConfig, "compress_recover.recover.lora:prepare")
 RECOVERY.register(PromptTuningConfig, "compress_recover.recover.prompt_tuning:prepare")
 RECOVERY.register(IDPConfig, "compress_recover.recover.idp:prepare")
