@@ -64,13 +64,17 @@ def padding_aware_lm(model, **hflm_kwargs):
     import torch
     from lm_eval.models import huggingface as hf
 
-    lengths: list = []
+    pending: dict = {}
 
     class PaddingAwareLM(hf.HFLM):
         def _model_call(self, inps, attn_mask=None, labels=None):
-            if attn_mask is not None or not lengths or len(lengths[-1]) != inps.shape[0]:
+            if attn_mask is not None:
                 return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
-            sizes = torch.tensor(lengths[-1], device=inps.device)
+            sizes = pending.pop("lengths", None)
+            if sizes is None or len(sizes) != inps.shape[0]:
+                raise RuntimeError("could not match lm-eval's padding to the batch it scores; refusing to "
+                                   "evaluate a padding-sensitive model (IDP) without its attention mask")
+            sizes = torch.tensor(sizes, device=inps.device)
             mask = (torch.arange(inps.shape[1], device=inps.device)[None, :] < sizes[:, None]).long()
             with torch.no_grad():
                 return self.model(inps, attention_mask=mask).logits
@@ -78,7 +82,7 @@ def padding_aware_lm(model, **hflm_kwargs):
     original = hf.pad_and_concat
 
     def recording(max_length, tensors, padding_side="right"):
-        lengths.append([t.shape[0] for t in tensors])
+        pending["lengths"] = [t.shape[0] for t in tensors]
         return original(max_length, tensors, padding_side=padding_side)
 
     hf.pad_and_concat = recording
