@@ -39,11 +39,12 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
     configure_threads(threads)
     seed_everything(seed)
     device = resolve_device(device)
-    from transformers import AutoTokenizer
+    calibration = None
+    if config.uses_calibration:
+        from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    calibration = calibration_blocks(tokenizer, Path(text_dir) / "train.jsonl",
-                                     samples=calibration_samples, seq_len=calibration_seq_len, seed=seed)
+        calibration = calibration_blocks(AutoTokenizer.from_pretrained(model_dir), Path(text_dir) / "train.jsonl",
+                                         samples=calibration_samples, seq_len=calibration_seq_len, seed=seed)
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         _, details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
@@ -61,7 +62,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "disk_bytes": dir_size(tmp),
             "calibration": ({"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
                              "tokens": int(calibration.numel()), "seed": seed}
-                            if config.uses_calibration else {"tokens": 0, "note": "method uses no calibration data"}),
+                            if calibration is not None else {"tokens": 0, "note": "method uses no calibration data"}),
             "device": device,
             "threads": threads,
             "wall_time_s": round(time.perf_counter() - start, 2),
