@@ -16,6 +16,7 @@ import yaml
 from .compress import COMPRESSION
 from .facts import RELATIONS
 from .recover import RECOVERY
+from .recover.objective import Objective
 from .registry import ConfigError, MethodConfig
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -28,8 +29,9 @@ class Entry:
 
     slug: str
     key: str  # e.g. "compression.methods[1]"
-    raw: dict
+    raw: dict  # the method's own keys (a recovery entry's 'objective' is resolved into ``objective``)
     config: MethodConfig
+    objective: Objective | None = None  # recovery entries that train: the effective objective
 
     @property
     def method(self) -> str:
@@ -79,19 +81,30 @@ class Plan:
         return "builtin"
 
 
-def _entries(registry, raws: list[dict], section: str) -> dict[str, Entry]:
+def _entries(registry, raws: list[dict], section: str, objective: Objective | None = None) -> dict[str, Entry]:
+    """Parse a methods list. For recovery (``objective`` given: the config-wide default)
+    an entry may override the objective; a non-default objective is part of its name."""
     entries: dict[str, Entry] = {}
     for i, raw in enumerate(raws):
         key = f"{section}[{i}]"
+        raw = dict(raw) if isinstance(raw, dict) else raw
+        override = raw.pop("objective", None) if isinstance(raw, dict) else None
         cfg = registry.parse(raw, key)
         slug = cfg.slug()
+        effective = None
+        if objective is not None and cfg.method != "none":
+            effective = Objective.from_dict(override, f"{key}.objective", base=objective)
+            if cfg.name is None:
+                slug += effective.suffix()
+        elif override is not None:
+            raise ConfigError(f"{key}.objective: method '{cfg.method}' trains nothing; remove its objective")
         if slug == "none" and cfg.method != "none":
             raise ConfigError(f"{key}: the name 'none' is reserved for method 'none'")
         if not NAME.match(slug):
             raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
         if slug in entries:
             raise ConfigError(f"{key}: name {slug!r} is already used by {entries[slug].key}; set a distinct 'name'")
-        entries[slug] = Entry(slug, key, dict(raw), cfg)
+        entries[slug] = Entry(slug, key, dict(raw), cfg, effective)
     return entries
 
 
@@ -196,7 +209,8 @@ def build_plan(config: dict) -> Plan:
     if not seen:
         raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
     compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
-    recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods")
+    objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
+    recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective)
     _check_widths(models, compressions)
     return Plan(models=models, compressions=compressions, recoveries=recoveries,
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),

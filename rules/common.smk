@@ -16,6 +16,7 @@ COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
 RECOVERY_METHODS = [m for m in RECOVERY.names() if m != "none"]
 
 # Every path of the workflow, in provenance order.
+BASE_CHECKPOINT = "results/{model}/none/checkpoint"  # the download: the uncompressed model
 CHECKPOINT = "results/{model}/{compression}/checkpoint"
 ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
 EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
@@ -64,8 +65,15 @@ def recovery_key(wildcards):
     return PLAN.recoveries[wildcards.recovery].key
 
 
+def recovery_objective(wildcards):
+    return canonical(PLAN.recoveries[wildcards.recovery].objective.params())
+
+
 def recover_inputs(wildcards):
-    return {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
+    inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
+    if PLAN.recoveries[wildcards.recovery].objective.needs_teacher:
+        inputs["teacher"] = BASE_CHECKPOINT.format(model=wildcards.model)
+    return inputs
 
 
 def evaluate_inputs(wildcards):

@@ -7,7 +7,7 @@ for method in COMPRESSION_METHODS:
         name:
             f"compress_{method}"
         input:
-            checkpoint="results/{model}/none/checkpoint",
+            checkpoint=BASE_CHECKPOINT,
             text=TEXT,
         output:
             directory(CHECKPOINT),

@@ -4,7 +4,7 @@
 
 rule download:
     output:
-        directory("results/{model}/none/checkpoint"),
+        directory(BASE_CHECKPOINT),
     log:
         "logs/{model}/none/download.log",
     benchmark:

@@ -18,6 +18,7 @@ for method in RECOVERY_METHODS:
             method_config=recovery_config,
             key=recovery_key,
             budget=section("recovery", "budget"),
+            objective=recovery_objective,
             device=config["device"],
             dtype=config["dtype"],
             seed=config["seed"],

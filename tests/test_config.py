@@ -30,8 +30,8 @@ def default_config() -> dict:
 def test_default_config_is_valid_and_plans_the_issue_grid():
     plan = build_plan(default_config())
     assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w3g64", "none"),
-                            ("smollm2-135m", "gptq-w3g64", "lora"), ("smollm2-135m", "wanda-s50", "none"),
-                            ("smollm2-135m", "wanda-s50", "lora")]
+                            ("smollm2-135m", "gptq-w3g64", "lora"), ("smollm2-135m", "gptq-w3g64", "prompt_tuning"),
+                            ("smollm2-135m", "gptq-w3g64", "idp")]
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name"]
 
 
@@ -73,7 +73,7 @@ def _plan_error(mutate) -> str:
 def test_duplicate_names_are_rejected():
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 3, "group_size": 64,
                                                                      "damp_percent": 0.1}))
-    assert "compression.methods[3]" in msg and "gptq-w3g64" in msg
+    assert "compression.methods[2]" in msg and "gptq-w3g64" in msg
 
 
 def test_reserved_names_are_rejected():
@@ -120,13 +120,13 @@ def test_schema_and_method_dataclasses_agree(section, registry):
         props = _schema_method_props(section, name)
         cls = registry[name].config_cls
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        assert set(props) - {"method"} == set(fields), name
+        assert set(props) - {"method", "objective"} == set(fields), name
         instance = cls.__new__(cls)  # defaults without the range checks of a real config
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             object.__setattr__(instance, f.name, default)
         for field_name, prop in props.items():
-            if field_name in ("method", "name"):
+            if field_name in ("method", "name", "objective"):
                 continue
             default = getattr(instance, field_name)
             assert prop["default"] == (list(default) if isinstance(default, tuple) else default), (name, field_name)
@@ -144,9 +144,9 @@ def test_method_configs_reject_unknown_keys_and_wrong_types(registry):
 
 def test_group_size_must_divide_the_known_model_width():
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 4, "group_size": 128}))
-    assert "compression.methods[3].group_size: 128 does not divide" in msg and "576" in msg
+    assert "compression.methods[2].group_size: 128 does not divide" in msg and "576" in msg
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "wanda", "n_m": "2:7"}))
-    assert "compression.methods[3].n_m: 7 does not divide" in msg
+    assert "compression.methods[2].n_m: 7 does not divide" in msg
 
 
 def test_gptq_config_checks_ranges():
@@ -166,7 +166,7 @@ def test_every_schema_property_has_description_and_default():
 
     def walk(node, path):
         for name, prop in (node.get("properties") or {}).items():
-            if name in ("method", "name") or not prop:
+            if name in ("method", "name") or not prop or "$ref" in prop:
                 continue
             if "description" not in prop or "default" not in prop:
                 if path.endswith("task_dirs.items"):
@@ -199,3 +199,24 @@ def test_readme_paper_scale_config_is_valid():
     validate(config, SCHEMA)
     plan = build_plan(config)
     assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (1 + 11 * 2)
+
+
+def test_objective_override_names_the_entry_and_needs_the_teacher():
+    config = default_config()
+    config["recovery"]["methods"] += [{"method": "lora", "objective": {"loss": "distill"}},
+                                      {"method": "prompt_tuning", "objective": {"loss": "mix", "distill_weight": 0.3}}]
+    validate(config, SCHEMA)
+    plan = build_plan(config)
+    assert plan.recoveries["lora"].objective.loss == "lm"
+    assert plan.recoveries["lora-kd"].objective.needs_teacher
+    assert plan.recoveries["prompt_tuning-mix0.3"].objective.distill_weight == 0.3
+    assert "objective" not in plan.recoveries["lora-kd"].raw  # the method's own keys only
+    # a config-wide objective renames every training entry
+    config = default_config()
+    config["recovery"]["objective"] = {"loss": "distill", "distill_weight": 0.5, "temperature": 1.0}
+    assert "lora-kd" in build_plan(config).recoveries
+
+
+def test_objective_on_method_none_is_refused():
+    msg = _plan_error(lambda c: c["recovery"]["methods"][0].update(objective={"loss": "distill"}))
+    assert "recovery.methods[0].objective" in msg

@@ -117,3 +117,59 @@ def test_save_and_load_round_trip(tiny_checkpoint, tmp_path):
 def test_selection_layers_must_leave_layers_to_run(tiny_checkpoint):
     with pytest.raises(ValueError, match="selection_layers"):
         _idp(tiny_checkpoint, m=2, n=2, selection_layers=2)
+
+
+def _greedy_by_full_forward(idp, ids, mask, steps, selected):
+    """Reference decoding: a full forward pass per token with the kept prompts forced."""
+    for _ in range(steps):
+        with torch.no_grad():
+            logits = idp(input_ids=ids, attention_mask=mask, selected=selected).logits[:, -1]
+        ids = torch.cat([ids, logits.argmax(-1, keepdim=True)], dim=1)
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+    return ids
+
+
+def test_generation_with_cache_equals_full_forward_decoding(tiny_checkpoint):
+    """Cached decoding gives the tokens of full forward passes (same kept prompt), also
+    for a left-padded batch (as lm-eval's generate_until pads)."""
+    idp = _idp(tiny_checkpoint, m=3, n=2).eval()
+    pad = 0
+    ids = torch.tensor([[pad, pad, 5, 17, 42, 99], [9, 8, 7, 6, 5, 4]])
+    mask = (torch.arange(6)[None, :] >= torch.tensor([[2], [0]])).long()
+    with torch.no_grad():
+        selected = idp(input_ids=ids, attention_mask=mask).selected
+    got = idp.generate(ids, attention_mask=mask, max_new_tokens=5, eos_token_id=[], pad_token_id=pad)
+    expected = _greedy_by_full_forward(idp, ids, mask, 5, selected)
+    assert got.shape == (2, 11)
+    assert torch.equal(got, expected)
+    # the left-padded row generates what it generates alone, unpadded
+    alone = idp.generate(ids[:1, 2:], max_new_tokens=5, eos_token_id=[])
+    assert torch.equal(alone[0, 4:], got[0, 6:])
+
+
+def test_generation_stops_at_eos_and_pads(tiny_checkpoint):
+    idp = _idp(tiny_checkpoint, m=2, n=2).eval()
+    first = idp.generate(IDS, max_new_tokens=1, eos_token_id=[])[:, -1]
+    out = idp.generate(IDS, max_new_tokens=4, eos_token_id=int(first[0]), pad_token_id=1)
+    assert out[0, IDS.shape[1]] == first[0] and (out[0, IDS.shape[1] + 1:] == 1).all()
+    with pytest.raises(TypeError, match="num_beams"):
+        idp.generate(IDS, max_new_tokens=2, num_beams=2)
+
+
+def test_lm_eval_generate_until_runs_on_idp(tiny_checkpoint):
+    """lm-eval's own generate_until path (left padding, stop sequences) drives IDP's generate."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    model, tokenizer = load_model(tiny_checkpoint, device="cpu")
+    idp = IDPModel(model, _pool(model, 2, 2), IDPConfig(pool_size=2, num_virtual_tokens=2)).eval()
+    lm = HFLM(pretrained=idp, tokenizer=tokenizer, batch_size=2, device="cpu")
+    contexts = ["the capital of", "a short and longer question about"]
+    requests = [Instance("generate_until", None, (c, {"until": ["\n\n"], "max_gen_toks": 4}), i)
+                for i, c in enumerate(contexts)]
+    outputs = lm.generate_until(requests)
+    for context, text in zip(contexts, outputs, strict=True):
+        ids = torch.tensor([tokenizer(context)["input_ids"]])
+        alone = idp.generate(ids, max_new_tokens=4, eos_token_id=tokenizer.eos_token_id)
+        expected = tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True).split("\n\n")[0]
+        assert text == expected

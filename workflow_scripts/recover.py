@@ -19,6 +19,8 @@ with log_to(snakemake.log[0]):
         steps=budget["steps"],
         batch_size=budget["batch_size"],
         seq_len=budget["seq_len"],
+        objective=snakemake.params.objective,
+        teacher_dir=snakemake.input.get("teacher"),
         device=snakemake.params.device,
         dtype=snakemake.params.dtype,
         seed=snakemake.params.seed,

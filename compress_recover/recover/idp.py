@@ -63,8 +63,14 @@ def causal_mask(prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
     return allowed
 
 
+def input_positions(input_mask: torch.Tensor, offset: int) -> torch.Tensor:
+    """Position ids of the input tokens: ``offset``, ``offset + 1``, ... over the real
+    tokens whatever the padding side (padding repeats a neighbour's position; it is masked)."""
+    return offset + (input_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
 def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, S, S) boolean -> (B, 1, S, S) additive mask, as HF attention layers take it."""
+    """(B, Q, K) boolean -> (B, 1, Q, K) additive mask, as HF attention layers take it."""
     out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     out.masked_fill_(~mask, torch.finfo(dtype).min)
     return out.unsqueeze(1)
@@ -84,6 +90,10 @@ def prompt_scores(attn: torch.Tensor, pool_size: int, prompt_len: int, input_mas
 
 
 # ---- the model --------------------------------------------------------------------
+
+# Arguments HF-style callers pass that change nothing here.
+_IGNORED_KWARGS = {"use_cache", "return_dict"}
+
 
 class _Output:
     def __init__(self, logits, loss=None, selected=None, scores=None):
@@ -134,13 +144,7 @@ class IDPModel(nn.Module):
     def tie_weights(self, *args, **kwargs):
         return None
 
-    def generate(self, *args, **kwargs):
-        raise NotImplementedError(
-            "IDP scores log-likelihoods (multiple-choice and perplexity tasks); generation with a "
-            "prompt pool is not implemented yet, so generate_until tasks cannot run on an IDP model"
-        )
-
-    def _layers(self, x, layers, mask, positions, capture: list | None = None):
+    def _layers(self, x, layers, mask, positions, capture: list | None = None, cache=None):
         inner = self.model.model
         cos_sin = inner.rotary_emb(x, position_ids=positions)
         for layer in layers:
@@ -148,31 +152,43 @@ class IDPModel(nn.Module):
             if capture is not None:
                 hook = layer.self_attn.register_forward_hook(lambda mod, args, out: capture.append(out[1]))
             try:
-                x = layer(x, attention_mask=mask, position_ids=positions, position_embeddings=cos_sin)
+                x = layer(x, attention_mask=mask, position_ids=positions, position_embeddings=cos_sin,
+                          past_key_values=cache, use_cache=cache is not None)
             finally:
                 if hook is not None:
                     hook.remove()
         return x
 
-    def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor):
+    def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor, cache=None):
         """Run the selection layers on [all prompts; input]; return hidden states and scores."""
         cfg = self.idp_config
         batch, length, _ = emb.shape
         m, n, _ = self.prompts.shape
         pool = prompts.reshape(batch, m * n, -1).to(emb.dtype)
         x = torch.cat([pool, emb], dim=1)
-        positions = torch.cat([torch.arange(n, device=emb.device).repeat(m),
-                               n + torch.arange(length, device=emb.device)]).unsqueeze(0).expand(batch, -1)
+        prompt_positions = torch.arange(n, device=emb.device).repeat(m).unsqueeze(0).expand(batch, -1)
+        positions = torch.cat([prompt_positions, input_positions(input_mask, n)], dim=1)
         mask = additive(selection_mask(m, n, input_mask), emb.dtype)
         attn: list = []
-        x = self._layers(x, self.model.model.layers[: cfg.selection_layers], mask, positions, capture=attn)
+        x = self._layers(x, self.model.model.layers[: cfg.selection_layers], mask, positions, capture=attn,
+                         cache=cache)
         if any(a is None for a in attn):
             raise RuntimeError("the selection layers returned no attention probabilities (eager attention needed)")
         scores = torch.stack([prompt_scores(a.float(), m, n, input_mask) for a in attn]).mean(dim=0)
         return x, scores
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, block_index: torch.Tensor | None = None, **kwargs):
+                labels: torch.Tensor | None = None, block_index: torch.Tensor | None = None,
+                selected: torch.Tensor | None = None, past_key_values=None, **kwargs):
+        """Logits (B, n + L, V) with the kept prompt's positions first.
+
+        At inference ``selected`` (B,) forces the kept prompts instead of the argmax
+        (used to check generation); ``past_key_values`` (a transformers DynamicCache)
+        is filled for :meth:`generate`.
+        """
+        unknown = sorted(k for k, v in kwargs.items() if v is not None and k not in _IGNORED_KWARGS)
+        if unknown:
+            raise TypeError(f"IDPModel.forward got unsupported argument(s) {unknown}")
         cfg = self.idp_config
         batch, length = input_ids.shape
         m, n, hidden = self.prompts.shape
@@ -188,9 +204,11 @@ class IDPModel(nn.Module):
             selected = scores.argmax(dim=-1)
         else:
             if not train_grad:
-                x, scores = self._selection_pass(pool, emb, input_mask)
-                selected = scores.argmax(dim=-1)
+                x, scores = self._selection_pass(pool, emb, input_mask, cache=past_key_values)
+                selected = scores.argmax(dim=-1) if selected is None else selected.to(input_ids.device)
             else:
+                if selected is not None or past_key_values is not None:
+                    raise ValueError("'selected' and 'past_key_values' are for inference (eval mode, no grad)")
                 if cfg.routing == "shard":
                     if block_index is None:
                         raise ValueError("idp routing 'shard' needs the block index of every training example")
@@ -206,9 +224,10 @@ class IDPModel(nn.Module):
             kept = x[:, : m * n].gather(1, index)
 
         x = torch.cat([kept, x[:, m * n:]], dim=1)
-        positions = torch.arange(n + length, device=x.device).unsqueeze(0).expand(batch, -1)
+        prompt_positions = torch.arange(n, device=x.device).unsqueeze(0).expand(batch, -1)
+        positions = torch.cat([prompt_positions, input_positions(input_mask, n)], dim=1)
         mask = additive(causal_mask(n, input_mask), x.dtype)
-        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, positions)
+        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, positions, cache=past_key_values)
         logits = self.model.lm_head(self.model.model.norm(x))
         loss = None
         if labels is not None:
@@ -218,6 +237,82 @@ class IDPModel(nn.Module):
             loss = nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
                                                ignore_index=-100)
         return _Output(logits=logits, loss=loss, selected=selected, scores=scores)
+
+    # ---- generation -------------------------------------------------------------
+
+    def _decode_step(self, token: torch.Tensor, full_mask: torch.Tensor, cache) -> torch.Tensor:
+        """Logits (B, V) of the next token after ``token`` (B,), with the caches of
+        :meth:`forward`: the selection layers still see the whole pool, the others the
+        kept prompt, exactly as a full forward pass with the same kept prompt."""
+        cfg = self.idp_config
+        m, n, _ = self.prompts.shape
+        batch = token.shape[0]
+        x = self.model.model.embed_tokens(token[:, None])
+        position = input_positions(full_mask, n)[:, -1:]
+        ones = full_mask.new_ones(batch, m * n).bool()
+        mask = additive(torch.cat([ones, full_mask.bool()], dim=1)[:, None, :], x.dtype)
+        x = self._layers(x, self.model.model.layers[: cfg.selection_layers], mask, position, cache=cache)
+        mask = additive(torch.cat([ones[:, :n], full_mask.bool()], dim=1)[:, None, :], x.dtype)
+        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, position, cache=cache)
+        return self.model.lm_head(self.model.model.norm(x))[:, -1]
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                 max_new_tokens: int | None = None, max_length: int | None = None, min_new_tokens: int = 0,
+                 do_sample: bool = False, temperature: float | None = None, stopping_criteria=None,
+                 pad_token_id: int | None = None, eos_token_id=None, use_cache: bool = True,
+                 generator: torch.Generator | None = None, **unsupported) -> torch.Tensor:
+        """Greedy (or temperature-sampled) decoding with a KV cache; returns prompt + new tokens.
+
+        The prompt is chosen once, from the input (the prefill), and kept for every
+        generated token. Accepts what lm-eval's ``generate_until`` passes (``max_length``,
+        ``stopping_criteria``, ``pad_token_id``, left-padded batches with their mask).
+        """
+        from transformers import DynamicCache
+
+        if unsupported:
+            raise TypeError(f"IDPModel.generate does not support {sorted(unsupported)}")
+        if not use_cache:
+            raise ValueError("IDPModel.generate always uses its KV cache")
+        length = input_ids.shape[1]
+        if max_new_tokens is None:
+            if max_length is None:
+                raise ValueError("give max_new_tokens or max_length")
+            max_new_tokens = max_length - length
+        if max_new_tokens < 1:
+            return input_ids
+        if eos_token_id is None:
+            eos_token_id = self.generation_config.eos_token_id
+        eos = torch.tensor([] if eos_token_id is None else
+                           ([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)),
+                           device=input_ids.device, dtype=torch.long)
+        pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        was_training = self.training
+        self.eval()
+        cache = DynamicCache()
+        logits = self(input_ids, attention_mask=mask, past_key_values=cache).logits[:, -1]
+        ids, done = input_ids, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        for step in range(max_new_tokens):
+            scores = logits.float()
+            if step < min_new_tokens and len(eos):
+                scores[:, eos] = -float("inf")
+            if do_sample:
+                probs = torch.softmax(scores / (temperature or 1.0), dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            else:
+                token = scores.argmax(dim=-1)
+            token = torch.where(done, torch.full_like(token, pad), token)
+            ids = torch.cat([ids, token[:, None]], dim=1)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
+            done |= torch.isin(token, eos)
+            if stopping_criteria is not None:
+                done |= torch.as_tensor(stopping_criteria(ids, scores), device=ids.device).bool()
+            if bool(done.all()) or step == max_new_tokens - 1:
+                break
+            logits = self._decode_step(token, mask, cache)
+        self.train(was_training)
+        return ids
 
     def save_pretrained(self, out_dir: str, **_):
         from safetensors.torch import save_file
