@@ -1,7 +1,8 @@
 """Stage 6, aggregate: one tidy table of every evaluation.
 
 ``results/summary.csv``: one row per (model, compression, recovery, task, metric)
-with value, stderr and n (questions scored). For a group task (e.g. mmlu) every
+with value, stderr and n (questions scored), and the model's cost columns (extra
+parameters and bytes, training time, disk size, latency per batch and per token). For a group task (e.g. mmlu) every
 subtask's row is kept, with ``task`` naming the configured task and ``subtask`` the
 row's own name.
 """
@@ -12,7 +13,18 @@ import math
 
 from .io import atomic_file, read_json
 
-COLUMNS = ["model", "compression", "recovery", "task", "subtask", "metric", "filter", "value", "stderr", "n"]
+KEYS = ["model", "compression", "recovery"]
+COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n"]
+COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
+                "latency_token_s"]
+
+
+def cost_row(cost: dict) -> dict:
+    """The summary's cost columns from one cost.json."""
+    return {**{k: cost[k] for k in KEYS}, "extra_params": cost["extra_params"], "extra_bytes": cost["extra_bytes"],
+            "training_time_s": cost["training_time_s"], "disk_bytes": cost["disk_bytes"],
+            "latency_batch_s": cost["latency"]["batch"]["median_s"],
+            "latency_token_s": cost["latency"]["generation"]["per_token_s"]}
 
 
 def _number(x):
@@ -39,7 +51,7 @@ def rows_from_result(result: dict) -> list[dict]:
     return rows
 
 
-def summarize(*, eval_files: list[str], out_csv: str) -> "pandas.DataFrame":  # noqa: F821
+def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     rows = []
@@ -47,9 +59,16 @@ def summarize(*, eval_files: list[str], out_csv: str) -> "pandas.DataFrame":  # 
         rows.extend(rows_from_result(read_json(f)))
     if not rows:
         raise ValueError("no evaluation produced a metric; nothing to aggregate")
-    table = pd.DataFrame(rows, columns=COLUMNS).sort_values(
-        ["model", "compression", "recovery", "task", "subtask", "metric", "filter"], kind="stable"
-    )
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    costs = pd.DataFrame([cost_row(read_json(f)) for f in cost_files], columns=[*KEYS, *COST_COLUMNS])
+    if costs.duplicated(KEYS).any():
+        raise ValueError("two cost files describe the same model")
+    table = table.merge(costs, on=KEYS, how="left", validate="many_to_one")
+    missing = table[table["latency_batch_s"].isna()][KEYS].drop_duplicates()
+    if len(missing):
+        raise ValueError(f"no cost.json for {missing.to_dict('records')}")
+    table = table.sort_values(["model", "compression", "recovery", "task", "subtask", "metric", "filter"],
+                              kind="stable")
     table["n"] = table["n"].astype("Int64")
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

@@ -3,7 +3,8 @@
 
 rule summary:
     input:
-        eval_results(),
+        evals=eval_results(),
+        costs=cost_results(),
     output:
         SUMMARY,
     log:

@@ -16,11 +16,13 @@ COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
 RECOVERY_METHODS = [m for m in RECOVERY.names() if m != "none"]
 
 # Every path of the workflow, in provenance order.
-BASE_CHECKPOINT = "results/{model}/none/checkpoint"  # the download: the uncompressed model
+# The download: the uncompressed model.
+BASE_CHECKPOINT = "results/{model}/none/checkpoint"
 CHECKPOINT = "results/{model}/{compression}/checkpoint"
 ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
 EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
 EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
+COST = "results/{model}/{compression}/{recovery}/cost.json"
 KNOWLEDGE_TASK = "results/data/tasks/{task}"
 TEXT = "results/data/text"
 SUMMARY = "results/summary.csv"
@@ -39,6 +41,10 @@ def eval_results():
         for m, c, r in PLAN.cells()
         for t in PLAN.tasks
     ]
+
+
+def cost_results():
+    return [COST.format(model=m, compression=c, recovery=r) for m, c, r in PLAN.cells()]
 
 
 def all_targets():
@@ -76,10 +82,20 @@ def recover_inputs(wildcards):
     return inputs
 
 
-def evaluate_inputs(wildcards):
+def model_inputs(wildcards):
+    """The compressed checkpoint and, for a recovered model, its adapter."""
     inputs = {"checkpoint": CHECKPOINT.format(**wildcards)}
     if PLAN.recoveries[wildcards.recovery].method != "none":
         inputs["adapter"] = ADAPTER.format(**wildcards)
+    return inputs
+
+
+def cost_inputs(wildcards):
+    return {**model_inputs(wildcards), "text": TEXT}
+
+
+def evaluate_inputs(wildcards):
+    inputs = model_inputs(wildcards)
     kind = PLAN.task_kind(wildcards.task)
     if kind == "knowledge":
         inputs["task"] = KNOWLEDGE_TASK.format(task=wildcards.task)

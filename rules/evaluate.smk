@@ -1,4 +1,4 @@
-# Stage 5: lm-eval on every (model, compression, recovery, task).
+# Stage 5: lm-eval on every (model, compression, recovery, task), and the cost of every model.
 
 
 rule evaluate:
@@ -24,3 +24,24 @@ rule evaluate:
         "../envs/evaluate.yaml"
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule cost:
+    input:
+        unpack(cost_inputs),
+    output:
+        COST,
+    log:
+        "logs/{model}/{compression}/{recovery}/cost.log",
+    params:
+        cost=section("cost"),
+        labels=eval_labels,
+        device=config["device"],
+        dtype=config["dtype"],
+        seed=config["seed"],
+        trust_remote_code=config["trust_remote_code"],
+    threads: 4
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/cost.py"

@@ -120,6 +120,14 @@ def test_summary_rows_are_tidy(tmp_path):
     import json
 
     (tmp_path / "a.json").write_text(json.dumps(result))
-    table = summarize(eval_files=[str(tmp_path / "a.json")], out_csv=str(tmp_path / "s.csv"))
+    cost = {**LABELS, "extra_params": 40, "extra_bytes": 160, "training_time_s": 2.5, "disk_bytes": 1000,
+            "latency": {"batch": {"median_s": 0.2}, "generation": {"per_token_s": 0.01}}}
+    (tmp_path / "cost.json").write_text(json.dumps(cost))
+    table = summarize(eval_files=[str(tmp_path / "a.json")], cost_files=[str(tmp_path / "cost.json")],
+                      out_csv=str(tmp_path / "s.csv"))
     assert list(table.columns)[:3] == ["model", "compression", "recovery"]
     assert len(table) == 2 and math.isnan(table["stderr"].iloc[1])
+    assert table["extra_params"].tolist() == [40, 40] and table["latency_token_s"].tolist() == [0.01, 0.01]
+    with pytest.raises(ValueError, match="no cost.json"):
+        summarize(eval_files=[str(tmp_path / "a.json")], cost_files=[], out_csv=str(tmp_path / "t.csv"))
+    assert not (tmp_path / "t.csv").exists()

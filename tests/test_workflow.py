@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -27,7 +28,11 @@ def tiny_config(model_dir: Path) -> dict:
         "compression": {"calibration": {"samples": 4, "seq_len": 32},
                         "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
         "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32},
-                     "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8}]},
+                     "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
+                                 {"method": "prompt_tuning", "num_virtual_tokens": 4},
+                                 {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
+                                  "objective": {"loss": "mix"}}]},
+        "cost": {"batch_size": 4, "seq_len": 16, "new_tokens": 3, "repeats": 2},
         "evaluation": {"batch_size": 8},
     }
 
@@ -70,15 +75,21 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     workdir, _ = finished_run
     table = pd.read_csv(workdir / "results" / "summary.csv")
     cells = set(zip(table.model, table.compression, table.recovery, strict=True))
-    assert cells == {("tiny", "none", "none"), ("tiny", "gptq-w4g32", "none"), ("tiny", "gptq-w4g32", "lora")}
+    recoveries = ["none", "lora", "prompt_tuning", "idp-mix0.5"]
+    assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in recoveries)}
     assert set(table.task) == {"capitals", "element_symbol"}
     assert set(table.metric) == {"acc", "acc_norm"}
-    assert len(table) == 3 * 2 * 2
+    assert len(table) == 5 * 2 * 2
+    # cost columns: nothing extra without recovery, the adapter's size with it, latency measured
+    first = table.groupby("recovery").first()
+    assert first.loc["none", "extra_params"] == 0 and (first.drop("none")["extra_params"] > 0).all()
+    assert (table.latency_batch_s > 0).all() and table.latency_token_s.notna().all()
+    assert first.loc["idp-mix0.5", "extra_params"] == 2 * 2 * 64
+    idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5/adapter/manifest.json").read_text())
+    assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/checkpoint"
     assert (table.n == 12).all()
     assert table.value.between(0, 1).all() and (table.stderr > 0).all()
     # each row's value is the mean of its per-question samples
-    import json
-
     row = table[(table.compression == "gptq-w4g32") & (table.recovery == "lora") & (table.task == "capitals")
                 & (table.metric == "acc")].iloc[0]
     samples = [json.loads(line) for line in
@@ -110,7 +121,7 @@ def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["recovery"]["methods"][1]["rank"] = 2
     assert planned_jobs(snakemake(workdir, changed, "--dry-run")) == {
-        "recover_lora": 1, "evaluate": 2, "summary": 1, "all": 1, "total": 5}
+        "recover_lora": 1, "evaluate": 2, "cost": 1, "summary": 1, "all": 1, "total": 6}
     # the original config is still complete
     assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
 

@@ -9,4 +9,5 @@ if TYPE_CHECKING:
 with log_to(snakemake.log[0]):
     from compress_recover.aggregate import summarize
 
-    summarize(eval_files=list(snakemake.input), out_csv=snakemake.output[0])
+    summarize(eval_files=list(snakemake.input.evals), cost_files=list(snakemake.input.costs),
+              out_csv=snakemake.output[0])
