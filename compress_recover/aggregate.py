@@ -51,7 +51,8 @@ def rows_from_result(result: dict) -> list[dict]:
     return rows
 
 
-def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str) -> "pandas.DataFrame":  # noqa: F821
+def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
+              out_parquet: str | None = None) -> "pandas.DataFrame":  # noqa: F821
     import pandas as pd
 
     rows = []
@@ -72,4 +73,7 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str) -> 
     table["n"] = table["n"].astype("Int64")
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
+    if out_parquet:
+        with atomic_file(out_parquet) as tmp:
+            table.to_parquet(tmp, index=False)
     return table

@@ -18,6 +18,7 @@ from .facts import RELATIONS
 from .recover import RECOVERY
 from .recover.objective import Objective
 from .registry import ConfigError, MethodConfig
+from .text import PERPLEXITY_TASK
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_MODEL_NAMES = {"data"}
@@ -47,10 +48,11 @@ class Plan:
     builtin_tasks: list[str]
     custom_tasks: dict[str, str]  # task -> folder
     recover_base: bool = False
+    perplexity_tasks: list[str] = field(default_factory=list)
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
-        self.tasks = [*self.knowledge_tasks, *self.builtin_tasks, *self.custom_tasks]
+        self.tasks = [*self.knowledge_tasks, *self.perplexity_tasks, *self.builtin_tasks, *self.custom_tasks]
 
     def compressions_by_method(self, method: str) -> list[str]:
         return [s for s, e in self.compressions.items() if e.method == method]
@@ -76,6 +78,8 @@ class Plan:
     def task_kind(self, task: str) -> str:
         if task in self.knowledge_tasks:
             return "knowledge"
+        if task in self.perplexity_tasks:
+            return "perplexity"
         if task in self.custom_tasks:
             return "custom"
         return "builtin"
@@ -199,7 +203,7 @@ def build_plan(config: dict) -> Plan:
                 raise ConfigError(f"{key}.tasks: task '{task}' is not defined by any YAML in {folder} "
                                   f"(found: {sorted(found)})")
             custom[task] = str(folder)
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {PERPLEXITY_TASK: "data.perplexity"} if data["perplexity"] else {}
     for kind, names in (("data.knowledge_tasks", data["knowledge_tasks"]), ("data.lm_eval_tasks",
                         data["lm_eval_tasks"]), ("data.task_dirs", list(custom))):
         for task in names:
@@ -208,13 +212,18 @@ def build_plan(config: dict) -> Plan:
             seen[task] = kind
     if not seen:
         raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
+    report = config.get("report", {})
+    if report.get("attention_analysis") and report.get("attention_task") not in data["knowledge_tasks"]:
+        raise ConfigError(f"report.attention_task: {report.get('attention_task')!r} is not one of "
+                          f"data.knowledge_tasks {data['knowledge_tasks']} (or set report.attention_analysis: false)")
     compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
     objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
     recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective)
     _check_widths(models, compressions)
     return Plan(models=models, compressions=compressions, recoveries=recoveries,
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
-                custom_tasks=custom, recover_base=config["recovery"]["recover_base"])
+                custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
+                perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [])
 
 
 def canonical(value):

@@ -29,6 +29,8 @@ class MethodConfig:
 
     method: ClassVar[str] = ""
     uses_calibration: ClassVar[bool] = False
+    # Recovery methods: "parameters" (new weights inside the model) or "input" (prompts).
+    side: ClassVar[str] = ""
 
     def divisors(self) -> dict[str, int]:
         """Config keys whose value must divide every pruned/quantized layer's input width."""

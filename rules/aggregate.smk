@@ -1,4 +1,5 @@
-# Stage 6: one tidy table of every evaluation.
+# Stage 6: the tidy table of every evaluation, the statistics and verdict, the pictures
+# and one self-contained HTML report.
 
 
 rule summary:
@@ -6,7 +7,8 @@ rule summary:
         evals=eval_results(),
         costs=cost_results(),
     output:
-        SUMMARY,
+        csv=SUMMARY,
+        parquet=SUMMARY_PARQUET,
     log:
         "logs/summary.log",
     threads: 1
@@ -14,3 +16,92 @@ rule summary:
         "../envs/aggregate.yaml"
     script:
         "../workflow_scripts/aggregate.py"
+
+
+rule analysis:
+    input:
+        samples=knowledge_samples(),
+        text=TEXT,
+        tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+    output:
+        directory(ANALYSIS),
+    log:
+        "logs/analysis.log",
+    params:
+        cells=knowledge_cells(),
+        knowledge_tasks=PLAN.knowledge_tasks,
+        recovery=recovery_methods(),
+        report=section("report"),
+        budget=section("recovery", "budget"),
+        seed=config["seed"],
+    threads: 1
+    conda:
+        "../envs/aggregate.yaml"
+    script:
+        "../workflow_scripts/analysis.py"
+
+
+rule figures:
+    input:
+        summary=SUMMARY,
+        analysis=ANALYSIS,
+    output:
+        **{
+            name: report(path, category="Figures", labels={"figure": name})
+            for name, path in figure_files().items()
+        },
+    log:
+        "logs/figures.log",
+    params:
+        knowledge_tasks=PLAN.knowledge_tasks,
+    threads: 1
+    conda:
+        "../envs/aggregate.yaml"
+    script:
+        "../workflow_scripts/figures.py"
+
+
+rule attention:
+    input:
+        unpack(attention_inputs),
+    output:
+        csv=ATTENTION_CSV,
+        png=report(ATTENTION_PNG, category="Attention and activations"),
+    log:
+        "logs/{model}/{compression}/attention.log",
+    benchmark:
+        "benchmarks/{model}/{compression}/attention.tsv"
+    params:
+        adapters=attention_adapters,
+        questions=config["report"]["attention_questions"],
+        labels=compression_labels,
+        device=config["device"],
+        dtype=config["dtype"],
+        seed=config["seed"],
+        trust_remote_code=config["trust_remote_code"],
+    threads: 4
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/attention.py"
+
+
+rule report:
+    input:
+        unpack(figure_files),
+        attention=attention_figures(),
+        summary=SUMMARY,
+        analysis=ANALYSIS,
+        costs=cost_results(),
+    output:
+        report(REPORT, category="Report", labels={"page": "compress-recover report"}),
+    log:
+        "logs/report.log",
+    params:
+        config=section(),
+        knowledge_tasks=PLAN.knowledge_tasks,
+    threads: 1
+    conda:
+        "../envs/aggregate.yaml"
+    script:
+        "../workflow_scripts/report.py"

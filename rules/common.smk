@@ -9,6 +9,7 @@ sys.path.insert(0, workflow.basedir)
 from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, canonical, choice_regex
 from compress_recover.recover import RECOVERY
+from compress_recover.report import FIGURES
 
 validate(config, "../compress_recover/schema/config.schema.yaml")
 PLAN = build_plan(config)
@@ -24,8 +25,15 @@ EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
 EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
 KNOWLEDGE_TASK = "results/data/tasks/{task}"
+PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
 TEXT = "results/data/text"
 SUMMARY = "results/summary.csv"
+SUMMARY_PARQUET = "results/summary.parquet"
+ANALYSIS = "results/analysis"
+FIGURE = "results/figures/{name}.png"
+REPORT = "results/report.html"
+ATTENTION_CSV = "results/{model}/{compression}/attention/analysis.csv"
+ATTENTION_PNG = "results/{model}/{compression}/attention/attention.png"
 
 
 wildcard_constraints:
@@ -48,7 +56,70 @@ def cost_results():
 
 
 def all_targets():
-    return [SUMMARY]
+    return [SUMMARY, SUMMARY_PARQUET, REPORT]
+
+
+def knowledge_cells():
+    """(model, compression, recovery, task) of every knowledge-task evaluation, in order."""
+    return [
+        [m, c, r, t]
+        for m, c, r in PLAN.cells()
+        for t in PLAN.tasks
+        if PLAN.task_kind(t) == "knowledge"
+    ]
+
+
+def knowledge_samples():
+    return [
+        EVAL_SAMPLES.format(model=m, compression=c, recovery=r, task=t)
+        for m, c, r, t in knowledge_cells()
+    ]
+
+
+def recovery_methods():
+    """Recovery folder name -> method, and method -> side (parameters or input)."""
+    methods = {slug: entry.method for slug, entry in PLAN.recoveries.items()}
+    sides = {m: RECOVERY[m].config_cls.side for m in RECOVERY.names() if m != "none"}
+    return canonical({"methods": methods, "sides": sides})
+
+
+def attention_cells():
+    """(model, compression) of every compressed model, when the analysis is on."""
+    if not config["report"]["attention_analysis"]:
+        return []
+    return sorted({(m, c) for m, c, _ in PLAN.cells() if c != "none"})
+
+
+def attention_figures():
+    return [ATTENTION_PNG.format(model=m, compression=c) for m, c in attention_cells()]
+
+
+def attention_inputs(wildcards):
+    recoveries = [r for m, c, r in PLAN.cells() if (m, c) == (wildcards.model, wildcards.compression)]
+    task = config["report"]["attention_task"]
+    return {
+        "base": BASE_CHECKPOINT.format(model=wildcards.model),
+        "checkpoint": CHECKPOINT.format(**wildcards),
+        "task": KNOWLEDGE_TASK.format(task=task),
+        "adapters": [
+            ADAPTER.format(recovery=r, **wildcards)
+            for r in recoveries
+            if PLAN.recoveries[r].method != "none"
+        ],
+    }
+
+
+def attention_adapters(wildcards):
+    """Recovery name -> adapter folder ("" for the compressed model itself)."""
+    recoveries = [r for m, c, r in PLAN.cells() if (m, c) == (wildcards.model, wildcards.compression)]
+    return {
+        r: (ADAPTER.format(recovery=r, **wildcards) if PLAN.recoveries[r].method != "none" else "")
+        for r in recoveries
+    }
+
+
+def figure_files(wildcards=None):
+    return {name: FIGURE.format(name=name) for name in FIGURES}
 
 
 def model_spec(wildcards):
@@ -97,7 +168,7 @@ def cost_inputs(wildcards):
 def evaluate_inputs(wildcards):
     inputs = model_inputs(wildcards)
     kind = PLAN.task_kind(wildcards.task)
-    if kind == "knowledge":
+    if kind in ("knowledge", "perplexity"):
         inputs["task"] = KNOWLEDGE_TASK.format(task=wildcards.task)
     elif kind == "custom":
         folder = Path(PLAN.custom_tasks[wildcards.task])
@@ -107,7 +178,7 @@ def evaluate_inputs(wildcards):
 
 def task_dir(wildcards):
     kind = PLAN.task_kind(wildcards.task)
-    if kind == "knowledge":
+    if kind in ("knowledge", "perplexity"):
         return KNOWLEDGE_TASK.format(task=wildcards.task)
     if kind == "custom":
         return PLAN.custom_tasks[wildcards.task]
@@ -120,6 +191,10 @@ def section(*keys):
     for key in keys:
         value = value[key]
     return canonical(value)
+
+
+def compression_labels(wildcards):
+    return {"model": wildcards.model, "compression": wildcards.compression}
 
 
 def eval_labels(wildcards):

@@ -34,3 +34,17 @@ rule text:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/text.py"
+
+
+rule perplexity_task:
+    input:
+        text=TEXT,
+    output:
+        directory(PERPLEXITY_TASK),
+    log:
+        "logs/data/tasks/heldout_ppl.log",
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/perplexity_task.py"

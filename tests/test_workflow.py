@@ -157,3 +157,72 @@ def test_offline_hub_model_fails_with_its_name_and_leaves_nothing(tmp_path):
     assert "model 'remote'" in log and "HuggingFaceTB/SmolLM2-135M" in log and "offline" in log
     assert not (tmp_path / target).exists()
     assert planned_jobs(snakemake(tmp_path, config, target, "--dry-run")) == {"download": 1, "total": 1}
+
+
+def test_analysis_and_report_from_the_tiny_run(finished_run):
+    workdir, _ = finished_run
+    verdict = json.loads((workdir / "results/analysis/verdict.json").read_text())
+    (v,) = verdict["verdicts"]
+    assert v["compression"] == "gptq-w4g32"
+    assert v["verdict"] in {"displaced", "forgotten", "inconclusive", "no measurable loss"}
+    assert verdict["leaks"]["remaining_leaks"] == 0 and verdict["leaks"]["dropped_leaks"] >= 0
+    flips = pd.read_csv(workdir / "results/analysis/flips.csv", keep_default_na=False)
+    pooled = flips[(flips.task == "all_knowledge") & (flips.category.isin(["kept", "lost", "gained"]))]
+    base = pd.read_csv(workdir / "results/summary.csv")
+    base = base[(base.compression == "none") & (base.metric == "acc")]
+    # kept + lost = the questions the base model got right (12 per task)
+    assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == round((base.value * base.n).sum())
+    assert (workdir / "results/summary.parquet").exists()
+    assert pd.read_parquet(workdir / "results/summary.parquet").equals(pd.read_csv(workdir / "results/summary.csv"))
+    page = (workdir / "results/report.html").read_text()
+    assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
+    assert page.count("data:image/png;base64,") == 5 and "http://" not in page and "https://" not in page
+    ppl = pd.read_csv(workdir / "results/summary.csv")
+    assert (ppl[ppl.metric == "word_perplexity"].value > 1).all() and (ppl.task == "heldout_ppl").any()
+
+
+def test_snakemake_report_collects_the_figures(finished_run, tmp_path):
+    workdir, config = finished_run
+    out = tmp_path / "snakemake-report.zip"
+    proc = snakemake(workdir, config, "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import zipfile
+
+    names = zipfile.ZipFile(out).namelist()
+    assert sum(n.endswith(".png") for n in names) >= 4, names
+
+
+def test_report_renders_in_a_real_browser(finished_run):
+    """Chromium opens the report: verdict, tables and every image render, no console error."""
+    from browser import Browser, find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail("chromium is not installed (REQUIRE_BROWSER=1)")
+        pytest.skip("chromium not installed; .ci/run installs it and sets REQUIRE_BROWSER=1")
+    workdir, _ = finished_run
+    report = workdir / "results/report.html"
+    profile = workdir / "chromium-profile"
+    profile.mkdir(exist_ok=True)
+    browser = Browser(binary, profile)
+    try:
+        browser.open(report.resolve().as_uri())
+        state = browser.evaluate("""(() => {
+            const imgs = [...document.images];
+            return {images: imgs.length,
+                    broken: imgs.filter(i => !i.complete || i.naturalWidth === 0).length,
+                    tables: document.querySelectorAll('table').length,
+                    verdicts: [...document.querySelectorAll('.verdict h3')].map(h => h.textContent),
+                    firstHeading: document.querySelector('h2').textContent,
+                    height: document.body.scrollHeight};
+        })()""")
+        browser.screenshot(workdir / "results" / "report_screenshot.png")
+        errors = browser.errors()
+    finally:
+        browser.close()
+    assert state["images"] == 5 and state["broken"] == 0, state
+    assert state["tables"] >= 5 and state["firstHeading"] == "Verdict"
+    assert len(state["verdicts"]) == 1 and "gptq-w4g32" in state["verdicts"][0]
+    assert not errors, errors
+    assert (workdir / "results/report_screenshot.png").stat().st_size > 10_000

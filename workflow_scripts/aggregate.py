@@ -1,4 +1,4 @@
-"""Rule summary: the tidy table of every evaluation."""
+"""Rule summary: the tidy table of every evaluation with the cost columns (CSV and Parquet)."""
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
@@ -9,5 +9,9 @@ if TYPE_CHECKING:
 with log_to(snakemake.log[0]):
     from compress_recover.aggregate import summarize
 
-    summarize(eval_files=list(snakemake.input.evals), cost_files=list(snakemake.input.costs),
-              out_csv=snakemake.output[0])
+    summarize(
+        eval_files=list(snakemake.input.evals),
+        cost_files=list(snakemake.input.costs),
+        out_csv=snakemake.output.csv,
+        out_parquet=snakemake.output.parquet,
+    )

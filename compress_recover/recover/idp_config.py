@@ -29,6 +29,7 @@ class IDPConfig(MethodConfig):
     """
 
     method = "idp"
+    side = "input"  # prompts at the input
     pool_size: int = 4
     num_virtual_tokens: int = 5
     selection_layers: int = 1

@@ -22,6 +22,7 @@ class LoRAConfig(MethodConfig):
     """
 
     method = "lora"
+    side = "parameters"  # new weights inside the model
     rank: int = 8
     alpha: float = 16
     dropout: float = 0.0

@@ -21,6 +21,7 @@ class PromptTuningConfig(MethodConfig):
     """
 
     method = "prompt_tuning"
+    side = "input"  # prompts at the input
     num_virtual_tokens: int = 20
     init_text: str | None = None
     lr: float = 3.0e-2

@@ -1,0 +1,133 @@
+"""Benchmark: what IDP costs next to LoRA and a single soft prompt, side by side in one run.
+
+On one compressed checkpoint (default: the demo's 3-bit GPTQ SmolLM2) it builds, from
+the recovery methods of config.yaml, (a) LoRA, (b) IDP (a pool of m prompts of n
+tokens), (c) a single prompt of the same n tokens (IDP with a pool of one: exactly
+prompt tuning, same code path) and (d) the configured prompt tuning, each on its own
+copy of the model. Trained adapters from results/ are used when they exist; otherwise
+fresh seeded ones (parameter counts and latency do not depend on the values).
+
+Timed runs alternate between the models (a, b, c, d, a, b, ...) so machine drift hits
+all alike; medians are compared. Prints extra parameters, forward latency on one
+evaluation-sized batch and greedy decode latency per token, then the three ratios:
+
+- IDP extra params / LoRA extra params        (paper: ~1/21)
+- IDP latency / LoRA latency                  (paper: ~0.4, "60% lower")
+- IDP latency / single-prompt latency         (goal: <= 1.05)
+
+    python benchmarks/recovery_cost.py [--checkpoint results/smollm2-135m/gptq-w3g64/checkpoint]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import yaml
+
+
+def _methods(config_file: str) -> dict[str, dict]:
+    config = yaml.safe_load(Path(config_file).read_text())
+    found = {}
+    for raw in config["recovery"]["methods"]:
+        if raw["method"] in ("lora", "prompt_tuning", "idp") and raw["method"] not in found:
+            found[raw["method"]] = {k: v for k, v in raw.items() if k != "objective"}
+    missing = {"lora", "idp"} - set(found)
+    if missing:
+        raise SystemExit(f"{config_file}: recovery.methods has no {sorted(missing)} entry to benchmark")
+    return found
+
+
+def _build(checkpoint: str, adapter: Path | None, raw: dict, seed: int):
+    from compress_recover.modeling import load_model, load_recovered
+    from compress_recover.recover import RECOVERY
+
+    if adapter is not None and adapter.is_dir():
+        model, _ = load_recovered(checkpoint, adapter, device="cpu")
+        return model, f"trained ({adapter})"
+    model, _ = load_model(checkpoint, device="cpu")
+    config = RECOVERY.parse(raw, "benchmark")
+    return RECOVERY[config.method].load()(model, config, seed).eval(), "fresh (seeded init)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default="results/smollm2-135m/gptq-w3g64/checkpoint")
+    parser.add_argument("--text", default="results/data/text")
+    parser.add_argument("--config", default="config.yaml")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=32)
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoTokenizer
+
+    from compress_recover.cost import generate, latency_inputs, safetensors_parameters
+    from compress_recover.runtime import configure_threads
+
+    if not Path(args.checkpoint, "config.json").is_file():
+        raise SystemExit(f"{args.checkpoint}: no checkpoint; run the pipeline first (make demo)")
+    configure_threads(args.threads)
+    methods = _methods(args.config)
+    results_dir = Path(args.checkpoint).parent
+    idp = methods["idp"]
+    variants = {
+        "lora": (methods["lora"], results_dir / "lora" / "adapter"),
+        "idp": (idp, results_dir / "idp" / "adapter"),
+        "single_prompt": ({**idp, "pool_size": 1}, None),
+    }
+    if "prompt_tuning" in methods:
+        variants["prompt_tuning"] = (methods["prompt_tuning"], results_dir / "prompt_tuning" / "adapter")
+    models, origin, extra = {}, {}, {}
+    for name, (raw, adapter) in variants.items():
+        models[name], origin[name] = _build(args.checkpoint, adapter, raw, args.seed)
+        extra[name] = sum(p.numel() for n, p in models[name].named_parameters()
+                          if "lora_" in n or "prompt" in n)
+        if adapter is not None and adapter.is_dir():
+            assert extra[name] == safetensors_parameters(adapter), name
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    batch = latency_inputs(tokenizer, args.text, batch_size=args.batch_size, seq_len=args.seq_len)
+    mask = torch.ones_like(batch)
+    prompt = batch[:1]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def forward(model):
+        with torch.no_grad():
+            model(input_ids=batch, attention_mask=mask)
+
+    timings = {name: {"batch": [], "gen1": [], "genN": []} for name in models}
+    for model in models.values():  # warm-up
+        forward(model)
+        generate(model, prompt, 2, pad)
+    for _ in range(args.repeats):
+        for name, model in models.items():
+            for key, fn in (("batch", lambda: forward(model)), ("gen1", lambda: generate(model, prompt, 1, pad)),
+                            ("genN", lambda: generate(model, prompt, args.new_tokens, pad))):
+                start = time.perf_counter()
+                fn()
+                timings[name][key].append(time.perf_counter() - start)
+    med = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in timings.items()}
+    per_token = {name: (m["genN"] - m["gen1"]) / (args.new_tokens - 1) for name, m in med.items()}
+
+    print(f"checkpoint {args.checkpoint}; batch {args.batch_size} x {args.seq_len} tokens; "
+          f"{args.new_tokens} greedy tokens; {args.repeats} interleaved repeats; {args.threads} threads")
+    print(f"{'model':<15} {'extra params':>12} {'batch s':>9} {'token ms':>9}  adapter")
+    for name in models:
+        print(f"{name:<15} {extra[name]:>12,} {med[name]['batch']:>9.4f} {1000 * per_token[name]:>9.2f}  "
+              f"{origin[name]}")
+    print(f"IDP extra params / LoRA extra params: {extra['idp'] / extra['lora']:.4f} "
+          f"(1/{extra['lora'] / extra['idp']:.1f}; paper ~1/21)")
+    print(f"IDP latency / LoRA latency: batch {med['idp']['batch'] / med['lora']['batch']:.3f}, "
+          f"per token {per_token['idp'] / per_token['lora']:.3f} (paper ~0.4)")
+    print(f"IDP latency / single-prompt latency: batch {med['idp']['batch'] / med['single_prompt']['batch']:.3f}, "
+          f"per token {per_token['idp'] / per_token['single_prompt']:.3f} (goal <= 1.05)")
+
+
+if __name__ == "__main__":
+    main()

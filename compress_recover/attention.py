@@ -1,0 +1,147 @@
+"""Attention and activation analysis: where do recovered models look, and how far do
+their hidden states move from the base model's?
+
+For a fixed, seeded sample of knowledge questions (each run alone, no padding), per
+decoder layer and per model (base, compressed, and each recovery of that compression):
+
+- ``prompt_mass``: attention mass the input tokens put on prompt positions (soft prompts
+  of prompt tuning; IDP's pool in its selection layers, the kept prompt after them;
+  0 for models without a prompt), averaged over heads and input tokens;
+- ``attention_entropy``: entropy (nats) of the input tokens' attention distributions;
+- ``hidden_norm``: mean L2 norm of the layer's output at the input tokens;
+- ``cosine_distance``: 1 - cosine similarity of those outputs to the base model's, token
+  by token (0 for the base model itself).
+
+Attention probabilities are read with hooks on every layer's ``self_attn`` (eager
+attention), so the same code serves plain, PEFT and IDP models.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+from .io import atomic_file, read_jsonl
+
+log = logging.getLogger(__name__)
+
+METRICS = ("prompt_mass", "attention_entropy", "hidden_norm", "cosine_distance")
+
+
+def _decoder(model):
+    """The Llama-layout decoder (``.layers``) inside a plain, PEFT or IDP model."""
+    inner = model
+    for attr in ("get_base_model",):
+        if hasattr(inner, attr):
+            inner = getattr(inner, attr)()
+    if hasattr(inner, "model") and hasattr(inner.model, "model") and hasattr(inner.model.model, "layers"):
+        inner = inner.model  # IDPModel wraps the HF model
+    if not hasattr(inner, "model") or not hasattr(inner.model, "layers"):
+        raise TypeError(f"no decoder layers found in {type(model).__name__}")
+    return inner
+
+
+def trace(model, ids):
+    """Per layer: attention probabilities (1, H, Q, K) and output hidden states (1, S, h)."""
+    import torch
+
+    hf = _decoder(model)
+    hf.set_attn_implementation("eager")
+    attns, hiddens, hooks = [], [], []
+    for layer in hf.model.layers:
+        hooks.append(layer.self_attn.register_forward_hook(lambda m, a, out: attns.append(out[1])))
+        hooks.append(layer.register_forward_hook(
+            lambda m, a, out: hiddens.append(out[0] if isinstance(out, tuple) else out)))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    finally:
+        for h in hooks:
+            h.remove()
+    if len(attns) != len(hf.model.layers) or any(a is None for a in attns):
+        raise RuntimeError("could not read the attention probabilities of every layer")
+    return attns, hiddens
+
+
+def layer_metrics(attn, hidden, base_hidden, length: int) -> dict:
+    """The four metrics of one layer for one question of ``length`` input tokens."""
+    import torch
+
+    probs = attn[0, :, -length:, :].float()  # input queries: (H, L, K)
+    prompt = probs.shape[-1] - length
+    mass = probs[..., :prompt].sum(-1).mean().item() if prompt > 0 else 0.0
+    entropy = -(probs.clamp_min(1e-12).log() * probs).sum(-1).mean().item()
+    h = hidden[0, -length:].float()
+    out = {"prompt_mass": mass, "attention_entropy": entropy, "hidden_norm": h.norm(dim=-1).mean().item()}
+    b = base_hidden[0, -length:].float()
+    out["cosine_distance"] = (1 - torch.nn.functional.cosine_similarity(h, b, dim=-1)).mean().item()
+    return out
+
+
+def sample_questions(task_dir: str | Path, n: int, seed: int) -> list[str]:
+    folder = Path(task_dir)
+    rows = read_jsonl(folder / f"{folder.name}.jsonl")
+    rng = random.Random(f"{seed}:attention")
+    rows = rng.sample(rows, min(n, len(rows)))
+    return [r["question"] for r in rows]
+
+
+def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict[str, str], task_dir: str,
+                           questions: int, labels: dict, out_csv: str, out_png: str, device: str, dtype: str,
+                           seed: int, threads: int, trust_remote_code: bool = False):
+    """``adapters``: recovery name -> adapter folder (or "" for the compressed model itself)."""
+    import pandas as pd
+    import torch
+
+    from .modeling import load_model, load_recovered
+    from .runtime import configure_threads, resolve_device, seed_everything
+
+    configure_threads(threads)
+    seed_everything(seed)
+    device = resolve_device(device)
+    texts = sample_questions(task_dir, questions, seed)
+    base, tokenizer = load_model(base_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    inputs = [torch.tensor([tokenizer(t)["input_ids"]], device=device) for t in texts]
+    base_hidden = [trace(base, ids)[1] for ids in inputs]
+    variants = [("base", "none", None, base)]
+    for rec, adapter in adapters.items():
+        model, _ = load_recovered(checkpoint_dir, adapter or None, device=device, dtype=dtype,
+                                  trust_remote_code=trust_remote_code)
+        variants.append((labels["compression"], rec, adapter, model))
+    rows = []
+    for compression, recovery, _, model in variants:
+        for q, ids in enumerate(inputs):
+            attns, hiddens = trace(model, ids)
+            for layer, (attn, hidden) in enumerate(zip(attns, hiddens, strict=True)):
+                metrics = layer_metrics(attn, hidden, base_hidden[q][layer], ids.shape[1])
+                rows.extend({"model": labels["model"], "compression": compression, "recovery": recovery,
+                             "question": q, "layer": layer, "metric": k, "value": v} for k, v in metrics.items())
+        log.info("%s/%s: traced %d questions", compression, recovery, len(inputs))
+    table = pd.DataFrame(rows).groupby(["model", "compression", "recovery", "layer", "metric"], sort=False,
+                                       as_index=False)["value"].mean()
+    with atomic_file(out_csv) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.6g")
+    plot_attention(table, out_png, title=f"{labels['model']} / {labels['compression']}: {len(inputs)} questions")
+    return table
+
+
+def plot_attention(table, out_png: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    for ax, metric in zip(axes.flat, METRICS, strict=True):
+        sub = table[table.metric == metric]
+        for (comp, rec), series in sub.groupby(["compression", "recovery"], sort=False):
+            ax.plot(series.layer, series.value, marker=".", label=f"{comp}/{rec}")
+        ax.set_title(metric.replace("_", " "))
+        ax.set_xlabel("layer")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_file(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

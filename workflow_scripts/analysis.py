@@ -1,0 +1,30 @@
+"""Rule analysis: recovery fractions, knowledge flips, McNemar tests and the verdict."""
+from typing import TYPE_CHECKING
+
+from compress_recover.io import log_to
+
+if TYPE_CHECKING:
+    from snakemake.script import snakemake
+
+with log_to(snakemake.log[0]):
+    from compress_recover.report import run_analysis
+
+    keys = ("model", "compression", "recovery", "task")
+    report = snakemake.params.report
+    run_analysis(
+        samples=[
+            (dict(zip(keys, cell)), path)
+            for cell, path in zip(snakemake.params.cells, snakemake.input.samples)
+        ],
+        knowledge_tasks=snakemake.params.knowledge_tasks,
+        task_dirs=list(snakemake.input.tasks),
+        text_dir=snakemake.input.text,
+        methods=snakemake.params.recovery["methods"],
+        sides=snakemake.params.recovery["sides"],
+        alpha=report["alpha"],
+        min_recovery_fraction=report["min_recovery_fraction"],
+        bootstrap_iters=report["bootstrap_iters"],
+        budget=snakemake.params.budget,
+        seed=snakemake.params.seed,
+        out_dir=snakemake.output[0],
+    )
