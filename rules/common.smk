@@ -94,28 +94,36 @@ def attention_figures():
     return [ATTENTION_PNG.format(model=m, compression=c) for m, c in attention_cells()]
 
 
+def cell_recoveries(wildcards):
+    """The recoveries evaluated on one (model, compression)."""
+    here = (wildcards.model, wildcards.compression)
+    return [r for m, c, r in PLAN.cells() if (m, c) == here]
+
+
+def adapter_or_none(wildcards, recovery):
+    """A recovery's adapter folder, or "" for the compressed model itself."""
+    if PLAN.recoveries[recovery].method == "none":
+        return ""
+    return ADAPTER.format(recovery=recovery, **wildcards)
+
+
 def attention_inputs(wildcards):
-    recoveries = [r for m, c, r in PLAN.cells() if (m, c) == (wildcards.model, wildcards.compression)]
     task = config["report"]["attention_task"]
     return {
         "base": BASE_CHECKPOINT.format(model=wildcards.model),
         "checkpoint": CHECKPOINT.format(**wildcards),
         "task": KNOWLEDGE_TASK.format(task=task),
         "adapters": [
-            ADAPTER.format(recovery=r, **wildcards)
-            for r in recoveries
-            if PLAN.recoveries[r].method != "none"
+            a
+            for r in cell_recoveries(wildcards)
+            if (a := adapter_or_none(wildcards, r))
         ],
     }
 
 
 def attention_adapters(wildcards):
     """Recovery name -> adapter folder ("" for the compressed model itself)."""
-    recoveries = [r for m, c, r in PLAN.cells() if (m, c) == (wildcards.model, wildcards.compression)]
-    return {
-        r: (ADAPTER.format(recovery=r, **wildcards) if PLAN.recoveries[r].method != "none" else "")
-        for r in recoveries
-    }
+    return {r: adapter_or_none(wildcards, r) for r in cell_recoveries(wildcards)}
 
 
 def figure_files(wildcards=None):

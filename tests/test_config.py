@@ -32,7 +32,7 @@ def test_default_config_is_valid_and_plans_the_issue_grid():
     assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w3g64", "none"),
                             ("smollm2-135m", "gptq-w3g64", "lora"), ("smollm2-135m", "gptq-w3g64", "prompt_tuning"),
                             ("smollm2-135m", "gptq-w3g64", "idp")]
-    assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name"]
+    assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name", "heldout_ppl"]
 
 
 def test_schema_fills_defaults_for_missing_sections():
@@ -198,7 +198,7 @@ def test_readme_paper_scale_config_is_valid():
     config = yaml.safe_load(block)
     validate(config, SCHEMA)
     plan = build_plan(config)
-    assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (1 + 11 * 2)
+    assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (1 + 11 * 7)
 
 
 def test_objective_override_names_the_entry_and_needs_the_teacher():
