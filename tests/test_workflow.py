@@ -77,18 +77,21 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     cells = set(zip(table.model, table.compression, table.recovery, strict=True))
     recoveries = ["none", "lora", "prompt_tuning", "idp-mix0.5"]
     assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in recoveries)}
-    assert set(table.task) == {"capitals", "element_symbol"}
-    assert set(table.metric) == {"acc", "acc_norm"}
-    assert len(table) == 5 * 2 * 2
+    assert set(table.task) == {"capitals", "element_symbol", "heldout_ppl"}
+    knowledge, ppl = table[table.task != "heldout_ppl"], table[table.task == "heldout_ppl"]
+    assert set(knowledge.metric) == {"acc", "acc_norm"}
+    assert set(ppl.metric) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
+    assert len(knowledge) == 5 * 2 * 2 and len(ppl) == 5 * 3
+    assert (knowledge.n == 12).all()
+    assert knowledge.value.between(0, 1).all() and (knowledge.stderr > 0).all()
+    assert (ppl[ppl.metric == "word_perplexity"].value > 1).all()
     # cost columns: nothing extra without recovery, the adapter's size with it, latency measured
     first = table.groupby("recovery").first()
     assert first.loc["none", "extra_params"] == 0 and (first.drop("none")["extra_params"] > 0).all()
-    assert (table.latency_batch_s > 0).all() and table.latency_token_s.notna().all()
+    assert (table.latency_batch_s > 0).all() and (table.latency_token_s > 0).all()
     assert first.loc["idp-mix0.5", "extra_params"] == 2 * 2 * 64
     idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5/adapter/manifest.json").read_text())
     assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/checkpoint"
-    assert (table.n == 12).all()
-    assert table.value.between(0, 1).all() and (table.stderr > 0).all()
     # each row's value is the mean of its per-question samples
     row = table[(table.compression == "gptq-w4g32") & (table.recovery == "lora") & (table.task == "capitals")
                 & (table.metric == "acc")].iloc[0]
