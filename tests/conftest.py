@@ -15,6 +15,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
 
+# A small config of every registered recovery method for the tiny model (test_models
+# checks that every registered method has one).
+RECOVERY_EXAMPLES = {
+    "lora": {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj", "down_proj"]},
+    "prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 4, "lr": 0.3},
+    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
+}
+
 TOKENIZER_TEXT = [
     "Question: What is the capital city of France?\nAnswer: Paris",
     "The quick brown fox jumps over the lazy dog near the river bank.",

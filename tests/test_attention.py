@@ -10,11 +10,9 @@ import pytest
 from compress_recover.attention import run_attention_analysis
 from compress_recover.recover.train import run_recovery
 
-METHODS = {
-    "lora": {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj"]},
-    "prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 4, "lr": 0.3},
-    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
-}
+from conftest import RECOVERY_EXAMPLES
+
+METHODS = RECOVERY_EXAMPLES
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from compress_recover.io import read_json, sha256_file
 from compress_recover.modeling import load_model, load_recovered
 from compress_recover.recover.train import NonFiniteLossError, run_recovery
 
+from conftest import RECOVERY_EXAMPLES
+
 GPTQ = {"method": "gptq", "bits": 4, "group_size": 32}
 
 
@@ -108,7 +110,7 @@ def test_gptq_rejects_a_group_size_that_does_not_divide_the_width(tiny_checkpoin
     assert not (tmp_path / "c").exists()
 
 
-LORA = {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj", "down_proj"]}
+LORA = RECOVERY_EXAMPLES["lora"]
 
 
 def _recover(checkpoint, text_dir, out, steps=12, config=LORA, seed=0):
@@ -117,11 +119,6 @@ def _recover(checkpoint, text_dir, out, steps=12, config=LORA, seed=0):
                         seq_len=32, device="cpu", dtype="float32", seed=seed, threads=1)
 
 
-RECOVERY_EXAMPLES = {
-    "lora": LORA,
-    "prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 4, "lr": 0.3},
-    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
-}
 SAVED_FILES = {"lora": ["adapter_config.json", "adapter_model.safetensors"],
                "prompt_tuning": ["adapter_config.json", "adapter_model.safetensors"],
                "idp": ["idp_config.json", "idp_prompts.safetensors"]}

@@ -12,12 +12,10 @@ from compress_recover.recover.objective import Objective
 from compress_recover.recover.train import distill_kl, objective_loss, run_recovery
 from compress_recover.registry import ConfigError
 
+from conftest import RECOVERY_EXAMPLES
+
 IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 300, 11], [9, 8, 7, 6, 5, 4, 3, 2]])
-METHODS = {
-    "lora": {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj"]},
-    "prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 4, "lr": 0.3},
-    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
-}
+METHODS = RECOVERY_EXAMPLES
 
 
 class _Batch:
