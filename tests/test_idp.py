@@ -54,10 +54,12 @@ def test_selection_follows_hf_attention_of_the_selection_layer(tiny_checkpoint):
         x = torch.cat([idp.prompts.reshape(1, m * n, -1).expand(2, -1, -1), emb], dim=1)
         positions = torch.cat([torch.arange(n).repeat(m), n + torch.arange(IDS.shape[1])]).expand(2, -1)
         mask = additive(selection_mask(m, n, torch.ones_like(IDS)), emb.dtype)
+        model.set_attn_implementation("eager")  # the reference reads HF's own attention probabilities
         hf = model(inputs_embeds=x, attention_mask=mask, position_ids=positions, output_attentions=True)
         expected = prompt_scores(hf.attentions[0], m, n, torch.ones_like(IDS))
     torch.testing.assert_close(out.scores, expected)
     assert torch.equal(out.selected, expected.argmax(dim=-1))
+    assert model.config._attn_implementation == "eager"  # IDP restored what it found
     assert out.logits.shape == (2, n + IDS.shape[1], model.config.vocab_size)
 
 
@@ -173,3 +175,21 @@ def test_lm_eval_generate_until_runs_on_idp(tiny_checkpoint):
         alone = idp.generate(ids, max_new_tokens=4, eos_token_id=tokenizer.eos_token_id)
         expected = tokenizer.decode(alone[0, ids.shape[1]:], skip_special_tokens=True).split("\n\n")[0]
         assert text == expected
+
+
+def test_only_the_selection_layers_run_eager_attention(tiny_checkpoint):
+    """The pool is scored with eager attention; the other layers keep the model's own
+    implementation, and the logits agree with an all-eager model."""
+    idp = _idp(tiny_checkpoint, m=3, n=2).eval()
+    assert idp.model.config._attn_implementation == "sdpa"
+    seen = []
+    hooks = [layer.self_attn.register_forward_hook(
+        lambda mod, args, out: seen.append(mod.config._attn_implementation)) for layer in idp.model.model.layers]
+    with torch.no_grad():
+        fast = idp(input_ids=IDS).logits
+    for h in hooks:
+        h.remove()
+    assert seen == ["eager", "sdpa"] and idp.model.config._attn_implementation == "sdpa"
+    idp.model.set_attn_implementation("eager")
+    with torch.no_grad():
+        torch.testing.assert_close(idp(input_ids=IDS).logits, fast, rtol=1e-4, atol=1e-4)

@@ -113,8 +113,8 @@ class IDPModel(nn.Module):
             raise TypeError(f"IDP needs a decoder-only model with the Llama layout; got {type(model).__name__}")
         if not 1 <= config.selection_layers < len(inner.layers):
             raise ValueError(f"idp.selection_layers: {config.selection_layers} must be in [1, {len(inner.layers) - 1}]")
-        # Attention probabilities are read off the selection layers: eager attention returns them.
-        model.set_attn_implementation("eager")
+        # Attention probabilities are read off the selection layers only: those run with eager
+        # attention (which returns them), the others with the model's own (e.g. sdpa).
         self.model = model
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -147,16 +147,23 @@ class IDPModel(nn.Module):
     def _layers(self, x, layers, mask, positions, capture: list | None = None, cache=None):
         inner = self.model.model
         cos_sin = inner.rotary_emb(x, position_ids=positions)
-        for layer in layers:
-            hook = None
-            if capture is not None:
-                hook = layer.self_attn.register_forward_hook(lambda mod, args, out: capture.append(out[1]))
-            try:
-                x = layer(x, attention_mask=mask, position_ids=positions, position_embeddings=cos_sin,
-                          past_key_values=cache, use_cache=cache is not None)
-            finally:
-                if hook is not None:
-                    hook.remove()
+        config = self.model.config
+        previous = config._attn_implementation
+        if capture is not None:
+            config._attn_implementation = "eager"
+        try:
+            for layer in layers:
+                hook = None
+                if capture is not None:
+                    hook = layer.self_attn.register_forward_hook(lambda mod, args, out: capture.append(out[1]))
+                try:
+                    x = layer(x, attention_mask=mask, position_ids=positions, position_embeddings=cos_sin,
+                              past_key_values=cache, use_cache=cache is not None)
+                finally:
+                    if hook is not None:
+                        hook.remove()
+        finally:
+            config._attn_implementation = previous
         return x
 
     def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor, cache=None):
