@@ -201,6 +201,12 @@ def section(*keys):
     return canonical(value)
 
 
+def all_cores(wildcards):
+    """Every core Snakemake may use locally: a job that asks for them all runs alone."""
+    cores = workflow.cores
+    return cores if isinstance(cores, int) and 0 < cores < 1024 else 4
+
+
 def compression_labels(wildcards):
     return {"model": wildcards.model, "compression": wildcards.compression}
 
