@@ -34,7 +34,9 @@ def _task_manager(task_dir: str | None):
 
 
 def preflight_task(task: str, task_dir: str | None):
-    """Load ``task`` once before the model, so a missing or offline task fails fast and clearly."""
+    """Load ``task`` once before the model, so a missing or offline task fails fast and clearly.
+
+    Returns lm-eval's task manager and the set of the task's output types."""
     from lm_eval.tasks import get_task_dict
 
     manager = _task_manager(task_dir)
@@ -42,14 +44,22 @@ def preflight_task(task: str, task_dir: str | None):
     if task not in manager.all_tasks:
         raise TaskUnavailableError(f"evaluation task '{task}' is not among {where}")
     try:
-        get_task_dict([task], manager)
+        tasks = get_task_dict([task], manager)
     except Exception as err:  # noqa: BLE001 - any failure to materialise the data set
         hint = ("its data set is fetched from the Hugging Face hub, which is unreachable (offline?); "
                 "offline, use the knowledge suite (data.knowledge_tasks) or a local task folder (data.task_dirs)"
                 if not task_dir else "check the YAML and its local data files")
         raise TaskUnavailableError(f"could not load lm-eval task '{task}' from {where}: {hint}. "
                                    f"Cause: {type(err).__name__}: {err}") from err
-    return manager
+    return manager, set(_output_types(tasks))
+
+
+def _output_types(tasks):
+    for value in tasks.values():
+        if isinstance(value, dict):
+            yield from _output_types(value)
+        else:
+            yield value.OUTPUT_TYPE
 
 
 @contextlib.contextmanager
@@ -95,7 +105,10 @@ def padding_aware_lm(model, **hflm_kwargs):
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, task_dir: str | None,
                    out_json: str, out_samples: str, labels: dict, batch_size: int, limit: int | None,
                    num_fewshot: int, device: str, dtype: str, seed: int, threads: int,
-                   trust_remote_code: bool = False) -> dict:
+                   rolling_batch_size: int = 1, trust_remote_code: bool = False) -> dict:
+    """Evaluate one model on one task. Perplexity (``loglikelihood_rolling``) tasks run
+    with ``rolling_batch_size``: their documents are long, and a padded batch's
+    full-vocabulary logits, not the model, would dominate time and memory."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
@@ -105,7 +118,9 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, t
     configure_threads(threads)
     seed_everything(seed)
     device = resolve_device(device)
-    manager = preflight_task(task, task_dir)
+    manager, output_types = preflight_task(task, task_dir)
+    if output_types == {"loglikelihood_rolling"}:
+        batch_size = rolling_batch_size
     start = time.perf_counter()
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=dtype,
                                       trust_remote_code=trust_remote_code)

@@ -126,8 +126,8 @@ def run_figures(*, summary_csv: str, analysis_dir: str, knowledge_tasks: list[st
     fractions = pd.read_csv(Path(analysis_dir) / "recovery_fraction.csv")
     flip_table = pd.read_csv(Path(analysis_dir) / "flips.csv", keep_default_na=False)
     acc = _knowledge_accuracy(summary, knowledge_tasks)
-    compressions = list(dict.fromkeys(acc.compression))
-    recoveries = list(dict.fromkeys(acc.recovery))
+    compressions = sorted(dict.fromkeys(acc.compression), key=lambda c: c != "none")  # the base model first
+    recoveries = sorted(dict.fromkeys(acc.recovery), key=lambda r: r != "none")
 
     def save(fig, name):
         fig.tight_layout()

@@ -19,6 +19,7 @@ with log_to(snakemake.log[0]):
         out_samples=snakemake.output.samples,
         labels=snakemake.params.labels,
         batch_size=evaluation["batch_size"],
+        rolling_batch_size=evaluation["rolling_batch_size"],
         limit=evaluation["limit"],
         num_fewshot=evaluation["num_fewshot"],
         device=snakemake.params.device,
