@@ -124,7 +124,8 @@ def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["recovery"]["methods"][1]["rank"] = 2
     assert planned_jobs(snakemake(workdir, changed, "--dry-run")) == {
-        "recover_lora": 1, "evaluate": 2, "cost": 1, "summary": 1, "all": 1, "total": 6}
+        "recover_lora": 1, "evaluate": 3, "cost": 1, "summary": 1, "analysis": 1, "attention": 1, "figures": 1,
+        "report": 1, "all": 1, "total": 11}
     # the original config is still complete
     assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
 
@@ -176,7 +177,8 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     # kept + lost = the questions the base model got right (12 per task)
     assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == round((base.value * base.n).sum())
     assert (workdir / "results/summary.parquet").exists()
-    assert pd.read_parquet(workdir / "results/summary.parquet").equals(pd.read_csv(workdir / "results/summary.csv"))
+    pd.testing.assert_frame_equal(pd.read_parquet(workdir / "results/summary.parquet"),
+                                  pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
     page = (workdir / "results/report.html").read_text()
     assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
     assert page.count("data:image/png;base64,") == 5 and "http://" not in page and "https://" not in page
