@@ -247,12 +247,12 @@ def verdicts(fractions, tests, *, methods: dict[str, str], sides: dict[str, str]
                 continue
             t = t.iloc[0]
             method = methods.get(row.recovery, row.recovery)
-            side = sides.get(method, "parameters")
+            side = sides[method]
             wins = bool(t.p_value < alpha and t.b_acc > t.a_acc and row.recovery_fraction >= min_recovery_fraction)
             evidence["methods"].append({
                 "recovery": row.recovery, "method": method, "side": side, "acc": row.recovered_acc,
                 "recovery_fraction": row.recovery_fraction, "ci_low": row.ci_low, "ci_high": row.ci_high,
-                "won_back": int(t.b_only), "newly_wrong": int(t.a_only), "p_value": t.p_value, "wins": wins})
+                "newly_right": int(t.b_only), "newly_wrong": int(t.a_only), "p_value": t.p_value, "wins": wins})
             if wins:
                 winners[side].append(row.recovery)
         tokens = budget["steps"] * budget["batch_size"] * budget["seq_len"]

@@ -250,11 +250,11 @@ def _verdict_html(v: dict) -> str:
     e = v["evidence"]
     rows = "".join(
         f"<tr><td>{html.escape(m['recovery'])}</td><td>{m['side']}</td><td>{m['acc']:.3f}</td>"
-        f"<td>{m['recovery_fraction']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]</td><td>{m['won_back']}</td>"
+        f"<td>{m['recovery_fraction']:.2f} [{m['ci_low']:.2f}, {m['ci_high']:.2f}]</td><td>{m['newly_right']}</td>"
         f"<td>{m['newly_wrong']}</td><td>{m['p_value']:.3g}</td><td>{'yes' if m['wins'] else 'no'}</td></tr>"
         for m in e["methods"])
     methods = (f"<table><thead><tr><th>recovery</th><th>side</th><th>acc</th><th>recovery fraction [95% CI]</th>"
-               f"<th>won back</th><th>newly wrong</th><th>McNemar p</th><th>wins</th></tr></thead>"
+               f"<th>newly right</th><th>newly wrong</th><th>McNemar p</th><th>wins</th></tr></thead>"
                f"<tbody>{rows}</tbody></table>") if rows else ""
     return (f'<div class="verdict {v["verdict"].split()[0]}"><h3>{html.escape(v["model"])} / '
             f'{html.escape(v["compression"])}: {html.escape(v["verdict"])}</h3>'
