@@ -137,11 +137,13 @@ def run_figures(*, summary_csv: str, analysis_dir: str, knowledge_tasks: list[st
 
     # 1. accuracy vs compression setting, one series per recovery method
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, rec in enumerate(recoveries):
-        sub = acc[acc.recovery == rec].set_index("compression").reindex(compressions)
-        x = [j + (i - (len(recoveries) - 1) / 2) * 0.08 for j in range(len(compressions))]
+    models = list(dict.fromkeys(acc.model))
+    series = [(m, r) for m in models for r in recoveries]
+    for i, (model, rec) in enumerate(series):
+        sub = acc[(acc.model == model) & (acc.recovery == rec)].set_index("compression").reindex(compressions)
+        x = [j + (i - (len(series) - 1) / 2) * 0.08 for j in range(len(compressions))]
         ax.errorbar(x, sub.acc, yerr=sub.stderr, marker="o", capsize=3, linestyle="-" if rec != "none" else "--",
-                    label=rec)
+                    label=f"{model}/{rec}" if len(models) > 1 else rec)
     ax.set_xticks(range(len(compressions)), compressions, rotation=15)
     ax.set_ylabel("knowledge accuracy (all tasks pooled)")
     ax.set_xlabel("compression")
@@ -276,13 +278,15 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
     flip_table = pd.read_csv(analysis / "flips.csv", keep_default_na=False)
     tests = pd.read_csv(analysis / "paired_tests.csv")
     acc = summary[(summary.metric == "acc") & (summary.subtask == summary.task)]
-    pivot = acc.pivot_table(index="task", columns=["compression", "recovery"], values="value", sort=False)
+    cell = ["model", "compression", "recovery"]
+    pivot = acc.pivot_table(index="task", columns=cell, values="value", sort=False)
     pooled = _knowledge_accuracy(summary, knowledge_tasks)
-    pivot.loc["all knowledge (pooled)"] = pooled.set_index(["compression", "recovery"])["acc"]
+    pivot.loc["all knowledge (pooled)"] = pooled.set_index(cell)["acc"]
     ppl = _perplexity(summary)
     if len(ppl):
-        pivot.loc[f"held-out {PPL_METRIC}"] = ppl.droplevel("model")
-    pivot.columns = [f"{c}/{r}" for c, r in pivot.columns]
+        pivot.loc[f"held-out {PPL_METRIC}"] = ppl
+    several_models = summary.model.nunique() > 1
+    pivot.columns = [f"{m}/{c}/{r}" if several_models else f"{c}/{r}" for m, c, r in pivot.columns]
     pivot = pivot.reset_index()
     ppl_rec = perplexity_recovery(summary)
     know = fractions[fractions.task == ALL_KNOWLEDGE][["model", "compression", "recovery", "recovery_fraction",
