@@ -18,11 +18,6 @@ IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 300, 11], [9, 8, 7, 6, 5, 4, 3, 2]])
 METHODS = RECOVERY_EXAMPLES
 
 
-class _Batch:
-    def __init__(self, ids):
-        self.ids, self.block_index = ids, torch.arange(ids.shape[0])
-
-
 @pytest.fixture(scope="module")
 def pruned_checkpoint(tiny_checkpoint, text_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("pruned") / "checkpoint"
@@ -70,18 +65,18 @@ def test_distillation_is_zero_against_itself_and_mix_is_the_weighted_sum(tiny_ch
     teacher, _ = load_model(tiny_checkpoint, device="cpu")
     student = _prepared(tiny_checkpoint, "lora")  # LoRA starts at the identity (B = 0)
     with torch.no_grad():
-        kd, parts = objective_loss(student, _Batch(IDS), Objective(loss="distill"), teacher)
+        kd, parts = objective_loss(student, IDS, Objective(loss="distill"), teacher)
     assert abs(kd.item()) < 1e-6 and set(parts) == {"kd"}
     student = _prepared(pruned_checkpoint, "lora")
     mix = Objective(loss="mix", distill_weight=0.3, temperature=2.0)
     with torch.no_grad():
-        loss, parts = objective_loss(student, _Batch(IDS), mix, teacher)
+        loss, parts = objective_loss(student, IDS, mix, teacher)
         manual = distill_kl(student(input_ids=IDS).logits, teacher(input_ids=IDS).logits, 2.0)
     assert parts["kd"] > 1e-4 and parts["lm"] > 0
     torch.testing.assert_close(torch.tensor(parts["kd"]), manual)
     torch.testing.assert_close(loss, torch.tensor(0.7 * parts["lm"] + 0.3 * parts["kd"]))
     with pytest.raises(ValueError, match="teacher"):
-        objective_loss(student, _Batch(IDS), mix, None)
+        objective_loss(student, IDS, mix, None)
 
 
 @pytest.mark.parametrize("method", ["lora", "idp"])

@@ -36,18 +36,16 @@ def distill_kl(student_logits, teacher_logits, temperature: float):
     return kl * t * t
 
 
-def objective_loss(model, batch, objective: Objective, teacher=None):
-    """The objective's loss on one batch of full blocks; returns (loss, parts).
+def objective_loss(model, ids, objective: Objective, teacher=None, block_index=None):
+    """The objective's loss on one batch of full blocks ``ids`` (with their block indices,
+    which IDP's shard routing reads); returns (loss, parts).
 
     Prompt methods return logits with their prompt positions first (peft's prompt tuning
     and IDP): the last ``L`` positions are the ones aligned with the input tokens.
     """
     import torch
 
-    extra = {}
-    if getattr(model, "wants_block_index", False):
-        extra["block_index"] = batch.block_index
-    ids = batch.ids
+    extra = {"block_index": block_index} if getattr(model, "wants_block_index", False) else {}
     out = model(input_ids=ids, labels=ids if objective.lm_weight > 0 else None, **extra)
     parts, loss = {}, 0.0
     if objective.lm_weight > 0:
@@ -64,11 +62,6 @@ def objective_loss(model, batch, objective: Objective, teacher=None):
         parts["kd"] = distill_kl(out.logits[:, -length:], teacher_logits, objective.temperature)
         loss = loss + objective.kd_weight * parts["kd"]
     return loss, {k: v.item() for k, v in parts.items()}
-
-
-class _Batch:
-    def __init__(self, ids, block_index):
-        self.ids, self.block_index = ids, block_index
 
 
 def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_decay: float,
@@ -94,8 +87,7 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     losses = []
     start = time.perf_counter()
     for step, idx in enumerate(schedule, 1):
-        batch = _Batch(blocks[idx].to(device), torch.tensor(idx))
-        loss, parts = objective_loss(model, batch, objective, teacher)
+        loss, parts = objective_loss(model, blocks[idx].to(device), objective, teacher, block_index=torch.tensor(idx))
         if not math.isfinite(loss.item()):
             raise NonFiniteLossError(f"training loss became {loss.item()} at step {step}; no adapter written")
         optimizer.zero_grad(set_to_none=True)
