@@ -17,6 +17,18 @@ include: "rules/evaluate.smk"
 include: "rules/aggregate.smk"
 
 
+# Cheap bookkeeping runs on the submit host when a cluster executor is used.
+localrules:
+    all,
+    knowledge_task,
+    text,
+    perplexity_task,
+    summary,
+    analysis,
+    figures,
+    report,
+
+
 rule all:
     input:
         all_targets(),

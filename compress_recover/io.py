@@ -21,11 +21,26 @@ from typing import Any
 log = logging.getLogger("compress_recover")
 
 
+def _remove_stale_temporaries(final: Path) -> None:
+    """Delete what an earlier, killed writer of ``final`` left beside it.
+
+    Snakemake runs one job per output at a time, so any temporary sibling of ``final``
+    that exists when its job starts belongs to a job that died (SIGKILL, node failure).
+    """
+    for stale in final.parent.glob(f".{final.name}.tmp-*"):
+        log.warning("removing %s, left by an interrupted job", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; rename it to ``final`` on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
@@ -42,6 +57,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary file path beside ``final``; rename it to ``final`` on success."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(final)
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)

@@ -103,3 +103,15 @@ def text_dir(tmp_path_factory) -> Path:
     build_text(corpus="file", path=str(src), task_dirs=[], out_dir=str(out), heldout_fraction=0.2,
                min_chars=50, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """The tiny workflow run to the end once, locally: (workdir, config)."""
+    from tinyflow import snakemake, tiny_config
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = tiny_config(build_tiny_llama(workdir / "tiny-model"))
+    proc = snakemake(workdir, config)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return workdir, config

@@ -4,71 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, build_tiny_llama
+from tinyflow import planned_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
-
-
-def tiny_config(model_dir: Path) -> dict:
-    return {
-        "seed": 0,
-        "device": "cpu",
-        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
-        "data": {"knowledge_tasks": ["capitals", "element_symbol"], "max_questions": 12,
-                 "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1}},
-        "compression": {"calibration": {"samples": 4, "seq_len": 32},
-                        "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
-        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32},
-                     "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
-                                 {"method": "prompt_tuning", "num_virtual_tokens": 4},
-                                 {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
-                                  "objective": {"loss": "mix"}}]},
-        "cost": {"batch_size": 4, "seq_len": 16, "new_tokens": 3, "repeats": 2},
-        "evaluation": {"batch_size": 8},
-    }
-
-
-def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None,
-              sort_keys: bool = True) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config, sort_keys=sort_keys))
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(cfg), "--cores", "2", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=1500)
-
-
-def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
-    """The 'Job stats' table of a dry run, as {rule: count}; {} when nothing is to be done."""
-    out = proc.stdout + proc.stderr
-    if "Nothing to be done" in out:
-        return {}
-    table = out.split("Job stats:", 1)[1]
-    jobs = {}
-    for line in table.splitlines()[3:]:
-        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        jobs[match.group(1)] = int(match.group(2))
-    return jobs
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    model_dir = build_tiny_llama(workdir / "tiny-model")
-    config = tiny_config(model_dir)
-    proc = snakemake(workdir, config)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return workdir, config
 
 
 def test_summary_has_every_cell_task_and_metric(finished_run):

@@ -1,0 +1,89 @@
+"""Incremental reruns of the tiny workflow: what a changed config schedules (Snakemake's
+Python API, fast) and what a job killed mid-write leaves behind (the CLI, for real)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import build_tiny_llama
+from tinyflow import per_rule, planned_jobs, scheduled, snakemake, snakemake_cmd, tiny_config, write_config
+
+pytestmark = pytest.mark.workflow
+
+AGGREGATE = {"summary": 1, "analysis": 1, "figures": 1, "report": 1, "all": 1}
+
+
+def test_a_finished_run_schedules_nothing(finished_run):
+    workdir, config = finished_run
+    assert scheduled(workdir, config) == []
+
+
+def test_adding_a_model_schedules_exactly_its_jobs_and_the_aggregate(finished_run):
+    workdir, config = finished_run
+    grown = copy.deepcopy(config)
+    second = workdir / "tiny-model-2"
+    if not second.exists():
+        build_tiny_llama(second, seed=1)
+    grown["models"]["tiny2"] = {"source": "local", "path": str(second)}
+    jobs = scheduled(workdir, grown)
+    cells = 1 + 4  # the base model, and 3-bit GPTQ as is and with three recoveries
+    tasks = 3  # two knowledge tasks and held-out perplexity
+    assert per_rule(jobs) == {"download": 1, "compress_gptq": 1, "recover_lora": 1, "recover_prompt_tuning": 1,
+                              "recover_idp": 1, "evaluate": cells * tasks, "cost": cells, "attention": 1,
+                              **AGGREGATE}
+    # every job but the aggregate is the new model's
+    assert {w.get("model") for rule, w in jobs if rule not in AGGREGATE} == {"tiny2"}
+
+
+def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_run):
+    workdir, config = finished_run
+    changed = copy.deepcopy(config)
+    idp = next(m for m in changed["recovery"]["methods"] if m["method"] == "idp")
+    idp["pool_size"] = 3
+    jobs = scheduled(workdir, changed)
+    assert per_rule(jobs) == {"recover_idp": 1, "evaluate": 3, "cost": 1, "attention": 1, **AGGREGATE}
+    assert {w["recovery"] for rule, w in jobs if rule in {"recover_idp", "evaluate", "cost"}} == {"idp-mix0.5"}
+    # the calibration budget feeds compression: everything downstream of it reruns
+    changed = copy.deepcopy(config)
+    changed["compression"]["calibration"]["samples"] = 3
+    assert per_rule(scheduled(workdir, changed)) == {
+        "compress_gptq": 1, "recover_lora": 1, "recover_prompt_tuning": 1, "recover_idp": 1,
+        "evaluate": 4 * 3, "cost": 4, "attention": 1, **AGGREGATE}
+    assert scheduled(workdir, config) == []
+
+
+def test_a_compress_job_killed_mid_write_leaves_nothing_that_counts_as_done(tmp_path):
+    config = tiny_config(build_tiny_llama(tmp_path / "tiny-model"))
+    config["recovery"]["methods"] = [{"method": "none"}]
+    target = "results/tiny/gptq-w4g32/checkpoint"
+    folder = tmp_path / "results/tiny/gptq-w4g32"
+    write_config(tmp_path, config)
+    proc = subprocess.Popen(snakemake_cmd(tmp_path, "--cores", "2", target), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not list(folder.glob(".checkpoint.tmp-*")):
+            assert proc.poll() is None, "snakemake ended before compress started writing"
+            assert time.monotonic() < deadline, "compress never started writing"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its job, mid-write
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert not (tmp_path / target).exists(), "compress finished before it could be killed"
+    assert list(folder.glob(".checkpoint.tmp-*")), "the half-written temporary folder should still be there"
+    # nothing counts as done: exactly the compression is scheduled again
+    assert planned_jobs(snakemake(tmp_path, config, target, "--dry-run")) == {"compress_gptq": 1, "total": 1}
+    assert snakemake(tmp_path, config, "--unlock").returncode == 0
+    rerun = snakemake(tmp_path, config, target)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert (tmp_path / target / "manifest.json").exists()
+    assert not list(folder.glob(".checkpoint.tmp-*")), "the rerun should remove what the killed job left"
+    assert planned_jobs(snakemake(tmp_path, config, target, "--dry-run")) == {}

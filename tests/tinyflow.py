@@ -1,0 +1,89 @@
+"""The tiny workflow the tests run: its config, the CLI and API entry points, job counts."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from conftest import REPO
+
+
+def tiny_config(model_dir: Path) -> dict:
+    return {
+        "seed": 0,
+        "device": "cpu",
+        "models": {"tiny": {"source": "local", "path": str(model_dir)}},
+        "data": {"knowledge_tasks": ["capitals", "element_symbol"], "max_questions": 12,
+                 "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1}},
+        "compression": {"calibration": {"samples": 4, "seq_len": 32},
+                        "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
+        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32},
+                     "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
+                                 {"method": "prompt_tuning", "num_virtual_tokens": 4},
+                                 {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
+                                  "objective": {"loss": "mix"}}]},
+        "cost": {"batch_size": 4, "seq_len": 16, "new_tokens": 3, "repeats": 2},
+        "evaluation": {"batch_size": 8},
+    }
+
+
+def write_config(workdir: Path, config: dict, sort_keys: bool = True) -> Path:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config, sort_keys=sort_keys))
+    return cfg
+
+
+def snakemake_cmd(workdir: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(workdir / "config.yaml"), *args]
+
+
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None, sort_keys: bool = True,
+              cores: str = "2", timeout: int = 1500) -> subprocess.CompletedProcess:
+    """The Snakemake CLI on the tiny workflow in ``workdir`` (its config.yaml rewritten first)."""
+    write_config(workdir, config, sort_keys)
+    return subprocess.run(snakemake_cmd(workdir, "--cores", cores, *args), capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a CLI dry run, as {rule: count}; {} when nothing is to be done."""
+    out = proc.stdout + proc.stderr
+    if "Nothing to be done" in out:
+        return {}
+    table = out.split("Job stats:", 1)[1]
+    jobs = {}
+    for line in table.splitlines()[3:]:
+        match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        jobs[match.group(1)] = int(match.group(2))
+    return jobs
+
+
+def scheduled(workdir: Path, config: dict, targets: list[str] | None = None) -> list[tuple[str, dict]]:
+    """The jobs a run would execute now, as (rule, wildcards), through Snakemake's Python API
+    (a dry run; the config goes to its own file so that the CLI tests' config.yaml stays)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, Quietness, ResourceSettings
+
+    cfg = workdir / "config.api.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        workflow = api.workflow(resource_settings=ResourceSettings(cores=2),
+                                config_settings=ConfigSettings(configfiles=[cfg]),
+                                snakefile=REPO / "Snakefile", workdir=workdir)
+        dag = workflow.dag(DAGSettings(targets=set(targets or [])))
+        dag.execute_workflow(executor="dryrun")
+        return sorted(((job.rule.name, dict(job.wildcards_dict)) for job in workflow._workflow.dag.needrun_jobs(exclude_finished=False)),
+                      key=lambda j: (j[0], sorted(j[1].items())))
+
+
+def per_rule(jobs: list[tuple[str, dict]]) -> Counter:
+    return Counter(rule for rule, _ in jobs)
