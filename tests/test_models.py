@@ -67,6 +67,19 @@ def test_unknown_source_and_pickle_checkpoints_are_refused(tmp_path, tiny_llama_
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_a_corrupt_local_checkpoint_fails_naming_the_model_and_folder(tmp_path, tiny_llama_dir):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_llama_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    out = tmp_path / "ckpt"
+    with pytest.raises(RuntimeError, match=r"models\.m\.path: could not load the checkpoint in .*broken "
+                                           r"\(weights: model\.safetensors\)"):
+        download_model(name="m", spec={"source": "local", "path": str(broken)}, out_dir=str(out))
+    assert not out.exists()
+
+
 def test_gptq_checkpoint_is_autogptq_format_with_manifest(gptq_checkpoint):
     qcfg = json.loads((gptq_checkpoint / "quantize_config.json").read_text())
     assert qcfg["bits"] == 4 and qcfg["group_size"] == 32 and qcfg["checkpoint_format"] == "gptq"
