@@ -5,7 +5,9 @@ Prints, measured in one run on this machine:
       generated grid of about 2,000 jobs (goal < 5 s), and
   (2) the no-op rerun time (`snakemake --cores 1` with nothing to do) of the default grid
       in this checkout (goal < 3 s); it needs `make demo` to have finished here.
-Each is the median of --repeats runs; each is also printed as a ratio to its goal.
+Each is the median of --repeats runs; each is also printed as a ratio to its goal. Beside
+(1), the same dry run of a trivial Snakefile with as many jobs (one rule, no inputs) shows
+the floor that Snakemake itself sets on this machine.
 
     python benchmarks/workflow_overhead.py [--repeats 3]
 """
@@ -40,9 +42,20 @@ def large_grid(models: int) -> dict:
     return config
 
 
-def snakemake(workdir: Path, configfile: Path, *args: str) -> tuple[float, str]:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), *args]
+TRIVIAL = """
+rule all:
+    input: expand("out/{{i}}.txt", i=range({n}))
+rule make:
+    output: "out/{{i}}.txt"
+    log: "logs/{{i}}.log"
+    shell: "touch {{output}}"
+"""
+
+
+def snakemake(workdir: Path, configfile: Path | None, *args: str, snakefile: Path = REPO / "Snakefile",
+              ) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
+           *(["--configfile", str(configfile)] if configfile else []), *args]
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
@@ -72,8 +85,14 @@ def main() -> None:
         runs = [snakemake(workdir, configfile, "--dry-run", "--quiet", "rules") for _ in range(args.repeats)]
         jobs = job_count(runs[0][1])
         dry = statistics.median(t for t, _ in runs)
+        trivial = workdir / "trivial"
+        trivial.mkdir()
+        (trivial / "Snakefile").write_text(TRIVIAL.format(n=jobs - 1))
+        floor = statistics.median(snakemake(trivial, None, "--dry-run", "--quiet", "rules",
+                                            snakefile=trivial / "Snakefile")[0] for _ in range(args.repeats))
     print(f"dry run of a generated grid: {jobs} jobs, median {dry:.2f} s of {args.repeats} "
           f"(goal < {DRY_RUN_GOAL_S:.0f} s; ratio to goal {dry / DRY_RUN_GOAL_S:.2f})")
+    print(f"  a trivial Snakefile with {jobs} jobs: median {floor:.2f} s (ours / trivial {dry / floor:.2f})")
 
     configfile = REPO / "config.yaml"
     _, pending = snakemake(REPO, configfile, "--dry-run", "--quiet", "rules")
