@@ -20,7 +20,7 @@ demo: setup
 	snakemake --cores $(CORES)
 
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 lint: setup
 	snakemake --lint

@@ -218,8 +218,9 @@ PartitionName=debug Nodes=crnode Default=YES MaxTime=INFINITE State=UP
         raise RuntimeError(f"node not idle after {timeout} s (state {state!r}):\n{self.log('slurmctld')[-3000:]}")
 
     def _kill_leftover_steps(self) -> None:
-        """slurmstepd processes outlive slurmd when a job is cut off; end them too."""
-        proc = subprocess.run(["pgrep", "-f", f"slurmstepd.*{self.root}"], capture_output=True, text=True)
+        """Whatever still runs in the namespace (slurmstepd and job processes outlive slurmd
+        when a job is cut off) is ours: end it."""
+        proc = subprocess.run(["ip", "netns", "pids", self.netns], capture_output=True, text=True)
         for pid in proc.stdout.split():
             try:
                 os.kill(int(pid), signal.SIGKILL)
