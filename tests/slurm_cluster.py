@@ -46,6 +46,7 @@ class SlurmCluster:
         self.conf = self.root / "slurm.conf"
         self.jobcomp = self.root / "jobcomp.txt"
         self.procs: dict[str, subprocess.Popen] = {}
+        self._outputs: list = []
         self._saved_system_conf: bytes | None = None
         self._wrote_system_conf = False
 
@@ -82,6 +83,9 @@ class SlurmCluster:
                     proc.kill()
                     proc.wait(timeout=15)
         self.procs.clear()
+        for out in self._outputs:
+            out.close()
+        self._outputs.clear()
         self._kill_leftover_steps()
         if self._wrote_system_conf:
             if self._saved_system_conf is None:
@@ -123,11 +127,7 @@ class SlurmCluster:
         for line in out.splitlines():
             if not line.strip() or line.startswith("No jobs"):
                 continue
-            fields = dict(re.findall(r"(\w+)=(\S*)", line))
-            comment = re.search(r"Comment=(.*?) (?:StdErr|Command|WorkDir|\w+=)", line)
-            if comment:
-                fields["Comment"] = comment.group(1)
-            jobs.append(fields)
+            jobs.append(dict(re.findall(r"(\w+)=(\S*)", line)))
         return jobs
 
     def log(self, name: str) -> str:
@@ -137,6 +137,7 @@ class SlurmCluster:
     # ---- internals --------------------------------------------------------------------
     def _spawn(self, name: str, cmd: list[str]) -> None:
         out = open(self.root / f"{name}.out", "wb")
+        self._outputs.append(out)
         self.procs[name] = subprocess.Popen(self.netns_cmd(cmd), stdout=out, stderr=subprocess.STDOUT,
                                             env=self.env, start_new_session=True)
 

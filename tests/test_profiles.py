@@ -10,22 +10,16 @@ import pytest
 import yaml
 
 from conftest import REPO
+from tinyflow import LOCAL_RULES, load_workflow
 
 SLURM = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
 DEFAULT = yaml.safe_load((REPO / "profiles/default/config.yaml").read_text())
-CHEAP = {"all", "knowledge_task", "text", "perplexity_task", "summary", "analysis", "figures", "report"}
 
 
 @pytest.fixture(scope="module")
 def workflow():
     """The parsed workflow (rules, localrules, threads) on the default config."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
-
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        wf = api.workflow(resource_settings=ResourceSettings(cores=2),
-                          config_settings=ConfigSettings(configfiles=[REPO / "config.yaml"]),
-                          snakefile=REPO / "Snakefile", workdir=REPO)
+    with load_workflow(REPO / "config.yaml", REPO) as wf:
         yield wf._workflow
 
 
@@ -34,7 +28,7 @@ def _evaluate(expression, attempt: int) -> int:
 
 
 def test_cheap_rules_run_on_the_submit_host(workflow):
-    assert set(workflow._localrules) == CHEAP
+    assert set(workflow._localrules) == LOCAL_RULES
 
 
 def test_every_submitted_rule_has_attempt_scaled_resources(workflow):
@@ -42,7 +36,7 @@ def test_every_submitted_rule_has_attempt_scaled_resources(workflow):
     per_rule = SLURM["set-resources"]
     unknown = set(per_rule) - set(rules)
     assert not unknown, f"profiles/slurm names rules the workflow does not have: {sorted(unknown)}"
-    submitted = set(rules) - CHEAP
+    submitted = set(rules) - LOCAL_RULES
     assert submitted <= set(per_rule), f"no set-resources for {sorted(submitted - set(per_rule))}"
     for name in submitted:
         res = per_rule[name]

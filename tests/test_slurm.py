@@ -20,12 +20,11 @@ import pytest
 
 from conftest import REPO
 from slurm_cluster import SlurmCluster, missing_requirements
-from tinyflow import planned_jobs, snakemake, snakemake_cmd, write_config
+from tinyflow import LOCAL_RULES, planned_jobs, snakemake, snakemake_cmd, write_config
 
 pytestmark = pytest.mark.workflow
 
 PROFILE = REPO / "profiles" / "slurm"
-LOCAL_RULES = {"all", "knowledge_task", "text", "perplexity_task", "summary", "analysis", "figures", "report"}
 # Compared with the local run: everything but what depends on time and load.
 STABLE_COLUMNS = ["model", "compression", "recovery", "task", "subtask", "metric", "value", "stderr", "n",
                   "extra_params", "extra_bytes"]

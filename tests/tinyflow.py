@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 from conftest import REPO
+
+
+# The Snakefile's localrules: run by the Snakemake process itself, never submitted.
+LOCAL_RULES = {"all", "knowledge_task", "text", "perplexity_task", "summary", "analysis", "figures", "report"}
 
 
 def tiny_config(model_dir: Path) -> dict:
@@ -67,21 +73,29 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     return jobs
 
 
+@contextlib.contextmanager
+def load_workflow(configfile: Path, workdir: Path) -> Iterator:
+    """The workflow parsed through Snakemake's Python API (the API's WorkflowApi)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, OutputSettings, Quietness, ResourceSettings
+
+    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
+        yield api.workflow(resource_settings=ResourceSettings(cores=2),
+                           config_settings=ConfigSettings(configfiles=[configfile]),
+                           snakefile=REPO / "Snakefile", workdir=workdir)
+
+
 def scheduled(workdir: Path, config: dict, targets: list[str] | None = None) -> list[tuple[str, dict]]:
     """The jobs a run would execute now, as (rule, wildcards), through Snakemake's Python API
     (a dry run; the config goes to its own file so that the CLI tests' config.yaml stays)."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, Quietness, ResourceSettings
+    from snakemake.settings.types import DAGSettings
 
     cfg = workdir / "config.api.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    with SnakemakeApi(OutputSettings(quiet={Quietness.ALL})) as api:
-        workflow = api.workflow(resource_settings=ResourceSettings(cores=2),
-                                config_settings=ConfigSettings(configfiles=[cfg]),
-                                snakefile=REPO / "Snakefile", workdir=workdir)
-        dag = workflow.dag(DAGSettings(targets=set(targets or [])))
-        dag.execute_workflow(executor="dryrun")
-        return sorted(((job.rule.name, dict(job.wildcards_dict)) for job in workflow._workflow.dag.needrun_jobs(exclude_finished=False)),
+    with load_workflow(cfg, workdir) as workflow:
+        workflow.dag(DAGSettings(targets=set(targets or []))).execute_workflow(executor="dryrun")
+        jobs = workflow._workflow.dag.needrun_jobs(exclude_finished=False)
+        return sorted(((job.rule.name, dict(job.wildcards_dict)) for job in jobs),
                       key=lambda j: (j[0], sorted(j[1].items())))
 
 
