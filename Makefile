@@ -27,5 +27,5 @@ lint: setup
 	snakefmt --check Snakefile rules/
 
 clean-results:
-	rm -rf results/* logs benchmarks/*/ .snakemake
+	rm -rf results/* logs .snakemake
 	touch results/.gitkeep

@@ -2,7 +2,7 @@
 
 Runs, on the same checkpoint and the same calibration blocks, (a) the bare library
 call (GPTQModel load + quantize + save, or llm-compressor's oneshot + save) and (b)
-``compress_recover.compress.run.run_compression``, which the ``compress_<method>``
+``compress_recover.compress.compress.run_compression``, which the ``compress_<method>``
 rule's script calls (it adds config parsing, width checks, calibration sampling,
 tokenizer copy and the manifest with measured sparsity). Prints both wall times and
 their ratio (goal: <= 1.10). Runs alternate (bare, ours, bare, ours, ...) so drift on
@@ -66,9 +66,9 @@ def main() -> None:
 
     from transformers import AutoTokenizer
 
-    from compress_recover.compress.run import run_compression
-    from compress_recover.runtime import configure_threads
-    from compress_recover.textdata import calibration_blocks
+    from compress_recover.compress.compress import run_compression
+    from compress_recover.runtime import Runtime, configure_threads
+    from compress_recover.tokens import calibration_blocks
 
     method = json.loads(args.method)
     configure_threads(args.threads)
@@ -84,7 +84,8 @@ def main() -> None:
             start = time.perf_counter()
             run_compression(model_dir=args.checkpoint, out_dir=str(Path(tmp) / f"ours{i}"), method_config=method,
                             key="benchmark", text_dir=args.text, calibration_samples=args.samples,
-                            calibration_seq_len=args.seq_len, device="cpu", seed=0, threads=args.threads)
+                            calibration_seq_len=args.seq_len,
+                            runtime=Runtime(device="cpu", seed=0, threads=args.threads))
             times["ours"].append(time.perf_counter() - start)
     bare_s, ours_s = statistics.median(times["bare"]), statistics.median(times["ours"])
     print(f"method: {json.dumps(method)}  model: {args.checkpoint}  calibration: {args.samples} x {args.seq_len}")

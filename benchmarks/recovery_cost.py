@@ -42,8 +42,9 @@ def _methods(config_file: str) -> dict[str, dict]:
 
 
 def _build(checkpoint: str, adapter: Path | None, raw: dict, seed: int):
-    from compress_recover.modeling import load_model, load_recovered
+    from compress_recover.modeling import load_model
     from compress_recover.recover import RECOVERY
+    from compress_recover.recover.load import load_recovered
 
     if adapter is not None and adapter.is_dir():
         model, _ = load_recovered(checkpoint, adapter, device="cpu")
@@ -69,7 +70,7 @@ def main() -> None:
     import torch
     from transformers import AutoTokenizer
 
-    from compress_recover.cost import generate, latency_inputs, safetensors_parameters
+    from compress_recover.evaluate.cost import generate, latency_inputs, safetensors_parameters
     from compress_recover.runtime import configure_threads
 
     if not Path(args.checkpoint, "config.json").is_file():

@@ -14,11 +14,13 @@ from pathlib import Path
 import yaml
 
 from .compress import COMPRESSION
-from .facts import RELATIONS
+from .compress.widths import check_divisors, checkpoint_widths
+from .data.facts import RELATIONS
+from .data.perplexity_task import PERPLEXITY_TASK
+from .download.download import EMBEDDED_WIDTHS
 from .recover import RECOVERY
 from .recover.objective import Objective
 from .registry import ConfigError, MethodConfig
-from .text import PERPLEXITY_TASK
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_MODEL_NAMES = {"data"}
@@ -152,35 +154,19 @@ def _check_models(models: dict) -> None:
 
 def known_widths(spec: dict) -> dict[str, int]:
     """Input widths of a model's linear layers when knowable before download, else {}."""
-    import json
-
     if spec["source"] == "embedded":
-        from .download import EMBEDDED_WIDTHS
-
         return dict(EMBEDDED_WIDTHS)
     if spec["source"] == "local":
-        cfg = json.loads((Path(spec["path"]) / "config.json").read_text())
-        widths = {k: cfg[k] for k in ("hidden_size", "intermediate_size") if isinstance(cfg.get(k), int)}
-        if isinstance(cfg.get("head_dim"), int) and isinstance(cfg.get("num_attention_heads"), int):
-            widths["num_attention_heads*head_dim"] = cfg["head_dim"] * cfg["num_attention_heads"]
-        return widths
+        return checkpoint_widths(spec["path"])
     return {}  # hub and GGUF models: checked by the compress job before any work
 
 
-def check_divisors(model: str, spec: dict, method_config: MethodConfig, key: str) -> None:
-    """A group size or N:M's M must divide every linear layer's input width."""
-    widths = known_widths(spec)
-    for field_name, divisor in method_config.divisors().items():
-        bad = {k: w for k, w in widths.items() if w % divisor}
-        if bad:
-            raise ConfigError(f"{key}.{field_name}: {divisor} does not divide the layer widths {bad} "
-                              f"of model '{model}'")
-
-
 def _check_widths(models: dict, compressions: dict[str, Entry]) -> None:
+    """A group size or N:M's M must divide every linear layer's input width."""
     for model, spec in models.items():
+        widths = known_widths(spec)
         for entry in compressions.values():
-            check_divisors(model, spec, entry.config, entry.key)
+            check_divisors(model, widths, entry.config, entry.key)
 
 
 def build_plan(config: dict) -> Plan:

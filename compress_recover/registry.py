@@ -1,9 +1,12 @@
 """Method registries: a compression or recovery method is one small registered unit.
 
-A unit is a name, a config dataclass (unknown keys rejected, types checked) and an
-entry point given as ``"module:function"``. Entry points are imported only when a
-job runs, so reading the registry (as Snakemake does while building the DAG) never
-imports torch.
+A unit is its config dataclass (unknown keys rejected, types checked), which states
+everything the rest of the code needs of the method as class attributes: its name, its
+entry points as ``"module:function"`` strings (imported only when a job runs, so reading
+the registry, as Snakemake does while building the DAG, never imports torch) and the
+facts others ask of it (calibration data? which side of the model? can it be merged?).
+Adding a method is one new module (config + entry points) and one ``register`` line;
+no shared module names a method.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+SIDES = ("parameters", "input")
 
 
 class ConfigError(ValueError):
@@ -28,20 +33,33 @@ class MethodConfig:
     name: str | None = None
 
     method: ClassVar[str] = ""
+    # Compression: "module:function" of compress(model_dir, out_dir, config, calibration, device,
+    # seed) -> (model, details). Recovery: of prepare(model, config, seed) -> trainable model.
+    entry_point: ClassVar[str | None] = None
+    # Compression: whether the method calibrates on text.
     uses_calibration: ClassVar[bool] = False
-    # Recovery methods: "parameters" (new weights inside the model) or "input" (prompts).
+    # Recovery: "module:function" of load(model, adapter_dir) -> model with the saved adapter.
+    adapter_loader: ClassVar[str | None] = None
+    # Recovery: "parameters" (new weights inside the model) or "input" (prompts at the input).
     side: ClassVar[str] = ""
+    # Recovery: whether the trained adapter could be merged into the model's weights.
+    mergeable: ClassVar[bool] = False
 
     def divisors(self) -> dict[str, int]:
         """Config keys whose value must divide every pruned/quantized layer's input width."""
         return {}
 
     def slug(self) -> str:
-        """The folder name for this configuration, e.g. ``gptq-w4g64``."""
+        """The folder name for this configuration (``results/<model>/<slug>/``)."""
         return self.name or self.method
 
     def check(self, key: str) -> None:
         """Range checks beyond types; raise ConfigError naming ``key``."""
+
+    def merge_effect(self, details: dict) -> dict:
+        """Compression: what merging a weight adapter into this compressed checkpoint would do
+        (``details`` as in its manifest). Recorded in the manifest; recovery reads it."""
+        return {"merge_breaks_sparsity": False, "note": "dense checkpoint: merging is lossless"}
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "name"}
@@ -90,29 +108,50 @@ def _type_ok(value: Any, hint: Any) -> bool:
     return isinstance(value, hint)
 
 
+def _import(entry_point: str | None, what: str) -> Callable:
+    if entry_point is None:
+        raise RuntimeError(f"{what} is not defined")
+    module, func = entry_point.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
     config_cls: type[MethodConfig]
-    entry_point: str | None  # "module:function"; None for the identity method
+
+    @property
+    def side(self) -> str:
+        return self.config_cls.side
 
     def load(self) -> Callable:
-        if self.entry_point is None:
-            raise RuntimeError(f"method '{self.name}' has no entry point: it does nothing")
-        module, func = self.entry_point.split(":")
-        return getattr(importlib.import_module(module), func)
+        """The method's entry point (compress or prepare)."""
+        return _import(self.config_cls.entry_point, f"method '{self.name}' has no entry point (it does nothing): it")
+
+    def adapter_loader(self) -> Callable:
+        """Recovery: the function that puts a saved adapter of this method on a model."""
+        return _import(self.config_cls.adapter_loader, f"the adapter loader of method '{self.name}'")
 
 
 class Registry:
-    def __init__(self, kind: str):
+    """``required``: class attributes every method but ``none`` must set."""
+
+    def __init__(self, kind: str, required: tuple[str, ...] = ("entry_point",)):
         self.kind = kind
+        self.required = required
         self._methods: dict[str, Method] = {}
 
-    def register(self, config_cls: type[MethodConfig], entry_point: str | None) -> None:
+    def register(self, config_cls: type[MethodConfig]) -> None:
         name = config_cls.method
         if name in self._methods:
             raise ValueError(f"{self.kind} method '{name}' registered twice")
-        self._methods[name] = Method(name, config_cls, entry_point)
+        if name != "none":
+            missing = [a for a in self.required if not getattr(config_cls, a)]
+            if missing:
+                raise ValueError(f"{self.kind} method '{name}' does not set {missing}")
+            if "side" in self.required and config_cls.side not in SIDES:
+                raise ValueError(f"{self.kind} method '{name}': side {config_cls.side!r} is not one of {SIDES}")
+        self._methods[name] = Method(name, config_cls)
 
     def __getitem__(self, name: str) -> Method:
         return self._methods[name]
@@ -122,6 +161,10 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._methods)
+
+    def sides(self) -> dict[str, str]:
+        """Method -> side, for every method but ``none`` (recovery)."""
+        return {n: m.side for n, m in sorted(self._methods.items()) if n != "none"}
 
     def parse(self, raw: dict, key: str) -> MethodConfig:
         if not isinstance(raw, dict) or "method" not in raw:

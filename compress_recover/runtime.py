@@ -1,15 +1,67 @@
-"""Device, threads, seeds and library versions: the run-time facts every heavy step sets."""
+"""Device, threads, seeds and library versions: the run-time facts every heavy step sets.
+
+:class:`Runtime` carries them as one object: ``rules/common.smk`` builds it once from
+config.yaml (device, dtype, seed, trust_remote_code) and passes it to every heavy rule
+as its ``runtime`` param; the job's script adds the threads Snakemake gave the job, and
+the job starts with one call, :meth:`Runtime.start`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
+from dataclasses import dataclass
 from importlib import metadata
 
 TRACKED_LIBRARIES = (
     "torch", "transformers", "gptqmodel", "optimum", "peft", "lm_eval", "accelerate",
     "datasets", "gguf", "safetensors", "snakemake", "compress-recover",
 )
+
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where and how a job runs.
+
+    ``threads`` is not part of the rules' ``runtime`` param: Snakemake reruns a job whose
+    params changed, and the thread count changes with ``--cores`` and the executor, not
+    with the experiment. The script adds it (:meth:`from_params`).
+    """
+
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    dtype: str = "float32"
+    seed: int = 0
+    trust_remote_code: bool = False
+    threads: int = 1
+
+    def __post_init__(self):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: {self.dtype!r} is not one of {list(DTYPES)}")
+        if int(self.threads) < 1:
+            raise ValueError(f"threads: {self.threads} must be >= 1")
+
+    @classmethod
+    def from_params(cls, params: dict, *, threads: int) -> "Runtime":
+        """The rules' ``runtime`` param (a dict) plus the job's thread count."""
+        return cls(**params, threads=int(threads))
+
+    def params(self) -> dict:
+        """The fields that go into a rule's ``runtime`` param (all but ``threads``)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "threads"}
+
+    def start(self) -> "Runtime":
+        """Set threads and seeds; return a copy whose ``device`` is resolved (``auto`` -> cuda|cpu)."""
+        configure_threads(self.threads)
+        seed_everything(self.seed)
+        return dataclasses.replace(self, device=resolve_device(self.device))
+
+    @property
+    def torch_dtype(self):
+        return torch_dtype(self.dtype)
 
 
 def configure_threads(threads: int) -> None:

@@ -15,7 +15,7 @@ rule summary:
     conda:
         "../envs/aggregate.yaml"
     script:
-        "../workflow_scripts/aggregate.py"
+        "../workflow_scripts/summary.py"
 
 
 rule analysis:
@@ -70,15 +70,12 @@ rule attention:
     log:
         "logs/{model}/{compression}/attention.log",
     benchmark:
-        "benchmarks/{model}/{compression}/attention.tsv"
+        "logs/{model}/{compression}/attention.benchmark.tsv"
     params:
         adapters=attention_adapters,
         questions=config["report"]["attention_questions"],
         labels=compression_labels,
-        device=config["device"],
-        dtype=config["dtype"],
-        seed=config["seed"],
-        trust_remote_code=config["trust_remote_code"],
+        runtime=RUNTIME,
     threads: 4
     conda:
         "../envs/evaluate.yaml"

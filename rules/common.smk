@@ -6,15 +6,27 @@ from pathlib import Path
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
+from compress_recover.aggregate.figures import FIGURES
 from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, canonical, choice_regex
 from compress_recover.recover import RECOVERY
-from compress_recover.report import FIGURES
+from compress_recover.runtime import Runtime
 
 validate(config, "../compress_recover/schema/config.schema.yaml")
 PLAN = build_plan(config)
 COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != "none"]
 RECOVERY_METHODS = [m for m in RECOVERY.names() if m != "none"]
+# Where and how heavy jobs run: one object, passed to each as its `runtime` param. The
+# job's script adds its threads (Runtime.from_params): threads are not a param, so a
+# change of --cores or executor reruns nothing.
+RUNTIME = canonical(
+    Runtime(
+        device=config["device"],
+        dtype=config["dtype"],
+        seed=config["seed"],
+        trust_remote_code=config["trust_remote_code"],
+    ).params()
+)
 
 # Every path of the workflow, in provenance order.
 # The download: the uncompressed model.
@@ -34,6 +46,7 @@ FIGURE = "results/figures/{name}.png"
 REPORT = "results/report.html"
 ATTENTION_CSV = "results/{model}/{compression}/attention/analysis.csv"
 ATTENTION_PNG = "results/{model}/{compression}/attention/attention.png"
+# Snakemake's per-job timings (benchmark:) sit beside each job's log, under logs/.
 
 
 wildcard_constraints:
@@ -79,8 +92,7 @@ def knowledge_samples():
 def recovery_methods():
     """Recovery folder name -> method, and method -> side (parameters or input)."""
     methods = {slug: entry.method for slug, entry in PLAN.recoveries.items()}
-    sides = {m: RECOVERY[m].config_cls.side for m in RECOVERY.names() if m != "none"}
-    return canonical({"methods": methods, "sides": sides})
+    return canonical({"methods": methods, "sides": RECOVERY.sides()})
 
 
 def attention_cells():

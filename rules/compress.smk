@@ -14,13 +14,12 @@ for method in COMPRESSION_METHODS:
         log:
             "logs/{model}/{compression}/compress.log",
         benchmark:
-            "benchmarks/{model}/{compression}/compress.tsv"
+            "logs/{model}/{compression}/compress.benchmark.tsv"
         params:
             method_config=compression_config,
             key=compression_key,
             calibration=section("compression", "calibration"),
-            device=config["device"],
-            seed=config["seed"],
+            runtime=RUNTIME,
         threads: 4
         wildcard_constraints:
             compression=choice_regex(PLAN.compressions_by_method(method)),

@@ -8,11 +8,10 @@ rule download:
     log:
         "logs/{model}/none/download.log",
     benchmark:
-        "benchmarks/{model}/none/download.tsv"
+        "logs/{model}/none/download.benchmark.tsv"
     params:
         spec=model_spec,
-        dtype=config["dtype"],
-        trust_remote_code=config["trust_remote_code"],
+        runtime=RUNTIME,
     threads: 4
     conda:
         "../envs/download.yaml"

@@ -10,15 +10,12 @@ rule evaluate:
     log:
         "logs/{model}/{compression}/{recovery}/eval/{task}.log",
     benchmark:
-        "benchmarks/{model}/{compression}/{recovery}/eval/{task}.tsv"
+        "logs/{model}/{compression}/{recovery}/eval/{task}.benchmark.tsv"
     params:
         task_dir=task_dir,
         labels=eval_labels,
         evaluation=section("evaluation"),
-        device=config["device"],
-        dtype=config["dtype"],
-        seed=config["seed"],
-        trust_remote_code=config["trust_remote_code"],
+        runtime=RUNTIME,
     # One thread per evaluation job: on a few cores, two 1-thread jobs side by side
     # finish ~15% sooner than two 2-thread jobs in a row (per-job start-up overlaps).
     threads: 1
@@ -38,10 +35,7 @@ rule cost:
     params:
         cost=section("cost"),
         labels=eval_labels,
-        device=config["device"],
-        dtype=config["dtype"],
-        seed=config["seed"],
-        trust_remote_code=config["trust_remote_code"],
+        runtime=RUNTIME,
     # Latency is timed with every local core, so no other job runs beside it.
     threads: all_cores
     conda:

@@ -13,16 +13,13 @@ for method in RECOVERY_METHODS:
         log:
             "logs/{model}/{compression}/{recovery}/recover.log",
         benchmark:
-            "benchmarks/{model}/{compression}/{recovery}/recover.tsv"
+            "logs/{model}/{compression}/{recovery}/recover.benchmark.tsv"
         params:
             method_config=recovery_config,
             key=recovery_key,
             budget=section("recovery", "budget"),
             objective=recovery_objective,
-            device=config["device"],
-            dtype=config["dtype"],
-            seed=config["seed"],
-            trust_remote_code=config["trust_remote_code"],
+            runtime=RUNTIME,
         threads: 4
         wildcard_constraints:
             recovery=choice_regex(PLAN.recoveries_by_method(method)),

@@ -36,7 +36,7 @@ def build_tiny_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from compress_recover.facts import RELATIONS
+    from compress_recover.data.facts import RELATIONS
 
     corpus = list(TOKENIZER_TEXT)
     for relation in RELATIONS.values():
@@ -78,17 +78,19 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tiny_llama_dir, tmp_path_factory) -> Path:
     """The tiny Llama passed through the download stage (local source), as the workflow would."""
-    from compress_recover.download import download_model
+    from compress_recover.download.download import download_model
+    from compress_recover.runtime import Runtime
 
     out = tmp_path_factory.mktemp("stage") / "checkpoint"
-    download_model(name="tiny", spec={"source": "local", "path": str(tiny_llama_dir)}, out_dir=str(out))
+    download_model(name="tiny", spec={"source": "local", "path": str(tiny_llama_dir)}, out_dir=str(out),
+                   runtime=Runtime(device="cpu", threads=2))
     return out
 
 
 @pytest.fixture(scope="session")
 def text_dir(tmp_path_factory) -> Path:
     """Leak-filtered text from a small local file (real sentences, repeated for length)."""
-    from compress_recover.text import build_text
+    from compress_recover.data.text import build_text
 
     root = tmp_path_factory.mktemp("text")
     src = root / "corpus.txt"

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from compress_recover.analysis import (ALL_KNOWLEDGE, bootstrap_fraction, correctness_table, flips, mcnemar_exact,
-                                       paired_tests, recovery_fractions, verdicts, with_pooled_task)
+from compress_recover.aggregate.stats import (ALL_KNOWLEDGE, bootstrap_fraction, correctness_table, flips, mcnemar_exact,
+                                              paired_tests, recovery_fractions, verdicts, with_pooled_task)
 
 METHODS = {"none": "none", "lora": "lora", "idp": "idp"}
 SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}
@@ -77,23 +77,26 @@ def test_recovery_fraction_is_undefined_without_damage():
     assert math.isnan(better["recovery_fraction"])
 
 
-def test_paired_tests_and_idp_vs_lora(tmp_path):
-    table = _table(tmp_path, {("none", "none"): BASE, ("q", "none"): COMP, ("q", "lora"): LORA, ("q", "idp"): IDP})
-    tests = paired_tests(table, methods=METHODS)
+def test_paired_tests_and_input_vs_parameter_side(tmp_path):
+    cells = {("none", "none"): BASE, ("q", "none"): COMP, ("q", "lora"): LORA, ("q", "idp"): IDP,
+             ("q", "pt"): COMP}
+    tests = paired_tests(_table(tmp_path, cells), methods={**METHODS, "pt": "prompt_tuning"}, sides=SIDES)
     by = {(r.comparison, r.b): r for r in tests.itertuples()}
     comp = by[("compression", "q/none")]
     assert (comp.a_only, comp.b_only) == (6, 1) and comp.p_value == pytest.approx(mcnemar_exact(6, 1))
     idp = by[("recovery", "q/idp")]
     assert (idp.a_only, idp.b_only) == (1, 3)
-    vs = by[("idp_vs_lora", "q/idp")]
-    assert vs.a == "q/lora" and (vs.a_only, vs.b_only) == (1, 2)
+    # every input-side recovery against every parameter-side one, whatever the methods are called
+    vs = tests[tests.comparison == "input_vs_parameters"]
+    assert sorted(zip(vs.a, vs.b, strict=True)) == [("q/lora", "q/idp"), ("q/lora", "q/pt")]
+    assert (by[("input_vs_parameters", "q/idp")].a_only, by[("input_vs_parameters", "q/idp")].b_only) == (1, 2)
 
 
 def _verdict(tmp_path, base, comp, recs, alpha=0.05, minimum=0.5):
     cells = {("none", "none"): base, ("q", "none"): comp, **{("q", r): a for r, a in recs.items()}}
     table = with_pooled_task(_table(tmp_path, cells), ["capitals"])
     fr = recovery_fractions(table, iters=200, seed=0)
-    tests = paired_tests(table, methods=METHODS)
+    tests = paired_tests(table, methods=METHODS, sides=SIDES)
     (v,) = verdicts(fr, tests, methods=METHODS, sides=SIDES, alpha=alpha, min_recovery_fraction=minimum,
                     budget=BUDGET)
     return v
@@ -139,7 +142,7 @@ def test_pooled_task_concatenates_every_knowledge_question(tmp_path):
 
 
 def test_leak_check_fails_when_a_kept_passage_names_subject_and_answer(tmp_path):
-    from compress_recover.report import LeakError, check_leaks
+    from compress_recover.aggregate.analysis import LeakError, check_leaks
 
     task = tmp_path / "capitals"
     task.mkdir()

@@ -7,8 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from compress_recover.attention import run_attention_analysis
-from compress_recover.recover.train import run_recovery
+from compress_recover.aggregate.attention import run_attention_analysis
+from compress_recover.recover.recover import run_recovery
+from compress_recover.runtime import Runtime
 
 from conftest import RECOVERY_EXAMPLES
 
@@ -30,12 +31,12 @@ def test_attention_analysis_measures_prompts_entropy_and_drift(tiny_checkpoint, 
         out = tmp_path / name
         run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out), method_config=raw,
                      key="recovery.methods[1]", text_dir=str(text_dir), steps=2, batch_size=2, seq_len=16,
-                     device="cpu", dtype="float32", seed=0, threads=1)
+                     runtime=Runtime(device="cpu", seed=0, threads=1))
         adapters[name] = str(out)
     table = run_attention_analysis(base_dir=str(tiny_checkpoint), checkpoint_dir=str(tiny_checkpoint),
                                    adapters=adapters, task_dir=str(task_dir), questions=4,
                                    labels={"model": "tiny", "compression": "none"}, out_csv=str(tmp_path / "a.csv"),
-                                   out_png=str(tmp_path / "a.png"), device="cpu", dtype="float32", seed=0, threads=1)
+                                   out_png=str(tmp_path / "a.png"), runtime=Runtime(device="cpu", seed=0, threads=1))
     assert (tmp_path / "a.png").stat().st_size > 5000
     assert pd.read_csv(tmp_path / "a.csv").shape == table.shape
     value = table[table.compression == "none"].set_index(["recovery", "layer", "metric"])["value"]

@@ -7,13 +7,13 @@ import pytest
 import torch
 
 from compress_recover.compress import COMPRESSION
-from compress_recover.compress.masks import magnitude_mask, nm_violations, sparsity_of
+from compress_recover.compress.pruning_masks import magnitude_mask, nm_violations, sparsity_of
 from compress_recover.compress.pruning import target_linears
 from compress_recover.compress.pruning_config import PruningConfig
-from compress_recover.compress.run import copy_tokenizer
+from compress_recover.compress.compress import copy_tokenizer
 from compress_recover.modeling import load_model
 from compress_recover.registry import ConfigError
-from compress_recover.textdata import calibration_blocks
+from compress_recover.tokens import calibration_blocks
 
 METHODS = [m for m in COMPRESSION.names() if m != "none"]
 PRUNING = [m for m in METHODS if issubclass(COMPRESSION[m].config_cls, PruningConfig)]

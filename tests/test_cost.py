@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compress_recover import cost as cost_module
-from compress_recover.cost import run_cost, safetensors_parameters, timed
+from compress_recover.evaluate import cost as cost_module
+from compress_recover.evaluate.cost import run_cost, safetensors_parameters, timed
 from compress_recover.io import read_json
-from compress_recover.recover.train import run_recovery
+from compress_recover.recover.recover import run_recovery
+from compress_recover.runtime import Runtime
 
 from conftest import RECOVERY_EXAMPLES
 
@@ -29,11 +30,10 @@ def test_cost_counts_the_adapter_and_times_batches_and_tokens(method, tiny_check
     adapter = tmp_path / "adapter"
     manifest = run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(adapter), method_config=METHODS[method],
                             key="recovery.methods[1]", text_dir=str(text_dir), steps=2, batch_size=2, seq_len=16,
-                            device="cpu", dtype="float32", seed=0, threads=1)
+                            runtime=Runtime(device="cpu", seed=0, threads=1))
     out = tmp_path / "cost.json"
     run_cost(checkpoint_dir=str(tiny_checkpoint), adapter_dir=str(adapter), text_dir=str(text_dir), out_json=str(out),
-             labels=LABELS, batch_size=3, seq_len=12, new_tokens=4, repeats=2, device="cpu", dtype="float32",
-             seed=0, threads=1)
+             labels=LABELS, batch_size=3, seq_len=12, new_tokens=4, repeats=2, runtime=Runtime(device="cpu", seed=0, threads=1))
     cost = read_json(out)
     # the stored adapter holds exactly the parameters that were trained
     assert cost["extra_params"] == manifest["trainable_parameters"] == safetensors_parameters(adapter)
@@ -53,14 +53,13 @@ def test_cost_counts_the_adapter_and_times_batches_and_tokens(method, tiny_check
 def test_cost_of_the_compressed_model_alone_has_no_extra(tiny_checkpoint, text_dir, tmp_path):
     out = tmp_path / "cost.json"
     run_cost(checkpoint_dir=str(tiny_checkpoint), adapter_dir=None, text_dir=str(text_dir), out_json=str(out),
-             labels=LABELS, batch_size=2, seq_len=8, new_tokens=3, repeats=1, device="cpu", dtype="float32",
-             seed=0, threads=1)
+             labels=LABELS, batch_size=2, seq_len=8, new_tokens=3, repeats=1, runtime=Runtime(device="cpu", seed=0, threads=1))
     cost = read_json(out)
     assert cost["extra_params"] == 0 and cost["extra_bytes"] == 0 and cost["training_time_s"] == 0.0
     with pytest.raises(ValueError, match="new_tokens"):
         run_cost(checkpoint_dir=str(tiny_checkpoint), adapter_dir=None, text_dir=str(text_dir),
                  out_json=str(tmp_path / "c2.json"), labels=LABELS, batch_size=2, seq_len=8, new_tokens=1,
-                 repeats=1, device="cpu", dtype="float32", seed=0, threads=1)
+                 repeats=1, runtime=Runtime(device="cpu", seed=0, threads=1))
     assert not (tmp_path / "c2.json").exists()
 
 

@@ -7,9 +7,11 @@ import json
 import pytest
 import yaml
 
-from compress_recover.facts import RELATIONS, build_knowledge_task, make_questions
+from compress_recover.data.facts import RELATIONS
+from compress_recover.data.knowledge_task import build_knowledge_task, make_questions
 from compress_recover.io import read_jsonl
-from compress_recover.text import LeakFilter, build_text
+from compress_recover.data.leaks import LeakFilter
+from compress_recover.data.text import build_text
 
 MIN_QUESTIONS = {"capitals": 150, "currencies": 150, "city_country": 150,
                  "element_symbol": 118, "element_name": 118}  # 118 elements exist

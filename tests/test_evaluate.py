@@ -7,11 +7,12 @@ import math
 import pytest
 import torch
 
-from compress_recover.aggregate import rows_from_result, summarize
-from compress_recover.evaluate import TaskUnavailableError, run_evaluation
-from compress_recover.facts import build_knowledge_task
+from compress_recover.aggregate.summary import rows_from_result, summarize
+from compress_recover.data.knowledge_task import build_knowledge_task
+from compress_recover.evaluate.evaluate import TaskUnavailableError, run_evaluation
 from compress_recover.io import read_json, read_jsonl
-from compress_recover.modeling import load_recovered
+from compress_recover.recover.load import load_recovered
+from compress_recover.runtime import Runtime
 
 LABELS = {"model": "tiny", "compression": "none", "recovery": "none"}
 
@@ -27,7 +28,7 @@ def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", adapter_dir=None,
     return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=adapter_dir, task=task,
                           task_dir=str(task_dir) if task_dir else None, out_json=str(tmp_path / "r.json"),
                           out_samples=str(tmp_path / "r.samples.jsonl"), labels=LABELS, batch_size=4, limit=None,
-                          num_fewshot=0, device="cpu", dtype="float32", seed=0, threads=1, **kw)
+                          num_fewshot=0, runtime=Runtime(device="cpu", seed=0, threads=1), **kw)
 
 
 PROMPT_METHODS = {"prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 3, "lr": 0.3},
@@ -35,11 +36,11 @@ PROMPT_METHODS = {"prompt_tuning": {"method": "prompt_tuning", "num_virtual_toke
 
 
 def _prompt_adapter(method, checkpoint, text_dir, out):
-    from compress_recover.recover.train import run_recovery
+    from compress_recover.recover.recover import run_recovery
 
     run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=PROMPT_METHODS[method],
                  key="recovery.methods[0]", text_dir=str(text_dir), steps=3, batch_size=2, seq_len=16,
-                 device="cpu", dtype="float32", seed=0, threads=1)
+                 runtime=Runtime(device="cpu", seed=0, threads=1))
     return out
 
 

@@ -7,13 +7,17 @@ import json
 import pytest
 import torch
 
-from compress_recover.compress.run import run_compression
-from compress_recover.download import HubUnreachableError, download_model
+from compress_recover.compress.compress import run_compression
+from compress_recover.download.download import HubUnreachableError, download_model
 from compress_recover.io import read_json, sha256_file
-from compress_recover.modeling import load_model, load_recovered
-from compress_recover.recover.train import NonFiniteLossError, run_recovery
-
+from compress_recover.modeling import load_model
+from compress_recover.recover.load import load_recovered
+from compress_recover.recover.recover import run_recovery
+from compress_recover.recover.train import NonFiniteLossError
+from compress_recover.runtime import Runtime
 from conftest import RECOVERY_EXAMPLES
+
+CPU = Runtime(device="cpu", threads=1)
 
 GPTQ = {"method": "gptq", "bits": 4, "group_size": 32}
 
@@ -23,7 +27,7 @@ def gptq_checkpoint(tiny_checkpoint, text_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("gptq") / "checkpoint"
     run_compression(model_dir=str(tiny_checkpoint), out_dir=str(out), method_config=GPTQ,
                     key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=8,
-                    calibration_seq_len=32, device="cpu", seed=0, threads=1)
+                    calibration_seq_len=32, runtime=Runtime(device="cpu", seed=0, threads=1))
     return out
 
 
@@ -51,19 +55,20 @@ def test_offline_hub_id_fails_naming_the_model(tmp_path, monkeypatch):
     out = tmp_path / "ckpt"
     with pytest.raises(HubUnreachableError, match=r"model 'remote'.*HuggingFaceTB/SmolLM2-135M.*offline"):
         download_model(name="remote", spec={"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M",
-                                            "revision": "main"}, out_dir=str(out))
+                                            "revision": "main"}, out_dir=str(out), runtime=CPU)
     assert not out.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_unknown_source_and_pickle_checkpoints_are_refused(tmp_path, tiny_llama_dir):
     with pytest.raises(ValueError, match=r"models.m.source.*'ftp'"):
-        download_model(name="m", spec={"source": "ftp"}, out_dir=str(tmp_path / "a"))
+        download_model(name="m", spec={"source": "ftp"}, out_dir=str(tmp_path / "a"), runtime=CPU)
     pickled = tmp_path / "pickled"
     pickled.mkdir()
     (pickled / "config.json").write_text((tiny_llama_dir / "config.json").read_text())
     (pickled / "pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(FileNotFoundError, match="pickle checkpoints are refused"):
-        download_model(name="m", spec={"source": "local", "path": str(pickled)}, out_dir=str(tmp_path / "b"))
+        download_model(name="m", spec={"source": "local", "path": str(pickled)}, out_dir=str(tmp_path / "b"),
+                       runtime=CPU)
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
@@ -76,7 +81,7 @@ def test_a_corrupt_local_checkpoint_fails_naming_the_model_and_folder(tmp_path, 
     out = tmp_path / "ckpt"
     with pytest.raises(RuntimeError, match=r"models\.m\.path: could not load the checkpoint in .*broken "
                                            r"\(weights: model\.safetensors\)"):
-        download_model(name="m", spec={"source": "local", "path": str(broken)}, out_dir=str(out))
+        download_model(name="m", spec={"source": "local", "path": str(broken)}, out_dir=str(out), runtime=CPU)
     assert not out.exists()
 
 
@@ -118,8 +123,7 @@ def test_gptq_rejects_a_group_size_that_does_not_divide_the_width(tiny_checkpoin
     with pytest.raises(ValueError, match=r"compression.methods\[1\].group_size: 48 does not divide"):
         run_compression(model_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "c"),
                         method_config={"method": "gptq", "group_size": 48}, key="compression.methods[1]",
-                        text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, device="cpu",
-                        seed=0, threads=1)
+                        text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, runtime=Runtime(device="cpu", seed=0, threads=1))
     assert not (tmp_path / "c").exists()
 
 
@@ -129,7 +133,7 @@ LORA = RECOVERY_EXAMPLES["lora"]
 def _recover(checkpoint, text_dir, out, steps=12, config=LORA, seed=0):
     return run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=config,
                         key="recovery.methods[1]", text_dir=str(text_dir), steps=steps, batch_size=2,
-                        seq_len=32, device="cpu", dtype="float32", seed=seed, threads=1)
+                        seq_len=32, runtime=Runtime(device="cpu", seed=seed, threads=1))
 
 
 SAVED_FILES = {"lora": ["adapter_config.json", "adapter_model.safetensors"],
@@ -155,7 +159,7 @@ def test_recovery_learns_saves_peft_format_and_reloads_identically(method, tiny_
     # training lowers the loss on a fixed sample of the training text (noise-free comparison)
     from transformers import AutoTokenizer
 
-    from compress_recover.textdata import token_blocks
+    from compress_recover.tokens import token_blocks
 
     blocks = token_blocks(AutoTokenizer.from_pretrained(tiny_checkpoint), text_dir / "train.jsonl", 32)[:16]
     before, after = _mean_loss(load_model(tiny_checkpoint, device="cpu")[0], blocks), \
@@ -200,20 +204,19 @@ def test_gptq_is_deterministic_for_a_seed(gptq_checkpoint, tiny_checkpoint, text
     again = tmp_path / "again"
     run_compression(model_dir=str(tiny_checkpoint), out_dir=str(again), method_config=GPTQ,
                     key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=8,
-                    calibration_seq_len=32, device="cpu", seed=0, threads=1)
+                    calibration_seq_len=32, runtime=Runtime(device="cpu", seed=0, threads=1))
     first, second = load_file(gptq_checkpoint / "model.safetensors"), load_file(again / "model.safetensors")
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
 def test_lora_manifest_says_merging_would_break_sparsity(tiny_checkpoint, text_dir, tmp_path):
-    from compress_recover.compress.run import run_compression
+    from compress_recover.compress.compress import run_compression
 
     pruned = tmp_path / "pruned"
     run_compression(model_dir=str(tiny_checkpoint), out_dir=str(pruned),
                     method_config={"method": "magnitude", "sparsity": 0.5}, key="compression.methods[1]",
-                    text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, device="cpu", seed=0,
-                    threads=1)
+                    text_dir=str(text_dir), calibration_samples=2, calibration_seq_len=16, runtime=Runtime(device="cpu", seed=0, threads=1))
     manifest = _recover(pruned, text_dir, tmp_path / "adapter", steps=2)
     assert manifest["merge"]["merge_breaks_sparsity"] is True and manifest["merge"]["merged"] is False
     # the adapter stays unmerged: the pruned base weights keep their zeros

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from compress_recover.compress.run import run_compression
-from compress_recover.modeling import load_model, load_recovered
+from compress_recover.compress.compress import run_compression
+from compress_recover.modeling import load_model
+from compress_recover.recover.load import load_recovered
 from compress_recover.recover import RECOVERY
 from compress_recover.recover.objective import Objective
-from compress_recover.recover.train import distill_kl, objective_loss, run_recovery
+from compress_recover.recover.recover import run_recovery
+from compress_recover.recover.train import distill_kl, objective_loss
 from compress_recover.registry import ConfigError
+from compress_recover.runtime import Runtime
 
 from conftest import RECOVERY_EXAMPLES
 
@@ -23,7 +26,7 @@ def pruned_checkpoint(tiny_checkpoint, text_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("pruned") / "checkpoint"
     run_compression(model_dir=str(tiny_checkpoint), out_dir=str(out), method_config={"method": "magnitude",
                     "sparsity": 0.6}, key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=2,
-                    calibration_seq_len=16, device="cpu", seed=0, threads=1)
+                    calibration_seq_len=16, runtime=Runtime(device="cpu", seed=0, threads=1))
     return out
 
 
@@ -84,12 +87,12 @@ def test_distillation_training_moves_the_compressed_model_toward_the_teacher(met
                                                                              pruned_checkpoint, text_dir, tmp_path):
     from transformers import AutoTokenizer
 
-    from compress_recover.textdata import token_blocks
+    from compress_recover.tokens import token_blocks
 
     out = tmp_path / "adapter"
     manifest = run_recovery(checkpoint_dir=str(pruned_checkpoint), out_dir=str(out), method_config=METHODS[method],
                             key="recovery.methods[1]", text_dir=str(text_dir), steps=25, batch_size=2, seq_len=32,
-                            device="cpu", dtype="float32", seed=0, threads=1, objective={"loss": "distill"},
+                            runtime=Runtime(device="cpu", seed=0, threads=1), objective={"loss": "distill"},
                             teacher_dir=str(tiny_checkpoint))
     assert manifest["objective"]["loss"] == "distill" and manifest["teacher"] == str(tiny_checkpoint)
     blocks = token_blocks(AutoTokenizer.from_pretrained(tiny_checkpoint), text_dir / "heldout.jsonl", 32)[:8]
@@ -107,5 +110,5 @@ def test_distillation_without_teacher_fails_before_training(pruned_checkpoint, t
     with pytest.raises(ValueError, match=r"recovery.methods\[1\].objective.*teacher"):
         run_recovery(checkpoint_dir=str(pruned_checkpoint), out_dir=str(tmp_path / "a"), method_config=METHODS["lora"],
                      key="recovery.methods[1]", text_dir=str(text_dir), steps=2, batch_size=2, seq_len=32,
-                     device="cpu", dtype="float32", seed=0, threads=1, objective={"loss": "mix"})
+                     runtime=Runtime(device="cpu", seed=0, threads=1), objective={"loss": "mix"})
     assert not (tmp_path / "a").exists()

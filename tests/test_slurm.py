@@ -45,7 +45,7 @@ def cluster(tmp_path_factory):
 def wheelhouse(tmp_path_factory):
     """The text corpus's wheel, fetched here: the cluster's namespace has no network at all,
     like compute nodes without the package index (see wheels.fetch_wheel_member)."""
-    from compress_recover.text import GENSIM_LEE
+    from compress_recover.data.text import GENSIM_LEE
 
     folder = tmp_path_factory.mktemp("wheels")
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--dest",

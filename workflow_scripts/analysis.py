@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.report import run_analysis
+    from compress_recover.aggregate.analysis import run_analysis
 
     keys = ("model", "compression", "recovery", "task")
     report = snakemake.params.report

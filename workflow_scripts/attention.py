@@ -2,12 +2,13 @@
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
+from compress_recover.runtime import Runtime
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.attention import run_attention_analysis
+    from compress_recover.aggregate.attention import run_attention_analysis
 
     run_attention_analysis(
         base_dir=snakemake.input.base,
@@ -18,9 +19,5 @@ with log_to(snakemake.log[0]):
         labels=snakemake.params.labels,
         out_csv=snakemake.output.csv,
         out_png=snakemake.output.png,
-        device=snakemake.params.device,
-        dtype=snakemake.params.dtype,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
-        trust_remote_code=snakemake.params.trust_remote_code,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

@@ -2,12 +2,13 @@
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
+from compress_recover.runtime import Runtime
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.compress.run import run_compression
+    from compress_recover.compress.compress import run_compression
 
     run_compression(
         model_dir=snakemake.input.checkpoint,
@@ -17,7 +18,5 @@ with log_to(snakemake.log[0]):
         text_dir=snakemake.input.text,
         calibration_samples=snakemake.params.calibration["samples"],
         calibration_seq_len=snakemake.params.calibration["seq_len"],
-        device=snakemake.params.device,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

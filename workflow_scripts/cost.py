@@ -2,12 +2,13 @@
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
+from compress_recover.runtime import Runtime
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.cost import run_cost
+    from compress_recover.evaluate.cost import run_cost
 
     cost = snakemake.params.cost
     run_cost(
@@ -20,9 +21,5 @@ with log_to(snakemake.log[0]):
         seq_len=cost["seq_len"],
         new_tokens=cost["new_tokens"],
         repeats=cost["repeats"],
-        device=snakemake.params.device,
-        dtype=snakemake.params.dtype,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
-        trust_remote_code=snakemake.params.trust_remote_code,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

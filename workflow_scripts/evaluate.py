@@ -2,12 +2,13 @@
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
+from compress_recover.runtime import Runtime
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.evaluate import run_evaluation
+    from compress_recover.evaluate.evaluate import run_evaluation
 
     evaluation = snakemake.params.evaluation
     run_evaluation(
@@ -22,9 +23,5 @@ with log_to(snakemake.log[0]):
         rolling_batch_size=evaluation["rolling_batch_size"],
         limit=evaluation["limit"],
         num_fewshot=evaluation["num_fewshot"],
-        device=snakemake.params.device,
-        dtype=snakemake.params.dtype,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
-        trust_remote_code=snakemake.params.trust_remote_code,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.report import FIGURES, run_figures
+    from compress_recover.aggregate.figures import FIGURES, run_figures
 
     run_figures(
         summary_csv=snakemake.input.summary,

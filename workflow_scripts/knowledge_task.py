@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.facts import build_knowledge_task
+    from compress_recover.data.knowledge_task import build_knowledge_task
 
     build_knowledge_task(
         task=snakemake.wildcards.task,

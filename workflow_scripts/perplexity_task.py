@@ -7,6 +7,6 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.text import build_perplexity_task
+    from compress_recover.data.perplexity_task import build_perplexity_task
 
     build_perplexity_task(text_dir=snakemake.input.text, out_dir=snakemake.output[0])

@@ -2,12 +2,13 @@
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
+from compress_recover.runtime import Runtime
 
 if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.recover.train import run_recovery
+    from compress_recover.recover.recover import run_recovery
 
     budget = snakemake.params.budget
     run_recovery(
@@ -21,9 +22,5 @@ with log_to(snakemake.log[0]):
         seq_len=budget["seq_len"],
         objective=snakemake.params.objective,
         teacher_dir=snakemake.input.get("teacher"),
-        device=snakemake.params.device,
-        dtype=snakemake.params.dtype,
-        seed=snakemake.params.seed,
-        threads=snakemake.threads,
-        trust_remote_code=snakemake.params.trust_remote_code,
+        runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

@@ -7,7 +7,8 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.report import FIGURES, run_report
+    from compress_recover.aggregate.figures import FIGURES
+    from compress_recover.aggregate.report import run_report
 
     run_report(
         summary_csv=snakemake.input.summary,

@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.text import build_text
+    from compress_recover.data.text import build_text
 
     text = snakemake.params.text
     build_text(

@@ -1,11 +1,14 @@
 """Stage 3, compress: the registry of compression methods.
 
-``none`` is the base model itself. Each other method lives in its own module here,
-with a config dataclass registered below and an entry point
-``compress(model_dir, out_dir, config, calibration, device, seed) -> (model, details)``
-that saves the compressed checkpoint in ``out_dir`` and returns the compressed model
-as it is in memory (tests compare it with the reloaded checkpoint) and the details
-for the manifest.
+Rule ``compress_<method>`` (one per registered method) runs
+``workflow_scripts/compress.py`` -> :func:`compress_recover.compress.compress.run_compression`.
+
+``none`` is the base model itself. Each other method is one unit: a config dataclass in
+``<method>_config.py`` (import-light: read while Snakemake builds the DAG) naming its entry
+point ``compress(model_dir, out_dir, config, calibration, device, seed) -> (model, details)``,
+which saves the compressed checkpoint in ``out_dir`` and returns the compressed model as
+it is in memory (tests compare it with the reloaded checkpoint) and the details for the
+manifest. Layer-width checks (group size, N:M) are in :mod:`.widths`.
 """
 
 from __future__ import annotations
@@ -14,9 +17,6 @@ from ..registry import NoMethod, Registry
 from .gptq_config import GPTQConfig
 from .pruning_config import MagnitudeConfig, SparseGPTConfig, WandaConfig
 
-COMPRESSION = Registry("compression")
-COMPRESSION.register(NoMethod, None)
-COMPRESSION.register(GPTQConfig, "compress_recover.compress.gptq:compress")
-COMPRESSION.register(MagnitudeConfig, "compress_recover.compress.pruning:compress_magnitude")
-COMPRESSION.register(WandaConfig, "compress_recover.compress.pruning:compress_llmcompressor")
-COMPRESSION.register(SparseGPTConfig, "compress_recover.compress.pruning:compress_llmcompressor")
+COMPRESSION = Registry("compression", required=("entry_point",))
+for _config in (NoMethod, GPTQConfig, MagnitudeConfig, WandaConfig, SparseGPTConfig):
+    COMPRESSION.register(_config)

@@ -24,6 +24,7 @@ class GPTQConfig(MethodConfig):
     """
 
     method = "gptq"
+    entry_point = "compress_recover.compress.gptq:compress"
     uses_calibration = True
     bits: int = 4
     group_size: int = 64
@@ -43,6 +44,10 @@ class GPTQConfig(MethodConfig):
 
     def divisors(self) -> dict[str, int]:
         return {"group_size": self.group_size} if self.group_size > 0 else {}
+
+    def merge_effect(self, details: dict) -> dict:
+        return {"merge_breaks_quantization": True,
+                "note": f"merging into {self.bits}-bit GPTQ weights would need requantization"}
 
     def check(self, key: str) -> None:
         if self.bits not in GPTQ_BITS:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .masks import magnitude_mask, sparsity_of
+from .pruning_masks import magnitude_mask, sparsity_of
 from .pruning_config import PruningConfig, SparseGPTConfig
 
 log = logging.getLogger(__name__)

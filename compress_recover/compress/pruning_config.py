@@ -51,6 +51,10 @@ class PruningConfig(MethodConfig):
         pct = f"{self.sparsity * 100:.4g}".replace(".", "p")
         return f"{self.method}-s{pct}"
 
+    def merge_effect(self, details: dict) -> dict:
+        return {"merge_breaks_sparsity": True,
+                "note": f"merging would densify layers pruned to {details['pruned_layers_sparsity']:.3f} sparsity"}
+
     def check(self, key: str) -> None:
         if (self.sparsity is None) == (self.n_m is None):
             raise ConfigError(f"{key}: set exactly one of 'sparsity' (unstructured ratio) or 'n_m' (e.g. '2:4')")
@@ -73,6 +77,7 @@ class MagnitudeConfig(PruningConfig):
     """
 
     method = "magnitude"
+    entry_point = "compress_recover.compress.pruning:compress_magnitude"
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,7 @@ class WandaConfig(PruningConfig):
     """
 
     method = "wanda"
+    entry_point = "compress_recover.compress.pruning:compress_llmcompressor"
     uses_calibration = True
 
 
@@ -96,6 +102,7 @@ class SparseGPTConfig(PruningConfig):
     """
 
     method = "sparsegpt"
+    entry_point = "compress_recover.compress.pruning:compress_llmcompressor"
     uses_calibration = True
     block_size: int = 128
     dampening_frac: float = 0.01

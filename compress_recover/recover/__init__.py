@@ -1,9 +1,16 @@
 """Stage 4, recover: the registry of recovery methods.
 
-``none`` evaluates the compressed model as it is. Each other method has a config
-dataclass registered below and an entry point ``prepare(model, config, seed)`` that
-returns the model with its trainable parameters attached; the shared training loop
-(``compress_recover.recover.train``) spends the same budget on every method.
+Rule ``recover_<method>`` (one per registered method) runs
+``workflow_scripts/recover.py`` -> :func:`compress_recover.recover.recover.run_recovery`.
+:func:`compress_recover.recover.load.load_recovered` loads what it wrote, dispatching on
+the adapter's manifest.
+
+``none`` evaluates the compressed model as it is. Each other method is one unit: a config
+dataclass in ``<method>_config.py`` (import-light) that names its entry points, ``prepare(model,
+config, seed)`` (the model with its trainable parameters attached) and ``load(model,
+adapter_dir)`` (a saved adapter put on a model), and states its side (``parameters`` or
+``input``) and whether its adapter could be merged into the weights. The shared training
+loop (:mod:`.train`) spends the same budget on every method.
 """
 
 from __future__ import annotations
@@ -13,8 +20,6 @@ from .idp_config import IDPConfig
 from .lora_config import LoRAConfig
 from .prompt_tuning_config import PromptTuningConfig
 
-RECOVERY = Registry("recovery")
-RECOVERY.register(NoMethod, None)
-RECOVERY.register(LoRAConfig, "compress_recover.recover.lora:prepare")
-RECOVERY.register(PromptTuningConfig, "compress_recover.recover.prompt_tuning:prepare")
-RECOVERY.register(IDPConfig, "compress_recover.recover.idp:prepare")
+RECOVERY = Registry("recovery", required=("entry_point", "adapter_loader", "side"))
+for _config in (NoMethod, LoRAConfig, PromptTuningConfig, IDPConfig):
+    RECOVERY.register(_config)

@@ -13,7 +13,8 @@ tuning has, so lm-eval scores continuations correctly. With ``m = 1`` the model 
 exactly prompt tuning with that prompt.
 
 Saved as ``idp_prompts.safetensors`` (tensor ``prompts``, shape (m, n, hidden)) and
-``idp_config.json``; :func:`load_idp` puts a saved pool on a model.
+``idp_config.json``; :func:`load_idp` (the method's registered adapter loader) puts a
+saved pool on a model.
 """
 
 from __future__ import annotations
@@ -330,10 +331,6 @@ class IDPModel(nn.Module):
         meta = {"method": "idp", **self.idp_config.params(), "hidden_size": int(self.prompts.shape[-1]),
                 "base_model": str(getattr(self.model, "name_or_path", ""))}
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-
-
-def is_idp_dir(adapter_dir: str | Path) -> bool:
-    return (Path(adapter_dir) / CONFIG_FILE).is_file()
 
 
 def load_idp(model, adapter_dir: str | Path) -> IDPModel:

@@ -29,6 +29,8 @@ class IDPConfig(MethodConfig):
     """
 
     method = "idp"
+    entry_point = "compress_recover.recover.idp:prepare"
+    adapter_loader = "compress_recover.recover.idp:load_idp"
     side = "input"  # prompts at the input
     pool_size: int = 4
     num_virtual_tokens: int = 5

@@ -22,7 +22,10 @@ class LoRAConfig(MethodConfig):
     """
 
     method = "lora"
+    entry_point = "compress_recover.recover.lora:prepare"
+    adapter_loader = "compress_recover.recover.peft_adapter:load"
     side = "parameters"  # new weights inside the model
+    mergeable = True  # B @ A can be added to the weights (see the compression's merge_effect)
     rank: int = 8
     alpha: float = 16
     dropout: float = 0.0

@@ -21,6 +21,8 @@ class PromptTuningConfig(MethodConfig):
     """
 
     method = "prompt_tuning"
+    entry_point = "compress_recover.recover.prompt_tuning:prepare"
+    adapter_loader = "compress_recover.recover.peft_adapter:load"
     side = "input"  # prompts at the input
     num_virtual_tokens: int = 20
     init_text: str | None = None

@@ -1,4 +1,4 @@
-"""Stage 6, aggregate: one tidy table of every evaluation.
+"""Rule ``summary``: one tidy table of every evaluation.
 
 ``results/summary.csv``: one row per (model, compression, recovery, task, metric)
 with value, stderr and n (questions scored), and the model's cost columns (extra
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 
-from .io import atomic_file, read_json
+from ..io import atomic_file, read_json
 
 KEYS = ["model", "compression", "recovery"]
 COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n"]

@@ -11,7 +11,12 @@ models are compared on the same questions (paired):
   compressed model kept or lost, which recovery methods won the lost ones back (and how
   many several methods won back), and which right answers a recovery broke;
 - McNemar's exact test (two-sided binomial on the discordant pairs) of each recovery vs
-  the compressed model, of IDP vs LoRA, and of the compressed vs the base model.
+  the compressed model, of every input-side recovery vs every parameter-side one, and of
+  the compressed vs the base model.
+
+A recovery's side (``parameters``: new weights inside the model; ``input``: prompts at
+the input) comes from its method's registration, passed in as ``methods`` (recovery
+name -> method) and ``sides`` (method -> side).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .io import read_jsonl
+from ..io import read_jsonl
 
 KEYS = ["model", "compression", "recovery", "task"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
@@ -176,9 +181,9 @@ def flips(table, *, base: str = "none"):
     return pd.DataFrame(rows, columns=["model", "compression", "task", "category", "recovery", "count"])
 
 
-def paired_tests(table, *, methods: dict[str, str], base: str = "none"):
+def paired_tests(table, *, methods: dict[str, str], sides: dict[str, str], base: str = "none"):
     """McNemar exact tests: compressed vs base; each recovery vs the compressed model;
-    IDP vs LoRA (every pair of an ``idp`` and a ``lora`` entry)."""
+    ``input_vs_parameters``: every input-side recovery (b) vs every parameter-side one (a)."""
     import pandas as pd
 
     rows = []
@@ -200,24 +205,31 @@ def paired_tests(table, *, methods: dict[str, str], base: str = "none"):
         recs = sorted(r for r in sub.recovery.unique() if r != "none")
         for rec in recs:
             test(model, task, "recovery", (comp, "none"), (comp, rec))
-        for lora in (r for r in recs if methods.get(r) == "lora"):
-            for idp in (r for r in recs if methods.get(r) == "idp"):
-                test(model, task, "idp_vs_lora", (comp, lora), (comp, idp))
+        side = {r: sides.get(methods.get(r, r)) for r in recs}
+        for parameters in (r for r in recs if side[r] == "parameters"):
+            for prompt in (r for r in recs if side[r] == "input"):
+                test(model, task, "input_vs_parameters", (comp, parameters), (comp, prompt))
     return pd.DataFrame(rows, columns=["model", "task", "comparison", "a", "b", "n", "a_acc", "b_acc", "a_only",
                                        "b_only", "p_value"])
 
 
-VERDICT_RULE = (
-    "Per compression setting, on the pooled questions of every knowledge task: "
-    "(1) if the compressed model is not worse than the base model with McNemar p < alpha, "
-    "there is no measurable knowledge loss to explain; "
-    "(2) a recovery method wins knowledge back when it beats the compressed model with McNemar p < alpha "
-    "and its recovery fraction is at least min_recovery_fraction; "
-    "(3) if an input-side method (prompt tuning, IDP) wins it back, the knowledge was displaced; "
-    "(4) else, if only a method with new parameters (LoRA) wins it back, it was forgotten; "
-    "(5) else the verdict is inconclusive: no method tried won back enough at this budget, "
-    "so the budget is too small to decide (or the knowledge is gone for every method tried)."
-)
+def verdict_rule(sides: dict[str, str]) -> str:
+    """The verdict's rule in words, naming the methods of each side (method -> side)."""
+
+    def named(side: str) -> str:
+        return ", ".join(sorted(m for m, s in sides.items() if s == side)) or "none registered"
+
+    return (
+        "Per compression setting, on the pooled questions of every knowledge task: "
+        "(1) if the compressed model is not worse than the base model with McNemar p < alpha, "
+        "there is no measurable knowledge loss to explain; "
+        "(2) a recovery method wins knowledge back when it beats the compressed model with McNemar p < alpha "
+        "and its recovery fraction is at least min_recovery_fraction; "
+        f"(3) if an input-side method ({named('input')}) wins it back, the knowledge was displaced; "
+        f"(4) else, if only a method with new parameters ({named('parameters')}) wins it back, it was forgotten; "
+        "(5) else the verdict is inconclusive: no method tried won back enough at this budget, "
+        "so the budget is too small to decide (or the knowledge is gone for every method tried)."
+    )
 
 
 def verdicts(fractions, tests, *, methods: dict[str, str], sides: dict[str, str], alpha: float,

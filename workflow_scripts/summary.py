@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.aggregate import summarize
+    from compress_recover.aggregate.summary import summarize
 
     summarize(
         eval_files=list(snakemake.input.evals),

@@ -1,4 +1,4 @@
-"""Orchestration of one compression job: calibration data, the method, the manifest."""
+"""Rule ``compress_<method>``: one compression job (calibration data, the method, the manifest)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from ..io import atomic_dir, dir_size, read_json, write_json
-from ..runtime import configure_threads, library_versions, resolve_device, seed_everything
-from ..textdata import calibration_blocks
+from ..runtime import Runtime, library_versions
+from ..tokens import calibration_blocks
 from . import COMPRESSION
+from .widths import check_divisors, checkpoint_widths
 
 log = logging.getLogger(__name__)
 
@@ -25,20 +26,16 @@ def copy_tokenizer(model_dir: str | Path, out_dir: Path) -> None:
 
 
 def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
-                    calibration_samples: int, calibration_seq_len: int, device: str, seed: int,
-                    threads: int) -> dict:
+                    calibration_samples: int, calibration_seq_len: int, runtime: Runtime) -> dict:
     """Compress the checkpoint in ``model_dir`` with ``method_config`` into ``out_dir``.
 
     ``key`` is the config key of the method entry, used in error messages.
     """
-    from ..config import check_divisors
-
     config = COMPRESSION.parse(method_config, key)
-    check_divisors(model_dir, {"source": "local", "path": model_dir}, config, key)
+    check_divisors(model_dir, checkpoint_widths(model_dir), config, key)
     entry = COMPRESSION[config.method].load()
-    configure_threads(threads)
-    seed_everything(seed)
-    device = resolve_device(device)
+    runtime = runtime.start()
+    device, seed = runtime.device, runtime.seed
     calibration = None
     if config.uses_calibration:
         from transformers import AutoTokenizer
@@ -56,6 +53,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "name": config.slug(),
             "params": config.params(),
             "details": details,
+            "merge_effect": config.merge_effect(details),
             "base_model": base.get("model"),
             "base_parameters": base.get("parameters"),
             "base_disk_bytes": dir_size(model_dir),
@@ -64,7 +62,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
                              "tokens": int(calibration.numel()), "seed": seed}
                             if calibration is not None else {"tokens": 0, "note": "method uses no calibration data"}),
             "device": device,
-            "threads": threads,
+            "threads": runtime.threads,
             "wall_time_s": round(time.perf_counter() - start, 2),
             "library_versions": library_versions(),
         }

@@ -1,4 +1,4 @@
-"""Stage 2b: real English text for calibration and recovery training, with a leak filter.
+"""Rule ``text``: real English text for calibration and recovery training, leak-filtered.
 
 Corpora:
 
@@ -17,11 +17,11 @@ from __future__ import annotations
 import random
 import re
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
-from .io import atomic_dir, read_json, read_jsonl, write_json, write_jsonl
-from .wheels import WheelFile, fetch_wheel_member
+from ..io import atomic_dir, write_json, write_jsonl
+from ..wheels import WheelFile, fetch_wheel_member
+from .leaks import LeakFilter, pairs_from_tasks
 
 GENSIM_LEE = WheelFile(
     package="gensim",
@@ -29,9 +29,6 @@ GENSIM_LEE = WheelFile(
     member="gensim/test/test_data/lee_background.cor",
     license="LGPL-2.1 (gensim test data)",
 )
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
 
 def load_corpus(*, corpus: str, path: str | None, scratch: Path) -> tuple[list[str], dict]:
     if corpus == "gensim_lee":
@@ -47,49 +44,6 @@ def load_corpus(*, corpus: str, path: str | None, scratch: Path) -> tuple[list[s
         raise ValueError(f"data.text.corpus: unknown corpus {corpus!r}; choose gensim_lee or file")
     passages = [" ".join(p.split()) for p in passages]
     return [p for p in passages if p], provenance
-
-
-class LeakFilter:
-    """Finds passages that name a question's subject together with its answer.
-
-    Matching is on whole words. Terms of one or two characters (chemical symbols such
-    as "He" or "I") match case-sensitively, longer ones case-insensitively, so
-    "helium" matches "Helium" but the symbol "In" does not match the word "in".
-    """
-
-    def __init__(self, pairs: Iterable[tuple[str, str]]):
-        self.pairs = sorted({(s, a) for s, a in pairs})
-
-    @staticmethod
-    def _norm(term: str) -> str:
-        return term if len(term) <= 2 else term.lower()
-
-    def _grams(self, text: str) -> set[str]:
-        words = _WORD.findall(text)
-        grams: set[str] = set()
-        for n in range(1, 6):
-            for i in range(len(words) - n + 1):
-                gram = " ".join(words[i:i + n])
-                grams.add(gram)
-                grams.add(gram.lower())
-        return grams
-
-    def leaks(self, text: str) -> list[tuple[str, str]]:
-        grams = self._grams(text)
-
-        def present(term: str) -> bool:
-            words = " ".join(_WORD.findall(term))
-            return self._norm(words) in grams if words else False
-
-        return [(s, a) for s, a in self.pairs if present(s) and present(a)]
-
-
-def pairs_from_tasks(task_dirs: Iterable[str | Path]) -> list[tuple[str, str]]:
-    """(subject, answer) of every question in the knowledge task folders."""
-    pairs = []
-    for folder in map(Path, task_dirs):
-        pairs.extend((q["subject"], q["answer_text"]) for q in read_jsonl(folder / f"{folder.name}.jsonl"))
-    return pairs
 
 
 def build_text(*, corpus: str, path: str | None, task_dirs: list[str], out_dir: str,
@@ -131,38 +85,3 @@ def build_text(*, corpus: str, path: str | None, task_dirs: list[str], out_dir: 
         write_jsonl(tmp / "heldout.jsonl", heldout)
         write_json(tmp / "leak_report.json", report)
     return report
-
-
-PERPLEXITY_TASK = "heldout_ppl"
-
-
-def build_perplexity_task(*, text_dir: str, out_dir: str) -> dict:
-    """A local lm-eval ``loglikelihood_rolling`` task over the held-out passages
-    (disjoint from the calibration and training text): word and byte perplexity."""
-    import yaml
-
-    heldout = Path(text_dir) / "heldout.jsonl"
-    rows = read_jsonl(heldout)
-    if not rows:
-        raise ValueError(f"{heldout}: no held-out passage; set data.text.heldout_fraction > 0 or data.perplexity: false")
-    final = Path(out_dir)
-    task = PERPLEXITY_TASK
-    with atomic_dir(final) as tmp:
-        write_jsonl(tmp / f"{task}.jsonl", rows)
-        config = {
-            "task": task,
-            "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str((final / f"{task}.jsonl").resolve())}},
-            "test_split": "test",
-            "output_type": "loglikelihood_rolling",
-            "doc_to_text": "",
-            "doc_to_target": "{{text}}",
-            "metric_list": [{"metric": "word_perplexity"}, {"metric": "byte_perplexity"},
-                            {"metric": "bits_per_byte"}],
-            "metadata": {"version": 1.0},
-        }
-        (tmp / f"{task}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-        manifest = {"task": task, "passages": len(rows), "chars": sum(len(r["text"]) for r in rows),
-                    "source": str(heldout), "corpus": read_json(Path(text_dir) / "leak_report.json")["corpus"]}
-        write_json(tmp / "manifest.json", manifest)
-    return manifest

@@ -1,7 +1,7 @@
-"""Stage 5, evaluate: lm-eval (EleutherAI harness) on the in-memory recovered model.
+"""Rule ``evaluate``: lm-eval (EleutherAI harness) on the in-memory recovered model.
 
 One job per (model, compression, recovery, task). The model object is handed to
-lm-eval's ``HFLM(pretrained=model)``, so GPTQ checkpoints and PEFT adapters are
+lm-eval's ``HFLM(pretrained=model)``, so quantized checkpoints and adapters are
 evaluated exactly as the earlier stages left them. Writes lm-eval's results JSON
 (with our labels and timing added) and the per-question samples as JSONL.
 """
@@ -13,8 +13,9 @@ import json
 import logging
 import time
 
-from .io import atomic_file, write_json
-from .runtime import configure_threads, library_versions, resolve_device, seed_everything
+from ..io import atomic_file, write_json
+from ..recover.load import load_recovered
+from ..runtime import Runtime, library_versions
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,10 @@ def padding_aware_lm(model, **hflm_kwargs):
 
     lm-eval right-pads causal batches and calls the model without an attention mask:
     harmless for a causal LM, whose scored positions all precede the padding, but not
-    for IDP, whose prompt choice averages over every input token. This records the
-    true lengths where lm-eval pads (``pad_and_concat``) and passes the mask on.
+    for a model that reads every input token at once (one that says so with
+    ``needs_padding_mask``, such as a prompt pool choosing its prompt from the input).
+    This records the true lengths where lm-eval pads (``pad_and_concat``) and passes the
+    mask on.
     """
     import torch
     from lm_eval.models import huggingface as hf
@@ -83,7 +86,7 @@ def padding_aware_lm(model, **hflm_kwargs):
             sizes = pending.pop("lengths", None)
             if sizes is None or len(sizes) != inps.shape[0]:
                 raise RuntimeError("could not match lm-eval's padding to the batch it scores; refusing to "
-                                   "evaluate a padding-sensitive model (IDP) without its attention mask")
+                                   "evaluate a padding-sensitive model without its attention mask")
             sizes = torch.tensor(sizes, device=inps.device)
             mask = (torch.arange(inps.shape[1], device=inps.device)[None, :] < sizes[:, None]).long()
             with torch.no_grad():
@@ -104,8 +107,7 @@ def padding_aware_lm(model, **hflm_kwargs):
 
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, task_dir: str | None,
                    out_json: str, out_samples: str, labels: dict, batch_size: int, limit: int | None,
-                   num_fewshot: int, device: str, dtype: str, seed: int, threads: int,
-                   rolling_batch_size: int = 1, trust_remote_code: bool = False) -> dict:
+                   num_fewshot: int, runtime: Runtime, rolling_batch_size: int = 1) -> dict:
     """Evaluate one model on one task. Perplexity (``loglikelihood_rolling``) tasks run
     with ``rolling_batch_size``: their documents are long, and a padded batch's
     full-vocabulary logits, not the model, would dominate time and memory."""
@@ -113,17 +115,14 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, t
     from lm_eval.models.huggingface import HFLM
     from lm_eval.utils import handle_non_serializable
 
-    from .modeling import load_recovered
-
-    configure_threads(threads)
-    seed_everything(seed)
-    device = resolve_device(device)
+    runtime = runtime.start()
+    device, seed = runtime.device, runtime.seed
     manager, output_types = preflight_task(task, task_dir)
     if output_types == {"loglikelihood_rolling"}:
         batch_size = rolling_batch_size
     start = time.perf_counter()
-    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=dtype,
-                                      trust_remote_code=trust_remote_code)
+    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
+                                      trust_remote_code=runtime.trust_remote_code)
     log.info("evaluating %s on %s (limit=%s, %d-shot)", labels, task, limit, num_fewshot)
     hflm_kwargs = {"tokenizer": tokenizer, "batch_size": batch_size, "device": device}
     with (padding_aware_lm(model, **hflm_kwargs) if getattr(model, "needs_padding_mask", False)
@@ -136,7 +135,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, t
     wall = time.perf_counter() - start
     samples = results.pop("samples")
     results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(wall, 2), "device": device,
-                                   "threads": threads, "library_versions": library_versions()}
+                                   "threads": runtime.threads, "library_versions": library_versions()}
     with atomic_file(out_samples) as tmp:
         with tmp.open("w") as fh:
             for name, rows in samples.items():

