@@ -186,23 +186,34 @@ def cost_inputs(wildcards):
 
 
 def evaluate_inputs(wildcards):
+    """The model and every task folder (the files of a user's task folder) it is scored on."""
     inputs = model_inputs(wildcards)
-    kind = PLAN.task_kind(wildcards.task)
-    if kind in ("knowledge", "perplexity"):
-        inputs["task"] = KNOWLEDGE_TASK.format(task=wildcards.task)
-    elif kind == "custom":
-        folder = Path(PLAN.custom_tasks[wildcards.task])
-        inputs["task"] = sorted(str(f) for f in folder.rglob("*") if f.is_file())
+    inputs["tasks"] = []
+    for task in PLAN.tasks:
+        kind = PLAN.task_kind(task)
+        if kind in ("knowledge", "perplexity"):
+            inputs["tasks"].append(KNOWLEDGE_TASK.format(task=task))
+        elif kind == "custom":
+            folder = Path(PLAN.custom_tasks[task])
+            inputs["tasks"].extend(
+                sorted(str(f) for f in folder.rglob("*") if f.is_file())
+            )
     return inputs
 
 
-def task_dir(wildcards):
-    kind = PLAN.task_kind(wildcards.task)
+def task_dir(task):
+    """A task's folder for lm-eval, or None for a built-in task."""
+    kind = PLAN.task_kind(task)
     if kind in ("knowledge", "perplexity"):
-        return KNOWLEDGE_TASK.format(task=wildcards.task)
+        return KNOWLEDGE_TASK.format(task=task)
     if kind == "custom":
-        return PLAN.custom_tasks[wildcards.task]
+        return PLAN.custom_tasks[task]
     return None
+
+
+def eval_tasks():
+    """Every task an evaluate job scores, in the order of its outputs."""
+    return [{"task": task, "task_dir": task_dir(task)} for task in PLAN.tasks]
 
 
 def section(*keys):

@@ -1,18 +1,19 @@
-# Stage 5: lm-eval on every (model, compression, recovery, task), and the cost of every model.
+# Stage 5: lm-eval on every (model, compression, recovery), all its tasks in one job (one
+# results + samples file per task), and the cost of every model.
 
 
 rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        results=EVAL_JSON,
-        samples=EVAL_SAMPLES,
+        results=expand(EVAL_JSON, task=PLAN.tasks, allow_missing=True),
+        samples=expand(EVAL_SAMPLES, task=PLAN.tasks, allow_missing=True),
     log:
-        "logs/{model}/{compression}/{recovery}/eval/{task}.log",
+        "logs/{model}/{compression}/{recovery}/evaluate.log",
     benchmark:
-        "logs/{model}/{compression}/{recovery}/eval/{task}.benchmark.tsv"
+        "logs/{model}/{compression}/{recovery}/evaluate.benchmark.tsv"
     params:
-        task_dir=task_dir,
+        tasks=eval_tasks(),
         labels=eval_labels,
         evaluation=section("evaluation"),
         runtime=RUNTIME,
@@ -32,6 +33,8 @@ rule cost:
         COST,
     log:
         "logs/{model}/{compression}/{recovery}/cost.log",
+    benchmark:
+        "logs/{model}/{compression}/{recovery}/cost.benchmark.tsv"
     params:
         cost=section("cost"),
         labels=eval_labels,

@@ -220,3 +220,53 @@ def test_objective_override_names_the_entry_and_needs_the_teacher():
 def test_objective_on_method_none_is_refused():
     msg = _plan_error(lambda c: c["recovery"]["methods"][0].update(objective={"loss": "distill"}))
     assert "recovery.methods[0].objective" in msg
+
+
+def test_a_method_unit_must_state_what_the_rest_of_the_code_needs():
+    """A recovery unit without its loader or side is refused at registration, not at run time."""
+    from dataclasses import dataclass
+
+    from compress_recover.registry import MethodConfig, Registry
+
+    @dataclass(frozen=True)
+    class Half(MethodConfig):
+        method = "half"
+        entry_point = "somewhere:prepare"
+
+    registry = Registry("recovery", required=("entry_point", "adapter_loader", "side"))
+    with pytest.raises(ValueError, match=r"'half' does not set \['adapter_loader', 'side'\]"):
+        registry.register(Half)
+
+    @dataclass(frozen=True)
+    class Sideways(Half):
+        adapter_loader = "somewhere:load"
+        side = "output"
+
+    with pytest.raises(ValueError, match="side 'output'"):
+        registry.register(Sideways)
+
+
+@pytest.mark.parametrize("registry", [COMPRESSION, RECOVERY])
+def test_every_registered_entry_point_resolves(registry):
+    for name in registry.names():
+        if name == "none":
+            continue
+        assert callable(registry[name].load())
+        if registry is RECOVERY:
+            assert callable(registry[name].adapter_loader())
+            assert registry[name].side in ("parameters", "input")
+
+
+def test_runtime_param_leaves_threads_to_the_job():
+    from compress_recover.runtime import Runtime
+
+    params = Runtime(device="cpu", dtype="float32", seed=3, trust_remote_code=False).params()
+    assert params == {"device": "cpu", "dtype": "float32", "seed": 3, "trust_remote_code": False}
+    runtime = Runtime.from_params(params, threads=2)
+    assert runtime.threads == 2 and runtime.seed == 3
+    started = Runtime(device="auto", threads=1).start()
+    assert started.device in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="dtype"):
+        Runtime(dtype="float64")
+    with pytest.raises(ValueError, match="threads"):
+        Runtime(threads=0)

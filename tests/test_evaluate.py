@@ -24,11 +24,19 @@ def capitals_dir(tmp_path_factory):
     return out
 
 
+def _spec(task, task_dir, out_dir, prefix="r"):
+    return {"task": task, "task_dir": str(task_dir) if task_dir else None,
+            "out_json": str(out_dir / f"{prefix}.json"), "out_samples": str(out_dir / f"{prefix}.samples.jsonl")}
+
+
+def _evaluate_tasks(checkpoint, specs, adapter_dir=None, **kw):
+    return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=adapter_dir, tasks=specs, labels=LABELS,
+                          batch_size=4, limit=None, num_fewshot=0, runtime=Runtime(device="cpu", seed=0, threads=1),
+                          **kw)
+
+
 def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", adapter_dir=None, **kw):
-    return run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=adapter_dir, task=task,
-                          task_dir=str(task_dir) if task_dir else None, out_json=str(tmp_path / "r.json"),
-                          out_samples=str(tmp_path / "r.samples.jsonl"), labels=LABELS, batch_size=4, limit=None,
-                          num_fewshot=0, runtime=Runtime(device="cpu", seed=0, threads=1), **kw)
+    return _evaluate_tasks(checkpoint, [_spec(task, task_dir, tmp_path)], adapter_dir, **kw)
 
 
 PROMPT_METHODS = {"prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 3, "lr": 0.3},
@@ -93,6 +101,36 @@ def test_offline_builtin_task_fails_clearly_before_loading_the_model(tiny_checkp
     assert not list(tmp_path.iterdir())
 
 
+def test_a_job_checks_every_task_before_scoring_any(tiny_checkpoint, capitals_dir, tmp_path):
+    specs = [_spec("capitals", capitals_dir, tmp_path, "a"), _spec("no_such_task", None, tmp_path, "b")]
+    with pytest.raises(TaskUnavailableError, match="'no_such_task' is not among"):
+        _evaluate_tasks(tiny_checkpoint, specs)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("method", [None, "idp"])
+def test_one_job_scores_every_task_as_if_each_ran_alone(method, tiny_checkpoint, capitals_dir, text_dir, tmp_path):
+    """The per-model evaluate job writes, per task, what a job for that task alone writes."""
+    from compress_recover.data.perplexity_task import build_perplexity_task
+
+    ppl_dir = tmp_path / "tasks" / "heldout_ppl"
+    build_perplexity_task(text_dir=str(text_dir), out_dir=str(ppl_dir))
+    adapter = str(_prompt_adapter(method, tiny_checkpoint, text_dir, tmp_path / "adapter")) if method else None
+    tasks = [("capitals", capitals_dir), ("heldout_ppl", ppl_dir)]
+    (tmp_path / "together").mkdir()
+    _evaluate_tasks(tiny_checkpoint, [_spec(t, d, tmp_path / "together", t) for t, d in tasks], adapter,
+                    rolling_batch_size=2)
+    for task, folder in tasks:
+        alone = tmp_path / f"alone-{task}"
+        alone.mkdir()
+        _evaluate_tasks(tiny_checkpoint, [_spec(task, folder, alone, task)], adapter, rolling_batch_size=2)
+        together_result, alone_result = (read_json(d / f"{task}.json") for d in (tmp_path / "together", alone))
+        assert together_result["results"] == alone_result["results"]
+        assert together_result["n-samples"] == alone_result["n-samples"]
+        assert together_result["compress_recover"]["batch_size"] == (2 if task == "heldout_ppl" else 4)
+        assert read_jsonl(tmp_path / "together" / f"{task}.samples.jsonl") == read_jsonl(alone / f"{task}.samples.jsonl")
+
+
 def test_custom_task_folder_is_evaluated(tiny_checkpoint, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -132,3 +170,17 @@ def test_summary_rows_are_tidy(tmp_path):
     with pytest.raises(ValueError, match="no cost.json"):
         summarize(eval_files=[str(tmp_path / "a.json")], cost_files=[], out_csv=str(tmp_path / "t.csv"))
     assert not (tmp_path / "t.csv").exists()
+
+
+def test_an_adapter_loads_by_the_method_its_manifest_names(tmp_path, tiny_checkpoint):
+    import json
+
+    from compress_recover.recover.load import adapter_method
+
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+        load_recovered(tiny_checkpoint, folder, device="cpu")
+    (folder / "manifest.json").write_text(json.dumps({"method": "no-such-method"}))
+    with pytest.raises(ValueError, match="unknown recovery method 'no-such-method'"):
+        adapter_method(folder)

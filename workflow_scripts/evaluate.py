@@ -1,4 +1,4 @@
-"""Rule evaluate: lm-eval on one (model, compression, recovery, task)."""
+"""Rule evaluate: lm-eval on one (model, compression, recovery), every task in one process."""
 from typing import TYPE_CHECKING
 
 from compress_recover.io import log_to
@@ -14,10 +14,15 @@ with log_to(snakemake.log[0]):
     run_evaluation(
         checkpoint_dir=snakemake.input.checkpoint,
         adapter_dir=snakemake.input.get("adapter"),
-        task=snakemake.wildcards.task,
-        task_dir=snakemake.params.task_dir,
-        out_json=snakemake.output.results,
-        out_samples=snakemake.output.samples,
+        tasks=[
+            {**spec, "out_json": results, "out_samples": samples}
+            for spec, results, samples in zip(
+                snakemake.params.tasks,
+                snakemake.output.results,
+                snakemake.output.samples,
+                strict=True,
+            )
+        ],
         labels=snakemake.params.labels,
         batch_size=evaluation["batch_size"],
         rolling_batch_size=evaluation["rolling_batch_size"],

@@ -1,9 +1,10 @@
 """Rule ``evaluate``: lm-eval (EleutherAI harness) on the in-memory recovered model.
 
-One job per (model, compression, recovery, task). The model object is handed to
-lm-eval's ``HFLM(pretrained=model)``, so quantized checkpoints and adapters are
-evaluated exactly as the earlier stages left them. Writes lm-eval's results JSON
-(with our labels and timing added) and the per-question samples as JSONL.
+One job per evaluated model (model, compression, recovery) scores all its tasks, loading
+the model once. The model object is handed to lm-eval's ``HFLM(pretrained=model)``, so
+quantized checkpoints and adapters are evaluated exactly as the earlier stages left
+them. Writes, per task, lm-eval's results JSON (with our labels and timing added) and
+the per-question samples as JSONL.
 """
 
 from __future__ import annotations
@@ -105,42 +106,66 @@ def padding_aware_lm(model, **hflm_kwargs):
         hf.pad_and_concat = original
 
 
-def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, task: str, task_dir: str | None,
-                   out_json: str, out_samples: str, labels: dict, batch_size: int, limit: int | None,
-                   num_fewshot: int, runtime: Runtime, rolling_batch_size: int = 1) -> dict:
-    """Evaluate one model on one task. Perplexity (``loglikelihood_rolling``) tasks run
-    with ``rolling_batch_size``: their documents are long, and a padded batch's
-    full-vocabulary logits, not the model, would dominate time and memory."""
-    from lm_eval import simple_evaluate
+def _lm(model, **hflm_kwargs):
+    """lm-eval's HFLM for ``model`` (padding-aware when the model asks for the mask)."""
     from lm_eval.models.huggingface import HFLM
+
+    if getattr(model, "needs_padding_mask", False):
+        return padding_aware_lm(model, **hflm_kwargs)
+    return contextlib.nullcontext(HFLM(pretrained=model, **hflm_kwargs))
+
+
+def _write_task(results: dict, out_json: str, out_samples: str) -> None:
+    """lm-eval's results JSON and its per-question samples (JSONL), each written atomically."""
     from lm_eval.utils import handle_non_serializable
 
-    runtime = runtime.start()
-    device, seed = runtime.device, runtime.seed
-    manager, output_types = preflight_task(task, task_dir)
-    if output_types == {"loglikelihood_rolling"}:
-        batch_size = rolling_batch_size
-    start = time.perf_counter()
-    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
-                                      trust_remote_code=runtime.trust_remote_code)
-    log.info("evaluating %s on %s (limit=%s, %d-shot)", labels, task, limit, num_fewshot)
-    hflm_kwargs = {"tokenizer": tokenizer, "batch_size": batch_size, "device": device}
-    with (padding_aware_lm(model, **hflm_kwargs) if getattr(model, "needs_padding_mask", False)
-          else contextlib.nullcontext(HFLM(pretrained=model, **hflm_kwargs))) as lm:
-        results = simple_evaluate(
-            model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
-            log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-            fewshot_random_seed=seed, bootstrap_iters=1000,
-        )
-    wall = time.perf_counter() - start
     samples = results.pop("samples")
-    results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(wall, 2), "device": device,
-                                   "threads": runtime.threads, "library_versions": library_versions()}
     with atomic_file(out_samples) as tmp:
         with tmp.open("w") as fh:
             for name, rows in samples.items():
                 for row in rows:
                     fh.write(json.dumps({"task": name, **row}, default=handle_non_serializable) + "\n")
     write_json(out_json, json.loads(json.dumps(results, default=handle_non_serializable)))
-    log.info("%s: %s", task, results["results"].get(task))
-    return results
+
+
+def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
+                   batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
+                   rolling_batch_size: int = 1) -> dict[str, dict]:
+    """Evaluate one model on every task of ``tasks`` in one process (the model is loaded once).
+
+    ``tasks``: one dict per task with ``task``, ``task_dir`` (None: lm-eval's built-in
+    tasks), ``out_json`` and ``out_samples``; each task gets its own results and samples
+    files, exactly as if it were evaluated alone (lm-eval reseeds for every task). Every
+    task is loaded before the model, so a missing or offline task fails first. Perplexity
+    (``loglikelihood_rolling``) tasks run with ``rolling_batch_size``: their documents are
+    long, and a padded batch's full-vocabulary logits, not the model, would dominate time
+    and memory."""
+    from lm_eval import simple_evaluate
+
+    runtime = runtime.start()
+    device, seed = runtime.device, runtime.seed
+    prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"])) for spec in tasks]
+    start = time.perf_counter()
+    model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
+                                      trust_remote_code=runtime.trust_remote_code)
+    load_s = time.perf_counter() - start
+    log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
+    out = {}
+    with _lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device) as lm:
+        for spec, manager, output_types in prepared:
+            task = spec["task"]
+            lm.batch_size_per_gpu = rolling_batch_size if output_types == {"loglikelihood_rolling"} else batch_size
+            start = time.perf_counter()
+            results = simple_evaluate(
+                model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
+                log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+                fewshot_random_seed=seed, bootstrap_iters=1000,
+            )
+            results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
+                                           "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
+                                           "device": device, "threads": runtime.threads,
+                                           "library_versions": library_versions()}
+            _write_task(results, spec["out_json"], spec["out_samples"])
+            log.info("%s: %s", task, results["results"].get(task))
+            out[task] = results
+    return out
