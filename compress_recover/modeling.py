@@ -6,6 +6,7 @@ Adapters on top of it are the recover stage's business: :mod:`compress_recover.r
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from .runtime import torch_dtype
@@ -16,14 +17,60 @@ def is_quantized(checkpoint_dir: str | Path) -> bool:
     return bool(cfg.get("quantization_config"))
 
 
+log = logging.getLogger(__name__)
+
+WEIGHTS = ("kernel", "dense")
+
+
+def dense_on_cpu(device: str) -> str:
+    """How training and scoring run quantized weights: dense on CPU, where GPTQModel's CPU
+    kernels dequantize on every call (or compute in bfloat16), the kernel elsewhere."""
+    return "dense" if str(device).startswith("cpu") else "kernel"
+
+
+def densify(model) -> int:
+    """Replace every quantized linear layer that dequantizes itself (``dequantize_weight``, as
+    GPTQModel's kernels do) by an ``nn.Linear`` holding exactly its dequantized weights, in
+    the dtype the layer computes in. Dequantized once, here; returns the layers replaced."""
+    import torch
+
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.Linear) or not callable(getattr(child, "dequantize_weight", None)):
+                continue
+            rounds = max(1, child.g_idx.shape[0] // child.in_features) if getattr(child, "g_idx", None) is not None \
+                else 1
+            with torch.no_grad():
+                weight = child.dequantize_weight(num_itr=rounds).t()
+            if tuple(weight.shape) != (child.out_features, child.in_features):
+                raise RuntimeError(f"{name}: dequantized weight of shape {tuple(weight.shape)} for a "
+                                   f"{child.in_features} -> {child.out_features} layer")
+            dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+            dense = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
+                                    device=weight.device, dtype=dtype)
+            with torch.no_grad():
+                dense.weight.copy_(weight.to(dtype))
+                if child.bias is not None:
+                    dense.bias.copy_(child.bias.to(dtype))
+            dense.requires_grad_(False)
+            setattr(parent, name, dense)
+            replaced += 1
+    return replaced
+
+
 def load_model(checkpoint_dir: str | Path, *, device: str, dtype: str = "float32",
-               trust_remote_code: bool = False):
+               trust_remote_code: bool = False, weights: str = "kernel"):
     """A causal LM from a safetensors checkpoint folder written by this pipeline.
 
     Quantized checkpoints (a ``quantization_config`` in config.json, e.g. the AutoGPTQ format) load
     through transformers' quantizer integration (GPTQModel kernels for AutoGPTQ:
-    torch on CPU, the fastest available on CUDA).
+    torch on CPU, the fastest available on CUDA). ``weights="dense"`` then replaces the
+    quantized layers by dense ones holding exactly their dequantized values (:func:`densify`):
+    the same function, computed the way the unquantized model is.
     """
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights: {weights!r} is not one of {WEIGHTS}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, trust_remote_code=trust_remote_code)
@@ -32,6 +79,13 @@ def load_model(checkpoint_dir: str | Path, *, device: str, dtype: str = "float32
         trust_remote_code=trust_remote_code,
     )
     model.eval()
+    if weights == "dense" and is_quantized(checkpoint_dir):
+        log.info("%s: %d quantized layers run as dense dequantized weights", checkpoint_dir, densify(model))
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def quantized_kernels(model) -> list[str]:
+    """Class names of the quantized layers ``model`` runs (empty for a dense model)."""
+    return sorted({type(m).__name__ for m in model.modules() if callable(getattr(m, "dequantize_weight", None))})

@@ -223,3 +223,26 @@ def test_lora_manifest_says_merging_would_break_sparsity(tiny_checkpoint, text_d
     model, _ = load_recovered(pruned, tmp_path / "adapter", device="cpu")
     base_q = model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight
     assert abs(float((base_q == 0).float().mean()) - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("bits", [4, 3])
+def test_dense_execution_holds_exactly_the_dequantized_weights(bits, tiny_checkpoint, text_dir, tmp_path):
+    """Training and scoring on CPU may run a GPTQ checkpoint as dense weights: those are exactly
+    the kernel's dequantized values, and the logits are the kernel's within its own precision
+    (GPTQModel's CPU kernels compute in float16/bfloat16)."""
+    from compress_recover.modeling import quantized_kernels
+
+    out = tmp_path / "checkpoint"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(out), method_config={**GPTQ, "bits": bits},
+                    key="k", text_dir=str(text_dir), calibration_samples=4, calibration_seq_len=32, runtime=CPU)
+    kernel, _ = load_model(out, device="cpu")
+    dense, _ = load_model(out, device="cpu", weights="dense")
+    assert quantized_kernels(kernel) and not quantized_kernels(dense)
+    pairs = [(m, dict(dense.named_modules())[n]) for n, m in kernel.named_modules() if hasattr(m, "dequantize_weight")]
+    assert len(pairs) == 2 * 7  # every linear layer of the two decoder blocks
+    for quantized, linear in pairs:
+        assert isinstance(linear, torch.nn.Linear) and not linear.weight.requires_grad
+        assert torch.equal(linear.weight, quantized.dequantize_weight().t().float())
+    k, d = _logits(kernel, IDS), _logits(dense, IDS)
+    assert (k - d).abs().max() <= 2 ** -7 * k.abs().max()
+    assert not torch.equal(k, _logits(load_model(tiny_checkpoint, device="cpu")[0], IDS))  # quantization did something

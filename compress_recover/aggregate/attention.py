@@ -25,7 +25,7 @@ import random
 from pathlib import Path
 
 from ..io import atomic_file, read_jsonl
-from ..modeling import load_model
+from ..modeling import dense_on_cpu, load_model
 from ..recover.load import load_recovered
 from ..runtime import Runtime
 
@@ -107,7 +107,7 @@ def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict
     base_hidden = [trace(base, ids)[1] for ids in inputs]
     variants = [("base", "none", None, base)]
     for rec, adapter in adapters.items():
-        model, _ = load_recovered(checkpoint_dir, adapter or None, **load)
+        model, _ = load_recovered(checkpoint_dir, adapter or None, **load, weights=dense_on_cpu(device))
         variants.append((labels["compression"], rec, adapter, model))
     rows = []
     for compression, recovery, _, model in variants:

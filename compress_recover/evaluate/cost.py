@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..io import dir_size, read_json, write_json
+from ..modeling import quantized_kernels
 from ..recover.load import load_recovered
 from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
@@ -114,8 +115,9 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         raise ValueError("cost.new_tokens must be >= 2")
     runtime = runtime.start()
     device = runtime.device
+    # latency of the deployment kernel, never of the dense copy training and scoring may use
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
-                                      trust_remote_code=runtime.trust_remote_code)
+                                      trust_remote_code=runtime.trust_remote_code, weights="kernel")
     batch = latency_inputs(tokenizer, text_dir, batch_size=batch_size, seq_len=seq_len).to(device)
     latency = measure_latency(model, batch, batch[:1], new_tokens=new_tokens, repeats=repeats,
                               pad_token_id=tokenizer.pad_token_id)
@@ -136,6 +138,7 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         "training_tokens": recovery.get("budget", {}).get("tokens", 0),
         "compression_time_s": compression.get("wall_time_s"),
         "latency": latency,
+        "latency_kernels": quantized_kernels(model) or ["dense"],
         "device": device,
         "threads": runtime.threads,
         "repeats": repeats,

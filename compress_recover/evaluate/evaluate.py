@@ -15,6 +15,7 @@ import logging
 import time
 
 from ..io import atomic_file, write_json
+from ..modeling import dense_on_cpu
 from ..recover.load import load_recovered
 from ..runtime import Runtime, library_versions
 
@@ -106,13 +107,14 @@ def padding_aware_lm(model, **hflm_kwargs):
         hf.pad_and_concat = original
 
 
-def _lm(model, **hflm_kwargs):
-    """lm-eval's HFLM for ``model`` (padding-aware when the model asks for the mask)."""
-    from lm_eval.models.huggingface import HFLM
+def scoring_lm(model, **hflm_kwargs):
+    """The lm-eval model that scores ``model``: shared-prefix scoring (:mod:`.prefix_lm`), or
+    stock HFLM with each batch's padding mask for a model that reads every input token."""
+    from .prefix_lm import PrefixScoringLM
 
     if getattr(model, "needs_padding_mask", False):
         return padding_aware_lm(model, **hflm_kwargs)
-    return contextlib.nullcontext(HFLM(pretrained=model, **hflm_kwargs))
+    return contextlib.nullcontext(PrefixScoringLM(pretrained=model, **hflm_kwargs))
 
 
 def _write_task(results: dict, out_json: str, out_samples: str) -> None:
@@ -146,12 +148,13 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     device, seed = runtime.device, runtime.seed
     prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"])) for spec in tasks]
     start = time.perf_counter()
+    weights = dense_on_cpu(device)
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
-                                      trust_remote_code=runtime.trust_remote_code)
+                                      trust_remote_code=runtime.trust_remote_code, weights=weights)
     load_s = time.perf_counter() - start
     log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
     out = {}
-    with _lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device) as lm:
+    with scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device) as lm:
         for spec, manager, output_types in prepared:
             task = spec["task"]
             lm.batch_size_per_gpu = rolling_batch_size if output_types == {"loglikelihood_rolling"} else batch_size
@@ -163,6 +166,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
             )
             results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
                                            "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
+                                           "weights": weights, "scorer": type(lm).__name__,
                                            "device": device, "threads": runtime.threads,
                                            "library_versions": library_versions()}
             _write_task(results, spec["out_json"], spec["out_samples"])

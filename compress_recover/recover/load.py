@@ -30,9 +30,11 @@ def load_adapter(model, adapter_dir: str | Path):
 
 
 def load_recovered(checkpoint_dir: str | Path, adapter_dir: str | Path | None, *, device: str,
-                   dtype: str = "float32", trust_remote_code: bool = False):
-    """The compressed model with its recovery adapter applied (none when ``adapter_dir`` is None)."""
-    model, tokenizer = load_model(checkpoint_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+                   dtype: str = "float32", trust_remote_code: bool = False, weights: str = "kernel"):
+    """The compressed model with its recovery adapter applied (none when ``adapter_dir`` is None);
+    ``weights`` as in :func:`compress_recover.modeling.load_model`."""
+    model, tokenizer = load_model(checkpoint_dir, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                                  weights=weights)
     if adapter_dir is not None:
         model = load_adapter(model, adapter_dir)
     return model, tokenizer

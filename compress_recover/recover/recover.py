@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from ..io import atomic_dir, dir_size, read_json, write_json
-from ..modeling import load_model
+from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig
 from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
@@ -48,7 +48,8 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     runtime = runtime.start()
     device, seed = runtime.device, runtime.seed
     load = {"device": device, "dtype": runtime.dtype, "trust_remote_code": runtime.trust_remote_code}
-    model, tokenizer = load_model(checkpoint_dir, **load)
+    weights = dense_on_cpu(device)
+    model, tokenizer = load_model(checkpoint_dir, **load, weights=weights)
     blocks = token_blocks(tokenizer, Path(text_dir) / "train.jsonl", seq_len)
     teacher = None
     if objective.needs_teacher:
@@ -81,6 +82,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
             "losses": losses,
             "device": device,
             "threads": runtime.threads,
+            "weights": weights,
             "library_versions": library_versions(),
         }
         manifest["adapter_bytes"] = dir_size(tmp)

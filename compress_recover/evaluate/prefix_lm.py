@@ -1,0 +1,193 @@
+"""Shared-prefix scoring: lm-eval's ``HFLM`` with every context run once for all its continuations.
+
+lm-eval scores a multiple-choice question by running ``context + choice`` through the model
+once per choice and reading the choice's log-likelihood off the logits. Here a batch of
+questions runs the tokens their contexts share (the task's question template) once, the
+rest of each context once (left-padded, the padding masked, positions as in the unpadded
+sequence), and only the choices' tokens on copies of that KV cache; logits over the
+vocabulary are computed only where a token is scored. The log-likelihoods are those of
+``HFLM`` (equal within float tolerance, tested): it is still lm-eval doing the evaluation,
+registered as the lm-eval model ``hf-prefix``.
+
+A PEFT model with a soft prompt runs its virtual tokens once, through its base model, and
+every context continues that cache. Requests longer than the model's window are scored by
+``HFLM``'s own loop. A model that reads every input token at once (it sets
+``needs_padding_mask``) cannot reuse a context's cache and is refused: the evaluate job
+scores it with :func:`compress_recover.evaluate.evaluate.padding_aware_lm`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from copy import deepcopy
+from itertools import groupby
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
+
+Request = tuple[tuple[str, str], list[int], list[int]]
+
+
+def _runner_and_prompt(model):
+    """(the causal LM that runs tokens on a cache, soft-prompt embeddings (1, V, hidden) or None).
+
+    A PEFT model with a soft prompt puts its virtual tokens before every input; here they run
+    once, through its base model, and stay in the cache every context continues."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or not getattr(config, "is_prompt_learning", False):
+        return model, None
+    if str(getattr(config, "peft_type", "")).upper().endswith(("PREFIX_TUNING", "CARTRIDGE")):
+        raise TypeError(f"shared-prefix scoring does not support PEFT {config.peft_type} (past key values, not "
+                        "input embeddings)")
+    return model.get_base_model(), model.get_prompt(batch_size=1)
+
+
+def common_prefix_length(contexts: list[tuple[int, ...]]) -> int:
+    """Leading tokens all ``contexts`` share, leaving each at least its last token."""
+    shortest = min(map(len, contexts))
+    n = 0
+    while n < shortest - 1 and all(c[n] == contexts[0][n] for c in contexts):
+        n += 1
+    return n
+
+
+# A forward pass costs about as much as this many tokens on top of its tokens (the weights
+# are read once per pass): the batching below trades shared tokens against passes with it.
+PASS_TOKENS = 32
+
+
+def _cost(batch: list[tuple[int, ...]]) -> int:
+    shared = common_prefix_length(batch)
+    return PASS_TOKENS + shared + len(batch) * (max(map(len, batch)) - shared)
+
+
+def _pieces(ordered: list[tuple[int, ...]], size: int) -> list[list[tuple[int, ...]]]:
+    """Sorted contexts in batches of at most ``size``, the cheapest of: cut where they part
+    (a prefix trie, each part planned alike) or, sorted by length, in consecutive chunks
+    (which pads least). Run on a task's questions, the trie finds its template and the
+    chunks keep the padding of the subjects small."""
+    by_length = sorted(ordered, key=lambda c: (len(c), c))
+    options = [[by_length[i:i + size] for i in range(0, len(by_length), size)]]
+    at = common_prefix_length(ordered)
+    parts = [list(p) for _, p in groupby(ordered, key=lambda c: c[at])]
+    if len(parts) > 1:
+        options.append([batch for part in parts for batch in _pieces(part, size)])
+    return min(options, key=lambda batches: sum(map(_cost, batches)))
+
+
+def context_batches(contexts: dict[tuple[int, ...], list[int]], size: int) -> list[list[tuple[int, ...]]]:
+    """Contexts (context -> request indices) in batches of at most ``size``: contexts that share
+    a prefix (a task's template) stand together, and neighbouring pieces merge while that
+    is cheaper than running them apart."""
+    batches: list[list[tuple[int, ...]]] = []
+    for piece in _pieces(sorted(contexts), size):
+        if batches and len(batches[-1]) + len(piece) <= size and \
+                _cost(batches[-1] + piece) <= _cost(batches[-1]) + _cost(piece):
+            batches[-1] = batches[-1] + piece
+        else:
+            batches.append(piece)
+    return batches
+
+
+@register_model("hf-prefix")
+class PrefixScoringLM(HFLM):
+    """``HFLM`` whose log-likelihood requests share each context's forward pass.
+
+    ``batch_size`` is the number of contexts (questions) scored together.
+    """
+
+    def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
+                              override_bs: int | None = None) -> list[tuple[float, bool]]:
+        if getattr(self.model, "needs_padding_mask", False):
+            raise TypeError(f"{type(self.model).__name__} reads every input token at once (needs_padding_mask): "
+                            "a context's cache cannot be shared between its continuations")
+        if self.backend != "causal":
+            return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
+        size = override_bs or (self.batch_size if self.batch_size != "auto" else 32)
+        results: list[tuple[float, bool] | None] = [None] * len(requests)
+        too_long = [i for i, (_, ctx, cont) in enumerate(requests) if len(ctx) + len(cont) > self.max_length + 1]
+        if too_long:
+            scored = super()._loglikelihood_tokens([requests[i] for i in too_long], disable_tqdm, override_bs)
+            for i, answer in zip(too_long, scored, strict=True):
+                results[i] = answer
+        contexts: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for i, (_, ctx, cont) in enumerate(requests):
+            if results[i] is None:
+                if not ctx or not cont:
+                    raise ValueError(f"request {i}: empty context or continuation")
+                contexts[tuple(ctx)].append(i)
+        for batch in context_batches(contexts, int(size)):
+            groups = [contexts[ctx] for ctx in batch]
+            answers = self._score(batch, [[requests[i][2] for i in group] for group in groups])
+            for group, group_answers in zip(groups, answers, strict=True):
+                for i, answer in zip(group, group_answers, strict=True):
+                    results[i] = answer
+                    if requests[i][0] is not None:
+                        self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+        return results
+
+    @torch.no_grad()
+    def _score(self, contexts: list[tuple[int, ...]], continuations: list[list[list[int]]]):
+        """(log-likelihood, is greedy) of every continuation of every context.
+
+        The tokens all contexts of the batch share (a task's question template; a soft
+        prompt's virtual tokens) run once. The rest of each context runs on copies of that
+        cache, left-padded, with the padding masked and every token at the position it has
+        in its own unpadded sequence. Each choice's tokens after its first run on a copy
+        of its context's cache, choices of equal length together, so nothing else is padded.
+        """
+        model, prompt = _runner_and_prompt(self.model)
+        device = self.device
+        cache, offset = None, 0
+        if prompt is not None:
+            cache = model(inputs_embeds=prompt.to(self.model.dtype), use_cache=True).past_key_values
+            offset = prompt.shape[1]
+        shared = common_prefix_length(contexts)
+        if shared:
+            ids = torch.tensor([contexts[0][:shared]], dtype=torch.long, device=device)
+            positions = torch.arange(offset, offset + shared, device=device)[None]
+            cache = model(input_ids=ids, position_ids=positions, past_key_values=cache, use_cache=True).past_key_values
+            offset += shared
+        count = len(contexts)
+        if cache is not None:
+            cache.batch_repeat_interleave(count)
+        rests = [c[shared:] for c in contexts]
+        width = max(map(len, rests))
+        ids = torch.tensor([[0] * (width - len(r)) + list(r) for r in rests], dtype=torch.long, device=device)
+        real = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], dtype=torch.long, device=device)
+        mask = torch.cat([real.new_ones(count, offset), real], dim=1)  # (G, past + rest): padding masked
+        positions = offset + (real.cumsum(1) - 1).clamp(min=0)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                    use_cache=True, logits_to_keep=1)
+        first = F.log_softmax(out.logits[:, -1], dim=-1, dtype=self.softmax_dtype)  # predicts each choice's 1st token
+        cache = out.past_key_values
+        ends = offset + real.sum(1)  # position of each context's next token
+        rows = [(g, cont) for g, conts in enumerate(continuations) for cont in conts]
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for r, (_, cont) in enumerate(rows):
+            if len(cont) > 1:
+                by_length[len(cont)].append(r)
+        later: dict[int, torch.Tensor] = {}  # row -> log-probabilities of its tokens after the first
+        for length, members in sorted(by_length.items()):
+            owners = torch.tensor([rows[r][0] for r in members], device=device)
+            copy = deepcopy(cache)
+            copy.batch_select_indices(owners)
+            ids = torch.tensor([rows[r][1][:-1] for r in members], dtype=torch.long, device=device)
+            out = model(input_ids=ids, attention_mask=torch.cat([mask[owners], mask.new_ones(len(members), length - 1)],
+                                                                dim=1),
+                        position_ids=ends[owners, None] + torch.arange(length - 1, device=device),
+                        past_key_values=copy, use_cache=False)
+            logp = F.log_softmax(out.logits, dim=-1, dtype=self.softmax_dtype)
+            later.update(zip(members, logp, strict=True))
+        answers: list[list[tuple[float, bool]]] = [[] for _ in continuations]
+        for r, (g, cont) in enumerate(rows):
+            logp = first[g, cont[0]]
+            greedy = bool(first[g].argmax() == cont[0])
+            if len(cont) > 1:
+                targets = torch.tensor(cont[1:], device=device)
+                logp = logp + later[r].gather(-1, targets[:, None]).sum()
+                greedy = greedy and bool((later[r].argmax(-1) == targets).all())
+            answers[g].append((float(logp), greedy))
+        return answers
