@@ -34,7 +34,7 @@ class MethodConfig:
 
     method: ClassVar[str] = ""
     # Compression: "module:function" of compress(model_dir, out_dir, config, calibration, device,
-    # seed) -> (model, details). Recovery: of prepare(model, config, seed) -> trainable model.
+    # seed, dtype) -> (model, details). Recovery: of prepare(model, config, seed) -> trainable model.
     entry_point: ClassVar[str | None] = None
     # Compression: whether the method calibrates on text.
     uses_calibration: ClassVar[bool] = False

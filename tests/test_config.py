@@ -29,9 +29,10 @@ def default_config() -> dict:
 
 def test_default_config_is_valid_and_plans_the_issue_grid():
     plan = build_plan(default_config())
-    assert plan.cells() == [("smollm2-135m", "none", "none"), ("smollm2-135m", "gptq-w3g64", "none"),
-                            ("smollm2-135m", "gptq-w3g64", "lora"), ("smollm2-135m", "gptq-w3g64", "prompt_tuning"),
-                            ("smollm2-135m", "gptq-w3g64", "idp")]
+    recoveries = ["none", "lora", "prompt_tuning", "idp"]
+    assert plan.cells() == [("smollm2-135m", "none", "none"),
+                            *(("smollm2-135m", c, r) for c in ("gptq-w3g64", "wanda-s50") for r in recoveries)]
+    assert default_config()["data"]["max_questions"] is None  # every question
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name", "heldout_ppl"]
 
 
@@ -73,7 +74,7 @@ def _plan_error(mutate) -> str:
 def test_duplicate_names_are_rejected():
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 3, "group_size": 64,
                                                                      "damp_percent": 0.1}))
-    assert "compression.methods[2]" in msg and "gptq-w3g64" in msg
+    assert "compression.methods[3]" in msg and "gptq-w3g64" in msg
 
 
 def test_reserved_names_are_rejected():
@@ -144,9 +145,9 @@ def test_method_configs_reject_unknown_keys_and_wrong_types(registry):
 
 def test_group_size_must_divide_the_known_model_width():
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "gptq", "bits": 4, "group_size": 128}))
-    assert "compression.methods[2].group_size: 128 does not divide" in msg and "576" in msg
+    assert "compression.methods[3].group_size: 128 does not divide" in msg and "576" in msg
     msg = _plan_error(lambda c: c["compression"]["methods"].append({"method": "wanda", "n_m": "2:7"}))
-    assert "compression.methods[2].n_m: 7 does not divide" in msg
+    assert "compression.methods[3].n_m: 7 does not divide" in msg
 
 
 def test_gptq_config_checks_ranges():

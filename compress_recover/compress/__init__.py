@@ -5,7 +5,7 @@ Rule ``compress_<method>`` (one per registered method) runs
 
 ``none`` is the base model itself. Each other method is one unit: a config dataclass in
 ``<method>_config.py`` (import-light: read while Snakemake builds the DAG) naming its entry
-point ``compress(model_dir, out_dir, config, calibration, device, seed) -> (model, details)``,
+point ``compress(model_dir, out_dir, config, calibration, device, seed, dtype) -> (model, details)``,
 which saves the compressed checkpoint in ``out_dir`` and returns the compressed model as
 it is in memory (tests compare it with the reloaded checkpoint) and the details for the
 manifest. Layer-width checks (group size, N:M) are in :mod:`.widths`.

@@ -45,7 +45,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
         _, details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
-                        device=device, seed=seed)
+                           device=device, seed=seed, dtype=runtime.dtype)
         copy_tokenizer(model_dir, tmp)
         base = read_json(Path(model_dir) / "manifest.json")
         manifest = {

@@ -21,6 +21,8 @@ class GPTQConfig(MethodConfig):
           desc_act: false  # act-order
           sym: true
           damp_percent: 0.05
+          true_sequential: true  # quantize a block's linears in order, each on the outputs of
+                                 # the ones already quantized (false: all on the block's inputs; faster)
     """
 
     method = "gptq"
@@ -31,6 +33,7 @@ class GPTQConfig(MethodConfig):
     desc_act: bool = False
     sym: bool = True
     damp_percent: float = 0.05
+    true_sequential: bool = True
 
     def slug(self) -> str:
         if self.name:
@@ -40,6 +43,8 @@ class GPTQConfig(MethodConfig):
             slug += "-act"
         if not self.sym:
             slug += "-asym"
+        if not self.true_sequential:
+            slug += "-par"
         return slug
 
     def divisors(self) -> dict[str, int]:

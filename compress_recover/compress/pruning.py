@@ -36,11 +36,12 @@ def measured_sparsity(model) -> dict:
             "per_layer": per_layer}
 
 
-def _load(model_dir: str, device: str):
-    import torch
+def _load(model_dir: str, device: str, dtype: str):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32, device_map=device,
+    from ..runtime import torch_dtype
+
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch_dtype(dtype), device_map=device,
                                                 use_safetensors=True)
 
 
@@ -59,8 +60,8 @@ def prune_magnitude_(model, config: PruningConfig) -> None:
 
 
 def compress_magnitude(*, model_dir: str, out_dir: Path, config: PruningConfig, calibration, device: str,
-                       seed: int):
-    model = _load(model_dir, device)
+                       seed: int, dtype: str = "float32"):
+    model = _load(model_dir, device, dtype)
     prune_magnitude_(model, config)
     return model, _save(model, out_dir, config)
 
@@ -85,13 +86,13 @@ def _llmcompressor_modifier(config: PruningConfig, targets: list[str]):
 
 
 def compress_llmcompressor(*, model_dir: str, out_dir: Path, config: PruningConfig, calibration, device: str,
-                           seed: int):
+                           seed: int, dtype: str = "float32"):
     """Wanda or SparseGPT through llm-compressor's one-shot sequential pipeline."""
     import torch
     from datasets import Dataset
     from llmcompressor import oneshot
 
-    model = _load(model_dir, device)
+    model = _load(model_dir, device, dtype)
     dataset = Dataset.from_dict({"input_ids": calibration.tolist(),
                                  "attention_mask": torch.ones_like(calibration).tolist()})
     log.info("%s: llm-compressor one-shot on %d blocks x %d tokens", config.slug(), *calibration.shape)
