@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sides import run_sides
 
 GPTQ_GOAL_S = 60.0
 
@@ -98,16 +98,10 @@ def main() -> None:
     if args.side:
         side(args)
         return
-    times: dict[str, list[float]] = {"bare": [], "ours": []}
-    for _ in range(args.repeats):
-        for name in ("bare", "ours"):
-            cmd = [sys.executable, __file__, "--side", name, "--checkpoint", args.checkpoint, "--text", args.text,
-                   "--method", args.method, "--samples", str(args.samples), "--seq-len", str(args.seq_len),
-                   "--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=7200)
-            if proc.returncode:
-                raise SystemExit(f"{name} side failed:\n{proc.stderr[-3000:]}")
-            times[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    times = run_sides(__file__, ("bare", "ours"), ["--checkpoint", args.checkpoint, "--text", args.text,
+                                                   "--method", args.method, "--samples", str(args.samples),
+                                                   "--seq-len", str(args.seq_len), "--threads", str(args.threads)],
+                      args.repeats)
     from compress_recover.runtime import configure_threads, matmul_gflops
 
     configure_threads(args.threads)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from sides import run_sides
 
 GOAL = 3.0
 TASKS = ("capitals", "currencies", "city_country", "element_symbol", "element_name")
@@ -48,7 +48,7 @@ def side(args) -> None:
     start = time.perf_counter()
     scores = lm.loglikelihood(instances, disable_tqdm=True)
     seconds = time.perf_counter() - start
-    Path(args.out).write_text(json.dumps([s for s, _ in scores]))
+    Path(args.tasks, f"{args.side}.json").write_text(json.dumps([s for s, _ in scores]))
     print(json.dumps({"requests": len(instances), "seconds": seconds}))
 
 
@@ -62,7 +62,6 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--side", choices=["stock", "ours"], help=argparse.SUPPRESS)
     parser.add_argument("--tasks", help=argparse.SUPPRESS)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         side(args)
@@ -77,16 +76,11 @@ def main() -> None:
         for task in TASKS:
             build_knowledge_task(task=task, out_dir=f"{tmp}/{task}", num_choices=4, seed=0,
                                  max_questions=args.questions or None)
-        runs: dict[str, list[dict]] = {"stock": [], "ours": []}
-        for _ in range(args.repeats):
-            for name in ("stock", "ours"):
-                cmd = [sys.executable, __file__, "--side", name, "--tasks", tmp, "--out", f"{tmp}/{name}.json",
-                       "--checkpoint", args.checkpoint, "--batch-size", str(args.batch_size),
-                       "--threads", str(args.threads), *(["--adapter", args.adapter] if args.adapter else [])]
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-                if proc.returncode:
-                    raise SystemExit(f"{name} side failed:\n{proc.stderr[-3000:]}")
-                runs[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        runs = run_sides(__file__, ("stock", "ours"), ["--tasks", tmp, "--checkpoint", args.checkpoint,
+                                                       "--batch-size", str(args.batch_size), "--threads",
+                                                       str(args.threads),
+                                                       *(["--adapter", args.adapter] if args.adapter else [])],
+                         args.repeats)
         stock, ours = (json.loads(Path(f"{tmp}/{n}.json").read_text()) for n in ("stock", "ours"))
     configure_threads(args.threads)
     gflops = matmul_gflops()

@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from sides import run_sides
 
 GOAL = 1.10
 LORA = {"method": "lora", "rank": 8, "alpha": 16, "lr": 2.0e-4}
@@ -123,16 +123,11 @@ def main() -> None:
     for path in (Path(args.checkpoint, "config.json"), Path(args.text, "train.jsonl")):
         if not path.is_file():
             raise SystemExit(f"{path} does not exist; run the pipeline first (make demo) or pass --checkpoint/--text")
-    per_step: dict[str, list[float]] = {"ours": [], "bare": []}
-    for _ in range(args.repeats):
-        for name in ("bare", "ours"):
-            cmd = [sys.executable, __file__, "--side", name, "--checkpoint", args.checkpoint, "--text", args.text,
-                   "--config", args.config, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                   "--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len), "--threads", str(args.threads)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-            if proc.returncode:
-                raise SystemExit(f"{name} side failed:\n{proc.stderr[-3000:]}")
-            per_step[name].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    per_step = run_sides(__file__, ("bare", "ours"), ["--checkpoint", args.checkpoint, "--text", args.text,
+                                                      "--config", args.config, "--steps", str(args.steps),
+                                                      "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
+                                                      "--seq-len", str(args.seq_len), "--threads", str(args.threads)],
+                         args.repeats)
     gflops = matmul_gflops()
     o, b = statistics.median(per_step["ours"]), statistics.median(per_step["bare"])
     print(f"machine: {gflops:.0f} GFLOPS (2048x2048 fp32 matmul, {args.threads} threads)")
