@@ -88,7 +88,7 @@ def main() -> None:
     ratio = rate["ours"] / rate["stock"]
     print(f"machine: {gflops:.0f} GFLOPS (2048x2048 fp32 matmul, {args.threads} thread(s))")
     print(f"checkpoint {args.checkpoint}{' + ' + args.adapter if args.adapter else ''}: "
-          f"{runs['stock'][0]['requests']} requests ({len(TASKS)} tasks x {args.questions} questions), "
+          f"{runs['stock'][0]['requests']} requests ({len(TASKS)} tasks x {args.questions or 'all'} questions), "
           f"batch {args.batch_size}, {args.repeats} rounds")
     print(f"stock HFLM:      {rate['stock']:8.1f} requests/s")
     print(f"shared prefix:   {rate['ours']:8.1f} requests/s")
