@@ -29,6 +29,10 @@ def test_contexts_are_batched_by_shared_prefix_and_length():
     # each batch holds one template, and questions of one length: nothing shared is run twice
     # per batch, nothing padded
     assert all(common_prefix_length(batch) >= 4 and len(set(map(len, batch))) == 1 for batch in batches)
+    # contexts that part one at a time (a chain) are batched without deep recursion
+    chain = {(0,) * k + (1,): [k] for k in range(1, 1100)}  # deeper than Python's recursion limit
+    batches = context_batches(chain, 32)
+    assert sorted(c for batch in batches for c in batch) == sorted(chain) and max(map(len, batches)) <= 32
 
 
 @pytest.fixture(scope="module")

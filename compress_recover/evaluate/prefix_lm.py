@@ -63,7 +63,11 @@ def _cost(batch: list[tuple[int, ...]]) -> int:
     return PASS_TOKENS + shared + len(batch) * (max(map(len, batch)) - shared)
 
 
-def _pieces(ordered: list[tuple[int, ...]], size: int) -> list[list[tuple[int, ...]]]:
+# Levels of the prefix trie the batching looks into (a bound on its recursion).
+MAX_DEPTH = 64
+
+
+def _pieces(ordered: list[tuple[int, ...]], size: int, depth: int = 0) -> list[list[tuple[int, ...]]]:
     """Sorted contexts in batches of at most ``size``, the cheapest of: cut where they part
     (a prefix trie, each part planned alike) or, sorted by length, in consecutive chunks
     (which pads least). Run on a task's questions, the trie finds its template and the
@@ -72,8 +76,8 @@ def _pieces(ordered: list[tuple[int, ...]], size: int) -> list[list[tuple[int, .
     options = [[by_length[i:i + size] for i in range(0, len(by_length), size)]]
     at = common_prefix_length(ordered)
     parts = [list(p) for _, p in groupby(ordered, key=lambda c: c[at])]
-    if len(parts) > 1:
-        options.append([batch for part in parts for batch in _pieces(part, size)])
+    if len(parts) > 1 and depth < MAX_DEPTH:
+        options.append([batch for part in parts for batch in _pieces(part, size, depth + 1)])
     return min(options, key=lambda batches: sum(map(_cost, batches)))
 
 
