@@ -28,16 +28,24 @@ def dense_on_cpu(device: str) -> str:
     return "dense" if str(device).startswith("cpu") else "kernel"
 
 
+def _is_quantized_layer(module) -> bool:
+    """A layer that stores quantized weights and dequantizes them itself (GPTQModel's kernels)."""
+    import torch
+
+    return not isinstance(module, torch.nn.Linear) and callable(getattr(module, "dequantize_weight", None))
+
+
 def densify(model) -> int:
     """Replace every quantized linear layer that dequantizes itself (``dequantize_weight``, as
     GPTQModel's kernels do) by an ``nn.Linear`` holding exactly its dequantized weights, in
     the dtype the layer computes in. Dequantized once, here; returns the layers replaced."""
     import torch
 
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.Linear) or not callable(getattr(child, "dequantize_weight", None)):
+            if not _is_quantized_layer(child):
                 continue
             rounds = max(1, child.g_idx.shape[0] // child.in_features) if getattr(child, "g_idx", None) is not None \
                 else 1
@@ -46,7 +54,6 @@ def densify(model) -> int:
             if tuple(weight.shape) != (child.out_features, child.in_features):
                 raise RuntimeError(f"{name}: dequantized weight of shape {tuple(weight.shape)} for a "
                                    f"{child.in_features} -> {child.out_features} layer")
-            dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
             dense = torch.nn.Linear(child.in_features, child.out_features, bias=child.bias is not None,
                                     device=weight.device, dtype=dtype)
             with torch.no_grad():
@@ -88,4 +95,4 @@ def load_model(checkpoint_dir: str | Path, *, device: str, dtype: str = "float32
 
 def quantized_kernels(model) -> list[str]:
     """Class names of the quantized layers ``model`` runs (empty for a dense model)."""
-    return sorted({type(m).__name__ for m in model.modules() if callable(getattr(m, "dequantize_weight", None))})
+    return sorted({type(m).__name__ for m in model.modules() if _is_quantized_layer(m)})

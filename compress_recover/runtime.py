@@ -59,10 +59,6 @@ class Runtime:
         seed_everything(self.seed)
         return dataclasses.replace(self, device=resolve_device(self.device))
 
-    @property
-    def torch_dtype(self):
-        return torch_dtype(self.dtype)
-
 
 def configure_threads(threads: int) -> None:
     """Make torch and the libraries below it use ``threads`` cores and no more.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..io import atomic_dir, dir_size, read_json, write_json
 from ..modeling import dense_on_cpu, load_model
-from ..registry import MethodConfig
+from ..registry import MethodConfig, NoMethod
 from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
 from . import RECOVERY
@@ -30,8 +30,7 @@ def merge_note(checkpoint_dir: str, config: MethodConfig) -> dict:
         return {"merged": False, "note": f"{config.side}-side method: nothing to merge into the weights"}
     manifest_file = Path(checkpoint_dir) / "manifest.json"
     manifest = read_json(manifest_file) if manifest_file.exists() else {}
-    effect = manifest.get("merge_effect") or {"merge_breaks_sparsity": False,
-                                              "note": "dense checkpoint: merging is lossless"}
+    effect = manifest.get("merge_effect") or NoMethod().merge_effect({})
     return {"merged": False, **effect}
 
 
