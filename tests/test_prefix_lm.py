@@ -78,33 +78,124 @@ def _lm(cls, checkpoint, adapter, batch_size):
     return cls(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device="cpu")
 
 
-def _cacheable(models):
-    """The variants whose logits at a position depend only on the tokens before it."""
-    from compress_recover.recover.load import load_recovered
-
-    return [v for v, (c, a) in models.items()
-            if not getattr(load_recovered(c, a, device="cpu")[0], "needs_padding_mask", False)]
-
-
-def test_every_variant_but_the_whole_input_readers_is_scored_with_shared_prefixes(models, requests):
-    """The evaluate job scores a model that reads every input token with stock HFLM and its
-    padding mask; shared-prefix scoring refuses such a model rather than score it wrong."""
-    from lm_eval.models.huggingface import HFLM
-
+def test_every_variant_is_scored_with_shared_prefixes(models):
+    """The evaluate job scores every model, IDP included, with shared-prefix scoring."""
     from compress_recover.evaluate.evaluate import scoring_lm
     from compress_recover.recover.load import load_recovered
 
-    cacheable = _cacheable(models)
-    assert {"plain", "gptq", "lora", "prompt_tuning"} <= set(cacheable)
-    for variant, (checkpoint, adapter) in models.items():
+    assert set(models) == {"plain", "gptq", *RECOVERY_EXAMPLES}
+    for checkpoint, adapter in models.values():
         model, tokenizer = load_recovered(checkpoint, adapter, device="cpu")
-        with scoring_lm(model, tokenizer=tokenizer, batch_size=4, device="cpu") as lm:
-            assert isinstance(lm, PrefixScoringLM) == (variant in cacheable), variant
-            assert isinstance(lm, HFLM)
-        if variant not in cacheable:
-            ours = PrefixScoringLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
-            with pytest.raises(TypeError, match="needs_padding_mask"):
-                ours.loglikelihood(requests["capitals"][:4])
+        assert isinstance(scoring_lm(model, tokenizer=tokenizer, batch_size=4, device="cpu"), PrefixScoringLM)
+
+
+def _idp_reference(idp, ctx: list[int], cont: list[int], prompt: int | None = None) -> tuple[float, int]:
+    """(log-likelihood of ``cont`` after ``ctx``, prompt): the prompt chosen from the context
+    alone (or forced), then one full forward pass of context + continuation with it forced."""
+    n = idp.prompts.shape[1]
+    with torch.no_grad():
+        if prompt is None:
+            prompt = int(idp(input_ids=torch.tensor([ctx])).selected[0])
+        logits = idp(input_ids=torch.tensor([ctx + cont]), selected=torch.tensor([prompt])).logits[0].double()
+    logp = torch.log_softmax(logits, dim=-1)
+    total = sum(float(logp[n + len(ctx) + k - 1, tok]) for k, tok in enumerate(cont))
+    return total, prompt
+
+
+def _tokens(lm, instance):
+    """(context, continuation) token ids as lm-eval encodes the request."""
+    return lm._encode_pair(*instance.args)
+
+
+@pytest.mark.parametrize("ablation", [False, True])
+def test_idp_scores_each_choice_under_the_prompt_its_context_chose(models, requests, ablation):
+    """Causal IDP: the prompt comes from the context alone (never a choice's tokens), is the
+    same for every choice of a question, and the score equals one forward pass with it."""
+    checkpoint, adapter = models["idp"]
+    lm = _lm(PrefixScoringLM, checkpoint, adapter, 8)
+    lm.idp_ablation = ablation
+    idp = lm.model
+    pool = idp.prompts.shape[0]
+    instances = requests["capitals"][:40]
+    got = lm.loglikelihood(instances)
+    chosen_by_context: dict[str, set[int]] = {}
+    for instance, (value, _) in zip(instances, got, strict=True):
+        ctx, cont = _tokens(lm, instance)
+        expected, prompt = _idp_reference(idp, ctx, cont)
+        assert abs(value - expected) < TOLERANCE
+        record = lm.choices[instance.args]
+        assert record["prompt"] == prompt
+        chosen_by_context.setdefault(instance.args[0], set()).add(record["prompt"])
+        if ablation:
+            assert len(record["loglikelihoods"]) == pool
+            assert record["loglikelihoods"][prompt] == pytest.approx(value, abs=1e-6)
+            for forced in range(pool):
+                assert abs(record["loglikelihoods"][forced] - _idp_reference(idp, ctx, cont, forced)[0]) < TOLERANCE
+        else:
+            assert record["loglikelihoods"] is None
+    assert all(len(p) == 1 for p in chosen_by_context.values())  # one prompt per question
+
+
+def test_idp_choice_score_ignores_the_other_choices(models, requests):
+    """Changing one choice's tokens changes no other choice's score."""
+    from lm_eval.api.instance import Instance
+
+    checkpoint, adapter = models["idp"]
+    lm = _lm(PrefixScoringLM, checkpoint, adapter, 8)
+    first = requests["capitals"][:4]  # one question's four choices
+    assert len({i.args[0] for i in first}) == 1
+    altered = [*first[:3], Instance("loglikelihood", first[3].doc, (first[3].args[0], " Atlantis Zzyzx"), 3)]
+    a, b = lm.loglikelihood(first), lm.loglikelihood(altered)
+    assert a[:3] == b[:3] and a[3] != b[3]
+
+
+def test_idp_scoring_chooses_the_prompt_generation_chooses(models, requests):
+    checkpoint, adapter = models["idp"]
+    lm = _lm(PrefixScoringLM, checkpoint, adapter, 8)
+    idp = lm.model
+    instances = requests["capitals"][:40:4]
+    lm.loglikelihood(instances)
+    seen = []
+    hook = idp.register_forward_hook(lambda mod, args, out: seen.append(out.selected))
+    try:
+        for instance in instances:
+            ctx, _ = _tokens(lm, instance)
+            idp.generate(torch.tensor([ctx]), max_new_tokens=2, eos_token_id=[])
+    finally:
+        hook.remove()
+    assert [int(s[0]) for s in seen] == [lm.choices[i.args]["prompt"] for i in instances]
+
+
+def test_idp_rolling_chooses_from_each_window_context(models, requests):
+    """Perplexity: lm-eval's rolling windows are (context, continuation) requests; the prompt
+    is chosen from each window's context (the first window's is the start-of-text token)."""
+    from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+
+    checkpoint, adapter = models["idp"]
+    lm = _lm(PrefixScoringLM, checkpoint, adapter, 1)
+    instances = requests["heldout_ppl"][:2]
+    got = lm.loglikelihood_rolling(instances)
+    for instance, value in zip(instances, got, strict=True):
+        tokens = lm.tok_encode(instance.args[0])
+        windows = map(make_disjoint_window, get_rolling_token_windows(
+            token_list=tokens, prefix_token=lm.prefix_token_id, max_seq_len=lm.max_length, context_len=1))
+        expected = sum(_idp_reference(lm.model, list(ctx), list(cont))[0] for ctx, cont in windows)
+        assert abs(value - expected) < TOLERANCE * 10
+
+
+def test_annotated_samples_carry_the_choice_and_the_ablation():
+    from compress_recover.evaluate.evaluate import annotate_choices
+
+    samples = {"t": [{"doc_id": 0, "arguments": [["Q?", " a"], ["Q?", " b"]]}, {"doc_id": 1, "arguments": [["R?", " c"]]}]}
+    choices = {("Q?", " a"): {"prompt": 1, "loglikelihoods": [-1.0, -2.0]},
+               ("Q?", " b"): {"prompt": 1, "loglikelihoods": [-3.0, -4.0]}}
+    assert annotate_choices(samples, choices) == 1
+    row = samples["t"][0]
+    assert row["idp_prompt"] == 1 and row["idp_prompt_loglikelihoods"] == [[-1.0, -3.0], [-2.0, -4.0]]
+    assert "idp_prompt" not in samples["t"][1]
+    choices[("Q?", " b")]["prompt"] = 0
+    with pytest.raises(RuntimeError, match="different prompts"):
+        annotate_choices(samples, choices)
 
 
 @pytest.mark.parametrize("variant", ["plain", "gptq", "lora", "prompt_tuning"])
@@ -134,3 +225,4 @@ def test_shared_prefix_rolling_log_likelihoods_equal_stock_hflm(variant, models,
     expected, got = stock.loglikelihood_rolling(instances), ours.loglikelihood_rolling(instances)
     assert len(got) == len(instances) and all(v < 0 for v in got)
     assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) < TOLERANCE * 10  # sums over many tokens
+

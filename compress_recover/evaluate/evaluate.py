@@ -9,7 +9,6 @@ the per-question samples as JSONL.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
@@ -65,63 +64,49 @@ def _output_types(tasks):
             yield value.OUTPUT_TYPE
 
 
-@contextlib.contextmanager
-def padding_aware_lm(model, **hflm_kwargs):
-    """An lm-eval HFLM for ``model`` that hands the model the padding mask of every batch.
+def scoring_lm(model, *, idp_ablation: bool = False, **hflm_kwargs):
+    """The lm-eval model that scores ``model``: shared-prefix scoring (:mod:`.prefix_lm`).
 
-    lm-eval right-pads causal batches and calls the model without an attention mask:
-    harmless for a causal LM, whose scored positions all precede the padding, but not
-    for a model that reads every input token at once (one that says so with
-    ``needs_padding_mask``, such as a prompt pool choosing its prompt from the input).
-    This records the true lengths where lm-eval pads (``pad_and_concat``) and passes the
-    mask on.
-    """
-    import torch
-    from lm_eval.models import huggingface as hf
-
-    pending: dict = {}
-
-    class PaddingAwareLM(hf.HFLM):
-        def _model_call(self, inps, attn_mask=None, labels=None):
-            if attn_mask is not None:
-                return super()._model_call(inps, attn_mask=attn_mask, labels=labels)
-            sizes = pending.pop("lengths", None)
-            if sizes is None or len(sizes) != inps.shape[0]:
-                raise RuntimeError("could not match lm-eval's padding to the batch it scores; refusing to "
-                                   "evaluate a padding-sensitive model without its attention mask")
-            sizes = torch.tensor(sizes, device=inps.device)
-            mask = (torch.arange(inps.shape[1], device=inps.device)[None, :] < sizes[:, None]).long()
-            with torch.no_grad():
-                return self.model(inps, attention_mask=mask).logits
-
-    original = hf.pad_and_concat
-
-    def recording(max_length, tensors, padding_side="right"):
-        pending["lengths"] = [t.shape[0] for t in tensors]
-        return original(max_length, tensors, padding_side=padding_side)
-
-    hf.pad_and_concat = recording
-    try:
-        yield PaddingAwareLM(pretrained=model, **hflm_kwargs)
-    finally:
-        hf.pad_and_concat = original
-
-
-def scoring_lm(model, **hflm_kwargs):
-    """The lm-eval model that scores ``model``: shared-prefix scoring (:mod:`.prefix_lm`), or
-    stock HFLM with each batch's padding mask for a model that reads every input token."""
+    A model that chooses its prompt from the context (IDP) is scored causally there: each
+    context alone, then its choices; with ``idp_ablation`` also under every prompt of its pool."""
     from .prefix_lm import PrefixScoringLM
 
-    if getattr(model, "needs_padding_mask", False):
-        return padding_aware_lm(model, **hflm_kwargs)
-    return contextlib.nullcontext(PrefixScoringLM(pretrained=model, **hflm_kwargs))
+    lm = PrefixScoringLM(pretrained=model, **hflm_kwargs)
+    lm.idp_ablation = bool(idp_ablation)
+    return lm
 
 
-def _write_task(results: dict, out_json: str, out_samples: str) -> None:
+def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], dict]) -> int:
+    """Add to every sample row of a context-choosing model (IDP) the prompt chosen for its
+    question (``idp_prompt``, the same for all its choices: checked) and, when the ablation
+    ran, ``idp_prompt_loglikelihoods``: per prompt of the pool, the log-likelihood of each
+    choice with that prompt forced. Returns the number of rows annotated."""
+    if not choices:
+        return 0
+    annotated = 0
+    for rows in samples.values():
+        for row in rows:
+            records = [choices.get(tuple(arg)) for arg in row.get("arguments", [])
+                       if isinstance(arg, (list, tuple)) and len(arg) == 2]
+            if not records or any(r is None for r in records):
+                continue
+            prompts = {r["prompt"] for r in records}
+            if len(prompts) != 1:
+                raise RuntimeError(f"doc {row.get('doc_id')}: its choices were scored under different prompts "
+                                   f"{sorted(prompts)}; the choice must come from the context alone")
+            row["idp_prompt"] = prompts.pop()
+            if records[0]["loglikelihoods"] is not None:
+                row["idp_prompt_loglikelihoods"] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
+            annotated += 1
+    return annotated
+
+
+def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | None = None) -> None:
     """lm-eval's results JSON and its per-question samples (JSONL), each written atomically."""
     from lm_eval.utils import handle_non_serializable
 
     samples = results.pop("samples")
+    annotate_choices(samples, choices or {})
     with atomic_file(out_samples) as tmp:
         with tmp.open("w") as fh:
             for name, rows in samples.items():
@@ -132,7 +117,7 @@ def _write_task(results: dict, out_json: str, out_samples: str) -> None:
 
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
                    batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
-                   rolling_batch_size: int = 1) -> dict[str, dict]:
+                   rolling_batch_size: int = 1, idp_ablation: bool = False) -> dict[str, dict]:
     """Evaluate one model on every task of ``tasks`` in one process (the model is loaded once).
 
     ``tasks``: one dict per task with ``task``, ``task_dir`` (None: lm-eval's built-in
@@ -141,7 +126,9 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     task is loaded before the model, so a missing or offline task fails first. Perplexity
     (``loglikelihood_rolling``) tasks run with ``rolling_batch_size``: their documents are
     long, and a padded batch's full-vocabulary logits, not the model, would dominate time
-    and memory."""
+    and memory. ``idp_ablation``: a model choosing its prompt from the context (IDP) is
+    also scored under every prompt of its pool on multiple-choice tasks (recorded in the
+    samples; what it returns to lm-eval is always the chosen prompt's score)."""
     from lm_eval import simple_evaluate
 
     runtime = runtime.start()
@@ -154,22 +141,26 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     load_s = time.perf_counter() - start
     log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
     out = {}
-    with scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device) as lm:
-        for spec, manager, output_types in prepared:
-            task = spec["task"]
-            lm.batch_size_per_gpu = rolling_batch_size if output_types == {"loglikelihood_rolling"} else batch_size
-            start = time.perf_counter()
-            results = simple_evaluate(
-                model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
-                log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-                fewshot_random_seed=seed, bootstrap_iters=1000,
-            )
-            results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
-                                           "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
-                                           "weights": weights, "scorer": type(lm).__name__,
-                                           "device": device, "threads": runtime.threads,
-                                           "library_versions": library_versions()}
-            _write_task(results, spec["out_json"], spec["out_samples"])
-            log.info("%s: %s", task, results["results"].get(task))
-            out[task] = results
+    lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device, idp_ablation=idp_ablation)
+    for spec, manager, output_types in prepared:
+        task = spec["task"]
+        rolling = output_types == {"loglikelihood_rolling"}
+        lm.batch_size_per_gpu = rolling_batch_size if rolling else batch_size
+        lm.idp_ablation = idp_ablation and not rolling
+        lm.choices.clear()
+        start = time.perf_counter()
+        results = simple_evaluate(
+            model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
+            log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
+            fewshot_random_seed=seed, bootstrap_iters=1000,
+        )
+        results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
+                                       "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
+                                       "weights": weights, "scorer": type(lm).__name__,
+                                       "idp_ablation": bool(lm.idp_ablation and lm.choices),
+                                       "device": device, "threads": runtime.threads,
+                                       "library_versions": library_versions()}
+        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices)
+        log.info("%s: %s", task, results["results"].get(task))
+        out[task] = results
     return out

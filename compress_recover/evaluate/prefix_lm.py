@@ -11,9 +11,16 @@ registered as the lm-eval model ``hf-prefix``.
 
 A PEFT model with a soft prompt runs its virtual tokens once, through its base model, and
 every context continues that cache. Requests longer than the model's window are scored by
-``HFLM``'s own loop. A model that reads every input token at once (it sets
-``needs_padding_mask``) cannot reuse a context's cache and is refused: the evaluate job
-scores it with :func:`compress_recover.evaluate.evaluate.padding_aware_lm`.
+``HFLM``'s own loop.
+
+A model that chooses its prompt from its context (IDP: it sets ``chooses_from_context``)
+runs each context alone, which fills its cache and makes the choice, and each choice on a
+copy of that cache (``extend``): the choice never sees a choice's tokens, is the same for
+every choice of a question, and is the one generation makes from the same context. For
+the ablations it can also score every question under every prompt of its pool (the
+choice is still made, and recorded, from the context): :attr:`PrefixScoringLM.choices`
+maps each (context, continuation) to the chosen prompt and the log-likelihood under each
+prompt, and the evaluate job writes them into lm-eval's samples.
 """
 
 from __future__ import annotations
@@ -102,15 +109,19 @@ class PrefixScoringLM(HFLM):
     ``batch_size`` is the number of contexts (questions) scored together.
     """
 
+    #: score every prompt of a context-choosing model's pool too (the ablations)
+    idp_ablation: bool = False
+
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
-        if getattr(self.model, "needs_padding_mask", False):
-            raise TypeError(f"{type(self.model).__name__} reads every input token at once (needs_padding_mask): "
-                            "a context's cache cannot be shared between its continuations")
         if self.backend != "causal":
+            if chooses_from_context(self.model):
+                raise TypeError(f"{type(self.model).__name__} chooses its prompt from the context: only a causal "
+                                "backend can score it")
             return super()._loglikelihood_tokens(requests, disable_tqdm, override_bs)
         size = override_bs or (self.batch_size if self.batch_size != "auto" else 32)
         results: list[tuple[float, bool] | None] = [None] * len(requests)
+        requests = [self._fit(i, r) for i, r in enumerate(requests)] if chooses_from_context(self.model) else requests
         too_long = [i for i, (_, ctx, cont) in enumerate(requests) if len(ctx) + len(cont) > self.max_length + 1]
         if too_long:
             scored = super()._loglikelihood_tokens([requests[i] for i in too_long], disable_tqdm, override_bs)
@@ -124,13 +135,66 @@ class PrefixScoringLM(HFLM):
                 contexts[tuple(ctx)].append(i)
         for batch in context_batches(contexts, int(size)):
             groups = [contexts[ctx] for ctx in batch]
-            answers = self._score(batch, [[requests[i][2] for i in group] for group in groups])
-            for group, group_answers in zip(groups, answers, strict=True):
-                for i, answer in zip(group, group_answers, strict=True):
+            continuations = [[requests[i][2] for i in group] for group in groups]
+            if chooses_from_context(self.model):
+                answers, records = self._score_choosing(batch, continuations)
+            else:
+                answers, records = self._score(batch, continuations), None
+            for g, (group, group_answers) in enumerate(zip(groups, answers, strict=True)):
+                for k, (i, answer) in enumerate(zip(group, group_answers, strict=True)):
                     results[i] = answer
                     if requests[i][0] is not None:
                         self.cache_hook.add_partial("loglikelihood", requests[i][0], answer)
+                        if records is not None:
+                            self.choices[tuple(requests[i][0])] = records[g][k]
         return results
+
+    @property
+    def choices(self) -> dict[tuple[str, str], dict]:
+        """(context, continuation) -> {"prompt": chosen, "loglikelihoods": [one per prompt] or None}."""
+        if not hasattr(self, "_choices"):
+            self._choices = {}
+        return self._choices
+
+    def _fit(self, index: int, request: Request) -> Request:
+        """A request cut to the model's window as HFLM cuts it (the context's oldest tokens
+        go), so a context-choosing model still sees the context alone first."""
+        key, ctx, cont = request
+        room = self.max_length + 1 - len(cont)
+        if room < 1:
+            raise ValueError(f"request {index}: a continuation of {len(cont)} tokens does not fit the model's "
+                             f"window of {self.max_length}")
+        return (key, ctx[-room:], cont) if len(ctx) > room else request
+
+    def _continuations(self, first: torch.Tensor, continuations: list[list[list[int]]], run):
+        """(log-likelihood, is greedy) of every continuation of every context row.
+
+        ``first`` (rows, V): log-probabilities of each row's next token (a choice's first);
+        ``run(owners, ids)``: logits (R, T, V) of ``ids`` (R, T) continuing the cache of the
+        rows ``owners``. A choice's tokens after its first run on its row's cache, choices of
+        equal length together, so nothing is padded."""
+        device = first.device
+        rows = [(g, cont) for g, conts in enumerate(continuations) for cont in conts]
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for r, (_, cont) in enumerate(rows):
+            if len(cont) > 1:
+                by_length[len(cont)].append(r)
+        later: dict[int, torch.Tensor] = {}  # row -> log-probabilities of its tokens after the first
+        for length, members in sorted(by_length.items()):
+            owners = torch.tensor([rows[r][0] for r in members], device=device)
+            ids = torch.tensor([rows[r][1][:-1] for r in members], dtype=torch.long, device=device)
+            logp = F.log_softmax(run(owners, ids), dim=-1, dtype=self.softmax_dtype)
+            later.update(zip(members, logp, strict=True))
+        answers: list[list[tuple[float, bool]]] = [[] for _ in continuations]
+        for r, (g, cont) in enumerate(rows):
+            logp = first[g, cont[0]]
+            greedy = bool(first[g].argmax() == cont[0])
+            if len(cont) > 1:
+                targets = torch.tensor(cont[1:], device=device)
+                logp = logp + later[r].gather(-1, targets[:, None]).sum()
+                greedy = greedy and bool((later[r].argmax(-1) == targets).all())
+            answers[g].append((float(logp), greedy))
+        return answers
 
     @torch.no_grad()
     def _score(self, contexts: list[tuple[int, ...]], continuations: list[list[list[int]]]):
@@ -140,7 +204,7 @@ class PrefixScoringLM(HFLM):
         prompt's virtual tokens) run once. The rest of each context runs on copies of that
         cache, left-padded, with the padding masked and every token at the position it has
         in its own unpadded sequence. Each choice's tokens after its first run on a copy
-        of its context's cache, choices of equal length together, so nothing else is padded.
+        of its context's cache (:meth:`_continuations`).
         """
         model, prompt = _runner_and_prompt(self.model)
         device = self.device
@@ -157,10 +221,7 @@ class PrefixScoringLM(HFLM):
         count = len(contexts)
         if cache is not None:
             cache.batch_repeat_interleave(count)
-        rests = [c[shared:] for c in contexts]
-        width = max(map(len, rests))
-        ids = torch.tensor([[0] * (width - len(r)) + list(r) for r in rests], dtype=torch.long, device=device)
-        real = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], dtype=torch.long, device=device)
+        ids, real = _left_padded([c[shared:] for c in contexts], device)
         mask = torch.cat([real.new_ones(count, offset), real], dim=1)  # (G, past + rest): padding masked
         positions = offset + (real.cumsum(1) - 1).clamp(min=0)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
@@ -168,30 +229,66 @@ class PrefixScoringLM(HFLM):
         first = F.log_softmax(out.logits[:, -1], dim=-1, dtype=self.softmax_dtype)  # predicts each choice's 1st token
         cache = out.past_key_values
         ends = offset + real.sum(1)  # position of each context's next token
-        rows = [(g, cont) for g, conts in enumerate(continuations) for cont in conts]
-        by_length: dict[int, list[int]] = defaultdict(list)
-        for r, (_, cont) in enumerate(rows):
-            if len(cont) > 1:
-                by_length[len(cont)].append(r)
-        later: dict[int, torch.Tensor] = {}  # row -> log-probabilities of its tokens after the first
-        for length, members in sorted(by_length.items()):
-            owners = torch.tensor([rows[r][0] for r in members], device=device)
+
+        def run(owners, tokens):
             copy = deepcopy(cache)
             copy.batch_select_indices(owners)
-            ids = torch.tensor([rows[r][1][:-1] for r in members], dtype=torch.long, device=device)
-            out = model(input_ids=ids, attention_mask=torch.cat([mask[owners], mask.new_ones(len(members), length - 1)],
-                                                                dim=1),
-                        position_ids=ends[owners, None] + torch.arange(length - 1, device=device),
-                        past_key_values=copy, use_cache=False)
-            logp = F.log_softmax(out.logits, dim=-1, dtype=self.softmax_dtype)
-            later.update(zip(members, logp, strict=True))
-        answers: list[list[tuple[float, bool]]] = [[] for _ in continuations]
-        for r, (g, cont) in enumerate(rows):
-            logp = first[g, cont[0]]
-            greedy = bool(first[g].argmax() == cont[0])
-            if len(cont) > 1:
-                targets = torch.tensor(cont[1:], device=device)
-                logp = logp + later[r].gather(-1, targets[:, None]).sum()
-                greedy = greedy and bool((later[r].argmax(-1) == targets).all())
-            answers[g].append((float(logp), greedy))
-        return answers
+            length = tokens.shape[1]
+            return model(input_ids=tokens, attention_mask=torch.cat([mask[owners], mask.new_ones(len(owners), length)],
+                                                                    dim=1),
+                         position_ids=ends[owners, None] + torch.arange(length, device=device),
+                         past_key_values=copy, use_cache=False).logits
+
+        return self._continuations(first, continuations, run)
+
+    @torch.no_grad()
+    def _score_choosing(self, contexts: list[tuple[int, ...]], continuations: list[list[list[int]]]):
+        """As :meth:`_score`, for a model that chooses its prompt from the context (IDP).
+
+        Each context runs alone (left-padded; nothing shared, since the choice reads every
+        context token), which chooses the prompt and fills the cache; each choice continues
+        a copy of that cache. With ``idp_ablation`` every context also runs under every
+        prompt of the pool, forced, beside its choice. Returns the answers under the chosen
+        prompt and, per continuation, ``{"prompt": chosen, "loglikelihoods": per prompt}``.
+        """
+        from transformers import DynamicCache
+
+        model, device = self.model, self.device
+        pool = int(model.prompts.shape[0])
+        copies = pool if self.idp_ablation and pool > 1 else 1
+        ids, real = _left_padded(contexts, device)
+        ids, real = ids.repeat_interleave(copies, 0), real.repeat_interleave(copies, 0)
+        forced = torch.arange(pool, device=device).repeat(len(contexts)) if copies > 1 else None
+        cache = DynamicCache()
+        out = model(ids, attention_mask=real, past_key_values=cache, selected=forced, logits_to_keep=1)
+        chosen = out.scores.argmax(dim=-1)[::copies].tolist()  # the choice, whatever was forced
+        first = F.log_softmax(out.logits[:, -1], dim=-1, dtype=self.softmax_dtype)
+
+        def run(owners, tokens):
+            copy = deepcopy(cache)
+            copy.batch_select_indices(owners)
+            full = torch.cat([real[owners], real.new_ones(len(owners), tokens.shape[1])], dim=1)
+            return model.extend(tokens, full, copy)
+
+        rows = self._continuations(first, [conts for conts in continuations for _ in range(copies)], run)
+        answers, records = [], []
+        for g, choice in enumerate(chosen):
+            answers.append(rows[g * copies + (choice if copies > 1 else 0)])
+            per_prompt = [rows[g * copies + p] for p in range(copies)] if copies > 1 else None
+            records.append([{"prompt": int(choice),
+                             "loglikelihoods": None if per_prompt is None else [a[k][0] for a in per_prompt]}
+                            for k in range(len(continuations[g]))])
+        return answers, records
+
+
+def chooses_from_context(model) -> bool:
+    """Whether ``model`` chooses an input-side prompt from the tokens of its prefill (IDP)."""
+    return bool(getattr(model, "chooses_from_context", False))
+
+
+def _left_padded(seqs: list[tuple[int, ...]], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (G, W) left-padded with 0 and the mask of the real tokens."""
+    width = max(map(len, seqs))
+    ids = torch.tensor([[0] * (width - len(s)) + list(s) for s in seqs], dtype=torch.long, device=device)
+    real = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], dtype=torch.long, device=device)
+    return ids, real

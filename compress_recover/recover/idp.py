@@ -9,8 +9,14 @@ the selection layers; per example the argmax prompt is kept and the others are d
 for the rest of the forward pass, so the remaining layers cost what one prompt costs.
 
 The output logits have the kept prompt's ``n`` positions first, as peft's prompt
-tuning has, so lm-eval scores continuations correctly. With ``m = 1`` the model is
-exactly prompt tuning with that prompt.
+tuning has. With ``m = 1`` the model is exactly prompt tuning with that prompt.
+
+The choice is causal at inference: it reads the tokens of the call that fills the KV
+cache (the prefill) and nothing after them. Scoring runs a question's context alone (the
+prompt is chosen there, once for all its answer choices) and each choice on a copy of
+that cache with :meth:`IDPModel.extend`; generation chooses the same way from the same
+context, so scoring and generation agree (tested). A single call on a whole sequence
+(training) chooses from that whole sequence.
 
 Saved as ``idp_prompts.safetensors`` (tensor ``prompts``, shape (m, n, hidden)) and
 ``idp_config.json``; :func:`load_idp` (the method's registered adapter loader) puts a
@@ -122,8 +128,9 @@ class IDPModel(nn.Module):
         self.prompts = nn.Parameter(prompts.detach().clone().float())
         self.idp_config = config
         self.wants_block_index = config.routing == "shard"
-        # The prompt choice averages over all input tokens, so padding must be masked.
-        self.needs_padding_mask = True
+        # The prompt is chosen from the tokens of the call that fills the cache: a scorer must
+        # run a context alone and continue it with `extend` (see the module docstring).
+        self.chooses_from_context = True
 
     # attributes lm-eval's HFLM and generation read off a model
     @property
@@ -187,12 +194,14 @@ class IDPModel(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, block_index: torch.Tensor | None = None,
-                selected: torch.Tensor | None = None, past_key_values=None, **kwargs):
-        """Logits (B, n + L, V) with the kept prompt's positions first.
+                selected: torch.Tensor | None = None, past_key_values=None, logits_to_keep: int = 0,
+                **kwargs):
+        """Logits (B, n + L, V) with the kept prompt's positions first (only the last
+        ``logits_to_keep`` positions when it is > 0).
 
-        At inference ``selected`` (B,) forces the kept prompts instead of the argmax
-        (used to check generation); ``past_key_values`` (a transformers DynamicCache)
-        is filled for :meth:`generate`.
+        At inference ``selected`` (B,) forces the kept prompts instead of the argmax (the
+        ablations score a question under every prompt); ``past_key_values`` (a transformers
+        DynamicCache) is filled for :meth:`extend` and :meth:`generate`.
         """
         unknown = sorted(k for k, v in kwargs.items() if v is not None and k not in _IGNORED_KWARGS)
         if unknown:
@@ -236,7 +245,9 @@ class IDPModel(nn.Module):
         positions = torch.cat([prompt_positions, input_positions(input_mask, n)], dim=1)
         mask = additive(causal_mask(n, input_mask), x.dtype)
         x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, positions, cache=past_key_values)
-        logits = self.model.lm_head(self.model.model.norm(x))
+        if logits_to_keep and labels is not None:
+            raise ValueError("logits_to_keep and labels: the loss needs every position's logits")
+        logits = self.model.lm_head(self.model.model.norm(x[:, -logits_to_keep:] if logits_to_keep else x))
         loss = None
         if labels is not None:
             # As peft's prompt tuning: the last prompt position predicts the first input token.
@@ -248,21 +259,29 @@ class IDPModel(nn.Module):
 
     # ---- generation -------------------------------------------------------------
 
-    def _decode_step(self, token: torch.Tensor, full_mask: torch.Tensor, cache) -> torch.Tensor:
-        """Logits (B, V) of the next token after ``token`` (B,), with the caches of
-        :meth:`forward`: the selection layers still see the whole pool, the others the
-        kept prompt, exactly as a full forward pass with the same kept prompt."""
+    def extend(self, input_ids: torch.Tensor, full_mask: torch.Tensor, cache, logits_to_keep: int = 0) -> torch.Tensor:
+        """Logits (B, T, V) of ``input_ids`` (B, T) continuing ``cache``, filled by an earlier
+        call (the prefill, which chose the prompts): the selection layers still see the whole
+        pool, the others the kept prompt, the new tokens attend causally to each other, so
+        this equals one full forward pass of the whole sequence with the same kept prompts.
+        ``full_mask`` (B, past + T) masks every input token so far, the new ones included.
+        The choice is not revisited: what comes after the prefill cannot change it."""
         cfg = self.idp_config
         m, n, _ = self.prompts.shape
-        batch = token.shape[0]
-        x = self.model.model.embed_tokens(token[:, None])
-        position = input_positions(full_mask, n)[:, -1:]
-        ones = full_mask.new_ones(batch, m * n).bool()
-        mask = additive(torch.cat([ones, full_mask.bool()], dim=1)[:, None, :], x.dtype)
-        x = self._layers(x, self.model.model.layers[: cfg.selection_layers], mask, position, cache=cache)
-        mask = additive(torch.cat([ones[:, :n], full_mask.bool()], dim=1)[:, None, :], x.dtype)
-        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, position, cache=cache)
-        return self.model.lm_head(self.model.model.norm(x))[:, -1]
+        batch, steps = input_ids.shape
+        total = full_mask.shape[1]
+        x = self.model.model.embed_tokens(input_ids)
+        positions = input_positions(full_mask, n)[:, -steps:]
+        keys = full_mask.bool()[:, None, :].expand(batch, steps, total).clone()
+        keys[:, :, total - steps:] &= torch.ones(steps, steps, dtype=torch.bool, device=x.device).tril()
+
+        def with_prompts(width: int) -> torch.Tensor:
+            return additive(torch.cat([keys.new_ones(batch, steps, width), keys], dim=-1), x.dtype)
+
+        layers = self.model.model.layers
+        x = self._layers(x, layers[: cfg.selection_layers], with_prompts(m * n), positions, cache=cache)
+        x = self._layers(x, layers[cfg.selection_layers:], with_prompts(n), positions, cache=cache)
+        return self.model.lm_head(self.model.model.norm(x[:, -logits_to_keep:] if logits_to_keep else x))
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
@@ -299,7 +318,7 @@ class IDPModel(nn.Module):
         was_training = self.training
         self.eval()
         cache = DynamicCache()
-        logits = self(input_ids, attention_mask=mask, past_key_values=cache).logits[:, -1]
+        logits = self(input_ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]
         ids, done = input_ids, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):
             scores = logits.float()
@@ -318,7 +337,7 @@ class IDPModel(nn.Module):
                 done |= torch.as_tensor(stopping_criteria(ids, scores), device=ids.device).bool()
             if bool(done.all()) or step == max_new_tokens - 1:
                 break
-            logits = self._decode_step(token, mask, cache)
+            logits = self.extend(token[:, None], mask, cache, logits_to_keep=1)[:, -1]
         self.train(was_training)
         return ids
 
@@ -351,8 +370,11 @@ def load_idp(model, adapter_dir: str | Path) -> IDPModel:
 
 
 def prepare(model, config: IDPConfig, seed: int) -> IDPModel:
-    """A new pool, each prompt initialised from embeddings of random vocabulary tokens."""
+    """A new pool, each prompt initialised from embeddings of random vocabulary tokens,
+    drawn by prompt tuning's helper from ``seed``: a prompt-tuning prompt of the same length
+    starts as this pool's first prompt."""
+    from .prompt_tuning import vocab_prompts
+
     torch.manual_seed(seed)
-    embed = model.model.embed_tokens.weight.detach()
-    ids = torch.randint(0, embed.shape[0], (config.pool_size, config.num_virtual_tokens))
-    return IDPModel(model, embed[ids].float().cpu(), config).to(model.device)
+    prompts = vocab_prompts(model.model.embed_tokens.weight, (config.pool_size, config.num_virtual_tokens), seed)
+    return IDPModel(model, prompts, config).to(model.device)
