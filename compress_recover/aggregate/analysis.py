@@ -1,21 +1,38 @@
 """Rule ``analysis``: the statistics and the verdict, written to ``results/analysis/``.
 
-Recovery fractions with bootstrap intervals, knowledge flips, McNemar tests and the
-verdict as JSON (the statistics are in :mod:`.stats`), after checking that no training
-or held-out passage names a question's subject together with its answer.
+After checking that no training or held-out passage names a question's subject together
+with its answer, :func:`analyse` turns the per-question table (:mod:`.stats`) into
+
+- ``questions.csv``: one row per (model, compression, recovery, seed, task, question);
+- ``accuracy.csv``: accuracy per (model, compression, recovery, task), mean and sd over seeds;
+- ``recovery_fraction.csv``: raw and control-subtracted recovery fractions with 95%
+  two-level bootstrap intervals, per task;
+- ``decisions.csv``: per (model, compression, recovery) on the pooled knowledge task, the
+  fraction the verdict uses, its interval at the Holm level, p-values and the decision;
+- ``noninferiority.csv``, ``format_control.csv``, ``margin_tests.csv``,
+  ``paired_tests.csv`` (McNemar), ``flips.csv``, ``prompt_pool_ablation.csv``;
+- ``verdict.json``: the rule in words, its settings, and per compression the verdict with
+  the evidence it rests on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 from ..data.leaks import LeakFilter, pairs_from_tasks
 from ..io import atomic_file, read_json, read_jsonl, write_json
-from .stats import correctness_table, flips, paired_tests, recovery_fractions, verdict_rule, verdicts, with_pooled_task
+from .stats import (ALL_KNOWLEDGE, BASE, accuracy_draws, build_grids, flips, fraction, holm, lower_bound, margin_tests,
+                    method_of, paired_tests, pool_ablation, question_table, seed_means, share_at_or_above,
+                    share_at_or_below, share_below, stable_seed, upper_bound, with_pooled_task)
 
 log = logging.getLogger(__name__)
+
+INTERVAL = 0.95  # the level of the descriptive intervals (tables); decisions use Holm levels
+MAX_ITERS = 20000
 
 
 class LeakError(RuntimeError):
@@ -40,28 +57,547 @@ def check_leaks(text_dir: str | Path, task_dirs: list[str]) -> dict:
             "fact_pairs_checked": len(leak_filter.pairs), "remaining_leaks": 0}
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The thresholds of the verdict (config.yaml ``report``)."""
+
+    alpha: float = 0.05
+    min_recovery_fraction: float = 0.5
+    bootstrap_iters: int = 1000
+    noninferiority_margin: float = 0.1
+    power: float = 0.8
+    min_damage: float = 0.02  # accuracy (absolute) below which a loss does not matter
+    min_tail_resamples: int = 20  # resamples beyond the smallest Holm bound, at least
+
+    @classmethod
+    def from_report(cls, report: dict | None = None, **overrides) -> "Settings":
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (report or {}).items() if k in names}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- fractions
+
+def _sd(values) -> float:
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _seed_resample(observed, iters: int, rng):
+    """Mean of the observed per-run values over runs resampled with replacement (questions fixed)."""
+    import numpy as np
+
+    observed = np.asarray(observed, dtype=float)
+    return seed_means(np.broadcast_to(observed, (iters, len(observed))), rng)
+
+
+@dataclass
+class PairDraws:
+    """Point estimates and bootstrap draws of one recovery's fraction on one task."""
+
+    estimates: dict
+    raw: dict  # "two_level" / "questions" / "seeds" -> draws
+    controlled: dict | None
+
+    @property
+    def has_control(self) -> bool:
+        return self.controlled is not None
+
+    def used(self, controlled: bool | None = None) -> tuple[float, dict]:
+        """(point, draws) of the fraction the verdict uses: control-subtracted when it can."""
+        use = self.has_control if controlled is None else controlled
+        e = self.estimates
+        return (e["controlled_fraction"], self.controlled) if use else (e["recovery_fraction"], self.raw)
+
+
+def pair_draws(grid, draws: dict, comp: str, rec: str, seed: int) -> PairDraws:
+    """Recovery fraction of ``rec`` on ``comp``: point estimates (means over seeds, control
+    gain subtracted when the uncompressed model was recovered too) and bootstrap draws:
+    two-level (seeds, then questions), questions only (seeds fixed) and seeds only
+    (questions fixed), the last two for the power estimate."""
+    import numpy as np
+
+    rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, comp, rec, "seeds"))
+    base, compressed, recovered = grid.get(BASE, BASE), grid.get(comp, BASE), grid.get(comp, rec)
+    control = grid.get(BASE, rec)
+    b, c = draws[(BASE, BASE)][:, 0], draws[(comp, BASE)][:, 0]
+    b0, c0, runs = base.accuracy, compressed.accuracy, recovered.run_accuracies
+    iters = len(b)
+    r = {"two_level": seed_means(draws[(comp, rec)], rng), "questions": draws[(comp, rec)].mean(axis=1),
+         "seeds": _seed_resample(runs, iters, rng)}
+    e = {"n": grid.n, "seeds": [s for s in recovered.seeds], "runs": list(recovered.runs), "base_acc": b0,
+         "compressed_acc": c0, "recovered_acc": float(runs.mean()), "recovered_sd": _sd(runs),
+         "recovery_fraction": fraction(b0, c0, runs.mean()), "fraction_sd": _sd(fraction(b0, c0, runs)),
+         "control_acc": float("nan"), "control_sd": float("nan"), "control_gain": float("nan"),
+         "control_seeds": [], "controlled_fraction": float("nan"), "controlled_sd": float("nan")}
+    raw = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), v) for k, v in r.items()}
+    if control is None:
+        return PairDraws(e, raw, None)
+    ctrl = control.run_accuracies
+    gain = float(ctrl.mean() - b0)
+    g = {"two_level": seed_means(draws[(BASE, rec)], rng) - b, "questions": draws[(BASE, rec)].mean(axis=1) - b,
+         "seeds": _seed_resample(ctrl, iters, rng) - b0}
+    e.update(control_acc=float(ctrl.mean()), control_sd=_sd(ctrl), control_gain=gain,
+             control_seeds=list(control.seeds), controlled_fraction=fraction(b0, c0, runs.mean(), gain),
+             controlled_sd=_sd(fraction(b0, c0, runs, gain)))
+    controlled = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), r[k], g[k]) for k in r}
+    return PairDraws(e, raw, controlled)
+
+
+def _interval(draws, level: float = INTERVAL) -> tuple[float, float]:
+    tail = (1 - level) / 2
+    return lower_bound(draws, tail), upper_bound(draws, tail)
+
+
+def fraction_rows(grid, pairs: dict, methods: dict, sides: dict) -> list[dict]:
+    """Rows of ``recovery_fraction.csv`` for one grid (95% intervals, no multiplicity)."""
+    rows = []
+    for (comp, rec), pair in pairs.items():
+        e = pair.estimates
+        method = method_of(rec, None, methods)
+        low, high = _interval(pair.raw["two_level"])
+        row = {"model": grid.model, "compression": comp, "recovery": rec, "method": method,
+               "side": sides.get(method, ""), "task": grid.task, "n": e["n"], "seeds": len(e["runs"]),
+               **{k: e[k] for k in ("base_acc", "compressed_acc", "recovered_acc", "recovered_sd", "control_gain",
+                                    "recovery_fraction", "fraction_sd")},
+               "ci_low": low, "ci_high": high, "controlled_fraction": e["controlled_fraction"],
+               "controlled_sd": e["controlled_sd"], "controlled_ci_low": float("nan"),
+               "controlled_ci_high": float("nan")}
+        if pair.has_control:
+            row["controlled_ci_low"], row["controlled_ci_high"] = _interval(pair.controlled["two_level"])
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------- decisions
+
+def bootstrap_size(settings: Settings, smallest_tail: float) -> int:
+    """Resamples so that at least ``min_tail_resamples`` lie beyond the smallest Holm bound
+    (never fewer than ``bootstrap_iters``, never more than 20,000)."""
+    needed = math.ceil(settings.min_tail_resamples / smallest_tail) if smallest_tail > 0 else 0
+    return max(settings.bootstrap_iters, min(needed, MAX_ITERS))
+
+
+def power_needed(point: float, tau: float, v_questions: float, v_seeds: float, n: int, seeds: int,
+                 level: float, power: float) -> dict:
+    """Questions (seeds fixed) and seeds (questions fixed) needed to decide at ``power``.
+
+    Normal approximation: the estimate's variance is v_q * n / n' + v_s * S / S' (v_q, v_s:
+    bootstrap variances from resampling only questions, only seeds); deciding against the
+    threshold two-sided at ``level`` with probability ``power`` needs
+    |F - tau| >= (z(1 - level/2) + z(power)) * sd, so n' = n * v_q / (d^2 - v_s) and
+    S' = S * v_s / (d^2 - v_q) with d = |F - tau| / (z(1 - level/2) + z(power)), and
+    ``scale_both`` k = (v_q + v_s) / d^2: k times the questions and k times the seeds."""
+    from scipy.stats import norm
+
+    out = {"questions_needed": None, "seeds_needed": None, "scale_both": None, "level": level, "power": power}
+    if not all(math.isfinite(x) for x in (point, v_questions, v_seeds)) or point == tau:
+        out["note"] = "no estimate: the fraction is undefined or sits on the threshold"
+        return out
+    d2 = ((point - tau) / (norm.ppf(1 - level / 2) + norm.ppf(power))) ** 2
+    out["questions_needed"] = math.ceil(n * v_questions / (d2 - v_seeds)) if d2 > v_seeds else math.inf
+    if seeds > 1 and v_seeds > 0:
+        out["seeds_needed"] = math.ceil(seeds * v_seeds / (d2 - v_questions)) if d2 > v_questions else math.inf
+        out["scale_both"] = math.ceil((v_questions + v_seeds) / d2 * 10) / 10  # k x questions and k x seeds
+    else:
+        out["note"] = "one seed: the seed-to-seed variance is not estimated (questions_needed assumes none)"
+    return out
+
+
+def recovery_decisions(pairs: dict, settings: Settings, methods: dict, sides: dict) -> list[dict]:
+    """Holm over every (model, compression, recovery) on the pooled task: each tested
+    two-sided against F = min_recovery_fraction (p = 2 min(share below, share at or above));
+    its interval is shown at 1 - alpha_i, alpha_i its Holm level; it recovers when the
+    interval's lower end >= the threshold, fails when its upper end < it."""
+    tau = settings.min_recovery_fraction
+    keys = list(pairs)
+    p_values = []
+    for key in keys:
+        draws = pairs[key].used()[1]["two_level"]  # undefined resamples count against both claims
+        p_values.append(min(1.0, 2 * min(share_below(draws, tau), share_at_or_above(draws, tau))))
+    adjusted, levels, rejected = holm(p_values, settings.alpha)
+    out = []
+    for key, p, p_holm, level, reject in zip(keys, p_values, adjusted, levels, rejected, strict=True):
+        model, comp, rec = key
+        pair = pairs[key]
+        point, d = pair.used()
+        low, high = lower_bound(d["two_level"], level / 2), upper_bound(d["two_level"], level / 2)
+        decision = "recovers" if low >= tau else "fails" if high < tau else "undecided"
+        if (decision != "undecided") != reject:
+            raise AssertionError(f"{key}: interval decision {decision} disagrees with Holm ({p_holm})")
+        method = method_of(rec, None, methods)
+        if method not in sides:
+            raise ValueError(f"recovery '{rec}' (method '{method}') has no registered side")
+        e = pair.estimates
+        row = {"model": model, "compression": comp, "recovery": rec, "method": method, "side": sides[method],
+               **e, "fraction_used": "controlled" if pair.has_control else "raw (no control run)",
+               "fraction": point, "threshold": tau, "holm_level": level, "confidence": 1 - level,
+               "ci_low": low, "ci_high": high, "p_value": p, "p_holm": p_holm, "decision": decision,
+               "family_size": len(keys)}
+        if decision == "undecided":
+            row["power"] = power_needed(point, tau, _var(d["questions"]), _var(d["seeds"]), e["n"], len(e["runs"]),
+                                        settings.alpha / len(keys), settings.power)
+        out.append(row)
+    return out
+
+
+def _var(draws) -> float:
+    import numpy as np
+
+    finite = draws[np.isfinite(draws)]
+    return float(finite.var(ddof=1)) if len(finite) > 1 else float("nan")
+
+
+def damage_decisions(grids: dict, draws: dict, settings: Settings) -> dict:
+    """Per (model, compression) on the pooled task: damage = base - compressed accuracy,
+    its one-sided upper bound at the Holm level over the compressions, and whether that is
+    below ``min_damage`` (no measurable loss)."""
+    keys, deltas = [], []
+    for (model, task), grid in grids.items():
+        for comp in grid.compressions():
+            keys.append((model, comp))
+            d = draws[(model, task)]
+            deltas.append((grid, d[(BASE, BASE)][:, 0] - d[(comp, BASE)][:, 0]))
+    p_values = [share_at_or_above(delta, settings.min_damage) for _, delta in deltas]
+    adjusted, levels, rejected = holm(p_values, settings.alpha)
+    out = {}
+    for key, (grid, delta), p, p_holm, level, reject in zip(keys, deltas, p_values, adjusted, levels, rejected,
+                                                            strict=True):
+        base, compressed = grid.get(BASE, BASE), grid.get(key[1], BASE)
+        b, c = base.accuracy, compressed.accuracy
+        b_right, c_right = base.correct[0] > 0.5, compressed.correct[0] > 0.5
+        upper = upper_bound(delta, level)
+        if (upper < settings.min_damage) != reject:
+            raise AssertionError(f"{key}: damage bound disagrees with Holm")
+        out[key] = {"base_acc": b, "compressed_acc": c, "damage": b - c, "damage_upper": upper,
+                    "damage_low": lower_bound(delta, level), "holm_level": level, "confidence": 1 - level,
+                    "p_value": p, "p_holm": p_holm, "min_damage": settings.min_damage,
+                    "no_measurable_loss": bool(upper < settings.min_damage), "n": grid.n,
+                    "lost_only": int((b_right & ~c_right).sum()), "gained_only": int((~b_right & c_right).sum())}
+    return out
+
+
+def noninferiority(pairs: dict, settings: Settings, methods: dict, sides: dict) -> list[dict]:
+    """Per (model, compression): every input-side recovery I vs every parameter-side one P,
+    one-sided test of H0: F_I - F_P <= -margin on paired bootstrap draws (same questions),
+    Holm over all such pairs; non-inferior when the lower bound at the Holm level > -margin.
+    Control-subtracted fractions when both have a control run, else raw for both."""
+    import numpy as np
+
+    side = {key: sides.get(method_of(key[2], None, methods)) for key in pairs}
+    tests = []
+    for (model, comp, i_rec), i_pair in pairs.items():
+        if side[(model, comp, i_rec)] != "input":
+            continue
+        for (m2, c2, p_rec), p_pair in pairs.items():
+            if (m2, c2) != (model, comp) or side[(m2, c2, p_rec)] != "parameters":
+                continue
+            controlled = i_pair.has_control and p_pair.has_control
+            (fi, di), (fp, dp) = i_pair.used(controlled), p_pair.used(controlled)
+            diff = di["two_level"] - dp["two_level"]
+            tests.append(((model, comp, i_rec, p_rec), fi - fp, diff, controlled))
+    margin = settings.noninferiority_margin
+    p_values = [share_at_or_below(diff, -margin) for _, _, diff, _ in tests]
+    adjusted, levels, rejected = holm(p_values, settings.alpha)
+    out = []
+    for (key, point, diff, controlled), p, p_holm, level, reject in zip(tests, p_values, adjusted, levels, rejected,
+                                                                        strict=True):
+        low, high = lower_bound(diff, level), upper_bound(diff, level)
+        if (low > -margin) != reject:
+            raise AssertionError(f"{key}: non-inferiority bound disagrees with Holm")
+        out.append({"model": key[0], "compression": key[1], "input": key[2], "parameters": key[3],
+                    "fractions": "controlled" if controlled else "raw", "difference": point,
+                    "lower_bound": low, "upper_bound": high, "holm_level": level, "confidence": 1 - level,
+                    "margin": margin, "p_value": p, "p_holm": p_holm,
+                    "result": "non-inferior" if low > -margin and not np.isnan(point) else "not shown"})
+    return out
+
+
+# --------------------------------------------------------------------------- the verdict
+
+def verdict_rule(sides: dict[str, str], settings: Settings | None = None, budget: dict | None = None) -> str:
+    """The verdict's rule in words, with its thresholds and the methods of each side."""
+    s = settings or Settings()
+
+    def named(side: str) -> str:
+        return ", ".join(sorted(m for m, v in sides.items() if v == side)) or "none registered"
+
+    tokens = f" ({budget['steps']} steps x {budget['batch_size']} x {budget['seq_len']} tokens)" if budget else ""
+    return (
+        "Per model and compression setting, on the pooled questions of every knowledge task (every model scored "
+        "on the same questions). 'Base' is the uncompressed model at its stated base precision; damage = base "
+        "accuracy - compressed accuracy. A recovery method's fraction F = (recovered - compressed - control gain) / "
+        "(base - compressed): recovered is the mean over the method's seeds; control gain = (the uncompressed model "
+        "recovered by the same method, mean over its seeds) - base; a method without that control run uses "
+        "F = (recovered - compressed) / (base - compressed) and is flagged 'raw'. Intervals are percentile "
+        "bootstraps that resample the method's seeds with replacement, then the questions with replacement (one "
+        "question resample shared by every model of the grid). Error control: the family is every (model, "
+        "compression, recovery method) pair, m pairs; each is tested two-sided against F = min_recovery_fraction "
+        f"({s.min_recovery_fraction}) with the bootstrap p-value 2 x min(share of resamples with F < threshold, "
+        "share with F >= threshold), where a resample in which compression did no damage has no F and counts "
+        f"against both; Holm's procedure at alpha = {s.alpha} gives each pair its level alpha_i = alpha / "
+        "(m - r + 1) for the pair of rank r by p-value while Holm rejects, and the level at which it stopped for "
+        "the rest; each interval is shown at confidence 1 - alpha_i. A method RECOVERS when the "
+        "lower end of that interval is >= min_recovery_fraction, FAILS when the upper end is < min_recovery_fraction, "
+        "and is UNDECIDED otherwise (the same as Holm-adjusted p <= alpha). The verdict is the first that applies: "
+        "(1) NO MEASURABLE LOSS: the one-sided upper bound of the damage (question bootstrap), at confidence "
+        "1 - alpha_j (alpha_j its Holm level over the compressions, testing H0: damage >= min_damage), is below "
+        f"min_damage ({s.min_damage} accuracy); "
+        f"(2) DISPLACED: an input-side method ({named('input')}) recovers; "
+        f"(3) FORGOTTEN: a parameter-side method ({named('parameters')}) recovers and every input-side method "
+        "tried fails; "
+        f"(4) NOT RECOVERED AT THIS BUDGET{tokens}: every method tried fails, which is positive evidence that "
+        "none wins back min_recovery_fraction of the loss at this budget, not an absence of evidence; "
+        "(5) INCONCLUSIVE: anything else; for each undecided method the report estimates the questions (seeds "
+        f"fixed) or seeds (questions fixed) that would decide it with probability {s.power} at the level "
+        "alpha / family size."
+    )
+
+
+def noninferiority_rule(settings: Settings) -> str:
+    return (
+        "Non-inferiority (reported beside the verdict, not part of it): per compression, every input-side method I "
+        "against every parameter-side method P, H0: F_I - F_P <= -noninferiority_margin "
+        f"({settings.noninferiority_margin}), on paired bootstrap draws (same questions, each method's seeds "
+        f"resampled), Holm over all such pairs at alpha = {settings.alpha}; 'non-inferior' when the lower bound at "
+        "confidence 1 - alpha_i is above -noninferiority_margin, else 'not shown'. Control-subtracted fractions "
+        "when both methods have a control run, else raw fractions for both."
+    )
+
+
+def _fmt_interval(row: dict) -> str:
+    return f"[{row['ci_low']:.2f}, {row['ci_high']:.2f}] at {row['confidence']:.1%}"
+
+
+def _power_text(row: dict) -> str:
+    p = row.get("power") or {}
+    q, s = p.get("questions_needed"), p.get("seeds_needed")
+    parts = []
+    if q is not None:
+        parts.append("no number of questions alone" if q == math.inf else f"about {q:,} questions")
+    if s is not None:
+        parts.append("no number of seeds alone" if s == math.inf else f"about {s} seeds")
+    if q == math.inf and s == math.inf and p.get("scale_both"):
+        parts.append(f"{p['scale_both']}x the questions and {p['scale_both']}x the seeds together")
+    return " or ".join(parts) or p.get("note", "no estimate")
+
+
+def _wins(m: dict) -> str:
+    return f"{m['recovery']} F = {m['fraction']:.2f} {_fmt_interval(m)} >= {m['threshold']}"
+
+
+def decide(damage: dict, methods: list[dict], budget: dict | None) -> tuple[str, str]:
+    """The verdict and its reason from the damage decision and each method's decision."""
+    if damage["no_measurable_loss"]:
+        return "no measurable loss", (
+            f"damage {damage['damage']:.3f} (base {damage['base_acc']:.3f}, compressed "
+            f"{damage['compressed_acc']:.3f}); its upper bound {damage['damage_upper']:.3f} at "
+            f"{damage['confidence']:.1%} is below min_damage {damage['min_damage']}")
+    by = {d: [m for m in methods if m["decision"] == d] for d in ("recovers", "fails", "undecided")}
+    inputs = [m for m in methods if m["side"] == "input"]
+    say = "; ".join
+    recovering_inputs = [m for m in by["recovers"] if m["side"] == "input"]
+    if recovering_inputs:
+        return "displaced", "input-side recovery wins the knowledge back: " + say(map(_wins, recovering_inputs))
+    recovering_params = [m for m in by["recovers"] if m["side"] == "parameters"]
+    if recovering_params and inputs and all(m["decision"] == "fails" for m in inputs):
+        return "forgotten", ("only new parameters win it back: " + say(map(_wins, recovering_params))
+                             + "; every input-side method fails: " + say(
+            f"{m['recovery']} {_fmt_interval(m)} < {m['threshold']}" for m in inputs))
+    if methods and len(by["fails"]) == len(methods):
+        tokens = (f" ({budget['steps']} steps, {budget['steps'] * budget['batch_size'] * budget['seq_len']:,} "
+                  "tokens)") if budget else ""
+        return "not recovered at this budget", (
+            f"every method fails at this budget{tokens}, positive evidence that none wins back "
+            f"{methods[0]['threshold']:.0%} of the loss: " + say(
+                f"{m['recovery']} {_fmt_interval(m)} < {m['threshold']}" for m in methods))
+    if not methods:
+        return "inconclusive", "no recovery method was run on this compression"
+    if not by["undecided"]:
+        return "inconclusive", ("a parameter-side method recovers but no input-side method was tried, so displaced "
+                                "and forgotten cannot be told apart")
+    return "inconclusive", "undecided: " + say(
+        f"{m['recovery']} F = {m['fraction']:.2f} {_fmt_interval(m)} contains {m['threshold']} "
+        f"(would need {_power_text(m)} to decide at power {(m.get('power') or {}).get('power', '')})"
+        for m in by["undecided"])
+
+
+def verdicts(damage: dict, decisions: list[dict], tests: list[dict], margins, mcnemar, budget: dict | None) -> list:
+    """The verdict per (model, compression), with the evidence it rests on."""
+    out = []
+    for (model, comp), dmg in damage.items():
+        methods = [m for m in decisions if (m["model"], m["compression"]) == (model, comp)]
+        for m in methods:
+            m["margin_test"] = _records(margins, model=model, compression=comp, recovery=m["recovery"],
+                                        task=ALL_KNOWLEDGE)
+            m["mcnemar"] = _records(mcnemar, model=model, task=ALL_KNOWLEDGE, comparison="recovery",
+                                    b=f"{comp}/{m['recovery']}")
+        verdict, reason = decide(dmg, methods, budget)
+        ni = [t for t in tests if (t["model"], t["compression"]) == (model, comp)]
+        out.append({"model": model, "compression": comp, "verdict": verdict, "reason": reason,
+                    "evidence": {**dmg, "methods": methods, "noninferiority": ni}})
+    return out
+
+
+def _records(frame, **match) -> list[dict]:
+    if frame is None or frame.empty:
+        return []
+    mask = True
+    for k, v in match.items():
+        mask = mask & (frame[k] == v)
+    return frame[mask].to_dict("records")
+
+
+# --------------------------------------------------------------------------- tables
+
+def accuracy_table(grids: dict):
+    """Accuracy per (model, compression, recovery, task): mean and sd over seeds."""
+    import pandas as pd
+
+    rows = []
+    for grid in grids.values():
+        for (comp, rec), cell in grid.cells.items():
+            accs = cell.run_accuracies
+            rows.append({"model": grid.model, "compression": comp, "recovery": rec, "task": grid.task,
+                         "seeds": len(cell.runs), "n": grid.n, "acc": float(accs.mean()), "acc_sd": _sd(accs),
+                         "margin": float(cell.margin.mean()), "margin_norm": float(cell.margin_norm.mean())})
+    return base_first(pd.DataFrame(rows))
+
+
+def control_table(grids: dict, draws: dict, seed: int):
+    """Format control per (model, task, recovery): the uncompressed model recovered by the
+    method (mean and sd over seeds) minus the base model, with a 95% two-level interval."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for key, grid in grids.items():
+        base = grid.get(BASE, BASE)
+        if base is None:
+            continue
+        for rec in grid.recoveries(BASE):
+            ctrl = grid.get(BASE, rec).run_accuracies
+            rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, rec, "control"))
+            gain = seed_means(draws[key][(BASE, rec)], rng) - draws[key][(BASE, BASE)][:, 0]
+            low, high = _interval(gain)
+            rows.append({"model": grid.model, "task": grid.task, "recovery": rec, "seeds": len(ctrl),
+                         "base_acc": base.accuracy, "control_acc": float(ctrl.mean()), "control_sd": _sd(ctrl),
+                         "control_gain": float(ctrl.mean() - base.accuracy), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows, columns=["model", "task", "recovery", "seeds", "base_acc", "control_acc", "control_sd",
+                                       "control_gain", "ci_low", "ci_high"])
+
+
+def base_first(frame):
+    """Rows ordered model, then the base model (compression and recovery none) first."""
+    if frame.empty or "compression" not in frame:
+        return frame
+    keys = {"_c": frame.compression != BASE}
+    if "recovery" in frame:
+        keys["_r"] = frame.recovery != BASE
+    order = frame.assign(**keys).sort_values(
+        [c for c in ("model", "_c", "compression", "_r", "recovery", "seed", "task") if c in frame or c in keys],
+        kind="stable")
+    return order.drop(columns=list(keys)).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the whole analysis
+
+def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: Settings, seed: int,
+            budget: dict | None = None) -> dict:
+    """Every table and the verdict from the per-question ``table`` (with the pooled task)."""
+    import pandas as pd
+
+    grids = build_grids(table)
+    pooled = {k: g for k, g in grids.items() if k[1] == ALL_KNOWLEDGE and g.get(BASE, BASE) is not None}
+    family = [(m, c, r) for (m, _), g in pooled.items() for c in g.compressions() for r in g.recoveries(c)]
+    side = {key: sides.get(method_of(key[2], None, methods)) for key in family}
+    n_ni = sum(1 for a in family for b in family if a[:2] == b[:2] and (side[a], side[b]) == ("input", "parameters"))
+    n_comp = sum(len(g.compressions()) for g in pooled.values()) or 1
+    tail = min(settings.alpha / (2 * max(len(family), 1)), settings.alpha / n_comp, settings.alpha / max(n_ni, 1))
+    pooled_iters = bootstrap_size(settings, tail)
+    draws, pairs, fraction_table = {}, {}, []
+    for key, grid in grids.items():
+        if grid.get(BASE, BASE) is None:
+            continue
+        draws[key] = accuracy_draws(grid, pooled_iters if key in pooled else settings.bootstrap_iters, seed)
+        grid_pairs = {(c, r): pair_draws(grid, draws[key], c, r, seed) for c in grid.compressions()
+                      for r in grid.recoveries(c)}
+        fraction_table.extend(fraction_rows(grid, grid_pairs, methods, sides))
+        pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in grid_pairs.items()})
+    family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
+    decisions = recovery_decisions(family_pairs, settings, methods, sides)
+    damage = damage_decisions(pooled, draws, settings)
+    ni = noninferiority(family_pairs, settings, methods, sides)
+    margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
+    mcnemar = paired_tests(grids, methods=methods, sides=sides)
+    return {
+        "questions": base_first(table), "accuracy": accuracy_table(grids),
+        "recovery_fraction": base_first(pd.DataFrame(fraction_table)),
+        "decisions": pd.DataFrame([_flat(d) for d in decisions]),
+        "noninferiority": pd.DataFrame(ni), "format_control": control_table(grids, draws, seed),
+        "margin_tests": margins, "paired_tests": mcnemar, "flips": flips(grids),
+        "prompt_pool_ablation": pool_ablation(table, seed=seed),
+        "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
+        "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
+    }
+
+
+def _flat(decision: dict) -> dict:
+    """A decision as one CSV row: lists joined with '|', the power estimate as its own columns."""
+    row = {k: "|".join(map(str, v)) if isinstance(v, list) else v for k, v in decision.items()
+           if not isinstance(v, dict)}
+    power = decision.get("power") or {}
+    row["questions_needed"], row["seeds_needed"] = power.get("questions_needed"), power.get("seeds_needed")
+    return row
+
+
+def _json_safe(obj):
+    """NaN and infinities as null (strict JSON), numpy scalars as Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    return obj
+
+
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
-                 text_dir: str, methods: dict[str, str], sides: dict[str, str], alpha: float,
-                 min_recovery_fraction: float, bootstrap_iters: int, budget: dict, seed: int, out_dir: str) -> dict:
-    """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation."""
+                 text_dir: str, methods: dict[str, str], sides: dict[str, str], budget: dict, seed: int,
+                 out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
+                 alpha: float | None = None, min_recovery_fraction: float | None = None,
+                 bootstrap_iters: int | None = None) -> dict:
+    """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
+    model, compression, recovery, seed (None without recovery), run and task. ``report``:
+    config.yaml's ``report`` section (the keyword thresholds, if given, override it)."""
+    settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
+                                    bootstrap_iters=bootstrap_iters)
     leaks = check_leaks(text_dir, task_dirs)
-    table = with_pooled_task(correctness_table(samples), knowledge_tasks)
-    fractions = recovery_fractions(table, iters=bootstrap_iters, seed=seed)
-    flip_table = flips(table)
-    tests = paired_tests(table, methods=methods, sides=sides)
+    table = with_pooled_task(question_table(samples, methods), knowledge_tasks)
+    result = analyse(table, methods=methods, sides=sides, settings=settings, seed=seed, budget=budget)
     verdict = {
-        "rule": verdict_rule(sides),
-        "thresholds": {"alpha": alpha, "min_recovery_fraction": min_recovery_fraction},
+        "rule": verdict_rule(sides, settings, budget),
+        "noninferiority_rule": noninferiority_rule(settings),
+        "thresholds": asdict(settings),
+        "bootstrap_iters": result["bootstrap_iters"],
+        "seeds": list(seeds) if seeds is not None else sorted({int(s) for s in table.seed.dropna()}),
+        "methods": {k: v for k, v in methods.items()},
+        "sides": dict(sides),
         "budget": budget,
         "leaks": leaks,
-        "verdicts": verdicts(fractions, tests, methods=methods, sides=sides, alpha=alpha,
-                             min_recovery_fraction=min_recovery_fraction, budget=budget),
+        "verdicts": result["verdicts"],
     }
     out = Path(out_dir)
-    for name, frame in (("recovery_fraction", fractions), ("flips", flip_table), ("paired_tests", tests)):
+    for name in ("questions", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
+                 "margin_tests", "paired_tests", "flips", "prompt_pool_ablation"):
         with atomic_file(out / f"{name}.csv") as tmp:
-            frame.to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "verdict.json", json.loads(json.dumps(verdict, default=float)))
+            result[name].to_csv(tmp, index=False, float_format="%.6g")
+    write_json(out / "verdict.json", _json_safe(json.loads(json.dumps(_json_safe(verdict), default=str))))
     for v in verdict["verdicts"]:
         log.info("%s / %s: %s (%s)", v["model"], v["compression"], v["verdict"], v["reason"])
     return verdict

@@ -24,7 +24,7 @@ import logging
 import random
 from pathlib import Path
 
-from ..io import atomic_file, read_jsonl
+from ..io import atomic_file, read_json, read_jsonl
 from ..modeling import dense_on_cpu, load_model
 from ..recover.load import load_recovered
 from ..runtime import Runtime
@@ -122,21 +122,35 @@ def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict
                                        as_index=False)["value"].mean()
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
-    plot_attention(table, out_png, title=f"{labels['model']} / {labels['compression']}: {len(inputs)} questions")
+    methods = {rec: _adapter_method(adapter) for rec, adapter in adapters.items()}
+    plot_attention(table, out_png, title=f"{labels['model']} / {labels['compression']}: {len(inputs)} questions",
+                   methods=methods)
     return table
 
 
-def plot_attention(table, out_png: str, title: str) -> None:
+def _adapter_method(adapter: str) -> str:
+    """The recovery method of a saved adapter (its manifest), ``none`` for no adapter."""
+    manifest = Path(adapter) / "manifest.json" if adapter else None
+    return read_json(manifest).get("method", "none") if manifest and manifest.exists() else "none"
+
+
+def plot_attention(table, out_png: str, title: str, methods: dict[str, str] | None = None) -> None:
+    """One panel per metric, one line per model: each recovery in its method's colour (as
+    in every figure), the base model dotted and the compressed model dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .tables import method_colour
+
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, metric in zip(axes.flat, METRICS, strict=True):
         sub = table[table.metric == metric]
         for (comp, rec), series in sub.groupby(["compression", "recovery"], sort=False):
-            ax.plot(series.layer, series.value, marker=".", label=f"{comp}/{rec}")
+            style = ":" if comp == "base" else "--" if rec == "none" else "-"
+            ax.plot(series.layer, series.value, marker=".", linestyle=style, label=f"{comp}/{rec}",
+                    color="black" if comp == "base" else method_colour((methods or {}).get(rec, rec)))
         ax.set_title(metric.replace("_", " "))
         ax.set_xlabel("layer")
     axes[0, 0].legend(fontsize=7)

@@ -1,34 +1,376 @@
-"""The statistics behind the verdict: recovery fractions, knowledge flips, paired tests.
+"""The statistics behind the verdict, on per-question data read from lm-eval's samples.
 
-Everything works on per-question correctness read from the evaluation samples, so
-models are compared on the same questions (paired):
+Every model is scored on the same questions, so every comparison is paired:
 
-- recovery fraction of a recovered model: (recovered - compressed) / (base - compressed)
-  on accuracy, with a seeded bootstrap interval over questions (all three models
-  resampled on the same questions); undefined (NaN), not infinite, when compression did
-  no damage (base - compressed <= 0);
-- flips: per (model, compression, task) the questions the base model got right and the
-  compressed model kept or lost, which recovery methods won the lost ones back (and how
-  many several methods won back), and which right answers a recovery broke;
-- McNemar's exact test (two-sided binomial on the discordant pairs) of each recovery vs
-  the compressed model, of every input-side recovery vs every parameter-side one, and of
-  the compressed vs the base model.
+- per question (:func:`question_table`): ``correct`` (lm-eval's ``acc``), ``margin``
+  (log-likelihood of the right choice minus that of the best wrong choice, unnormalised
+  as for ``acc``) and ``margin_norm`` (the same on log-likelihoods divided by each
+  choice's length in characters, as for ``acc_norm``);
+- bootstrap (:func:`accuracy_draws`, :func:`seed_means`): questions are resampled with
+  replacement, the same draw for every model of a (model, task) grid; a recovery's seeds
+  are resampled with replacement on top (two levels); with one seed this is the plain
+  question bootstrap;
+- recovery fraction (:func:`fraction`): (recovered - compressed - control gain) /
+  (base - compressed), NaN (not infinite) where compression did no damage;
+- Holm's step-down procedure (:func:`holm`) with the level each hypothesis was decided
+  at, and bootstrap bounds that agree exactly with the bootstrap p-values
+  (:func:`lower_bound`, :func:`upper_bound`);
+- McNemar's exact test on right/wrong, a paired sign-flip permutation test with a t
+  interval on the per-question margins, knowledge flips, and the ablation of methods that
+  choose one prompt of a pool per question.
 
 A recovery's side (``parameters``: new weights inside the model; ``input``: prompts at
 the input) comes from its method's registration, passed in as ``methods`` (recovery
-name -> method) and ``sides`` (method -> side).
+group or run name -> method) and ``sides`` (method -> side).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import os
+import zlib
+from dataclasses import dataclass
 
 from ..io import read_jsonl
 
-KEYS = ["model", "compression", "recovery", "task"]
+BASE = "none"  # the compression (and recovery) of the base model
+KEYS = ["model", "compression", "recovery", "seed", "run", "task"]
+COLUMNS = [*KEYS, "doc_id", "correct", "margin", "margin_norm", "pool_choice", "pool_correct"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
+CHUNK = 256  # bootstrap resamples drawn at a time (bounds memory on large task suites)
 
+
+def stable_seed(*parts) -> int:
+    """A seed from ``parts`` that does not depend on Python's hash salt or on call order."""
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+# --------------------------------------------------------------------------- per question
+
+def choice_loglikelihoods(row: dict) -> list[float]:
+    """Each choice's log-likelihood from a sample row (``filtered_resps``, else ``resps``)."""
+    out = []
+    for resp in row.get("filtered_resps") or row["resps"]:
+        while isinstance(resp, (list, tuple)) and resp and isinstance(resp[0], (list, tuple)):
+            resp = resp[0]  # raw resps: [[ll, is_greedy]] per choice
+        out.append(float(resp[0] if isinstance(resp, (list, tuple)) else resp))
+    return out
+
+
+def choice_texts(row: dict) -> list[str] | None:
+    """The choices' texts: the continuations of ``arguments`` without the delimiter every
+    continuation starts with (lm-eval's ``target_delimiter``, a space by default)."""
+    args = row.get("arguments")
+    if not args:
+        return None
+    if isinstance(args, dict):  # the layout of lm-eval's EvaluationTracker: gen_args_i -> arg_j
+        args = [[a[k] for k in sorted(a)] for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+    continuations = [str(a[1]) for a in args]
+    prefix = os.path.commonprefix(continuations)
+    delimiter = len(prefix) - len(prefix.lstrip())
+    return [c[delimiter:] for c in continuations]
+
+
+def gold_choices(row: dict, texts: list[str] | None) -> list[int]:
+    """Index(es) of the right choice(s) from ``target`` (an index, a list of them, or the text)."""
+    target = row["target"]
+    targets = target if isinstance(target, list) else [target]
+    out = []
+    for t in targets:
+        if isinstance(t, str) and not t.strip().lstrip("-").isdigit():
+            if texts is None or t not in texts:
+                raise ValueError(f"doc {row.get('doc_id')}: target {t!r} is not one of the choices")
+            out.append(texts.index(t))
+        else:
+            out.append(int(t))
+    return out
+
+
+def paired_margin(scores, gold: list[int]) -> float:
+    """Best score among the right choices minus the best among the wrong ones."""
+    right = max(scores[i] for i in gold)
+    wrong = [s for i, s in enumerate(scores) if i not in gold]
+    return float(right - max(wrong)) if wrong else float("nan")
+
+
+def question_record(row: dict) -> dict:
+    """``correct`` (lm-eval's acc), ``margin`` and ``margin_norm`` of one sample row."""
+    scores = choice_loglikelihoods(row)
+    texts = choice_texts(row)
+    gold = gold_choices(row, texts)
+    margin = paired_margin(scores, gold)
+    norm = float("nan")
+    if texts is not None and len(texts) == len(scores):
+        norm = paired_margin([s / max(len(t), 1) for s, t in zip(scores, texts, strict=True)], gold)
+    if "acc" in row:
+        correct = bool(row["acc"] >= 0.5)
+    else:
+        correct = max(range(len(scores)), key=scores.__getitem__) in gold  # first maximum, as np.argmax
+    return {"doc_id": row["doc_id"], "correct": correct, "margin": margin, "margin_norm": norm,
+            "_gold": gold}
+
+
+def pool_record(row: dict, gold: list[int], method: str) -> dict:
+    """For a method that keeps one prompt of a pool per question: the prompt it chose
+    (``<method>_prompt``) and, when the evaluation scored the question under every prompt
+    forced (``<method>_prompt_loglikelihoods``: per prompt, per choice), a string of 0/1,
+    one per prompt: whether that prompt forced answers right."""
+    key = f"{method}_prompt"
+    chosen = row.get(key)
+    forced = row.get(f"{key}_loglikelihoods")
+    correct = ""
+    if forced:
+        correct = "".join("1" if max(range(len(s)), key=s.__getitem__) in gold else "0" for s in forced)
+    return {"pool_choice": float("nan") if chosen is None else int(chosen), "pool_correct": correct}
+
+
+def _labels(labels: dict) -> dict:
+    seed = labels.get("seed")
+    seed = None if seed is None or (isinstance(seed, float) and math.isnan(seed)) else int(seed)
+    run = labels.get("run") or (labels["recovery"] if seed is None else f"{labels['recovery']}.seed{seed}")
+    return {"model": labels["model"], "compression": labels["compression"], "recovery": labels["recovery"],
+            "seed": seed, "run": run, "task": labels["task"]}
+
+
+def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | None = None) -> str:
+    """The registered method of a recovery group (or run); the group's own name if unmapped."""
+    methods = methods or {}
+    return methods.get(recovery) or methods.get(run or "") or recovery
+
+
+def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | None = None):
+    """One row per (model, compression, recovery, seed, run, task, doc_id): ``correct``,
+    ``margin``, ``margin_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``."""
+    import pandas as pd
+
+    rows = []
+    for labels, samples_file in entries:
+        labels = _labels(labels)
+        method = method_of(labels["recovery"], labels["run"], methods)
+        for row in read_jsonl(samples_file):
+            record = question_record(row)
+            gold = record.pop("_gold")
+            if row.get("task") and row["task"] != labels["task"]:  # a group task's subtask: ids repeat
+                record["doc_id"] = f"{row['task']}:{record['doc_id']}"
+            rows.append({**labels, **record, **pool_record(row, gold, method)})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["seed"] = table["seed"].astype("Int64")
+    table["doc_id"] = table["doc_id"].astype(str)
+    return table
+
+
+correctness_table = question_table  # the former name
+
+
+def with_pooled_task(table, knowledge_tasks: list[str]):
+    """Append the pooled task ``all_knowledge``: every knowledge question, ids made unique."""
+    import pandas as pd
+
+    table = table.copy()
+    table["doc_id"] = table["doc_id"].astype(str)
+    pooled = table[table.task.isin(knowledge_tasks)].copy()
+    if pooled.empty:
+        return table
+    pooled["doc_id"] = pooled["task"] + ":" + pooled["doc_id"]
+    pooled["task"] = ALL_KNOWLEDGE
+    return pd.concat([table, pooled], ignore_index=True)
+
+
+# --------------------------------------------------------------------------- aligned cells
+
+@dataclass(frozen=True)
+class Cell:
+    """One (compression, recovery) of a (model, task) grid: one row per run (seed), one
+    column per question, in the grid's question order."""
+
+    runs: tuple
+    seeds: tuple
+    correct: "numpy.ndarray"  # noqa: F821
+    margin: "numpy.ndarray"  # noqa: F821
+    margin_norm: "numpy.ndarray"  # noqa: F821
+
+    @property
+    def run_accuracies(self):
+        return self.correct.mean(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        """Mean over runs of each run's accuracy."""
+        return float(self.correct.mean())
+
+
+@dataclass(frozen=True)
+class Grid:
+    model: str
+    task: str
+    doc_ids: tuple
+    cells: dict  # (compression, recovery) -> Cell
+
+    def get(self, compression: str, recovery: str) -> Cell | None:
+        return self.cells.get((compression, recovery))
+
+    @property
+    def n(self) -> int:
+        return len(self.doc_ids)
+
+    def compressions(self) -> list[str]:
+        return sorted({c for c, r in self.cells if c != BASE and r == BASE})
+
+    def recoveries(self, compression: str) -> list[str]:
+        return sorted(r for c, r in self.cells if c == compression and r != BASE)
+
+
+def _seed_order(seed) -> tuple:
+    return (seed is not None, -1 if seed is None else seed)
+
+
+def _cell(frame, doc_ids) -> Cell:
+    import numpy as np
+    import pandas as pd
+
+    seeds = {r.run: (None if pd.isna(r.seed) else int(r.seed))
+             for r in frame[["run", "seed"]].drop_duplicates().itertuples(index=False)}
+    runs = sorted(seeds, key=lambda run: (_seed_order(seeds[run]), run))
+    arrays = {}
+    for column in ("correct", "margin", "margin_norm"):
+        wide = frame.pivot(index="doc_id", columns="run", values=column)
+        arrays[column] = np.asarray(wide.loc[list(doc_ids), runs].to_numpy(dtype=float).T)
+    return Cell(runs=tuple(runs), seeds=tuple(seeds[r] for r in runs), **arrays)
+
+
+def build_grids(table) -> dict[tuple[str, str], Grid]:
+    """(model, task) -> its grid of cells aligned on the base model's questions."""
+    grids = {}
+    for (model, task), sub in table.groupby(["model", "task"], sort=True):
+        frames = dict(iter(sub.groupby(["compression", "recovery"], sort=True)))
+        reference = frames.get((BASE, BASE), next(iter(frames.values())))
+        doc_ids = tuple(sorted(set(reference.doc_id)))
+        for key, frame in frames.items():
+            for run, ids in frame.groupby("run").doc_id:
+                if set(ids) != set(doc_ids) or ids.duplicated().any():
+                    raise ValueError(f"{model}/{task}: {'/'.join(key)} ({run}) was scored on other questions "
+                                     "than the base model")
+        grids[(model, task)] = Grid(model, task, doc_ids, {k: _cell(f, doc_ids) for k, f in frames.items()})
+    return grids
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+def accuracy_draws(grid: Grid, iters: int, seed: int) -> dict:
+    """(compression, recovery) -> (iters, runs) array: each run's accuracy on resampled
+    questions, the same resample of questions for every cell of the grid (paired)."""
+    import numpy as np
+
+    keys = list(grid.cells)
+    stacked = np.concatenate([grid.cells[k].correct for k in keys])
+    n = grid.n
+    out = np.empty((iters, stacked.shape[0]))
+    rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, "questions"))
+    for start in range(0, iters, CHUNK):
+        size = min(CHUNK, iters - start)
+        idx = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
+        out[start:start + size] = counts @ stacked.T / n
+    sizes = np.cumsum([0] + [len(grid.cells[k].runs) for k in keys])
+    return {k: out[:, sizes[i]:sizes[i + 1]] for i, k in enumerate(keys)}
+
+
+def seed_means(per_run, rng):
+    """Mean over runs resampled with replacement, per bootstrap row of ``per_run``
+    ((iters, runs) or (runs,) with ``rng`` drawing iters)."""
+    import numpy as np
+
+    if per_run.ndim == 1:
+        raise ValueError("pass (iters, runs)")
+    iters, runs = per_run.shape
+    if runs == 1:
+        return per_run[:, 0].copy()
+    pick = rng.integers(0, runs, size=(iters, runs))
+    return np.take_along_axis(per_run, pick, axis=1).mean(axis=1)
+
+
+def fraction(base, compressed, recovered, gain=0.0):
+    """(recovered - compressed - gain) / (base - compressed); NaN where base - compressed <= 0."""
+    import numpy as np
+
+    base, compressed, recovered, gain = (np.asarray(x, dtype=float) for x in (base, compressed, recovered, gain))
+    damage = base - compressed
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(damage > 0, (recovered - compressed - gain) / np.where(damage > 0, damage, 1.0), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def tail_count(a: float, iters: int) -> int:
+    """How many of ``iters`` ordered resamples lie beyond a bound of tail probability ``a``."""
+    return int(math.floor(a * iters * (1 + 1e-9)))
+
+
+def lower_bound(draws, a: float) -> float:
+    """Lower bootstrap bound with tail ``a``: undefined resamples (NaN) count as -inf, so
+    ``lower_bound(d, a) >= t`` exactly when ``share_below(d, t) <= a``."""
+    import numpy as np
+
+    ordered = np.sort(np.where(np.isnan(draws), -np.inf, draws))
+    return float(ordered[min(tail_count(a, len(ordered)), len(ordered) - 1)])
+
+
+def upper_bound(draws, a: float) -> float:
+    """Upper bootstrap bound with tail ``a`` (NaN counts as +inf): ``upper_bound(d, a) < t``
+    exactly when ``share_at_or_above(d, t) <= a``."""
+    import numpy as np
+
+    ordered = np.sort(np.where(np.isnan(draws), np.inf, draws))
+    return float(ordered[max(len(ordered) - 1 - tail_count(a, len(ordered)), 0)])
+
+
+def share_below(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is at least ``threshold``": the share of
+    resamples below it (undefined resamples count against the claim)."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws < threshold)))
+
+
+def share_at_or_above(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is below ``threshold``"."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws >= threshold)))
+
+
+def share_at_or_below(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is above ``threshold``": ``lower_bound(d, a) >
+    t`` exactly when this is <= a."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws <= threshold)))
+
+
+def holm(p_values: list[float], alpha: float) -> tuple[list[float], list[float], list[bool]]:
+    """Holm's step-down procedure: adjusted p-values, the level each hypothesis was decided
+    at, and whether it is rejected.
+
+    Sorted p(1) <= ... <= p(m): H(r) is rejected while p(j) <= alpha / (m - j + 1) for every
+    j <= r. A rejected H(r) was decided at alpha / (m - r + 1); every other hypothesis at the
+    level where the procedure stopped, alpha / (m - s + 1) (s the first rank not rejected),
+    which its p-value exceeds. So an interval at that level excludes the hypothesis exactly
+    when Holm rejects it."""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, levels, rejected = [1.0] * m, [alpha] * m, [False] * m
+    running, stopped = 0.0, None
+    for rank, i in enumerate(order, start=1):
+        level = alpha / (m - rank + 1)
+        running = max(running, min(1.0, (m - rank + 1) * p_values[i]))
+        adjusted[i] = running
+        if stopped is None and p_values[i] > level * (1 + 1e-9):
+            stopped = level
+        rejected[i] = stopped is None
+        levels[i] = level if stopped is None else stopped
+    return adjusted, levels, rejected
+
+
+# --------------------------------------------------------------------------- paired tests
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
     """Two-sided exact McNemar p-value from the discordant counts (a right & b wrong,
@@ -41,244 +383,211 @@ def mcnemar_exact(a_only: int, b_only: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def correctness(samples_file: str | Path, metric: str = "acc") -> dict[int, bool]:
-    """doc_id -> whether the question was answered right, from lm-eval's samples."""
-    out = {}
-    for row in read_jsonl(samples_file):
-        if metric not in row:
-            raise KeyError(f"{samples_file}: sample {row.get('doc_id')} has no metric '{metric}'")
-        out[int(row["doc_id"])] = bool(row[metric] >= 0.5)
-    return out
-
-
-def correctness_table(entries: list[tuple[dict, str]], metric: str = "acc") -> "pandas.DataFrame":  # noqa: F821
-    """One row per (model, compression, recovery, task, doc_id) with ``correct`` (bool)."""
-    import pandas as pd
-
-    frames = []
-    for labels, samples in entries:
-        answers = correctness(samples, metric)
-        frame = pd.DataFrame({"doc_id": list(answers), "correct": list(answers.values())})
-        for k in KEYS:
-            frame[k] = labels[k]
-        frames.append(frame)
-    return pd.concat(frames, ignore_index=True)[[*KEYS, "doc_id", "correct"]]
-
-
-def with_pooled_task(table, knowledge_tasks: list[str]):
-    """Append the pooled task ``all_knowledge``: every knowledge question, ids made unique."""
-    import pandas as pd
-
-    pooled = table[table.task.isin(knowledge_tasks)].copy()
-    if pooled.empty:
-        return table
-    pooled["doc_id"] = pooled["task"] + ":" + pooled["doc_id"].astype(str)
-    pooled["task"] = ALL_KNOWLEDGE
-    table = table.copy()
-    table["doc_id"] = table["doc_id"].astype(str)
-    return pd.concat([table, pooled], ignore_index=True)
-
-
-def _vectors(table, model, task, cells: list[tuple[str, str]]):
-    """Aligned correctness arrays for (compression, recovery) cells on their common questions."""
+def sign_flip_p(differences, iters: int, seed: int) -> float:
+    """Two-sided paired permutation test of mean(differences) = 0: each question's
+    difference has its sign flipped at random (exchangeable under H0: the two models'
+    margins have the same distribution per question); p = (1 + #|T*| >= |T|) / (1 + iters)."""
     import numpy as np
 
-    sub = table[(table.model == model) & (table.task == task)]
-    series = []
-    for comp, rec in cells:
-        s = sub[(sub.compression == comp) & (sub.recovery == rec)].set_index("doc_id")["correct"]
-        if s.empty:
-            return None
-        series.append(s)
-    common = series[0].index
-    for s in series[1:]:
-        if set(s.index) != set(common):
-            raise ValueError(f"{model}/{task}: the models were scored on different questions {cells}")
-    return [np.asarray(s.loc[common], dtype=bool) for s in series]
-
-
-def bootstrap_fraction(base, comp, rec, *, iters: int, seed: int, level: float = 0.95) -> dict:
-    """Recovery fraction and its percentile bootstrap interval over questions.
-
-    Resamples where compression did no damage have no fraction; the interval is given
-    only when at least ``level`` of the resamples define one (else NaN: the data cannot
-    bound it)."""
-    import numpy as np
-
-    def fraction(b, c, r):
-        damage = b - c
-        return (r - c) / damage if damage > 0 else float("nan")
-
-    value = fraction(base.mean(), comp.mean(), rec.mean())
-    out = {"recovery_fraction": value, "ci_low": float("nan"), "ci_high": float("nan")}
-    if math.isnan(value):
-        return out
+    d = np.asarray(differences, dtype=float)
+    observed = abs(d.mean())
+    if not np.any(d):
+        return 1.0
     rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(base), size=(iters, len(base)))
-    b, c, r = base[idx].mean(1), comp[idx].mean(1), rec[idx].mean(1)
-    damage = b - c
-    defined = damage > 0
-    if defined.mean() >= level:
-        fractions = (r[defined] - c[defined]) / damage[defined]
-        tail = (1 - level) / 2 * 100
-        out["ci_low"], out["ci_high"] = (float(x) for x in np.percentile(fractions, [tail, 100 - tail]))
-    return out
+    hits = 0
+    for start in range(0, iters, CHUNK):
+        size = min(CHUNK, iters - start)
+        signs = rng.integers(0, 2, size=(size, len(d))) * 2 - 1
+        hits += int(np.sum(np.abs(signs @ d / len(d)) >= observed * (1 - 1e-12)))
+    return (1 + hits) / (1 + iters)
 
 
-def recovery_fractions(table, *, base: str = "none", iters: int = 1000, seed: int = 0):
-    """Per (model, compression, recovery, task): accuracies, recovery fraction and CI."""
+def t_interval(differences, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of the mean difference."""
+    import numpy as np
+    from scipy import stats
+
+    d = np.asarray(differences, dtype=float)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
+def _run_label(cell: Cell, i: int) -> str:
+    return "" if cell.seeds[i] is None else str(cell.seeds[i])
+
+
+def _same_seed_runs(a: Cell, b: Cell) -> list[tuple[int, int]]:
+    """Run index pairs of two cells with the same seed (else the i-th run of each)."""
+    pairs = [(i, b.seeds.index(seed)) for i, seed in enumerate(a.seeds) if seed in b.seeds]
+    return pairs or list(zip(range(len(a.runs)), range(len(b.runs))))
+
+
+def paired_tests(grids: dict, *, methods: dict[str, str], sides: dict[str, str]):
+    """McNemar exact tests per run: compressed vs base, each recovery vs its compressed
+    model, each format control (the uncompressed model recovered) vs the base, and every
+    input-side recovery (b) vs every parameter-side one (a) of the same seed."""
     import pandas as pd
 
     rows = []
-    cells = table[KEYS].drop_duplicates()
-    for (model, comp, rec, task) in cells.itertuples(index=False):
-        if comp == base:
+
+    def test(grid, comparison, a_key, a_i, b_key, b_i):
+        a_cell, b_cell = grid.get(*a_key), grid.get(*b_key)
+        a, b = a_cell.correct[a_i] > 0.5, b_cell.correct[b_i] > 0.5
+        a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+        rows.append({"model": grid.model, "task": grid.task, "comparison": comparison, "a": "/".join(a_key),
+                     "a_seed": _run_label(a_cell, a_i), "b": "/".join(b_key), "b_seed": _run_label(b_cell, b_i),
+                     "n": len(a), "a_acc": a.mean(), "b_acc": b.mean(), "a_only": a_only, "b_only": b_only,
+                     "p_value": mcnemar_exact(a_only, b_only)})
+
+    for grid in grids.values():
+        if grid.get(BASE, BASE) is None:
             continue
-        vectors = _vectors(table, model, task, [(base, "none"), (comp, "none"), (comp, rec)])
-        if vectors is None:
-            continue
-        b, c, r = vectors
-        rows.append({"model": model, "compression": comp, "recovery": rec, "task": task, "n": len(b),
-                     "base_acc": b.mean(), "compressed_acc": c.mean(), "recovered_acc": r.mean(),
-                     **bootstrap_fraction(b, c, r, iters=iters, seed=seed)})
-    return pd.DataFrame(rows)
+        for rec in grid.recoveries(BASE):
+            for i in range(len(grid.get(BASE, rec).runs)):
+                test(grid, "control", (BASE, BASE), 0, (BASE, rec), i)
+        for comp in grid.compressions():
+            test(grid, "compression", (BASE, BASE), 0, (comp, BASE), 0)
+            recs = grid.recoveries(comp)
+            for rec in recs:
+                for i in range(len(grid.get(comp, rec).runs)):
+                    test(grid, "recovery", (comp, BASE), 0, (comp, rec), i)
+            side = {r: sides.get(method_of(r, None, methods)) for r in recs}
+            for p in (r for r in recs if side[r] == "parameters"):
+                for q in (r for r in recs if side[r] == "input"):
+                    for i, j in _same_seed_runs(grid.get(comp, p), grid.get(comp, q)):
+                        test(grid, "input_vs_parameters", (comp, p), i, (comp, q), j)
+    return pd.DataFrame(rows, columns=["model", "task", "comparison", "a", "a_seed", "b", "b_seed", "n", "a_acc",
+                                       "b_acc", "a_only", "b_only", "p_value"])
 
 
-def flips(table, *, base: str = "none"):
-    """Question counts per (model, compression, task, category, recovery).
+def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
+    """Each recovery vs its compressed model on the per-question margin (the recovery's
+    margin averaged over its seeds first): mean difference, t interval, sign-flip p-value;
+    once on ``margin`` and once on ``margin_norm``."""
+    import numpy as np
+    import pandas as pd
+
+    rows = []
+    for grid in grids.values():
+        for comp in grid.compressions():
+            compressed = grid.get(comp, BASE)
+            for rec in grid.recoveries(comp):
+                cell = grid.get(comp, rec)
+                for metric in ("margin", "margin_norm"):
+                    d = getattr(cell, metric).mean(axis=0) - getattr(compressed, metric)[0]
+                    if np.isnan(d).any():
+                        continue
+                    low, high = t_interval(d, level)
+                    p = sign_flip_p(d, iters, stable_seed(seed, grid.model, grid.task, comp, rec, metric))
+                    rows.append({"model": grid.model, "task": grid.task, "compression": comp, "recovery": rec,
+                                 "metric": metric, "seeds": len(cell.runs), "n": grid.n,
+                                 "compressed_mean": float(np.mean(getattr(compressed, metric)[0])),
+                                 "recovered_mean": float(np.mean(getattr(cell, metric))),
+                                 "mean_difference": float(d.mean()), "ci_low": low, "ci_high": high,
+                                 "improved": int((d > 0).sum()), "worsened": int((d < 0).sum()), "p_value": p})
+    return pd.DataFrame(rows, columns=["model", "task", "compression", "recovery", "metric", "seeds", "n",
+                                       "compressed_mean", "recovered_mean", "mean_difference", "ci_low", "ci_high",
+                                       "improved", "worsened", "p_value"])
+
+
+def flips(grids: dict):
+    """Question counts per (model, compression, task, category, recovery, seed).
 
     Categories: ``kept`` (right before and after compression), ``lost`` (right before,
-    wrong after), ``gained`` (wrong before, right after), ``recovered`` (lost, then right
-    after this recovery), ``recovered_by_several`` (lost, won back by two or more
-    recovery methods), ``broken`` (right after compression, wrong after this recovery).
-    """
+    wrong after), ``gained`` (wrong before, right after), per recovery run ``recovered``
+    (lost, then right after this recovery) and ``broken`` (right after compression, wrong
+    after this recovery), and ``recovered_by_several`` (lost, won back by two or more
+    recovery methods, each counted when a majority of its seeds won it back)."""
     import numpy as np
     import pandas as pd
 
     rows = []
-    for (model, comp, task), sub in table.groupby(["model", "compression", "task"], sort=True):
-        if comp == base:
+    for grid in grids.values():
+        if grid.get(BASE, BASE) is None:
             continue
-        recs = sorted(r for r in sub.recovery.unique() if r != "none")
-        vectors = _vectors(table, model, task, [(base, "none"), (comp, "none"), *((comp, r) for r in recs)])
-        if vectors is None:
-            continue
-        b, c, *rs = vectors
-        lost = b & ~c
+        b = grid.get(BASE, BASE).correct[0] > 0.5
+        for comp in grid.compressions():
+            c = grid.get(comp, BASE).correct[0] > 0.5
+            lost = b & ~c
 
-        def add(category, count, recovery=""):
-            rows.append({"model": model, "compression": comp, "task": task, "category": category,
-                         "recovery": recovery, "count": int(count)})
+            def add(category, count, recovery="", seed=""):
+                rows.append({"model": grid.model, "compression": comp, "task": grid.task, "category": category,
+                             "recovery": recovery, "seed": seed, "count": int(count)})
 
-        add("kept", (b & c).sum())
-        add("lost", lost.sum())
-        add("gained", (~b & c).sum())
-        for rec, r in zip(recs, rs, strict=True):
-            add("recovered", (lost & r).sum(), rec)
-            add("broken", (c & ~r).sum(), rec)
-        if rs:
-            add("recovered_by_several", (lost & (np.sum(rs, axis=0) >= 2)).sum())
-    return pd.DataFrame(rows, columns=["model", "compression", "task", "category", "recovery", "count"])
+            add("kept", (b & c).sum())
+            add("lost", lost.sum())
+            add("gained", (~b & c).sum())
+            majorities = []
+            for rec in grid.recoveries(comp):
+                cell = grid.get(comp, rec)
+                for i in range(len(cell.runs)):
+                    r = cell.correct[i] > 0.5
+                    add("recovered", (lost & r).sum(), rec, _run_label(cell, i))
+                    add("broken", (c & ~r).sum(), rec, _run_label(cell, i))
+                majorities.append(cell.correct.mean(axis=0) > 0.5)
+            if majorities:
+                add("recovered_by_several", (lost & (np.sum(majorities, axis=0) >= 2)).sum())
+    return pd.DataFrame(rows, columns=["model", "compression", "task", "category", "recovery", "seed", "count"])
 
 
-def paired_tests(table, *, methods: dict[str, str], sides: dict[str, str], base: str = "none"):
-    """McNemar exact tests: compressed vs base; each recovery vs the compressed model;
-    ``input_vs_parameters``: every input-side recovery (b) vs every parameter-side one (a)."""
+# --------------------------------------------------------------------------- prompt pools
+
+def _pool_run_ablation(frame, seed: int) -> dict:
+    """The ablation numbers of one run of a prompt-pool method (see :func:`pool_ablation`)."""
+    import numpy as np
+
+    chosen = frame.pool_choice.to_numpy(dtype=float)
+    out = {"n": len(frame), "acc_as_chosen": float(frame.correct.mean())}
+    forced_rows = [s for s in frame.pool_correct if s]
+    size = len(forced_rows[0]) if forced_rows and len(forced_rows) == len(frame) else None
+    pool = size or int(np.nanmax(chosen)) + 1
+    counts = np.bincount(chosen.astype(int), minlength=pool)
+    out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)))
+    if size is None:
+        return out
+    forced = np.array([[c == "1" for c in s] for s in frame.pool_correct], dtype=float)  # questions × prompts
+    n = len(forced)
+    rng = np.random.default_rng(seed)
+    random_pick = rng.integers(0, size, size=n)
+    halves = np.array_split(rng.permutation(n), 2)
+    best = [int(np.argmax(forced[h].mean(axis=0))) for h in halves]  # first maximum on ties
+    crossfit = (forced[halves[1], best[0]].sum() + forced[halves[0], best[1]].sum()) / n
+    out.update(
+        acc_chosen_forced=float(forced[np.arange(n), chosen.astype(int)].mean()),
+        acc_random_prompt=float(forced[np.arange(n), random_pick].mean()),
+        acc_random_expected=float(forced.mean()),
+        acc_best_fixed_crossfit=float(crossfit),
+        best_fixed_prompts=f"{best[0]}|{best[1]}",
+        acc_best_fixed_in_sample=float(forced.mean(axis=0).max()),
+        acc_any_prompt=float(forced.max(axis=1).mean()),
+        acc_per_prompt="/".join(f"{a:.3f}" for a in forced.mean(axis=0)),
+    )
+    return out
+
+
+POOL_COLUMNS = ["model", "compression", "recovery", "seed", "run", "task", "n", "pool_size", "chosen_counts",
+                "acc_as_chosen", "acc_chosen_forced", "acc_random_prompt", "acc_random_expected",
+                "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample", "acc_any_prompt",
+                "acc_per_prompt"]
+
+
+def pool_ablation(table, *, seed: int):
+    """Per run of a method that keeps one prompt of a pool per question: how often each
+    prompt was chosen, the accuracy as chosen, with one prompt drawn at random per question
+    (seeded; and its expectation, the mean over prompts), with the best fixed prompt chosen
+    by 2-fold cross-fitting (questions split in two seeded halves; the prompt best on one
+    half is scored on the other and vice versa), the in-sample best fixed prompt (optimistic)
+    and the share of questions some prompt answers right (an upper bound for any choice)."""
     import pandas as pd
 
     rows = []
-
-    def test(model, task, comparison, a_cell, b_cell):
-        vectors = _vectors(table, model, task, [a_cell, b_cell])
-        if vectors is None:
-            return
-        a, b = vectors
-        a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
-        rows.append({"model": model, "task": task, "comparison": comparison, "a": "/".join(a_cell),
-                     "b": "/".join(b_cell), "n": len(a), "a_acc": a.mean(), "b_acc": b.mean(),
-                     "a_only": a_only, "b_only": b_only, "p_value": mcnemar_exact(a_only, b_only)})
-
-    for (model, comp, task), sub in table.groupby(["model", "compression", "task"], sort=True):
-        if comp == base:
-            continue
-        test(model, task, "compression", (base, "none"), (comp, "none"))
-        recs = sorted(r for r in sub.recovery.unique() if r != "none")
-        for rec in recs:
-            test(model, task, "recovery", (comp, "none"), (comp, rec))
-        side = {r: sides.get(methods.get(r, r)) for r in recs}
-        for parameters in (r for r in recs if side[r] == "parameters"):
-            for prompt in (r for r in recs if side[r] == "input"):
-                test(model, task, "input_vs_parameters", (comp, parameters), (comp, prompt))
-    return pd.DataFrame(rows, columns=["model", "task", "comparison", "a", "b", "n", "a_acc", "b_acc", "a_only",
-                                       "b_only", "p_value"])
-
-
-def verdict_rule(sides: dict[str, str]) -> str:
-    """The verdict's rule in words, naming the methods of each side (method -> side)."""
-
-    def named(side: str) -> str:
-        return ", ".join(sorted(m for m, s in sides.items() if s == side)) or "none registered"
-
-    return (
-        "Per compression setting, on the pooled questions of every knowledge task: "
-        "(1) if the compressed model is not worse than the base model with McNemar p < alpha, "
-        "there is no measurable knowledge loss to explain; "
-        "(2) a recovery method wins knowledge back when it beats the compressed model with McNemar p < alpha "
-        "and its recovery fraction is at least min_recovery_fraction; "
-        f"(3) if an input-side method ({named('input')}) wins it back, the knowledge was displaced; "
-        f"(4) else, if only a method with new parameters ({named('parameters')}) wins it back, it was forgotten; "
-        "(5) else the verdict is inconclusive: no method tried won back enough at this budget, "
-        "so the budget is too small to decide (or the knowledge is gone for every method tried)."
-    )
-
-
-def verdicts(fractions, tests, *, methods: dict[str, str], sides: dict[str, str], alpha: float,
-             min_recovery_fraction: float, budget: dict, task: str = ALL_KNOWLEDGE) -> list[dict]:
-    """The verdict per (model, compression), with the evidence it rests on."""
-    out = []
-    fr = fractions[fractions.task == task]
-    ts = tests[tests.task == task]
-    for (model, comp), cell in fr.groupby(["model", "compression"], sort=True):
-        damage = ts[(ts.model == model) & (ts.comparison == "compression") & (ts.b == f"{comp}/none")]
-        if damage.empty:
-            continue
-        d = damage.iloc[0]
-        evidence = {"base_acc": d.a_acc, "compressed_acc": d.b_acc, "lost_only": int(d.a_only),
-                    "gained_only": int(d.b_only), "p_compression": d.p_value, "n": int(d.n), "methods": []}
-        if not (d.p_value < alpha and d.a_acc > d.b_acc):
-            out.append({"model": model, "compression": comp, "verdict": "no measurable loss",
-                        "reason": f"compressed {d.b_acc:.3f} vs base {d.a_acc:.3f}, McNemar p = {d.p_value:.3g} "
-                                  f"(alpha {alpha})", "evidence": evidence})
-            continue
-        winners = {"input": [], "parameters": []}
-        for row in cell.itertuples(index=False):
-            if row.recovery == "none":
-                continue
-            t = ts[(ts.model == model) & (ts.comparison == "recovery") & (ts.b == f"{comp}/{row.recovery}")]
-            if t.empty:
-                continue
-            t = t.iloc[0]
-            method = methods.get(row.recovery, row.recovery)
-            side = sides[method]
-            wins = bool(t.p_value < alpha and t.b_acc > t.a_acc and row.recovery_fraction >= min_recovery_fraction)
-            evidence["methods"].append({
-                "recovery": row.recovery, "method": method, "side": side, "acc": row.recovered_acc,
-                "recovery_fraction": row.recovery_fraction, "ci_low": row.ci_low, "ci_high": row.ci_high,
-                "newly_right": int(t.b_only), "newly_wrong": int(t.a_only), "p_value": t.p_value, "wins": wins})
-            if wins:
-                winners[side].append(row.recovery)
-        tokens = budget["steps"] * budget["batch_size"] * budget["seq_len"]
-        if winners["input"]:
-            verdict = "displaced"
-            reason = f"input-side recovery ({', '.join(winners['input'])}) won the knowledge back"
-        elif winners["parameters"]:
-            verdict = "forgotten"
-            reason = (f"only recovery with new parameters ({', '.join(winners['parameters'])}) won the knowledge "
-                      "back; no input-side prompt did")
-        else:
-            verdict = "inconclusive"
-            reason = (f"no recovery method won back at least {min_recovery_fraction:.0%} of the loss with p < {alpha} "
-                      f"at this budget ({budget['steps']} steps, {tokens:,} tokens): the budget is too small to "
-                      "decide, or the knowledge is gone for every method tried")
-        out.append({"model": model, "compression": comp, "verdict": verdict, "reason": reason, "evidence": evidence})
-    return out
+    pooled = table[table.pool_choice.notna()]
+    for (model, comp, rec, run, task), frame in pooled.groupby(["model", "compression", "recovery", "run", "task"],
+                                                               sort=True):
+        run_seed = frame.seed.iloc[0]
+        rows.append({"model": model, "compression": comp, "recovery": rec,
+                     "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": task,
+                     **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, task, "pool"))})
+    return pd.DataFrame(rows, columns=POOL_COLUMNS)

@@ -1,0 +1,312 @@
+"""The verdict on hand-made per-question data with known answers: one test per branch of
+the rule (no measurable loss, displaced, forgotten, not recovered at this budget,
+inconclusive), Holm's correction, non-inferiority, seeds, the format control, margins."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compress_recover.aggregate.analysis import Settings, analyse, decide, power_needed, verdict_rule
+from compress_recover.aggregate.stats import COLUMNS, with_pooled_task
+
+METHODS = {"lora": "lora", "idp": "idp", "pt": "prompt_tuning"}
+SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}
+BUDGET = {"steps": 60, "batch_size": 4, "seq_len": 128}
+
+
+def right(n: int, *ranges) -> np.ndarray:
+    """A correctness vector of n questions, right on the given index ranges."""
+    v = np.zeros(n, dtype=bool)
+    for r in ranges:
+        v[list(r)] = True
+    return v
+
+
+def question_frame(cells: dict, margins: dict | None = None, model: str = "m") -> pd.DataFrame:
+    """The per-question table of ``cells`` ((compression, recovery, seed) -> correctness),
+    margins +1 / -1 unless given, with the pooled task."""
+    rows = []
+    for (comp, rec, seed), correct in cells.items():
+        run = rec if seed is None else f"{rec}.seed{seed}"
+        margin = (margins or {}).get((comp, rec, seed))
+        for i, c in enumerate(correct):
+            m = float(margin[i]) if margin is not None else (1.0 if c else -1.0)
+            rows.append({"model": model, "compression": comp, "recovery": rec, "seed": seed, "run": run,
+                         "task": "capitals", "doc_id": str(i), "correct": bool(c), "margin": m,
+                         "margin_norm": m / 4, "pool_choice": float("nan"), "pool_correct": ""})
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["seed"] = table["seed"].astype("Int64")
+    return with_pooled_task(table, ["capitals"])
+
+
+def analysed(cells: dict, margins: dict | None = None, **settings) -> dict:
+    return analyse(question_frame(cells, margins), methods=METHODS, sides=SIDES, settings=Settings(**settings),
+                   seed=0, budget=BUDGET)
+
+
+def one_verdict(result: dict, compression: str = "q") -> dict:
+    (v,) = [v for v in result["verdicts"] if v["compression"] == compression]
+    return v
+
+
+def method(v: dict, recovery: str) -> dict:
+    (m,) = [m for m in v["evidence"]["methods"] if m["recovery"] == recovery]
+    return m
+
+
+N = 400
+BASE = right(N, range(360))             # base right on 360 of 400
+COMP = right(N, range(160))             # compression loses 200 of them
+CONTROL = {("none", "idp", 0): BASE, ("none", "lora", 0): BASE, ("none", "pt", 0): BASE}  # no format gain
+
+
+def back(k: int, n: int = N, comp_right: int = 160) -> np.ndarray:
+    """The compressed model plus k of the lost questions won back."""
+    return right(n, range(comp_right + k))
+
+
+def cells(**recs) -> dict:
+    out = {("none", "none", None): BASE, ("q", "none", None): COMP, **CONTROL}
+    out.update({("q", rec, 0): v for rec, v in recs.items()})
+    return out
+
+
+def test_displaced_when_an_input_side_method_recovers():
+    v = one_verdict(analysed(cells(idp=back(180), lora=back(0))))
+    assert v["verdict"] == "displaced" and "idp" in v["reason"]
+    idp = method(v, "idp")
+    assert idp["decision"] == "recovers" and idp["fraction"] == pytest.approx(0.9)
+    assert idp["ci_low"] >= 0.5 and idp["fraction_used"] == "controlled"
+    assert method(v, "lora")["decision"] == "fails"
+
+
+def test_forgotten_when_only_new_parameters_recover_and_every_prompt_fails():
+    v = one_verdict(analysed(cells(idp=back(0), pt=back(10), lora=back(180))))
+    assert v["verdict"] == "forgotten"
+    assert method(v, "lora")["decision"] == "recovers"
+    assert {method(v, r)["decision"] for r in ("idp", "pt")} == {"fails"}
+    assert "lora" in v["reason"] and "idp" in v["reason"] and "pt" in v["reason"]
+
+
+def test_not_forgotten_while_an_input_side_method_is_undecided():
+    # lora recovers, idp sits near the threshold with a wide interval (few questions)
+    few = {("none", "none", None): right(40, range(36)), ("q", "none", None): right(40, range(16)),
+           ("none", "idp", 0): right(40, range(36)), ("none", "lora", 0): right(40, range(36)),
+           ("q", "lora", 0): right(40, range(36)), ("q", "idp", 0): right(40, range(27))}
+    v = one_verdict(analysed(few))
+    assert method(v, "lora")["decision"] == "recovers" and method(v, "idp")["decision"] == "undecided"
+    assert v["verdict"] == "inconclusive"
+
+
+def test_not_recovered_at_this_budget_is_positive_evidence():
+    v = one_verdict(analysed(cells(idp=back(20), lora=back(30))))
+    assert v["verdict"] == "not recovered at this budget"
+    assert all(m["decision"] == "fails" and m["ci_high"] < 0.5 for m in v["evidence"]["methods"])
+    assert "positive evidence" in v["reason"] and "30,720 tokens" in v["reason"]
+
+
+def test_no_measurable_loss_when_the_damage_bound_is_below_the_minimum():
+    # compression swaps 2 right answers for 2 others: damage 0, upper bound well below 0.02
+    comp = BASE.copy()
+    comp[[0, 1]] = False
+    comp[[370, 371]] = True
+    base_cells = {("none", "none", None): BASE, ("q", "none", None): comp, ("q", "idp", 0): BASE}
+    v = one_verdict(analysed(base_cells))
+    assert v["verdict"] == "no measurable loss"
+    assert v["evidence"]["damage"] == 0 and v["evidence"]["damage_upper"] < 0.02
+    # a small loss on few questions is not "no loss": its bound is above min_damage
+    few = {("none", "none", None): right(40, range(36)), ("q", "none", None): right(40, range(35)),
+           ("q", "idp", 0): right(40, range(36))}
+    v = one_verdict(analysed(few))
+    assert v["verdict"] != "no measurable loss" and v["evidence"]["damage_upper"] >= 0.02
+
+
+def test_inconclusive_when_the_interval_straddles_the_threshold_with_a_power_estimate():
+    few = {("none", "none", None): right(40, range(36)), ("q", "none", None): right(40, range(16)),
+           ("q", "idp", 0): right(40, range(28)), ("q", "lora", 0): right(40, range(28))}  # F = 0.6 each
+    v = one_verdict(analysed(few))
+    assert v["verdict"] == "inconclusive"
+    idp = method(v, "idp")
+    assert idp["decision"] == "undecided" and idp["ci_low"] < 0.5 <= idp["ci_high"]
+    needed = idp["power"]["questions_needed"]
+    assert 40 < needed < 100000 and "questions" in v["reason"]
+    assert idp["power"]["seeds_needed"] is None and "one seed" in idp["power"]["note"]
+
+
+def test_power_formula():
+    # d = |0.6 - 0.5| / (z(0.975) + z(0.8)) = 0.1 / 2.8016; n' = n v_q / d^2
+    out = power_needed(0.6, 0.5, v_questions=0.01, v_seeds=0.0, n=100, seeds=1, level=0.05, power=0.8)
+    assert out["questions_needed"] == math.ceil(100 * 0.01 / (0.1 / 2.801585) ** 2)
+    # the seed variance alone already exceeds what the effect allows: no number of questions decides
+    out = power_needed(0.6, 0.5, v_questions=0.01, v_seeds=0.01, n=100, seeds=3, level=0.05, power=0.8)
+    assert out["questions_needed"] == math.inf and out["seeds_needed"] == math.inf
+    assert out["scale_both"] == pytest.approx(math.ceil(0.02 / (0.1 / 2.801585) ** 2 * 10) / 10)
+    out = power_needed(0.6, 0.5, v_questions=0.0001, v_seeds=0.0004, n=100, seeds=3, level=0.05, power=0.8)
+    d2 = (0.1 / 2.801585) ** 2
+    assert out["seeds_needed"] == math.ceil(3 * 0.0004 / (d2 - 0.0001))
+
+
+def _holm_cells(extra_compressions: int) -> dict:
+    """q: idp wins back 62 of 100 lost questions (F = 0.62, p ~ 0.016 alone); q1..: F = 0.5."""
+    n = 200
+    out = {("none", "none", None): right(n, range(160)), ("q", "none", None): right(n, range(60)),
+           ("q", "idp", 0): right(n, range(122))}
+    for i in range(1, extra_compressions + 1):
+        out[(f"q{i}", "none", None)] = right(n, range(60))
+        out[(f"q{i}", "idp", 0)] = right(n, range(110))
+    return out
+
+
+def test_holm_turns_a_single_test_win_into_inconclusive():
+    fixed = {"bootstrap_iters": 4000, "min_tail_resamples": 1}  # the same resamples in both runs
+    alone = analysed(_holm_cells(0), **fixed)
+    v = one_verdict(alone)
+    idp = method(v, "idp")
+    assert v["verdict"] == "displaced" and idp["holm_level"] == 0.05 and idp["family_size"] == 1
+    assert 0.05 / 4 < idp["p_value"] <= 0.05
+    grid = analysed(_holm_cells(3), **fixed)
+    v = one_verdict(grid)
+    idp4 = method(v, "idp")
+    assert idp4["p_value"] == idp["p_value"] and idp4["family_size"] == 4
+    assert idp4["holm_level"] == pytest.approx(0.05 / 4) and idp4["p_holm"] == pytest.approx(4 * idp["p_value"])
+    assert idp4["decision"] == "undecided" and v["verdict"] == "inconclusive"
+    assert idp4["ci_low"] < 0.5 <= idp4["ci_high"] and idp["ci_low"] >= 0.5
+    assert idp4["confidence"] == pytest.approx(1 - 0.05 / 4)
+
+
+def test_noninferiority_met_and_not_met():
+    met = one_verdict(analysed(cells(idp=back(176), lora=back(180))))["evidence"]["noninferiority"]
+    (t,) = met
+    assert (t["input"], t["parameters"]) == ("idp", "lora")
+    assert t["difference"] == pytest.approx(-0.02) and t["lower_bound"] > -0.1 and t["result"] == "non-inferior"
+    (t,) = one_verdict(analysed(cells(idp=back(100), lora=back(180))))["evidence"]["noninferiority"]
+    assert t["difference"] == pytest.approx(-0.4) and t["lower_bound"] <= -0.1 and t["result"] == "not shown"
+    # within the margin on average, but too few questions to show it
+    few = {("none", "none", None): right(40, range(36)), ("q", "none", None): right(40, range(16)),
+           ("q", "idp", 0): right(40, range(32)), ("q", "lora", 0): right(40, range(33))}
+    (t,) = one_verdict(analysed(few))["evidence"]["noninferiority"]
+    assert t["difference"] == pytest.approx(-0.05) and t["result"] == "not shown"
+
+
+def test_seeds_widen_the_interval():
+    rng = np.random.default_rng(1)
+    lost = np.arange(160, 360)
+
+    def run_with(vectors):
+        c = {("none", "none", None): BASE, ("q", "none", None): COMP}
+        c.update({("q", "idp", s): v for s, v in enumerate(vectors)})
+        return method(one_verdict(analysed(c, bootstrap_iters=2000, min_tail_resamples=1)), "idp")
+
+    def won(k):
+        v = COMP.copy()
+        v[rng.choice(lost, k, replace=False)] = True
+        return v
+
+    one = run_with([won(120)])
+    same = run_with([one_v := back(120)] * 3)
+    spread = run_with([won(60), won(120), won(180)])  # same mean fraction, seeds disagree
+    assert one["fraction"] == pytest.approx(0.6) and spread["fraction"] == pytest.approx(0.6)
+    assert spread["fraction_sd"] == pytest.approx(0.3)
+    width = lambda m: m["ci_high"] - m["ci_low"]  # noqa: E731
+    assert width(spread) > 2 * width(one)
+    assert same["seeds"] == [0, 1, 2] and one_v.sum() == 280
+    assert width(same) == pytest.approx(width(run_with([one_v])))  # identical seeds add no width
+
+
+def test_format_control_is_subtracted_and_flagged_when_missing():
+    # compression loses 80 (base 360 -> 280); idp wins back 50 (raw 0.625) but gains 40 on the uncompressed
+    # model too (control gain 0.1): controlled (50 - 40) / 80 = 0.125
+    base, comp = BASE, right(N, range(280))
+    control_idp = right(N, range(360), range(360, 400))   # 400 right: +40 over base
+    c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(330)),
+         ("q", "lora", 0): right(N, range(352)), ("none", "idp", 0): control_idp, ("none", "lora", 0): base}
+    result = analysed(c)
+    v = one_verdict(result)
+    idp = method(v, "idp")
+    assert idp["control_gain"] == pytest.approx(0.1) and idp["recovery_fraction"] == pytest.approx(0.625)
+    assert idp["fraction"] == pytest.approx(0.125) and idp["fraction_used"] == "controlled"
+    assert idp["decision"] == "fails" and v["verdict"] == "forgotten"
+    control = result["format_control"].set_index(["task", "recovery"]).loc[("all_knowledge", "idp")]
+    assert control.control_gain == pytest.approx(0.1) and control.ci_low > 0
+    # without the control runs the raw fraction decides, flagged
+    del c[("none", "idp", 0)], c[("none", "lora", 0)]
+    v = one_verdict(analysed(c))
+    idp = method(v, "idp")
+    assert idp["fraction_used"] == "raw (no control run)" and math.isnan(idp["control_gain"])
+    assert idp["fraction"] == pytest.approx(0.625) and v["verdict"] == "displaced"
+
+
+def test_margin_test_sees_what_right_or_wrong_does_not():
+    # the recovery answers the same questions right, but every margin grows by 0.5
+    rng = np.random.default_rng(0)
+    comp_margin = np.where(COMP, 1.0, -1.0) + rng.normal(0, 0.1, N)
+    c = {("none", "none", None): BASE, ("q", "none", None): COMP, ("q", "idp", 0): COMP}
+    margins = {("q", "none", None): comp_margin, ("q", "idp", 0): comp_margin + 0.5}
+    result = analysed(c, margins)
+    v = one_verdict(result)
+    idp = method(v, "idp")
+    (mcnemar,) = idp["mcnemar"]
+    assert mcnemar["p_value"] == 1.0
+    (test,) = [t for t in idp["margin_test"] if t["metric"] == "margin"]
+    assert test["mean_difference"] == pytest.approx(0.5) and test["ci_low"] <= 0.5 <= test["ci_high"]
+    assert test["p_value"] < 0.002 and test["improved"] == N
+    # symmetric noise around the compressed margins: no evidence
+    noise = rng.normal(0, 0.5, N)
+    margins[("q", "idp", 0)] = comp_margin + noise - noise.mean()
+    (test,) = [t for t in method(one_verdict(analysed(c, margins)), "idp")["margin_test"] if t["metric"] == "margin"]
+    assert abs(test["mean_difference"]) < 1e-12 and test["p_value"] > 0.5
+
+
+def test_decisions_are_deterministic_for_a_seed():
+    a = analysed(cells(idp=back(110), lora=back(90)))
+    b = analysed(cells(idp=back(110), lora=back(90)))
+    pd.testing.assert_frame_equal(a["decisions"], b["decisions"])
+    other = analyse(question_frame(cells(idp=back(110), lora=back(90))), methods=METHODS, sides=SIDES,
+                    settings=Settings(), seed=1, budget=BUDGET)
+    assert not a["decisions"].ci_low.equals(other["decisions"].ci_low)
+
+
+def test_decide_branches_directly():
+    damage = {"no_measurable_loss": False}
+
+    def m(rec, side, decision):
+        return {"recovery": rec, "side": side, "decision": decision, "fraction": 0.5, "threshold": 0.5,
+                "ci_low": 0.1, "ci_high": 0.9, "confidence": 0.95, "power": {"questions_needed": 10, "power": 0.8}}
+
+    assert decide({"no_measurable_loss": True, "damage": 0, "base_acc": 1, "compressed_acc": 1, "damage_upper": 0,
+                   "confidence": .95, "min_damage": .02}, [], BUDGET)[0] == "no measurable loss"
+    assert decide(damage, [m("a", "input", "recovers"), m("b", "parameters", "fails")], BUDGET)[0] == "displaced"
+    assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "recovers")], BUDGET)[0] == "forgotten"
+    assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "fails")],
+                  BUDGET)[0] == "not recovered at this budget"
+    assert decide(damage, [m("a", "input", "undecided"), m("b", "parameters", "recovers")],
+                  BUDGET)[0] == "inconclusive"
+    # a parameter-side win with no input-side method tried cannot tell displaced from forgotten
+    verdict, reason = decide(damage, [m("b", "parameters", "recovers")], BUDGET)
+    assert verdict == "inconclusive" and "no input-side method" in reason
+
+
+def test_the_rule_names_its_thresholds_and_the_sides():
+    rule = verdict_rule(SIDES, Settings(min_recovery_fraction=0.4, min_damage=0.03), BUDGET)
+    for words in ("Holm", "min_recovery_fraction (0.4)", "min_damage (0.03", "idp, prompt_tuning", "(lora)",
+                  "resample the method's seeds with replacement, then the questions", "control gain",
+                  "NOT RECOVERED AT THIS BUDGET (60 steps", "INCONCLUSIVE", "DISPLACED", "FORGOTTEN",
+                  "NO MEASURABLE LOSS", "flagged 'raw'"):
+        assert words in rule, words
+
+
+def test_undefined_fraction_without_damage_is_undecided_not_an_error():
+    # 20 questions: compression swaps two right answers for two others; damage 0 but too few questions
+    # to bound it below min_damage, and no damage means no recovery fraction
+    base = right(20, range(12))
+    comp = right(20, range(2, 14))
+    v = one_verdict(analysed({("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): base,
+                              ("q", "lora", 0): base}))
+    assert v["evidence"]["damage"] == 0 and v["evidence"]["damage_upper"] > 0.02
+    idp = method(v, "idp")
+    assert math.isnan(idp["fraction"]) and idp["decision"] == "undecided" and idp["p_value"] == 1.0
+    assert v["verdict"] == "inconclusive" and "no estimate" in idp["power"]["note"]
