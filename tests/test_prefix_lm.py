@@ -113,7 +113,7 @@ def test_idp_scores_each_choice_under_the_prompt_its_context_chose(models, reque
     same for every choice of a question, and the score equals one forward pass with it."""
     checkpoint, adapter = models["idp"]
     lm = _lm(PrefixScoringLM, checkpoint, adapter, 8)
-    lm.idp_ablation = ablation
+    lm.pool_ablation = ablation
     idp = lm.model
     pool = idp.prompts.shape[0]
     instances = requests["capitals"][:40]
@@ -189,13 +189,13 @@ def test_annotated_samples_carry_the_choice_and_the_ablation():
     samples = {"t": [{"doc_id": 0, "arguments": [["Q?", " a"], ["Q?", " b"]]}, {"doc_id": 1, "arguments": [["R?", " c"]]}]}
     choices = {("Q?", " a"): {"prompt": 1, "loglikelihoods": [-1.0, -2.0]},
                ("Q?", " b"): {"prompt": 1, "loglikelihoods": [-3.0, -4.0]}}
-    assert annotate_choices(samples, choices) == 1
+    assert annotate_choices(samples, choices, "idp_prompt") == 1
     row = samples["t"][0]
     assert row["idp_prompt"] == 1 and row["idp_prompt_loglikelihoods"] == [[-1.0, -3.0], [-2.0, -4.0]]
     assert "idp_prompt" not in samples["t"][1]
     choices[("Q?", " b")]["prompt"] = 0
     with pytest.raises(RuntimeError, match="different prompts"):
-        annotate_choices(samples, choices)
+        annotate_choices(samples, choices, "idp_prompt")
 
 
 @pytest.mark.parametrize("variant", ["plain", "gptq", "lora", "prompt_tuning"])

@@ -64,23 +64,25 @@ def _output_types(tasks):
             yield value.OUTPUT_TYPE
 
 
-def scoring_lm(model, *, idp_ablation: bool = False, **hflm_kwargs):
+def scoring_lm(model, *, pool_ablation: bool = False, **hflm_kwargs):
     """The lm-eval model that scores ``model``: shared-prefix scoring (:mod:`.prefix_lm`).
 
-    A model that chooses its prompt from the context (IDP) is scored causally there: each
-    context alone, then its choices; with ``idp_ablation`` also under every prompt of its pool."""
+    A model that chooses its prompt from a pool by reading the context is scored causally
+    there: each context alone, then its choices; with ``pool_ablation`` also under every
+    prompt of its pool."""
     from .prefix_lm import PrefixScoringLM
 
     lm = PrefixScoringLM(pretrained=model, **hflm_kwargs)
-    lm.idp_ablation = bool(idp_ablation)
+    lm.pool_ablation = bool(pool_ablation)
     return lm
 
 
-def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], dict]) -> int:
-    """Add to every sample row of a context-choosing model (IDP) the prompt chosen for its
-    question (``idp_prompt``, the same for all its choices: checked) and, when the ablation
-    ran, ``idp_prompt_loglikelihoods``: per prompt of the pool, the log-likelihood of each
-    choice with that prompt forced. Returns the number of rows annotated."""
+def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], dict], field: str) -> int:
+    """Add to every sample row of a context-choosing model the prompt chosen for its
+    question (``<field>``, the same for all its choices: checked) and, when the ablation
+    ran, ``<field>_loglikelihoods``: per prompt of the pool, the log-likelihood of each
+    choice with that prompt forced. ``field`` is the model's ``choice_field`` (its
+    method's name for it). Returns the number of rows annotated."""
     if not choices:
         return 0
     annotated = 0
@@ -94,19 +96,20 @@ def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, st
             if len(prompts) != 1:
                 raise RuntimeError(f"doc {row.get('doc_id')}: its choices were scored under different prompts "
                                    f"{sorted(prompts)}; the choice must come from the context alone")
-            row["idp_prompt"] = prompts.pop()
+            row[field] = prompts.pop()
             if records[0]["loglikelihoods"] is not None:
-                row["idp_prompt_loglikelihoods"] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
+                row[f"{field}_loglikelihoods"] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
             annotated += 1
     return annotated
 
 
-def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | None = None) -> None:
+def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | None = None,
+                choice_field: str = "") -> None:
     """lm-eval's results JSON and its per-question samples (JSONL), each written atomically."""
     from lm_eval.utils import handle_non_serializable
 
     samples = results.pop("samples")
-    annotate_choices(samples, choices or {})
+    annotate_choices(samples, choices or {}, choice_field)
     with atomic_file(out_samples) as tmp:
         with tmp.open("w") as fh:
             for name, rows in samples.items():
@@ -117,7 +120,7 @@ def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | 
 
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
                    batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
-                   rolling_batch_size: int = 1, idp_ablation: bool = False) -> dict[str, dict]:
+                   rolling_batch_size: int = 1, pool_ablation: bool = False) -> dict[str, dict]:
     """Evaluate one model on every task of ``tasks`` in one process (the model is loaded once).
 
     ``tasks``: one dict per task with ``task``, ``task_dir`` (None: lm-eval's built-in
@@ -126,8 +129,8 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     task is loaded before the model, so a missing or offline task fails first. Perplexity
     (``loglikelihood_rolling``) tasks run with ``rolling_batch_size``: their documents are
     long, and a padded batch's full-vocabulary logits, not the model, would dominate time
-    and memory. ``idp_ablation``: a model choosing its prompt from the context (IDP) is
-    also scored under every prompt of its pool on multiple-choice tasks (recorded in the
+    and memory. ``pool_ablation``: a model choosing its prompt from a pool by reading the
+    context is also scored under every prompt of its pool on multiple-choice tasks (recorded in the
     samples; what it returns to lm-eval is always the chosen prompt's score)."""
     from lm_eval import simple_evaluate
 
@@ -141,12 +144,13 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     load_s = time.perf_counter() - start
     log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
     out = {}
-    lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device, idp_ablation=idp_ablation)
+    lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device,
+                    pool_ablation=pool_ablation)
     for spec, manager, output_types in prepared:
         task = spec["task"]
         rolling = output_types == {"loglikelihood_rolling"}
         lm.batch_size_per_gpu = rolling_batch_size if rolling else batch_size
-        lm.idp_ablation = idp_ablation and not rolling
+        lm.pool_ablation = pool_ablation and not rolling
         lm.choices.clear()
         start = time.perf_counter()
         results = simple_evaluate(
@@ -157,10 +161,10 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
         results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
                                        "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
                                        "weights": weights, "scorer": type(lm).__name__,
-                                       "idp_ablation": bool(lm.idp_ablation and lm.choices),
+                                       "pool_ablation": bool(lm.pool_ablation and lm.choices),
                                        "device": device, "threads": runtime.threads,
                                        "library_versions": library_versions()}
-        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices)
+        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, getattr(model, "choice_field", ""))
         log.info("%s: %s", task, results["results"].get(task))
         out[task] = results
     return out

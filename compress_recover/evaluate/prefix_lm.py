@@ -13,7 +13,7 @@ A PEFT model with a soft prompt runs its virtual tokens once, through its base m
 every context continues that cache. Requests longer than the model's window are scored by
 ``HFLM``'s own loop.
 
-A model that chooses its prompt from its context (IDP: it sets ``chooses_from_context``)
+A model that chooses its prompt from its context (it sets ``chooses_from_context``)
 runs each context alone, which fills its cache and makes the choice, and each choice on a
 copy of that cache (``extend``): the choice never sees a choice's tokens, is the same for
 every choice of a question, and is the one generation makes from the same context. For
@@ -110,7 +110,7 @@ class PrefixScoringLM(HFLM):
     """
 
     #: score every prompt of a context-choosing model's pool too (the ablations)
-    idp_ablation: bool = False
+    pool_ablation: bool = False
 
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
@@ -243,11 +243,11 @@ class PrefixScoringLM(HFLM):
 
     @torch.no_grad()
     def _score_choosing(self, contexts: list[tuple[int, ...]], continuations: list[list[list[int]]]):
-        """As :meth:`_score`, for a model that chooses its prompt from the context (IDP).
+        """As :meth:`_score`, for a model that chooses its prompt from a pool by reading the context.
 
         Each context runs alone (left-padded; nothing shared, since the choice reads every
         context token), which chooses the prompt and fills the cache; each choice continues
-        a copy of that cache. With ``idp_ablation`` every context also runs under every
+        a copy of that cache. With ``pool_ablation`` every context also runs under every
         prompt of the pool, forced, beside its choice. Returns the answers under the chosen
         prompt and, per continuation, ``{"prompt": chosen, "loglikelihoods": per prompt}``.
         """
@@ -255,7 +255,7 @@ class PrefixScoringLM(HFLM):
 
         model, device = self.model, self.device
         pool = int(model.prompts.shape[0])
-        copies = pool if self.idp_ablation and pool > 1 else 1
+        copies = pool if self.pool_ablation and pool > 1 else 1
         ids, real = _left_padded(contexts, device)
         ids, real = ids.repeat_interleave(copies, 0), real.repeat_interleave(copies, 0)
         forced = torch.arange(pool, device=device).repeat(len(contexts)) if copies > 1 else None
@@ -282,7 +282,7 @@ class PrefixScoringLM(HFLM):
 
 
 def chooses_from_context(model) -> bool:
-    """Whether ``model`` chooses an input-side prompt from the tokens of its prefill (IDP)."""
+    """Whether ``model`` chooses an input-side prompt from the tokens of its prefill."""
     return bool(getattr(model, "chooses_from_context", False))
 
 

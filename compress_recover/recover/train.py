@@ -12,6 +12,7 @@ import time
 
 from ..tokens import batch_schedule
 from .objective import Objective
+from .teacher import distill_kl_topk
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     """The objective's loss on one batch of full blocks ``ids`` (with their block indices,
     which a model that sets ``wants_block_index`` reads); returns (loss, parts).
 
+    ``teacher``: the uncompressed model, or its cached top-k logits (a :class:`.teacher.TeacherCache`,
+    looked up by block index).
+
     Input-side methods return logits with their prompt positions first (as peft's soft
     prompts do): the last ``L`` positions are the ones aligned with the input tokens.
     """
@@ -50,12 +54,19 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     if objective.kd_weight > 0:
         if teacher is None:
             raise ValueError(f"objective '{objective.loss}' needs the uncompressed model as teacher")
-        with torch.no_grad():
-            teacher_logits = teacher(input_ids=ids).logits
         length = ids.shape[1]
         if out.logits.shape[1] < length:
             raise RuntimeError(f"the model returned {out.logits.shape[1]} positions for {length} input tokens")
-        parts["kd"] = distill_kl(out.logits[:, -length:], teacher_logits, objective.temperature)
+        student = out.logits[:, -length:]
+        if hasattr(teacher, "topk_for"):  # the cached top-k logits (rule teacher_logits)
+            if block_index is None:
+                raise ValueError("cached teacher logits are looked up by block index; none given")
+            values, indices = teacher.topk_for(block_index)
+            parts["kd"] = distill_kl_topk(student, values, indices, objective.temperature)
+        else:
+            with torch.no_grad():
+                teacher_logits = teacher(input_ids=ids).logits
+            parts["kd"] = distill_kl(student, teacher_logits, objective.temperature)
         loss = loss + objective.kd_weight * parts["kd"]
     return loss, {k: v.item() for k, v in parts.items()}
 
@@ -75,7 +86,7 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise RuntimeError("the recovery method left no trainable parameter")
-    if teacher is not None:
+    if teacher is not None and hasattr(teacher, "eval"):
         teacher.eval()
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     schedule = batch_schedule(blocks.shape[0], steps=steps, batch_size=batch_size, seed=seed)
