@@ -7,8 +7,9 @@ offending key, before any job starts.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -24,17 +25,30 @@ from .registry import ConfigError, MethodConfig
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_MODEL_NAMES = {"data"}
+SEED_MARK = ".seed"  # a trained recovery's run name is f"{group}{SEED_MARK}{seed}"
 
 
 @dataclass(frozen=True)
 class Entry:
-    """One compression or recovery entry of config.yaml."""
+    """One compression entry of config.yaml, or one run of a recovery entry.
+
+    A recovery entry that trains runs once per seed of ``recovery.seeds``: each run is an
+    Entry whose ``slug`` (the ``{recovery}`` folder) is ``f"{group}.seed{seed}"``;
+    ``group`` is the entry's own name (its method's, or ``name``). Method ``none`` trains
+    nothing: one Entry, ``slug == group`` and ``seed`` None.
+    """
 
     slug: str
     key: str  # e.g. "compression.methods[1]"
     raw: dict  # the method's own keys (a recovery entry's 'objective' is resolved into ``objective``)
     config: MethodConfig
     objective: Objective | None = None  # recovery entries that train: the effective objective
+    group: str = ""  # the entry's name without seed ("" -> slug)
+    seed: int | None = None  # the training seed of a recovery run
+
+    def __post_init__(self):
+        if not self.group:
+            object.__setattr__(self, "group", self.slug)
 
     @property
     def method(self) -> str:
@@ -51,6 +65,8 @@ class Plan:
     custom_tasks: dict[str, str]  # task -> folder
     recover_base: bool = False
     perplexity_tasks: list[str] = field(default_factory=list)
+    custom_knowledge: list[str] = field(default_factory=list)  # custom tasks marked knowledge: true
+    seeds: list[int] = field(default_factory=lambda: [0])
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -62,8 +78,12 @@ class Plan:
     def recoveries_by_method(self, method: str) -> list[str]:
         return [s for s, e in self.recoveries.items() if e.method == method]
 
+    def groups(self) -> dict[str, str]:
+        """Recovery entry name (without seed) -> method."""
+        return {e.group: e.method for e in self.recoveries.values()}
+
     def cells(self) -> list[tuple[str, str, str]]:
-        """Every (model, compression, recovery) to evaluate.
+        """Every (model, compression, recovery run) to evaluate.
 
         Recovery methods run on compressed models; on the base model only ``none``
         runs, unless ``recovery.recover_base`` asks for the control.
@@ -78,13 +98,17 @@ class Plan:
         return cells
 
     def task_kind(self, task: str) -> str:
-        if task in self.knowledge_tasks:
+        if task in self.knowledge_tasks or task in self.custom_knowledge:
             return "knowledge"
         if task in self.perplexity_tasks:
             return "perplexity"
         if task in self.custom_tasks:
             return "custom"
         return "builtin"
+
+    def knowledge(self) -> list[str]:
+        """Every knowledge task, built (``data.knowledge_tasks``) or custom, in task order."""
+        return [t for t in self.tasks if self.task_kind(t) == "knowledge"]
 
 
 def _entries(registry, raws: list[dict], section: str, objective: Objective | None = None) -> dict[str, Entry]:
@@ -96,6 +120,9 @@ def _entries(registry, raws: list[dict], section: str, objective: Objective | No
         raw = dict(raw) if isinstance(raw, dict) else raw
         override = raw.pop("objective", None) if isinstance(raw, dict) else None
         cfg = registry.parse(raw, key)
+        if objective is not None and cfg.name is not None and SEED_MARK in cfg.name:
+            raise ConfigError(f"{key}.name: {cfg.name!r} contains {SEED_MARK!r}, which marks a run's seed "
+                              f"(runs are named <name>{SEED_MARK}<seed>); choose another name")
         slug = cfg.slug()
         effective = None
         if objective is not None and cfg.method != "none":
@@ -114,6 +141,30 @@ def _entries(registry, raws: list[dict], section: str, objective: Objective | No
     return entries
 
 
+def _check_seeds(seeds) -> list[int]:
+    if not isinstance(seeds, list) or not seeds:
+        raise ConfigError(f"recovery.seeds: {seeds!r} must be a non-empty list of integers")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"recovery.seeds: {seed!r} is not a non-negative integer")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"recovery.seeds: {seeds} repeats a seed")
+    return list(seeds)
+
+
+def _runs(groups: dict[str, Entry], seeds: list[int]) -> dict[str, Entry]:
+    """Every recovery entry that trains, once per seed (run ``<name>.seed<seed>``); ``none`` once."""
+    runs: dict[str, Entry] = {}
+    for name, entry in groups.items():
+        if entry.method == "none":  # trains nothing: one run, named as the entry
+            runs[name] = replace(entry, group=name, seed=None)
+            continue
+        for seed in seeds:
+            run = f"{name}{SEED_MARK}{seed}"
+            runs[run] = replace(entry, slug=run, group=name, seed=seed)
+    return runs
+
+
 class _IgnoreTags(yaml.SafeLoader):
     """lm-eval YAML uses tags such as ``!function``; we only need plain keys."""
 
@@ -121,14 +172,29 @@ class _IgnoreTags(yaml.SafeLoader):
 _IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def _tasks_in_folder(folder: Path) -> set[str]:
-    names = set()
+def _task_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A task YAML's keys, those of its ``include:`` (relative to the YAML) beneath its own."""
+    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
+    if not isinstance(doc, dict):
+        return {}
+    include = doc.get("include")
+    if isinstance(include, str):
+        base = (path.parent / include).resolve()
+        if base.is_file() and base not in seen:
+            doc = {**_task_yaml(base, (*seen, path.resolve())), **doc}
+    return doc
+
+
+def _tasks_in_folder(folder: Path) -> dict[str, str | None]:
+    """Task and group names defined in ``folder`` -> the task's ``output_type`` (lm-eval's
+    default ``generate_until`` when unset; None for a group)."""
+    names: dict[str, str | None] = {}
     for f in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
-        doc = yaml.load(f.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
-        if isinstance(doc, dict):
-            for k in ("task", "group"):
-                if isinstance(doc.get(k), str):
-                    names.add(doc[k])
+        doc = _task_yaml(f)
+        if isinstance(doc.get("group"), str):
+            names.setdefault(doc["group"], None)
+        if isinstance(doc.get("task"), str):
+            names[doc["task"]] = str(doc.get("output_type") or "generate_until")
     return names
 
 
@@ -169,6 +235,28 @@ def _check_widths(models: dict, compressions: dict[str, Entry]) -> None:
             check_divisors(model, widths, entry.config, entry.key)
 
 
+# report.<key>: (lowest, lowest allowed, highest, highest allowed); the schema says the
+# same, but a YAML .nan or .inf passes a JSON-schema range check.
+REPORT_RANGES = {
+    "alpha": (0, False, 1, False),
+    "min_recovery_fraction": (0, False, 1, True),
+    "noninferiority_margin": (0, True, 1, False),
+    "power": (0, False, 1, False),
+}
+
+
+def _check_report(report: dict) -> None:
+    for name, (low, low_ok, high, high_ok) in REPORT_RANGES.items():
+        if name not in report:
+            continue
+        value = report[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"report.{name}: {value!r} must be a finite number")
+        if value < low or (value == low and not low_ok) or value > high or (value == high and not high_ok):
+            raise ConfigError(f"report.{name}: {value} must be in {'[' if low_ok else '('}{low}, "
+                              f"{high}{']' if high_ok else ')'}")
+
+
 def build_plan(config: dict) -> Plan:
     """Check the semantics the schema cannot express and return the job grid."""
     models = config["models"]
@@ -178,6 +266,7 @@ def build_plan(config: dict) -> Plan:
     if unknown:
         raise ConfigError(f"data.knowledge_tasks: unknown task(s) {unknown}; known: {sorted(RELATIONS)}")
     custom: dict[str, str] = {}
+    custom_knowledge: list[str] = []
     for i, entry in enumerate(data["task_dirs"]):
         folder = Path(entry["path"])
         key = f"data.task_dirs[{i}]"
@@ -188,6 +277,13 @@ def build_plan(config: dict) -> Plan:
             if task not in found:
                 raise ConfigError(f"{key}.tasks: task '{task}' is not defined by any YAML in {folder} "
                                   f"(found: {sorted(found)})")
+            if entry.get("knowledge", False):
+                # the knowledge statistics pair per-question correctness (acc): multiple choice only
+                if found[task] != "multiple_choice":
+                    what = "a group" if found[task] is None else f"output_type {found[task]!r}"
+                    raise ConfigError(f"{key}.knowledge: task '{task}' is {what}; a knowledge task must be "
+                                      f"a multiple_choice task (or set knowledge: false)")
+                custom_knowledge.append(task)
             custom[task] = str(folder)
     seen: dict[str, str] = {PERPLEXITY_TASK: "data.perplexity"} if data["perplexity"] else {}
     for kind, names in (("data.knowledge_tasks", data["knowledge_tasks"]), ("data.lm_eval_tasks",
@@ -199,17 +295,20 @@ def build_plan(config: dict) -> Plan:
     if not seen:
         raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
     report = config.get("report", {})
+    _check_report(report)
     if report.get("attention_analysis") and report.get("attention_task") not in data["knowledge_tasks"]:
         raise ConfigError(f"report.attention_task: {report.get('attention_task')!r} is not one of "
                           f"data.knowledge_tasks {data['knowledge_tasks']} (or set report.attention_analysis: false)")
     compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
     objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
-    recoveries = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective)
+    seeds = _check_seeds(config["recovery"].get("seeds", [0]))
+    groups = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective)
     _check_widths(models, compressions)
-    return Plan(models=models, compressions=compressions, recoveries=recoveries,
+    return Plan(models=models, compressions=compressions, recoveries=_runs(groups, seeds),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
-                perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [])
+                perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
+                custom_knowledge=custom_knowledge, seeds=seeds)
 
 
 def canonical(value):

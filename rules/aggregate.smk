@@ -6,6 +6,7 @@ rule summary:
     input:
         evals=eval_results(),
         costs=cost_results(),
+        bases=base_checkpoints(),
     output:
         csv=SUMMARY,
         parquet=SUMMARY_PARQUET,
@@ -29,10 +30,11 @@ rule analysis:
         "logs/analysis.log",
     params:
         cells=knowledge_cells(),
-        knowledge_tasks=PLAN.knowledge_tasks,
+        knowledge_tasks=PLAN.knowledge(),
         recovery=recovery_methods(),
         report=section("report"),
         budget=section("recovery", "budget"),
+        seeds=PLAN.seeds,
         seed=config["seed"],
     threads: 1
     conda:
@@ -53,7 +55,7 @@ rule figures:
     log:
         "logs/figures.log",
     params:
-        knowledge_tasks=PLAN.knowledge_tasks,
+        knowledge_tasks=PLAN.knowledge(),
     threads: 1
     conda:
         "../envs/aggregate.yaml"
@@ -96,7 +98,7 @@ rule report:
         "logs/report.log",
     params:
         config=section(),
-        knowledge_tasks=PLAN.knowledge_tasks,
+        knowledge_tasks=PLAN.knowledge(),
     threads: 1
     conda:
         "../envs/aggregate.yaml"

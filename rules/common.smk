@@ -72,26 +72,44 @@ def all_targets():
     return [SUMMARY, SUMMARY_PARQUET, REPORT]
 
 
+def run_labels(model, compression, run):
+    """What an evaluation is of: the recovery entry (group), its seed and run folder."""
+    entry = PLAN.recoveries[run]
+    return {
+        "model": model,
+        "compression": compression,
+        "recovery": entry.group,
+        "seed": entry.seed,
+        "run": run,
+    }
+
+
 def knowledge_cells():
-    """(model, compression, recovery, task) of every knowledge-task evaluation, in order."""
+    """The labels and task of every knowledge-task evaluation, in order."""
     return [
-        [m, c, r, t]
+        {**run_labels(m, c, r), "task": t}
         for m, c, r in PLAN.cells()
-        for t in PLAN.tasks
-        if PLAN.task_kind(t) == "knowledge"
+        for t in PLAN.knowledge()
     ]
 
 
 def knowledge_samples():
+    """The samples file of each of knowledge_cells(), in the same order."""
     return [
-        EVAL_SAMPLES.format(model=m, compression=c, recovery=r, task=t)
-        for m, c, r, t in knowledge_cells()
+        EVAL_SAMPLES.format(
+            model=cell["model"],
+            compression=cell["compression"],
+            recovery=cell["run"],
+            task=cell["task"],
+        )
+        for cell in knowledge_cells()
     ]
 
 
 def recovery_methods():
-    """Recovery folder name -> method, and method -> side (parameters or input)."""
-    methods = {slug: entry.method for slug, entry in PLAN.recoveries.items()}
+    """Recovery entry (group) and run name -> method, and method -> side."""
+    methods = {**PLAN.groups()}
+    methods.update({run: entry.method for run, entry in PLAN.recoveries.items()})
     return canonical({"methods": methods, "sides": RECOVERY.sides()})
 
 
@@ -166,6 +184,10 @@ def recovery_objective(wildcards):
     return canonical(PLAN.recoveries[wildcards.recovery].objective.params())
 
 
+def recovery_seed(wildcards):
+    return PLAN.recoveries[wildcards.recovery].seed
+
+
 def recover_inputs(wildcards):
     inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
     if PLAN.recoveries[wildcards.recovery].objective.needs_teacher:
@@ -190,24 +212,22 @@ def evaluate_inputs(wildcards):
     inputs = model_inputs(wildcards)
     inputs["tasks"] = []
     for task in PLAN.tasks:
-        kind = PLAN.task_kind(task)
-        if kind in ("knowledge", "perplexity"):
-            inputs["tasks"].append(KNOWLEDGE_TASK.format(task=task))
-        elif kind == "custom":
+        if task in PLAN.custom_tasks:
             folder = Path(PLAN.custom_tasks[task])
             inputs["tasks"].extend(
                 sorted(str(f) for f in folder.rglob("*") if f.is_file())
             )
+        elif (folder := task_dir(task)) is not None:
+            inputs["tasks"].append(folder)
     return inputs
 
 
 def task_dir(task):
-    """A task's folder for lm-eval, or None for a built-in task."""
-    kind = PLAN.task_kind(task)
-    if kind in ("knowledge", "perplexity"):
-        return KNOWLEDGE_TASK.format(task=task)
-    if kind == "custom":
+    """A task's folder for lm-eval (one we build, or the user's), or None for a built-in task."""
+    if task in PLAN.custom_tasks:
         return PLAN.custom_tasks[task]
+    if PLAN.task_kind(task) in ("knowledge", "perplexity"):
+        return KNOWLEDGE_TASK.format(task=task)
     return None
 
 
@@ -235,8 +255,9 @@ def compression_labels(wildcards):
 
 
 def eval_labels(wildcards):
-    return {
-        "model": wildcards.model,
-        "compression": wildcards.compression,
-        "recovery": wildcards.recovery,
-    }
+    return run_labels(wildcards.model, wildcards.compression, wildcards.recovery)
+
+
+def base_checkpoints():
+    """The downloaded checkpoint of every model (their manifests state its precision)."""
+    return [BASE_CHECKPOINT.format(model=m) for m in PLAN.models]

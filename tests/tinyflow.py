@@ -29,7 +29,9 @@ def tiny_config(model_dir: Path) -> dict:
                  "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1}},
         "compression": {"calibration": {"samples": 4, "seq_len": 32},
                         "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
-        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32},
+        # Two seeds, so every seeded path runs; the format control (recover_base) is off here to
+        # keep the run at 8 evaluated models (tests/test_seeds.py checks its DAG).
+        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32}, "seeds": [0, 1], "recover_base": False,
                      "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
                                  {"method": "prompt_tuning", "num_virtual_tokens": 4},
                                  {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
@@ -101,3 +103,21 @@ def scheduled(workdir: Path, config: dict, targets: list[str] | None = None) -> 
 
 def per_rule(jobs: list[tuple[str, dict]]) -> Counter:
     return Counter(rule for rule, _ in jobs)
+
+
+def dag_jobs(workdir: Path, config: dict, targets: list[str] | None = None) -> dict[tuple[str, str], dict]:
+    """Every job of the DAG, done or not, through Snakemake's Python API (a dry run):
+    {(rule, wildcards as "k=v,..."): {"params": {...}, "input": {...}, "inputs": [...]}}
+    ("input": the named inputs, "inputs": every input file in order)."""
+    from snakemake.settings.types import DAGSettings
+
+    cfg = workdir / "config.api.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    with load_workflow(cfg, workdir) as workflow:
+        workflow.dag(DAGSettings(targets=set(targets or []))).execute_workflow(executor="dryrun")
+        out = {}
+        for job in workflow._workflow.dag.jobs:
+            wildcards = ",".join(f"{k}={v}" for k, v in sorted(job.wildcards_dict.items()))
+            out[(job.rule.name, wildcards)] = {"params": dict(job.params.items()), "input": dict(job.input.items()),
+                                               "inputs": list(job.input)}
+        return out

@@ -9,12 +9,13 @@ if TYPE_CHECKING:
 with log_to(snakemake.log[0]):
     from compress_recover.aggregate.analysis import run_analysis
 
-    keys = ("model", "compression", "recovery", "task")
     report = snakemake.params.report
     run_analysis(
         samples=[
-            (dict(zip(keys, cell)), path)
-            for cell, path in zip(snakemake.params.cells, snakemake.input.samples)
+            (dict(cell), path)
+            for cell, path in zip(
+                snakemake.params.cells, snakemake.input.samples, strict=True
+            )
         ],
         knowledge_tasks=snakemake.params.knowledge_tasks,
         task_dirs=list(snakemake.input.tasks),
@@ -26,5 +27,7 @@ with log_to(snakemake.log[0]):
         bootstrap_iters=report["bootstrap_iters"],
         budget=snakemake.params.budget,
         seed=snakemake.params.seed,
+        report=report,
+        seeds=list(snakemake.params.seeds),
         out_dir=snakemake.output[0],
     )

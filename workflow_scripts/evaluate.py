@@ -28,6 +28,6 @@ with log_to(snakemake.log[0]):
         rolling_batch_size=evaluation["rolling_batch_size"],
         limit=evaluation["limit"],
         num_fewshot=evaluation["num_fewshot"],
-        idp_ablation=evaluation["idp_ablation"],
+        pool_ablation=evaluation["idp_ablation"],
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

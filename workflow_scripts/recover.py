@@ -22,5 +22,6 @@ with log_to(snakemake.log[0]):
         seq_len=budget["seq_len"],
         objective=snakemake.params.objective,
         teacher_dir=snakemake.input.get("teacher"),
+        seed=snakemake.params.seed,
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

@@ -12,6 +12,7 @@ with log_to(snakemake.log[0]):
     summarize(
         eval_files=list(snakemake.input.evals),
         cost_files=list(snakemake.input.costs),
+        base_dirs=list(snakemake.input.bases),
         out_csv=snakemake.output.csv,
         out_parquet=snakemake.output.parquet,
     )

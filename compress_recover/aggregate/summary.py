@@ -1,27 +1,41 @@
 """Rule ``summary``: one tidy table of every evaluation.
 
-``results/summary.csv``: one row per (model, compression, recovery, task, metric)
+``results/summary.csv``: one row per (model, compression, recovery run, task, metric)
 with value, stderr and n (questions scored), and the model's cost columns (extra
 parameters and bytes, training time, disk size, latency per batch and per token). For a group task (e.g. mmlu) every
 subtask's row is kept, with ``task`` naming the configured task and ``subtask`` the
-row's own name.
+row's own name. ``recovery`` is the recovery entry, ``seed`` its training seed (empty
+without training) and ``run`` the run's folder (``<recovery>.seed<seed>``); ``base_precision`` says
+what each model's downloaded "base" checkpoint really is (from its manifest).
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from pathlib import Path
 
 from ..io import atomic_file, read_json
 
-KEYS = ["model", "compression", "recovery"]
+log = logging.getLogger(__name__)
+
+KEYS = ["model", "compression", "recovery", "seed", "run"]
+RUN = ["model", "compression", "run"]  # one evaluated model
 COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n"]
 COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
                 "latency_token_s"]
 
 
+def run_labels(labels: dict) -> dict:
+    """The KEYS of an evaluation's or a cost's labels (written before seeds: run = recovery)."""
+    return {"model": labels["model"], "compression": labels["compression"], "recovery": labels["recovery"],
+            "seed": labels.get("seed"), "run": labels.get("run", labels["recovery"])}
+
+
 def cost_row(cost: dict) -> dict:
     """The summary's cost columns from one cost.json."""
-    return {**{k: cost[k] for k in KEYS}, "extra_params": cost["extra_params"], "extra_bytes": cost["extra_bytes"],
+    return {**{k: run_labels(cost)[k] for k in RUN}, "extra_params": cost["extra_params"],
+            "extra_bytes": cost["extra_bytes"],
             "training_time_s": cost["training_time_s"], "disk_bytes": cost["disk_bytes"],
             "latency_batch_s": cost["latency"]["batch"]["median_s"],
             "latency_token_s": cost["latency"]["generation"]["per_token_s"]}
@@ -44,15 +58,27 @@ def rows_from_result(result: dict) -> list[dict]:
             metric, filt = key.split(",", 1)
             stderr = _number(metrics.get(f"{metric}_stderr,{filt}"))
             n = n_samples.get(subtask, {}).get("effective")
-            rows.append({"model": labels["model"], "compression": labels["compression"],
-                         "recovery": labels["recovery"], "task": labels["task"], "subtask": subtask,
+            rows.append({**run_labels(labels), "task": labels["task"], "subtask": subtask,
                          "metric": metric, "filter": filt, "value": _number(value), "stderr": stderr,
                          "n": int(n) if n is not None else None})
     return rows
 
 
+def base_precisions(base_dirs: list[str]) -> dict[str, str | None]:
+    """Model name -> ``base_precision`` of its downloaded checkpoint's manifest."""
+    out = {}
+    for folder in base_dirs:
+        manifest = read_json(Path(folder) / "manifest.json")
+        out[manifest["model"]] = manifest.get("base_precision")
+        if out[manifest["model"]] is None:
+            log.warning("%s: the manifest states no base_precision (downloaded by an older version; "
+                        "rerun its download job to record it)", folder)
+    return out
+
+
 def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
-              out_parquet: str | None = None) -> "pandas.DataFrame":  # noqa: F821
+              out_parquet: str | None = None, base_dirs: list[str] | None = None) -> "pandas.DataFrame":  # noqa: F821
+    """The tidy table; ``base_dirs``: the downloaded checkpoint of every model."""
     import pandas as pd
 
     rows = []
@@ -61,15 +87,17 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
     if not rows:
         raise ValueError("no evaluation produced a metric; nothing to aggregate")
     table = pd.DataFrame(rows, columns=COLUMNS)
-    costs = pd.DataFrame([cost_row(read_json(f)) for f in cost_files], columns=[*KEYS, *COST_COLUMNS])
-    if costs.duplicated(KEYS).any():
+    costs = pd.DataFrame([cost_row(read_json(f)) for f in cost_files], columns=[*RUN, *COST_COLUMNS])
+    if costs.duplicated(RUN).any():
         raise ValueError("two cost files describe the same model")
-    table = table.merge(costs, on=KEYS, how="left", validate="many_to_one")
-    missing = table[table["latency_batch_s"].isna()][KEYS].drop_duplicates()
+    table = table.merge(costs, on=RUN, how="left", validate="many_to_one")
+    missing = table[table["latency_batch_s"].isna()][RUN].drop_duplicates()
     if len(missing):
         raise ValueError(f"no cost.json for {missing.to_dict('records')}")
-    table = table.sort_values(["model", "compression", "recovery", "task", "subtask", "metric", "filter"],
-                              kind="stable")
+    table["base_precision"] = table["model"].map(base_precisions(base_dirs or []))
+    table["seed"] = table["seed"].astype("Int64")
+    table = table.sort_values(["model", "compression", "recovery", "seed", "run", "task", "subtask", "metric",
+                               "filter"], kind="stable")
     table["n"] = table["n"].astype("Int64")
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

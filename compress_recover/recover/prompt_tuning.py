@@ -5,16 +5,50 @@ from __future__ import annotations
 from .prompt_tuning_config import PromptTuningConfig
 
 
+def vocab_prompts(embeddings, shape: tuple[int, ...], seed: int):
+    """Soft prompts that start as embeddings of vocabulary tokens drawn uniformly at random.
+
+    ``embeddings``: the model's (vocab, hidden) input embedding matrix; ``shape``: the
+    prompts' token grid, e.g. ``(num_virtual_tokens,)`` for one prompt or ``(pool_size,
+    num_virtual_tokens)`` for a pool. The ids come from a generator of their own seeded
+    with ``seed`` (the global RNG is left alone), filled in row-major order, so a prompt of
+    ``n`` tokens equals the first prompt of any pool of ``n``-token prompts drawn with the
+    same seed. Returns float32 on the CPU, shape ``(*shape, hidden)``.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(int(seed))
+    ids = torch.randint(0, embeddings.shape[0], shape, generator=generator)
+    return embeddings.detach()[ids.to(embeddings.device)].float().cpu()
+
+
 def prepare(model, config: PromptTuningConfig, seed: int):
+    """The model with a peft soft prompt of ``config.num_virtual_tokens`` tokens.
+
+    Initialisation: with ``init_text``, the embeddings of that text's tokens (peft's TEXT
+    init); without, embeddings of random vocabulary tokens (peft's SAMPLE_VOCAB init, so
+    the saved adapter config says so) whose ids :func:`vocab_prompts` draws from ``seed``:
+    the same draw IDP makes for its pool, so prompt tuning and IDP start from the same
+    distribution, and a prompt of the same length from the very same embeddings. (peft's
+    own SAMPLE_VOCAB draw comes from the global RNG after its embedding layer's random
+    init has consumed some of it, so it could not match IDP's; its draw is replaced.)
+    """
     import torch
     from peft import PromptTuningConfig as PeftPromptTuningConfig
     from peft import PromptTuningInit, get_peft_model
 
-    torch.manual_seed(seed)  # a random init draws the prompt here
+    torch.manual_seed(seed)
     if config.init_text is not None:
         init = {"prompt_tuning_init": PromptTuningInit.TEXT, "prompt_tuning_init_text": config.init_text,
                 "tokenizer_name_or_path": model.name_or_path}
+        start = None
     else:
-        init = {"prompt_tuning_init": PromptTuningInit.RANDOM}
+        init = {"prompt_tuning_init": PromptTuningInit.SAMPLE_VOCAB}
+        start = vocab_prompts(model.get_input_embeddings().weight, (config.num_virtual_tokens,), seed)
     peft_config = PeftPromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=config.num_virtual_tokens, **init)
-    return get_peft_model(model, peft_config)
+    peft_model = get_peft_model(model, peft_config)
+    if start is not None:
+        prompt = peft_model.prompt_encoder[peft_model.active_adapter].embedding.weight
+        with torch.no_grad():
+            prompt.copy_(start.to(device=prompt.device, dtype=prompt.dtype))
+    return peft_model

@@ -12,11 +12,18 @@ class PromptTuningConfig(MethodConfig):
     """Soft prompt tuning through peft: ``num_virtual_tokens`` trained input embeddings
     placed before every input; the model itself stays frozen. Saved in PEFT format.
 
+    Initialisation: ``init_text: null`` (the default) starts the prompt from the
+    embeddings of ``num_virtual_tokens`` vocabulary tokens drawn uniformly at random with
+    the run's seed, exactly as IDP draws its pool (one helper,
+    :func:`compress_recover.recover.prompt_tuning.vocab_prompts`): both input-side methods
+    start from the same distribution, and a prompt of the same length from the same
+    embeddings. ``init_text`` starts it from that text's token embeddings instead.
+
     Example (config.yaml, under ``recovery.methods``)::
 
         - method: prompt_tuning
           num_virtual_tokens: 20
-          init_text: null   # e.g. "Answer the question with a fact." (null: random init)
+          init_text: null   # e.g. "Answer the question with a fact." (null: random vocabulary tokens)
           lr: 3.0e-2
     """
 

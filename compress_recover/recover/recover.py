@@ -3,6 +3,7 @@ and save its adapter with a manifest (method, objective, budget, losses, time, m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -36,14 +37,19 @@ def merge_note(checkpoint_dir: str, config: MethodConfig) -> dict:
 
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                  steps: int, batch_size: int, seq_len: int, runtime: Runtime, objective: dict | None = None,
-                 teacher_dir: str | None = None) -> dict:
+                 teacher_dir: str | None = None, seed: int | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
-    (distillation needs ``teacher_dir``, the uncompressed checkpoint); save it in ``out_dir``."""
+    (distillation needs ``teacher_dir``, the uncompressed checkpoint); save it in ``out_dir``.
+
+    ``seed``: the run's training seed (one of ``recovery.seeds``): it draws the initial
+    trainable parameters and the training blocks; None takes ``runtime.seed``."""
     config = RECOVERY.parse(method_config, key)
     objective = Objective.from_dict(objective, f"{key}.objective")
     if objective.needs_teacher and not teacher_dir:
         raise ValueError(f"{key}.objective: loss '{objective.loss}' needs the uncompressed checkpoint (teacher_dir)")
     prepare = RECOVERY[config.method].load()
+    if seed is not None:  # every random draw of this job follows the run's seed
+        runtime = dataclasses.replace(runtime, seed=seed)
     runtime = runtime.start()
     device, seed = runtime.device, runtime.seed
     load = {"device": device, "dtype": runtime.dtype, "trust_remote_code": runtime.trust_remote_code}
