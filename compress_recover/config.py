@@ -242,6 +242,7 @@ REPORT_RANGES = {
     "min_recovery_fraction": (0, False, 1, True),
     "noninferiority_margin": (0, True, 1, False),
     "power": (0, False, 1, False),
+    "min_damage": (0, False, 1, False),
 }
 
 

@@ -33,6 +33,8 @@ RUNTIME = canonical(
 BASE_CHECKPOINT = "results/{model}/none/checkpoint"
 CHECKPOINT = "results/{model}/{compression}/checkpoint"
 ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
+# The uncompressed model's top-k logits on the training text, shared by distilling recoveries.
+TEACHER_LOGITS = "results/{model}/none/teacher_logits"
 EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
 EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
@@ -191,7 +193,7 @@ def recovery_seed(wildcards):
 def recover_inputs(wildcards):
     inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
     if PLAN.recoveries[wildcards.recovery].objective.needs_teacher:
-        inputs["teacher"] = BASE_CHECKPOINT.format(model=wildcards.model)
+        inputs["teacher"] = TEACHER_LOGITS.format(model=wildcards.model)
     return inputs
 
 

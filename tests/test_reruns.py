@@ -32,11 +32,12 @@ def test_adding_a_model_schedules_exactly_its_jobs_and_the_aggregate(finished_ru
         build_tiny_llama(second, seed=1)
     grown["models"]["tiny2"] = {"source": "local", "path": str(second)}
     jobs = scheduled(workdir, grown)
-    cells = 1 + 4  # the base model, and 3-bit GPTQ as is and with three recoveries
+    seeds = len(config["recovery"]["seeds"])
+    cells = 1 + 1 + 3 * seeds  # the base model, and 4-bit GPTQ as is and with three recoveries per seed
     # one evaluate job per model scores its three tasks (two knowledge tasks, held-out perplexity)
-    assert per_rule(jobs) == {"download": 1, "compress_gptq": 1, "recover_lora": 1, "recover_prompt_tuning": 1,
-                              "recover_idp": 1, "evaluate": cells, "cost": cells, "attention": 1,
-                              **AGGREGATE}
+    assert per_rule(jobs) == {"download": 1, "teacher_logits": 1, "compress_gptq": 1, "recover_lora": seeds,
+                              "recover_prompt_tuning": seeds, "recover_idp": seeds, "evaluate": cells,
+                              "cost": cells, "attention": 1, **AGGREGATE}
     # every job but the aggregate is the new model's
     assert {w.get("model") for rule, w in jobs if rule not in AGGREGATE} == {"tiny2"}
 
@@ -47,14 +48,18 @@ def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_r
     idp = next(m for m in changed["recovery"]["methods"] if m["method"] == "idp")
     idp["pool_size"] = 3
     jobs = scheduled(workdir, changed)
-    assert per_rule(jobs) == {"recover_idp": 1, "evaluate": 1, "cost": 1, "attention": 1, **AGGREGATE}
-    assert {w["recovery"] for rule, w in jobs if rule in {"recover_idp", "evaluate", "cost"}} == {"idp-mix0.5"}
+    seeds = config["recovery"]["seeds"]
+    assert per_rule(jobs) == {"recover_idp": len(seeds), "evaluate": len(seeds), "cost": len(seeds), "attention": 1,
+                              **AGGREGATE}
+    assert {w["recovery"] for rule, w in jobs if rule in {"recover_idp", "evaluate", "cost"}} == {
+        f"idp-mix0.5.seed{s}" for s in seeds}
     # the calibration budget feeds compression: everything downstream of it reruns
     changed = copy.deepcopy(config)
     changed["compression"]["calibration"]["samples"] = 3
+    runs = 1 + 3 * len(seeds)  # the compressed model as is and its recoveries
     assert per_rule(scheduled(workdir, changed)) == {
-        "compress_gptq": 1, "recover_lora": 1, "recover_prompt_tuning": 1, "recover_idp": 1,
-        "evaluate": 4, "cost": 4, "attention": 1, **AGGREGATE}
+        "compress_gptq": 1, "recover_lora": len(seeds), "recover_prompt_tuning": len(seeds),
+        "recover_idp": len(seeds), "evaluate": runs, "cost": runs, "attention": 1, **AGGREGATE}
     assert scheduled(workdir, config) == []
 
 

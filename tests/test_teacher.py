@@ -9,7 +9,7 @@ import torch
 from compress_recover.modeling import load_model
 from compress_recover.recover import RECOVERY
 from compress_recover.recover.objective import Objective
-from compress_recover.recover.teacher import TeacherCache, compute_teacher_logits, distill_kl_topk
+from compress_recover.recover.teacher_logits import TeacherCache, teacher_logits, distill_kl_topk
 from compress_recover.recover.train import distill_kl, train_loop
 from compress_recover.runtime import Runtime
 from compress_recover.tokens import token_blocks
@@ -47,7 +47,7 @@ def test_top_k_approaches_the_full_kl_as_it_holds_the_teacher_mass():
 def cache_dir(tiny_checkpoint, text_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("teacher") / "logits"
     vocab = load_model(tiny_checkpoint, device="cpu")[0].config.vocab_size
-    manifest = compute_teacher_logits(teacher_dir=str(tiny_checkpoint), text_dir=str(text_dir), out_dir=str(out),
+    manifest = teacher_logits(teacher_dir=str(tiny_checkpoint), text_dir=str(text_dir), out_dir=str(out),
                                       seq_len=16, top_k=vocab, runtime=CPU)
     assert manifest["top_k"] == vocab and manifest["top_k_mass_mean"] == pytest.approx(1.0, abs=1e-5)
     return out

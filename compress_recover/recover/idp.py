@@ -375,7 +375,7 @@ def prepare(model, config: IDPConfig, seed: int) -> IDPModel:
     """A new pool, each prompt initialised from embeddings of random vocabulary tokens,
     drawn by prompt tuning's helper from ``seed``: a prompt-tuning prompt of the same length
     starts as this pool's first prompt."""
-    from .prompt_tuning import vocab_prompts
+    from .soft_prompts import vocab_prompts
 
     torch.manual_seed(seed)
     prompts = vocab_prompts(model.model.embed_tokens.weight, (config.pool_size, config.num_virtual_tokens), seed)

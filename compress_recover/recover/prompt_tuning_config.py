@@ -15,7 +15,7 @@ class PromptTuningConfig(MethodConfig):
     Initialisation: ``init_text: null`` (the default) starts the prompt from the
     embeddings of ``num_virtual_tokens`` vocabulary tokens drawn uniformly at random with
     the run's seed, exactly as IDP draws its pool (one helper,
-    :func:`compress_recover.recover.prompt_tuning.vocab_prompts`): both input-side methods
+    :func:`compress_recover.recover.soft_prompts.vocab_prompts`): both input-side methods
     start from the same distribution, and a prompt of the same length from the same
     embeddings. ``init_text`` starts it from that text's token embeddings instead.
 

@@ -15,6 +15,7 @@ from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
 from . import RECOVERY
 from .objective import Objective
+from .teacher_logits import LOGITS_FILE, TeacherCache
 from .train import train_loop
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,23 @@ def merge_note(checkpoint_dir: str, config: MethodConfig) -> dict:
     return {"merged": False, **effect}
 
 
+def _teacher(teacher_dir: str, blocks, load: dict):
+    """The cached top-k teacher logits (a folder written by rule ``teacher_logits``, checked
+    against this job's training tokens), or else the uncompressed checkpoint itself."""
+    if (Path(teacher_dir) / LOGITS_FILE).is_file():
+        return TeacherCache(teacher_dir, blocks, device=load["device"])
+    teacher, _ = load_model(teacher_dir, **load)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                  steps: int, batch_size: int, seq_len: int, runtime: Runtime, objective: dict | None = None,
                  teacher_dir: str | None = None, seed: int | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
-    (distillation needs ``teacher_dir``, the uncompressed checkpoint); save it in ``out_dir``.
+    (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
+    training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
 
     ``seed``: the run's training seed (one of ``recovery.seeds``): it draws the initial
     trainable parameters and the training blocks; None takes ``runtime.seed``."""
@@ -58,9 +71,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     blocks = token_blocks(tokenizer, Path(text_dir) / "train.jsonl", seq_len)
     teacher = None
     if objective.needs_teacher:
-        teacher, _ = load_model(teacher_dir, **load)
-        for p in teacher.parameters():
-            p.requires_grad_(False)
+        teacher = _teacher(teacher_dir, blocks, load)
     model = prepare(model, config, seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("%s: %d trainable parameters; objective %s; %d steps x %d x %d tokens from %d blocks", config.slug(),

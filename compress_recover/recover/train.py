@@ -12,7 +12,7 @@ import time
 
 from ..tokens import batch_schedule
 from .objective import Objective
-from .teacher import distill_kl_topk
+from .teacher_logits import distill_kl_topk
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     """The objective's loss on one batch of full blocks ``ids`` (with their block indices,
     which a model that sets ``wants_block_index`` reads); returns (loss, parts).
 
-    ``teacher``: the uncompressed model, or its cached top-k logits (a :class:`.teacher.TeacherCache`,
+    ``teacher``: the uncompressed model, or its cached top-k logits (a :class:`.teacher_logits.TeacherCache`,
     looked up by block index).
 
     Input-side methods return logits with their prompt positions first (as peft's soft

@@ -73,7 +73,7 @@ class TeacherCache:
         return self.values[idx].to(self.device), self.indices[idx].to(self.device)
 
 
-def compute_teacher_logits(*, teacher_dir: str, text_dir: str, out_dir: str, seq_len: int, top_k: int,
+def teacher_logits(*, teacher_dir: str, text_dir: str, out_dir: str, seq_len: int, top_k: int,
                            runtime: Runtime, batch_size: int = 8) -> dict:
     """Run the uncompressed model over every ``seq_len`` block of the training text once and
     keep the ``top_k`` largest logits of every position; write them with a manifest."""
