@@ -68,11 +68,15 @@ def test_lm_eval_scores_match_a_direct_loglikelihood(method, tiny_checkpoint, ca
         for choice in doc["choices"]:
             ctx = tok(doc["question"], add_special_tokens=False)["input_ids"]
             cont = tok(doc["question"] + " " + choice, add_special_tokens=False)["input_ids"][len(ctx):]
-            # The model sees the context and all but the last continuation token, as in lm-eval
-            # (IDP's prompt choice depends on every token it sees).
+            # The model sees the context and all but the last continuation token, as in lm-eval;
+            # a prompt pool chooses its prompt from the context alone (causal IDP).
             ids = torch.tensor([ctx + cont[:-1]])
+            forced = {}
             with torch.no_grad():
-                logp = model(input_ids=ids).logits.log_softmax(-1)[0]
+                if getattr(model, "chooses_from_context", False):
+                    forced["selected"] = model(input_ids=torch.tensor([ctx])).selected
+                    assert sample[model.choice_field] == int(forced["selected"][0])
+                logp = model(input_ids=ids, **forced).logits.log_softmax(-1)[0]
             offset = logp.shape[0] - ids.shape[1]  # soft-prompt positions come first
             assert offset == (3 if with_prompt else 0)
             scores.append(sum(logp[offset + len(ctx) - 1 + i, t].item() for i, t in enumerate(cont)))
