@@ -39,7 +39,9 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     assert (table.latency_batch_s > 0).all() and (table.latency_token_s > 0).all()
     assert first.loc["idp-mix0.5.seed1", "extra_params"] == 2 * 2 * 64
     idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5.seed0/adapter/manifest.json").read_text())
-    assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/checkpoint"
+    # distillation read the teacher's cached logits (one cache per model), computed by the uncompressed model
+    assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/teacher_logits"
+    assert idp["teacher_logits"]["teacher"] == "results/tiny/none/checkpoint" and idp["teacher_logits"]["top_k"] > 0
     # each seed trained with its own seed, and the evaluation is labelled with it
     lora = [json.loads((workdir / f"results/tiny/gptq-w4g32/lora.seed{s}/adapter/manifest.json").read_text())
             for s in (0, 1)]

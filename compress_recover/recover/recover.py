@@ -89,6 +89,8 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
             "params": config.params(),
             "objective": objective.params(),
             "teacher": teacher_dir,
+            "teacher_logits": ({k: teacher.manifest[k] for k in ("teacher", "top_k", "top_k_mass_mean", "sha256")}
+                               if isinstance(teacher, TeacherCache) else None),
             "budget": {"steps": steps, "batch_size": batch_size, "seq_len": seq_len,
                        "tokens": steps * batch_size * seq_len, "seed": seed},
             "trainable_parameters": int(trainable),
