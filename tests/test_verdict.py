@@ -310,3 +310,15 @@ def test_undefined_fraction_without_damage_is_undecided_not_an_error():
     idp = method(v, "idp")
     assert math.isnan(idp["fraction"]) and idp["decision"] == "undecided" and idp["p_value"] == 1.0
     assert v["verdict"] == "inconclusive" and "no estimate" in idp["power"]["note"]
+
+
+def test_a_method_is_not_credited_for_what_it_breaks_on_the_uncompressed_model():
+    # idp loses 40 on the uncompressed model (control gain -0.1): subtracting it would lift idp's
+    # fraction from 0.25 to 0.75; only gains are subtracted, so the fraction stays 0.25 and idp fails
+    base, comp = BASE, right(N, range(280))
+    c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(300)),
+         ("none", "idp", 0): right(N, range(320))}
+    idp = method(one_verdict(analysed(c)), "idp")
+    assert idp["control_gain"] == pytest.approx(-0.1) and idp["recovery_fraction"] == pytest.approx(0.25)
+    assert idp["fraction"] == pytest.approx(0.25) and idp["fraction_used"] == "controlled"
+    assert idp["decision"] == "fails"

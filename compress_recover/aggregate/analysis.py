@@ -138,11 +138,14 @@ def pair_draws(grid, draws: dict, comp: str, rec: str, seed: int) -> PairDraws:
         return PairDraws(e, raw, None)
     ctrl = control.run_accuracies
     gain = float(ctrl.mean() - b0)
+    # Only a gain is subtracted (clipped at 0, draw by draw): a method is never credited on the
+    # compressed model for what it breaks on the uncompressed one.
     g = {"two_level": seed_means(draws[(BASE, rec)], rng) - b, "questions": draws[(BASE, rec)].mean(axis=1) - b,
          "seeds": _seed_resample(ctrl, iters, rng) - b0}
+    g = {k: np.maximum(v, 0.0) for k, v in g.items()}
     e.update(control_acc=float(ctrl.mean()), control_sd=_sd(ctrl), control_gain=gain,
-             control_seeds=list(control.seeds), controlled_fraction=fraction(b0, c0, runs.mean(), gain),
-             controlled_sd=_sd(fraction(b0, c0, runs, gain)))
+             control_seeds=list(control.seeds), controlled_fraction=fraction(b0, c0, runs.mean(), max(gain, 0.0)),
+             controlled_sd=_sd(fraction(b0, c0, runs, max(gain, 0.0))))
     controlled = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), r[k], g[k]) for k in r}
     return PairDraws(e, raw, controlled)
 
@@ -331,7 +334,8 @@ def verdict_rule(sides: dict[str, str], settings: Settings | None = None, budget
         "on the same questions). 'Base' is the uncompressed model at its stated base precision; damage = base "
         "accuracy - compressed accuracy. A recovery method's fraction F = (recovered - compressed - control gain) / "
         "(base - compressed): recovered is the mean over the method's seeds; control gain = (the uncompressed model "
-        "recovered by the same method, mean over its seeds) - base; a method without that control run uses "
+        "recovered by the same method, mean over its seeds) - base when positive, else 0 (a method is never "
+        "credited for what it breaks on the uncompressed model); a method without that control run uses "
         "F = (recovered - compressed) / (base - compressed) and is flagged 'raw'. Intervals are percentile "
         "bootstraps that resample the method's seeds with replacement, then the questions with replacement (one "
         "question resample shared by every model of the grid). Error control: the family is every (model, "
@@ -547,7 +551,8 @@ def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: 
 
 def _flat(decision: dict) -> dict:
     """A decision as one CSV row: lists joined with '|', the power estimate as its own columns."""
-    row = {k: "|".join(map(str, v)) if isinstance(v, list) else v for k, v in decision.items()
+    renamed = {"seeds": "seed_values", "control_seeds": "control_seed_values"}  # the seeds themselves, not counts
+    row = {renamed.get(k, k): "|".join(map(str, v)) if isinstance(v, list) else v for k, v in decision.items()
            if not isinstance(v, dict)}
     power = decision.get("power") or {}
     row["questions_needed"], row["seeds_needed"] = power.get("questions_needed"), power.get("seeds_needed")

@@ -59,6 +59,13 @@ def _table_html(frame, floatfmt: str = "{:.3f}") -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _p(v) -> str:
+    """A bootstrap p-value: 0 means no resample crossed, shown as "< 1/B" (B: the resamples, stated
+    with the settings), not as a p of exactly 0."""
+    v = _number(v)
+    return "< 1/B" if isinstance(v, float) and v == 0 else _fmt(v, "{:.3g}")
+
+
 def _pm(mean, sd, fmt: str = "{:.3f}") -> str:
     """"mean ± sd" (just the mean with one seed)."""
     sd = _number(sd)
@@ -99,7 +106,7 @@ def _method_row(m: dict) -> str:
              html.escape(m["fraction_used"]),
              _pm(m["fraction"], m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"], "{:.2f}"),
              f"[{_fmt(m['ci_low'], '{:.2f}')}, {_fmt(m['ci_high'], '{:.2f}')}]", f"{_fmt(m['confidence'], '{:.2%}')}",
-             _fmt(m["holm_level"], "{:.4f}"), _fmt(m["p_value"], "{:.3g}"), _fmt(m["p_holm"], "{:.3g}"),
+             _fmt(m["holm_level"], "{:.4f}"), _p(m["p_value"]), _p(m["p_holm"]),
              f"<b>{html.escape(m['decision'])}</b>", margin_text, mcnemar, needed]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
@@ -115,8 +122,8 @@ def _noninferiority_html(tests: list[dict]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(t['input'])} vs {html.escape(t['parameters'])}</td><td>{t['fractions']}</td>"
         f"<td>{_fmt(t['difference'], '{:+.2f}')}</td><td>{_fmt(t['lower_bound'], '{:+.2f}')}</td>"
-        f"<td>{_fmt(t['confidence'], '{:.2%}')}</td><td>−{t['margin']}</td><td>{_fmt(t['p_value'], '{:.3g}')}</td>"
-        f"<td>{_fmt(t['p_holm'], '{:.3g}')}</td><td><b>{t['result']}</b></td></tr>" for t in tests)
+        f"<td>{_fmt(t['confidence'], '{:.2%}')}</td><td>−{t['margin']}</td><td>{_p(t['p_value'])}</td>"
+        f"<td>{_p(t['p_holm'])}</td><td><b>{t['result']}</b></td></tr>" for t in tests)
     return ("<table><thead><tr><th>input vs parameters</th><th>fractions</th><th>F_input − F_parameters</th>"
             "<th>lower bound</th><th>confidence</th><th>margin</th><th>p</th><th>Holm p</th><th>result</th></tr>"
             f"</thead><tbody>{rows}</tbody></table>")
@@ -137,7 +144,7 @@ def _verdict_html(v: dict, precisions: dict[str, str]) -> str:
             f'(further compression of that {html.escape(base)}) on {e["n"]} pooled knowledge questions '
             f'({e["lost_only"]} lost, {e["gained_only"]} gained): damage {_fmt(e["damage"])}, one-sided upper bound '
             f'{_fmt(e["damage_upper"])} at {_fmt(e["confidence"], "{:.2%}")} against min_damage {e["min_damage"]} '
-            f'(no-loss test: Holm p = {_fmt(e["p_holm"], "{:.3g}")}).</p>{methods}{ni}'
+            f'(no-loss test: Holm p = {_p(e["p_holm"])}).</p>{methods}{ni}'
             '</div>')
 
 
@@ -150,7 +157,7 @@ def _rule_html(verdict: dict, precisions: dict[str, str]) -> str:
             f"<p>{html.escape(verdict.get('noninferiority_rule', ''))}</p>"
             f"<p>Settings (config.yaml <code>report</code>): alpha = {t['alpha']}, min_recovery_fraction = "
             f"{t['min_recovery_fraction']}, min_damage = {t['min_damage']}, noninferiority_margin = "
-            f"{t['noninferiority_margin']}, power = {t['power']}; bootstrap resamples: {iters.get('pooled', '?')} "
+            f"{t['noninferiority_margin']}, power = {t['power']}; bootstrap resamples (B): {iters.get('pooled', '?')} "
             f"(pooled task), {iters.get('per_task', '?')} (per task); seeds: {seeds}. Recovery budget: "
             f"{verdict['budget']['steps']} steps × {verdict['budget']['batch_size']} × {verdict['budget']['seq_len']} "
             f"tokens.{' Base models: ' + bases + '.' if bases else ''}</p></div>")
@@ -295,7 +302,8 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         "<h2>Knowledge recovery vs perplexity recovery</h2>", _gap_note(fractions, ppl_rec),
         "<p>Recovery fraction = (recovered − compressed) / (base − compressed), recovered averaged over seeds "
         "(± sd of the per-seed fractions); controlled = (recovered − compressed − control gain) / (base − compressed), "
-        "control gain = the uncompressed model recovered by the same method − base. 95% two-level bootstrap "
+        "control gain = the uncompressed model recovered by the same method − base when positive, else 0 (no credit "
+        "for what a method breaks on the uncompressed model). 95% two-level bootstrap "
         "intervals (seeds, then questions), not corrected for multiplicity (the verdict's intervals are); – where "
         "compression did no damage, ∞ where too many resamples have none.</p>",
         _table_html(_fraction_table(fractions, ppl_rec), "{:.3f}"),
