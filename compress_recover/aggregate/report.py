@@ -102,7 +102,7 @@ def _method_row(m: dict) -> str:
             or html.escape(power.get("note", "–"))
     seeds = ", ".join(str(s) for s in m["seeds"]) or "–"
     cells = [html.escape(m["recovery"]), html.escape(m["side"]), seeds, _pm(m["recovered_acc"], m["recovered_sd"]),
-             f"{_fmt(m['control_gain'], '{:+.3f}')} (seeds {', '.join(map(str, m['control_seeds'])) or 'none'})",
+             f"{_fmt(m['control_gain'], '{:+.3f}')} (seed {', '.join(map(str, m['control_seeds'])) or 'none'})",
              html.escape(m["fraction_used"]),
              _pm(m["fraction"], m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"], "{:.2f}"),
              f"[{_fmt(m['ci_low'], '{:.2f}')}, {_fmt(m['ci_high'], '{:.2f}')}]", f"{_fmt(m['confidence'], '{:.2%}')}",
@@ -111,7 +111,7 @@ def _method_row(m: dict) -> str:
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-METHOD_HEAD = ["recovery", "side", "seeds", "acc (mean ± sd)", "control gain", "fraction used", "F (± sd over seeds)",
+METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "fraction used", "F (± sd over seeds)",
                "interval", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
                "margin Δ vs compressed [95% t], sign-flip p", "McNemar p per seed", "to decide at power"]
 
