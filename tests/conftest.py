@@ -32,6 +32,22 @@ TOKENIZER_TEXT = [
 ]
 
 
+def write_choice_task(folder: Path, task: str, rows: list[dict], choices: list[str]) -> Path:
+    """A user's lm-eval multiple-choice task folder: ``rows`` ({"q", "a"}) as local JSONL and a
+    YAML asking question ``q`` with ``choices``, ``a`` the index of the right one."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{task}.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / f"{task}.yaml").write_text(
+        f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+        f"    test: {data}\ntest_split: test\noutput_type: multiple_choice\n"
+        f"doc_to_text: '{{{{q}}}}'\ndoc_to_choice: {json.dumps(choices)}\ndoc_to_target: '{{{{a}}}}'\n"
+        "metric_list:\n  - metric: acc\n")
+    return folder
+
+
 def build_tiny_tokenizer():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast

@@ -13,6 +13,7 @@ from compress_recover.evaluate.evaluate import TaskUnavailableError, run_evaluat
 from compress_recover.io import read_json, read_jsonl
 from compress_recover.recover.load import load_recovered
 from compress_recover.runtime import Runtime
+from conftest import write_choice_task
 
 LABELS = {"model": "tiny", "compression": "none", "recovery": "none"}
 
@@ -136,14 +137,8 @@ def test_one_job_scores_every_task_as_if_each_ran_alone(method, tiny_checkpoint,
 
 
 def test_custom_task_folder_is_evaluated(tiny_checkpoint, tmp_path):
-    folder = tmp_path / "mine"
-    folder.mkdir()
-    (folder / "data.jsonl").write_text('{"q": "Is fire hot?", "a": 0}\n{"q": "Is ice hot?", "a": 1}\n')
-    (folder / "my_yes_no.yaml").write_text(
-        "task: my_yes_no\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {folder / 'data.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
-        "doc_to_text: '{{q}}'\ndoc_to_choice: ['yes', 'no']\ndoc_to_target: '{{a}}'\n"
-        "metric_list:\n  - metric: acc\n")
+    folder = write_choice_task(tmp_path / "mine", "my_yes_no", [{"q": "Is fire hot?", "a": 0},
+                                                              {"q": "Is ice hot?", "a": 1}], ["yes", "no"])
     out = tmp_path / "out"
     out.mkdir()
     _evaluate(tiny_checkpoint, folder, out, task="my_yes_no")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import write_choice_task
 from tinyflow import dag_jobs, per_rule, scheduled, tiny_config
 
 AGGREGATE = {"summary", "analysis", "figures", "report", "all"}
@@ -99,13 +100,7 @@ def test_the_format_control_recovers_the_base_model_with_every_method_and_seed(t
 
 
 def test_a_custom_knowledge_task_is_analysed_but_not_leak_checked(tmp_path):
-    folder = tmp_path / "my_tasks"
-    folder.mkdir()
-    (folder / "facts.jsonl").write_text('{"q": "2+2?", "a": 0}\n')
-    (folder / "my_facts.yaml").write_text(
-        "task: my_facts\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {folder / 'facts.jsonl'}\ntest_split: test\noutput_type: multiple_choice\n"
-        "doc_to_text: '{{q}}'\ndoc_to_choice: ['4', '5']\ndoc_to_target: '{{a}}'\nmetric_list:\n  - metric: acc\n")
+    folder = write_choice_task(tmp_path / "my_tasks", "my_facts", [{"q": "2+2?", "a": 0}], ["4", "5"])
     config = _config(seeds=[0])
     config["data"]["task_dirs"] = [{"path": str(folder), "tasks": ["my_facts"], "knowledge": True}]
     jobs = dag_jobs(tmp_path, config)
