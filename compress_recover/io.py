@@ -98,6 +98,18 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def safetensors_entries(folder: str | os.PathLike) -> Iterator[dict]:
+    """The header entry (``dtype``, ``shape``, ``data_offsets``) of every tensor in a folder's
+    safetensors files, read from their headers alone (no tensor is loaded)."""
+    import struct
+
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        with f.open("rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            header = json.loads(fh.read(size))
+        yield from (entry for name, entry in header.items() if name != "__metadata__")
+
+
 def dir_size(path: str | os.PathLike) -> int:
     """Bytes on disk of every regular file under ``path``."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())

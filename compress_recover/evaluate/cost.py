@@ -10,13 +10,13 @@ reported beside it).
 
 from __future__ import annotations
 
-import json
 import logging
+import math
 import statistics
 import time
 from pathlib import Path
 
-from ..io import dir_size, read_json, write_json
+from ..io import dir_size, read_json, safetensors_entries, write_json
 from ..modeling import quantized_kernels
 from ..recover.load import load_recovered
 from ..runtime import Runtime, library_versions
@@ -27,20 +27,7 @@ log = logging.getLogger(__name__)
 
 def safetensors_parameters(folder: str | Path) -> int:
     """Number of values stored in a folder's safetensors files (read from their headers)."""
-    import struct
-
-    total = 0
-    for f in sorted(Path(folder).glob("*.safetensors")):
-        with f.open("rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        for name, entry in header.items():
-            if name != "__metadata__":
-                n = 1
-                for d in entry["shape"]:
-                    n *= d
-                total += n
-    return total
+    return sum(math.prod(entry["shape"]) for entry in safetensors_entries(folder))
 
 
 def _sync(device) -> None:

@@ -64,17 +64,15 @@ def _output_types(tasks):
             yield value.OUTPUT_TYPE
 
 
-def scoring_lm(model, *, pool_ablation: bool = False, **hflm_kwargs):
+def scoring_lm(model, **hflm_kwargs):
     """The lm-eval model that scores ``model``: shared-prefix scoring (:mod:`.prefix_lm`).
 
     A model that chooses its prompt from a pool by reading the context is scored causally
-    there: each context alone, then its choices; with ``pool_ablation`` also under every
-    prompt of its pool."""
+    there: each context alone, then its choices (with the scorer's ``pool_ablation`` also
+    under every prompt of its pool)."""
     from .prefix_lm import PrefixScoringLM
 
-    lm = PrefixScoringLM(pretrained=model, **hflm_kwargs)
-    lm.pool_ablation = bool(pool_ablation)
-    return lm
+    return PrefixScoringLM(pretrained=model, **hflm_kwargs)
 
 
 def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], dict], field: str) -> int:
@@ -144,8 +142,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     load_s = time.perf_counter() - start
     log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
     out = {}
-    lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device,
-                    pool_ablation=pool_ablation)
+    lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device)
     for spec, manager, output_types in prepared:
         task = spec["task"]
         rolling = output_types == {"loglikelihood_rolling"}

@@ -112,6 +112,12 @@ class PrefixScoringLM(HFLM):
     #: score every prompt of a context-choosing model's pool too (the ablations)
     pool_ablation: bool = False
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        #: (context, continuation) -> {"prompt": chosen, "loglikelihoods": [one per prompt] or None},
+        #: filled while a context-choosing model is scored
+        self.choices: dict[tuple[str, str], dict] = {}
+
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
         if self.backend != "causal":
@@ -148,13 +154,6 @@ class PrefixScoringLM(HFLM):
                         if records is not None:
                             self.choices[tuple(requests[i][0])] = records[g][k]
         return results
-
-    @property
-    def choices(self) -> dict[tuple[str, str], dict]:
-        """(context, continuation) -> {"prompt": chosen, "loglikelihoods": [one per prompt] or None}."""
-        if not hasattr(self, "_choices"):
-            self._choices = {}
-        return self._choices
 
     def _fit(self, index: int, request: Request) -> Request:
         """A request cut to the model's window as HFLM cuts it (the context's oldest tokens

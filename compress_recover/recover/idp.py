@@ -373,8 +373,8 @@ def load_idp(model, adapter_dir: str | Path) -> IDPModel:
 
 def prepare(model, config: IDPConfig, seed: int) -> IDPModel:
     """A new pool, each prompt initialised from embeddings of random vocabulary tokens,
-    drawn by prompt tuning's helper from ``seed``: a prompt-tuning prompt of the same length
-    starts as this pool's first prompt."""
+    drawn from ``seed`` by the helper prompt tuning shares (:mod:`.soft_prompts`): a
+    prompt-tuning prompt of the same length starts as this pool's first prompt."""
     from .soft_prompts import vocab_prompts
 
     torch.manual_seed(seed)
