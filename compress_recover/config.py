@@ -26,6 +26,9 @@ from .registry import ConfigError, MethodConfig
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 RESERVED_MODEL_NAMES = {"data"}
 SEED_MARK = ".seed"  # a trained recovery's run name is f"{group}{SEED_MARK}{seed}"
+STEP_MARK = ".step"  # an intermediate budget checkpoint's run is f"{run}{STEP_MARK}{steps}"
+TEXTS = ("corpus", "generated")  # recovery training text: data.text, or written by the uncompressed model
+TEXT_SUFFIX = {"corpus": "", "generated": "-gen"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Entry:
     objective: Objective | None = None  # recovery entries that train: the effective objective
     group: str = ""  # the entry's name without seed ("" -> slug)
     seed: int | None = None  # the training seed of a recovery run
+    text: str = "corpus"  # recovery entries: the training text (TEXTS)
+    steps: int | None = None  # recovery runs that train: the optimizer steps of this adapter
+    parent: str | None = None  # an intermediate checkpoint: the run whose training saved it
 
     def __post_init__(self):
         if not self.group:
@@ -53,6 +59,11 @@ class Entry:
     @property
     def method(self) -> str:
         return self.config.method
+
+    @property
+    def trains(self) -> bool:
+        """A run that trains (its own recover job), not method none nor an intermediate checkpoint."""
+        return self.method != "none" and self.parent is None
 
 
 @dataclass
@@ -67,6 +78,7 @@ class Plan:
     perplexity_tasks: list[str] = field(default_factory=list)
     custom_knowledge: list[str] = field(default_factory=list)  # custom tasks marked knowledge: true
     seeds: list[int] = field(default_factory=lambda: [0])
+    budget_steps: list[int] = field(default_factory=lambda: [60])  # sorted; the last is the final budget
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -76,7 +88,17 @@ class Plan:
         return [s for s, e in self.compressions.items() if e.method == method]
 
     def recoveries_by_method(self, method: str) -> list[str]:
-        return [s for s, e in self.recoveries.items() if e.method == method]
+        """The runs of ``method`` that train (intermediate checkpoints are saved by their parent)."""
+        return [s for s, e in self.recoveries.items() if e.method == method and e.parent is None]
+
+    def checkpoint_steps(self) -> list[int]:
+        """The budget's intermediate steps: each trained run saves one checkpoint at each."""
+        return self.budget_steps[:-1]
+
+    def texts_used(self) -> list[str]:
+        """The training texts some recovery run uses, in TEXTS order."""
+        used = {e.text for e in self.recoveries.values() if e.method != "none"}
+        return [t for t in TEXTS if t in used]
 
     def groups(self) -> dict[str, str]:
         """Recovery entry name (without seed) -> method."""
@@ -111,34 +133,62 @@ class Plan:
         return [t for t in self.tasks if self.task_kind(t) == "knowledge"]
 
 
-def _entries(registry, raws: list[dict], section: str, objective: Objective | None = None) -> dict[str, Entry]:
+def _entries(registry, raws: list[dict], section: str, objective: Objective | None = None,
+             default_text: str = "corpus") -> dict[str, Entry]:
     """Parse a methods list. For recovery (``objective`` given: the config-wide default)
-    an entry may override the objective; a non-default objective is part of its name."""
+    an entry may override the objective and the training text (``default_text``:
+    recovery.text); a non-default one is part of its name (lora-kd, lora-gen, lora-kd-gen)."""
     entries: dict[str, Entry] = {}
     for i, raw in enumerate(raws):
         key = f"{section}[{i}]"
         raw = dict(raw) if isinstance(raw, dict) else raw
         override = raw.pop("objective", None) if isinstance(raw, dict) else None
+        text_override = raw.pop("text", None) if isinstance(raw, dict) else None
         cfg = registry.parse(raw, key)
-        if objective is not None and cfg.name is not None and SEED_MARK in cfg.name:
-            raise ConfigError(f"{key}.name: {cfg.name!r} contains {SEED_MARK!r}, which marks a run's seed "
-                              f"(runs are named <name>{SEED_MARK}<seed>); choose another name")
+        if objective is not None and cfg.name is not None:
+            for mark, what in ((SEED_MARK, "a run's seed (<name>.seed<seed>)"),
+                               (STEP_MARK, "a budget checkpoint (<name>.seed<seed>.step<steps>)")):
+                if mark in cfg.name:
+                    raise ConfigError(f"{key}.name: {cfg.name!r} contains {mark!r}, which marks {what}; "
+                                      "choose another name")
         slug = cfg.slug()
-        effective = None
+        effective, text = None, default_text
         if objective is not None and cfg.method != "none":
             effective = Objective.from_dict(override, f"{key}.objective", base=objective)
+            if text_override is not None:
+                text = _check_text(text_override, f"{key}.text")
             if cfg.name is None:
-                slug += effective.suffix()
-        elif override is not None:
-            raise ConfigError(f"{key}.objective: method '{cfg.method}' trains nothing; remove its objective")
+                slug += effective.suffix() + TEXT_SUFFIX[text]
+        elif override is not None or text_override is not None:
+            what = "objective" if override is not None else "text"
+            raise ConfigError(f"{key}.{what}: method '{cfg.method}' trains nothing; remove its {what}")
         if slug == "none" and cfg.method != "none":
             raise ConfigError(f"{key}: the name 'none' is reserved for method 'none'")
         if not NAME.match(slug):
             raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
         if slug in entries:
             raise ConfigError(f"{key}: name {slug!r} is already used by {entries[slug].key}; set a distinct 'name'")
-        entries[slug] = Entry(slug, key, dict(raw), cfg, effective)
+        entries[slug] = Entry(slug, key, dict(raw), cfg, effective, text=text if effective else "corpus")
     return entries
+
+
+def _check_text(text, key: str) -> str:
+    if text not in TEXTS:
+        raise ConfigError(f"{key}: {text!r} is not one of {list(TEXTS)}")
+    return text
+
+
+def _check_steps(steps) -> list[int]:
+    """recovery.budget.steps: an int or a list of distinct positive ints -> sorted list."""
+    values = steps if isinstance(steps, list) else [steps]
+    if not values:
+        raise ConfigError("recovery.budget.steps: an empty list; give the steps (e.g. 60 or [15, 30, 60])")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"recovery.budget.steps: {v!r} is not a positive integer")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"recovery.budget.steps: {steps} repeats a value")
+    return sorted(values)
 
 
 def _check_seeds(seeds) -> list[int]:
@@ -152,8 +202,10 @@ def _check_seeds(seeds) -> list[int]:
     return list(seeds)
 
 
-def _runs(groups: dict[str, Entry], seeds: list[int]) -> dict[str, Entry]:
-    """Every recovery entry that trains, once per seed (run ``<name>.seed<seed>``); ``none`` once."""
+def _runs(groups: dict[str, Entry], seeds: list[int], steps: list[int]) -> dict[str, Entry]:
+    """Every recovery entry that trains, once per seed (run ``<name>.seed<seed>``, trained to
+    the final budget ``steps[-1]``), and its checkpoint at each earlier step of ``steps`` (run
+    ``<name>.seed<seed>.step<n>``, saved by that run's training); ``none`` once."""
     runs: dict[str, Entry] = {}
     for name, entry in groups.items():
         if entry.method == "none":  # trains nothing: one run, named as the entry
@@ -161,7 +213,10 @@ def _runs(groups: dict[str, Entry], seeds: list[int]) -> dict[str, Entry]:
             continue
         for seed in seeds:
             run = f"{name}{SEED_MARK}{seed}"
-            runs[run] = replace(entry, slug=run, group=name, seed=seed)
+            runs[run] = replace(entry, slug=run, group=name, seed=seed, steps=steps[-1])
+            for n in steps[:-1]:
+                runs[f"{run}{STEP_MARK}{n}"] = replace(entry, slug=f"{run}{STEP_MARK}{n}", group=name, seed=seed,
+                                                       steps=n, parent=run)
     return runs
 
 
@@ -303,13 +358,30 @@ def build_plan(config: dict) -> Plan:
     compressions = _entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
     objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
     seeds = _check_seeds(config["recovery"].get("seeds", [0]))
-    groups = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective)
+    steps = _check_steps(config["recovery"].get("budget", {}).get("steps", 60))
+    default_text = _check_text(config["recovery"].get("text", "corpus"), "recovery.text")
+    groups = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective, default_text)
+    _check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
     _check_widths(models, compressions)
-    return Plan(models=models, compressions=compressions, recoveries=_runs(groups, seeds),
+    return Plan(models=models, compressions=compressions, recoveries=_runs(groups, seeds, steps),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
-                custom_knowledge=custom_knowledge, seeds=seeds)
+                custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps)
+
+
+def _check_split(split: dict, knowledge_tasks: list[str]) -> None:
+    fraction = split.get("dev_fraction", 0.25)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            math.isfinite(fraction) and 0 <= fraction < 1):
+        raise ConfigError(f"data.split.dev_fraction: {fraction!r} must be a finite number in [0, 1)")
+    unknown = [t for t in split.get("held_out_tasks", []) if t not in knowledge_tasks]
+    if unknown:
+        raise ConfigError(f"data.split.held_out_tasks: {unknown} are not among data.knowledge_tasks "
+                          f"{knowledge_tasks}")
+    if knowledge_tasks and set(split.get("held_out_tasks", [])) >= set(knowledge_tasks) and fraction > 0:
+        raise ConfigError("data.split.held_out_tasks: every knowledge task is held out, so nothing is left to "
+                          "choose on (dev); hold out fewer tasks or set dev_fraction: 0")
 
 
 def canonical(value):

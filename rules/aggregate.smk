@@ -12,6 +12,8 @@ rule summary:
         parquet=SUMMARY_PARQUET,
     log:
         "logs/summary.log",
+    params:
+        steps=run_steps(),
     threads: 1
     conda:
         "../envs/aggregate.yaml"
@@ -23,6 +25,7 @@ rule analysis:
     input:
         samples=knowledge_samples(),
         text=TEXT,
+        generated=generated_texts(),
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
     output:
         directory(ANALYSIS),
@@ -34,6 +37,7 @@ rule analysis:
         recovery=recovery_methods(),
         report=section("report"),
         budget=section("recovery", "budget"),
+        split=section("data", "split"),
         seeds=PLAN.seeds,
         seed=config["seed"],
     threads: 1

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, workflow.basedir)
 from compress_recover.aggregate.figures import FIGURES
 from compress_recover.compress import COMPRESSION
-from compress_recover.config import build_plan, canonical, choice_regex
+from compress_recover.config import STEP_MARK, build_plan, canonical, choice_regex
 from compress_recover.recover import RECOVERY
 from compress_recover.runtime import Runtime
 
@@ -33,8 +33,15 @@ RUNTIME = canonical(
 BASE_CHECKPOINT = "results/{model}/none/checkpoint"
 CHECKPOINT = "results/{model}/{compression}/checkpoint"
 ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
-# The uncompressed model's top-k logits on the training text, shared by distilling recoveries.
-TEACHER_LOGITS = "results/{model}/none/teacher_logits"
+# An intermediate budget checkpoint of a trained run (its evaluations use run <recovery>.step<n>).
+CHECKPOINT_ADAPTER = "results/{model}/{compression}/{recovery}%s{steps}/adapter" % STEP_MARK
+# The recovery text the uncompressed model writes itself (recovery text: generated).
+GENERATED_TEXT = "results/{model}/none/generated_text"
+# The uncompressed model's top-k logits on each training text, shared by distilling recoveries.
+TEACHER_LOGITS = {
+    "corpus": "results/{model}/none/teacher_logits",
+    "generated": "results/{model}/none/teacher_logits_generated",
+}
 EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
 EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
@@ -58,6 +65,11 @@ wildcard_constraints:
     task=choice_regex(PLAN.tasks),
 
 
+def final_cells():
+    """Every (model, compression, recovery run) at the final budget (no intermediate checkpoint)."""
+    return [(m, c, r) for m, c, r in PLAN.cells() if PLAN.recoveries[r].parent is None]
+
+
 def eval_results():
     return [
         EVAL_JSON.format(model=m, compression=c, recovery=r, task=t)
@@ -67,7 +79,8 @@ def eval_results():
 
 
 def cost_results():
-    return [COST.format(model=m, compression=c, recovery=r) for m, c, r in PLAN.cells()]
+    """Cost of every model at the final budget (a checkpoint costs what its final run costs)."""
+    return [COST.format(model=m, compression=c, recovery=r) for m, c, r in final_cells()]
 
 
 def all_targets():
@@ -87,12 +100,17 @@ def run_labels(model, compression, run):
 
 
 def knowledge_cells():
-    """The labels and task of every knowledge-task evaluation, in order."""
+    """The labels, training steps and task of every knowledge-task evaluation, in order."""
     return [
-        {**run_labels(m, c, r), "task": t}
+        {**run_labels(m, c, r), "steps": PLAN.recoveries[r].steps, "task": t}
         for m, c, r in PLAN.cells()
         for t in PLAN.knowledge()
     ]
+
+
+def run_steps():
+    """Recovery run -> the optimizer steps of its adapter (None for method none)."""
+    return {run: entry.steps for run, entry in PLAN.recoveries.items()}
 
 
 def knowledge_samples():
@@ -119,7 +137,7 @@ def attention_cells():
     """(model, compression) of every compressed model, when the analysis is on."""
     if not config["report"]["attention_analysis"]:
         return []
-    return sorted({(m, c) for m, c, _ in PLAN.cells() if c != "none"})
+    return sorted({(m, c) for m, c, _ in final_cells() if c != "none"})
 
 
 def attention_figures():
@@ -129,7 +147,7 @@ def attention_figures():
 def cell_recoveries(wildcards):
     """The recoveries evaluated on one (model, compression)."""
     here = (wildcards.model, wildcards.compression)
-    return [r for m, c, r in PLAN.cells() if (m, c) == here]
+    return [r for m, c, r in final_cells() if (m, c) == here]
 
 
 def adapter_or_none(wildcards, recovery):
@@ -190,11 +208,35 @@ def recovery_seed(wildcards):
     return PLAN.recoveries[wildcards.recovery].seed
 
 
+def training_text(model, text):
+    """The folder of a recovery training text (TEXTS): the corpus or the model's own."""
+    return TEXT if text == "corpus" else GENERATED_TEXT.format(model=model)
+
+
 def recover_inputs(wildcards):
-    inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
-    if PLAN.recoveries[wildcards.recovery].objective.needs_teacher:
-        inputs["teacher"] = TEACHER_LOGITS.format(model=wildcards.model)
+    entry = PLAN.recoveries[wildcards.recovery]
+    inputs = {
+        "checkpoint": CHECKPOINT.format(**wildcards),
+        "text": training_text(wildcards.model, entry.text),
+    }
+    if entry.objective.needs_teacher:
+        inputs["teacher"] = TEACHER_LOGITS[entry.text].format(model=wildcards.model)
     return inputs
+
+
+def checkpoint_adapters():
+    """The recover rule's outputs for the budget's intermediate steps (wildcards kept)."""
+    return [
+        directory(CHECKPOINT_ADAPTER.replace("{steps}", str(n)))
+        for n in PLAN.checkpoint_steps()
+    ]
+
+
+def generated_texts():
+    """The self-generated text of every model, when some recovery trains on it."""
+    if "generated" not in PLAN.texts_used():
+        return []
+    return [GENERATED_TEXT.format(model=m) for m in PLAN.models]
 
 
 def model_inputs(wildcards):

@@ -1,4 +1,5 @@
-# Stage 2: the knowledge suite (lm-eval tasks from packaged facts) and the general text.
+# Stage 2: the knowledge suite (lm-eval tasks from packaged facts), the general text and
+# the recovery text each model writes itself (once per model).
 
 
 rule knowledge_task:
@@ -48,3 +49,26 @@ rule perplexity_task:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/perplexity_task.py"
+
+
+rule generated_text:
+    input:
+        checkpoint=BASE_CHECKPOINT,
+        text=TEXT,
+        tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+    output:
+        directory(GENERATED_TEXT),
+    log:
+        "logs/{model}/generated_text.log",
+    benchmark:
+        "logs/{model}/generated_text.benchmark.tsv"
+    params:
+        generation=section("data", "generated"),
+        min_chars=config["data"]["text"]["min_chars"],
+        seed=config["seed"],
+        runtime=RUNTIME,
+    threads: 4
+    conda:
+        "../envs/recover.yaml"
+    script:
+        "../workflow_scripts/generated_text.py"

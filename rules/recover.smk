@@ -1,27 +1,32 @@
 # Stage 4: one rule per registered recovery method (recover_lora, recover_prompt_tuning, ...),
-# each trained on the compressed model with the shared budget; distilling runs read the
-# teacher's logits, computed once per model.
+# each trained on the compressed model with the shared budget (saving a checkpoint at every
+# earlier step of a budget curve); distilling runs read the teacher's logits, computed once
+# per model and training text.
 
 
-rule teacher_logits:
-    input:
-        checkpoint=BASE_CHECKPOINT,
-        text=TEXT,
-    output:
-        directory(TEACHER_LOGITS),
-    log:
-        "logs/{model}/teacher_logits.log",
-    benchmark:
-        "logs/{model}/teacher_logits.benchmark.tsv"
-    params:
-        seq_len=config["recovery"]["budget"]["seq_len"],
-        top_k=config["recovery"]["teacher_top_k"],
-        runtime=RUNTIME,
-    threads: 4
-    conda:
-        "../envs/recover.yaml"
-    script:
-        "../workflow_scripts/teacher_logits.py"
+for text, teacher_path in TEACHER_LOGITS.items():
+
+    rule:
+        name:
+            f"teacher_logits_{text}"
+        input:
+            checkpoint=BASE_CHECKPOINT,
+            text=training_text("{model}", text),
+        output:
+            directory(teacher_path),
+        log:
+            f"logs/{{model}}/teacher_logits_{text}.log",
+        benchmark:
+            f"logs/{{model}}/teacher_logits_{text}.benchmark.tsv"
+        params:
+            seq_len=config["recovery"]["budget"]["seq_len"],
+            top_k=config["recovery"]["teacher_top_k"],
+            runtime=RUNTIME,
+        threads: 4
+        conda:
+            "../envs/recover.yaml"
+        script:
+            "../workflow_scripts/teacher_logits.py"
 
 
 for method in RECOVERY_METHODS:
@@ -32,7 +37,8 @@ for method in RECOVERY_METHODS:
         input:
             unpack(recover_inputs),
         output:
-            directory(ADAPTER),
+            adapter=directory(ADAPTER),
+            checkpoints=checkpoint_adapters(),
         log:
             "logs/{model}/{compression}/{recovery}/recover.log",
         benchmark:

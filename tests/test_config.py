@@ -135,13 +135,13 @@ def test_schema_and_method_dataclasses_agree(section, registry):
         props = _schema_method_props(section, name)
         cls = registry[name].config_cls
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        assert set(props) - {"method", "objective"} == set(fields), name
+        assert set(props) - {"method", "objective", "text"} == set(fields), name
         instance = cls.__new__(cls)  # defaults without the range checks of a real config
         for f in dataclasses.fields(cls):
             default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
             object.__setattr__(instance, f.name, default)
         for field_name, prop in props.items():
-            if field_name in ("method", "name", "objective"):
+            if field_name in ("method", "name", "objective", "text"):
                 continue
             default = getattr(instance, field_name)
             assert prop["default"] == (list(default) if isinstance(default, tuple) else default), (name, field_name)

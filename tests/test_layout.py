@@ -105,8 +105,8 @@ def _rule_scripts() -> list[tuple[str, str, str]]:
         text = smk.read_text()
         for block in re.split(r"\n(?=[ \t]*rule\b)", text)[1:]:
             name = re.match(r"\s*rule\s*(\w*)\s*:", block).group(1)
-            if not name:  # a rule generated per method: name: f"compress_{method}"
-                name = re.search(r'name:\s*f"(\w+)_\{method\}"', block).group(1) + "_<method>"
+            if not name:  # a rule generated per method (or text): name: f"compress_{method}"
+                name = re.search(r'name:\s*f"(\w+)_\{\w+\}"', block).group(1) + "_<method>"
             script = re.search(r'script:\s*"\.\./workflow_scripts/(\w+)\.py"', block)
             if script:
                 out.append((smk.stem, name, script.group(1)))

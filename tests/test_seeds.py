@@ -69,7 +69,8 @@ def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     cells, samples = analysis["params"]["cells"], analysis["input"]["samples"]
     assert len(cells) == len(samples) == (1 + 1 + 3 * 2) * 2  # (base, compressed, 3 methods x 2 seeds) x 2 tasks
     for cell, path in zip(cells, samples, strict=True):
-        assert set(cell) == {"model", "compression", "recovery", "seed", "run", "task"}
+        assert set(cell) == {"model", "compression", "recovery", "seed", "run", "steps", "task"}
+        assert cell["steps"] == (None if cell["recovery"] == "none" else 60)
         assert path == f"results/{cell['model']}/{cell['compression']}/{cell['run']}/eval/{cell['task']}.samples.jsonl"
         assert (cell["seed"] is None) == (cell["recovery"] == "none")
         if cell["seed"] is not None:

@@ -107,8 +107,8 @@ def per_rule(jobs: list[tuple[str, dict]]) -> Counter:
 
 def dag_jobs(workdir: Path, config: dict, targets: list[str] | None = None) -> dict[tuple[str, str], dict]:
     """Every job of the DAG, done or not, through Snakemake's Python API (a dry run):
-    {(rule, wildcards as "k=v,..."): {"params": {...}, "input": {...}, "inputs": [...]}}
-    ("input": the named inputs, "inputs": every input file in order)."""
+    {(rule, wildcards as "k=v,..."): {"params": {...}, "input": {...}, "inputs": [...], "output": {...},
+    "outputs": [...]}} ("input"/"output": the named ones, "inputs"/"outputs": every file in order)."""
     from snakemake.settings.types import DAGSettings
 
     cfg = workdir / "config.api.yaml"
@@ -119,5 +119,6 @@ def dag_jobs(workdir: Path, config: dict, targets: list[str] | None = None) -> d
         for job in workflow._workflow.dag.jobs:
             wildcards = ",".join(f"{k}={v}" for k, v in sorted(job.wildcards_dict.items()))
             out[(job.rule.name, wildcards)] = {"params": dict(job.params.items()), "input": dict(job.input.items()),
-                                               "inputs": list(job.input)}
+                                               "inputs": list(job.input), "output": dict(job.output.items()),
+                                               "outputs": list(job.output)}
         return out

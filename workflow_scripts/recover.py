@@ -13,7 +13,8 @@ with log_to(snakemake.log[0]):
     budget = snakemake.params.budget
     run_recovery(
         checkpoint_dir=snakemake.input.checkpoint,
-        out_dir=snakemake.output[0],
+        out_dir=snakemake.output.adapter,
+        checkpoint_dirs=list(snakemake.output.checkpoints),
         method_config=snakemake.params.method_config,
         key=snakemake.params.key,
         text_dir=snakemake.input.text,

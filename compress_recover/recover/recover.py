@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from functools import partial
 from pathlib import Path
 
 from ..io import atomic_dir, dir_size, read_json, write_json
@@ -47,15 +48,32 @@ def _teacher(teacher_dir: str, blocks, load: dict):
     return teacher
 
 
+def budget_steps(steps: int | list[int]) -> list[int]:
+    """``recovery.budget.steps`` (an int or a list) as a sorted list; the last is the final budget."""
+    values = sorted(steps) if isinstance(steps, (list, tuple)) else [steps]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values) or len(
+            set(values)) != len(values):
+        raise ValueError(f"recovery.budget.steps: {steps!r} must be a positive integer or a list of distinct ones")
+    return values
+
+
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
-                 steps: int, batch_size: int, seq_len: int, runtime: Runtime, objective: dict | None = None,
-                 teacher_dir: str | None = None, seed: int | None = None) -> dict:
+                 steps: int | list[int], batch_size: int, seq_len: int, runtime: Runtime,
+                 objective: dict | None = None, teacher_dir: str | None = None, seed: int | None = None,
+                 checkpoint_dirs: list[str] = ()) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
     (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
     training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
 
+    ``steps``: the budget, or a list of budgets: training runs to the largest (saved in
+    ``out_dir``) and saves the adapter after each earlier one in ``checkpoint_dirs`` (same
+    order), each a complete adapter folder with its own manifest.
     ``seed``: the run's training seed (one of ``recovery.seeds``): it draws the initial
     trainable parameters and the training blocks; None takes ``runtime.seed``."""
+    all_steps = budget_steps(steps)
+    if len(checkpoint_dirs) != len(all_steps) - 1:
+        raise ValueError(f"{key}: budget steps {all_steps} need {len(all_steps) - 1} checkpoint folder(s) for the "
+                         f"earlier steps, got {len(checkpoint_dirs)}")
     config = RECOVERY.parse(method_config, key)
     objective = Objective.from_dict(objective, f"{key}.objective")
     if objective.needs_teacher and not teacher_dir:
@@ -74,36 +92,52 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
         teacher = _teacher(teacher_dir, blocks, load)
     model = prepare(model, config, seed)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log.info("%s: %d trainable parameters; objective %s; %d steps x %d x %d tokens from %d blocks", config.slug(),
-             trainable, objective.params(), steps, batch_size, seq_len, blocks.shape[0])
+    final = all_steps[-1]
+    log.info("%s: %d trainable parameters; objective %s; %d steps x %d x %d tokens from %d blocks%s", config.slug(),
+             trainable, objective.params(), final, batch_size, seq_len, blocks.shape[0],
+             f"; checkpoints after steps {all_steps[:-1]}" if len(all_steps) > 1 else "")
+    common = {
+        "method": config.method,
+        "name": config.slug(),
+        "params": config.params(),
+        "objective": objective.params(),
+        "text": text_dir,
+        "teacher": teacher_dir,
+        "teacher_logits": ({k: teacher.manifest[k] for k in ("teacher", "top_k", "top_k_mass_mean", "sha256")}
+                           if isinstance(teacher, TeacherCache) else None),
+        "trainable_parameters": int(trainable),
+        "device": device,
+        "threads": runtime.threads,
+        "weights": weights,
+        "library_versions": library_versions(),
+        "merge": merge_note(checkpoint_dir, config),
+    }
+    budget = {"batch_size": batch_size, "seq_len": seq_len, "seed": seed, "budget_steps": all_steps}
     start = time.perf_counter()
-    losses = train_loop(model, blocks, steps=steps, batch_size=batch_size, lr=config.lr,
+
+    def save(folder: str, losses: list[float]) -> dict:
+        return save_adapter(model, folder, common, {**budget, "steps": len(losses)}, losses,
+                            time.perf_counter() - start)
+
+    checkpoints = {n: partial(save, folder) for n, folder in zip(all_steps[:-1], checkpoint_dirs, strict=True)}
+    losses = train_loop(model, blocks, steps=final, batch_size=batch_size, lr=config.lr,
                         weight_decay=getattr(config, "weight_decay", 0.0), seed=seed, device=device,
-                        objective=objective, teacher=teacher)
-    train_time = time.perf_counter() - start
+                        objective=objective, teacher=teacher, checkpoints=checkpoints)
+    return save(out_dir, losses)
+
+
+def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[float], train_time: float) -> dict:
+    """Write the adapter (safetensors) and its manifest atomically; returns the manifest."""
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         manifest = {
-            "method": config.method,
-            "name": config.slug(),
-            "params": config.params(),
-            "objective": objective.params(),
-            "teacher": teacher_dir,
-            "teacher_logits": ({k: teacher.manifest[k] for k in ("teacher", "top_k", "top_k_mass_mean", "sha256")}
-                               if isinstance(teacher, TeacherCache) else None),
-            "budget": {"steps": steps, "batch_size": batch_size, "seq_len": seq_len,
-                       "tokens": steps * batch_size * seq_len, "seed": seed},
-            "trainable_parameters": int(trainable),
+            **common,
+            "budget": {**budget, "tokens": budget["steps"] * budget["batch_size"] * budget["seq_len"]},
             "training_time_s": round(train_time, 2),
             "loss_first": losses[0],
             "loss_last": losses[-1],
             "losses": losses,
-            "device": device,
-            "threads": runtime.threads,
-            "weights": weights,
-            "library_versions": library_versions(),
         }
         manifest["adapter_bytes"] = dir_size(tmp)
-        manifest["merge"] = merge_note(checkpoint_dir, config)
         write_json(tmp / "manifest.json", manifest)
     return manifest

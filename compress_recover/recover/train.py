@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from ..tokens import batch_schedule
 from .objective import Objective
@@ -73,9 +74,15 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
 
 def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_decay: float,
                seed: int, device: str, objective: Objective | None = None, teacher=None,
-               log_every: int = 10) -> list[float]:
+               log_every: int = 10, checkpoints: dict[int, Callable[[list[float]], None]] | None = None
+               ) -> list[float]:
     """Train on ``blocks`` with ``objective`` (default: next-token loss); returns the loss
     of every step.
+
+    ``checkpoints``: step -> a function called with the losses so far right after that
+    step's update (it saves the adapter). The learning rate is constant (AdamW, no
+    schedule) and the batch order is drawn step by step from the seed, so the state after
+    step n does not depend on ``steps``: a checkpoint at n equals a run trained for n steps.
 
     Stops with NonFiniteLossError at the first NaN or infinite loss, before anything
     is saved.
@@ -101,6 +108,8 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if checkpoints and step in checkpoints:
+            checkpoints[step](list(losses))
         if step % log_every == 0 or step in (1, steps):
             detail = " ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""
             log.info("step %d/%d loss %.4f %s(%.1f s)", step, steps, loss.item(), detail + " " if detail else "",
