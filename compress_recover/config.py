@@ -137,7 +137,7 @@ def _entries(registry, raws: list[dict], section: str, objective: Objective | No
              default_text: str = "corpus") -> dict[str, Entry]:
     """Parse a methods list. For recovery (``objective`` given: the config-wide default)
     an entry may override the objective and the training text (``default_text``:
-    recovery.text); a non-default one is part of its name (lora-kd, lora-gen, lora-kd-gen)."""
+    recovery.text); a non-default one is part of its name (<name>-kd, <name>-gen, <name>-kd-gen)."""
     entries: dict[str, Entry] = {}
     for i, raw in enumerate(raws):
         key = f"{section}[{i}]"

@@ -35,6 +35,19 @@ def _remove_stale_temporaries(final: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _as_umask_allows(path: Path, mode: int) -> None:
+    """Give a temporary (created 0700/0600 by tempfile) the mode a plain open() or mkdir()
+    would: ``mode`` minus the umask, so colleagues on a shared filesystem can read results."""
+    os.chmod(path, mode & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``final``; rename it to ``final`` on success."""
@@ -42,6 +55,7 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    _as_umask_allows(tmp, 0o777)
     try:
         yield tmp
         if final.exists():
@@ -61,6 +75,7 @@ def atomic_file(final: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
     os.close(fd)
     tmp = Path(name)
+    _as_umask_allows(tmp, 0o666)
     try:
         yield tmp
         os.replace(tmp, final)

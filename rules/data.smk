@@ -64,7 +64,6 @@ rule generated_text:
         "logs/{model}/generated_text.benchmark.tsv"
     params:
         generation=section("data", "generated"),
-        min_chars=config["data"]["text"]["min_chars"],
         seed=config["seed"],
         runtime=RUNTIME,
     threads: 4

@@ -16,11 +16,13 @@ from tinyflow import dag_jobs, tiny_config
 LORA = {"method": "lora", "rank": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}
 
 
-def _config(steps=None, **recovery) -> dict:
+def _config(steps=4, **recovery) -> dict:
+    """The tiny config with budget ``steps``, every method on the corpus unless ``recovery`` says otherwise."""
     config = tiny_config(Path("unused"))
     config["models"] = {"tiny": {"source": "embedded"}}  # nothing is downloaded in a dry run
-    if steps is not None:
-        config["recovery"]["budget"]["steps"] = steps
+    config["recovery"]["budget"]["steps"] = steps
+    for method in config["recovery"]["methods"]:
+        method.pop("text", None)
     config["recovery"].update(recovery)
     return config
 
@@ -192,7 +194,7 @@ def test_a_budget_list_needs_one_checkpoint_folder_per_earlier_step(tiny_checkpo
 # --------------------------------------------------------------------------- generated text
 
 GENERATION = {"prompts": "openings", "opening_words": 4, "count": 6, "max_new_tokens": 12, "temperature": 1.0,
-              "top_p": 0.95, "batch_size": 4}
+              "top_p": 0.95, "batch_size": 4, "min_chars": 1}
 
 
 def _generate(tiny_checkpoint, text_dir, out: Path, task_dirs=(), **overrides):
@@ -200,8 +202,7 @@ def _generate(tiny_checkpoint, text_dir, out: Path, task_dirs=(), **overrides):
     from compress_recover.runtime import Runtime
 
     return generate_text(checkpoint_dir=str(tiny_checkpoint), text_dir=str(text_dir), task_dirs=list(task_dirs),
-                         out_dir=str(out), model_name="tiny", generation={**GENERATION, **overrides}, min_chars=1,
-                         seed=0, runtime=Runtime(device="cpu", seed=0, threads=1))
+                         out_dir=str(out), model_name="tiny", generation={**GENERATION, **overrides}, seed=0, runtime=Runtime(device="cpu", seed=0, threads=1))
 
 
 def test_generated_text_is_deterministic_for_a_seed(tiny_checkpoint, text_dir, tmp_path):
@@ -226,7 +227,7 @@ def test_generation_draws_other_text_with_another_seed(tiny_checkpoint, text_dir
 
     _generate(tiny_checkpoint, text_dir, tmp_path / "a")
     generate_text(checkpoint_dir=str(tiny_checkpoint), text_dir=str(text_dir), task_dirs=[],
-                  out_dir=str(tmp_path / "b"), model_name="tiny", generation=GENERATION, min_chars=1, seed=1,
+                  out_dir=str(tmp_path / "b"), model_name="tiny", generation=GENERATION, seed=1,
                   runtime=Runtime(device="cpu", seed=0, threads=1))
     assert read_jsonl(tmp_path / "a" / "train.jsonl") != read_jsonl(tmp_path / "b" / "train.jsonl")
 
@@ -254,3 +255,23 @@ def test_instruction_prompts_are_neutral_and_cycle():
         generation_prompts("tweets", count=1, seed=0, passages=["a b"], opening_words=1)
     with pytest.raises(ValueError, match="openings needs"):
         generation_prompts("openings", count=1, seed=0, passages=[], opening_words=1)
+
+
+# --------------------------------------------------------------------------- study configs
+
+@pytest.mark.parametrize("study", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_study_config_is_a_valid_plan_over_the_default_config(study):
+    """A study is run as ``--configfile studies/<name>.yaml`` over config.yaml (Snakemake
+    merges mappings and replaces lists); it must plan, and state its question and its
+    pre-registered selection rule in comments."""
+    import yaml
+    from snakemake.utils import update_config
+
+    repo = Path(__file__).resolve().parents[1]
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    update_config(config, yaml.safe_load(study.read_text()))
+    plan = build_plan(config)
+    assert any(e.method != "none" for e in plan.recoveries.values())
+    text = study.read_text()
+    assert "QUESTION" in text and "SELECTION RULE" in text

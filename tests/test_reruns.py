@@ -34,9 +34,10 @@ def test_adding_a_model_schedules_exactly_its_jobs_and_the_aggregate(finished_ru
     jobs = scheduled(workdir, grown)
     seeds = len(config["recovery"]["seeds"])
     cells = 1 + 1 + 3 * seeds  # the base model, and 4-bit GPTQ as is and with three recoveries per seed
+    checkpoints = 3 * seeds * (len(config["recovery"]["budget"]["steps"]) - 1)  # each evaluated, not costed
     # one evaluate job per model scores its three tasks (two knowledge tasks, held-out perplexity)
-    assert per_rule(jobs) == {"download": 1, "teacher_logits": 1, "compress_gptq": 1, "recover_lora": seeds,
-                              "recover_prompt_tuning": seeds, "recover_idp": seeds, "evaluate": cells,
+    assert per_rule(jobs) == {"download": 1, "teacher_logits_corpus": 1, "generated_text": 1, "compress_gptq": 1, "recover_lora": seeds,
+                              "recover_prompt_tuning": seeds, "recover_idp": seeds, "evaluate": cells + checkpoints,
                               "cost": cells, "attention": 1, **AGGREGATE}
     # every job but the aggregate is the new model's
     assert {w.get("model") for rule, w in jobs if rule not in AGGREGATE} == {"tiny2"}
@@ -49,17 +50,21 @@ def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_r
     idp["pool_size"] = 3
     jobs = scheduled(workdir, changed)
     seeds = config["recovery"]["seeds"]
-    assert per_rule(jobs) == {"recover_idp": len(seeds), "evaluate": len(seeds), "cost": len(seeds), "attention": 1,
-                              **AGGREGATE}
-    assert {w["recovery"] for rule, w in jobs if rule in {"recover_idp", "evaluate", "cost"}} == {
+    points = len(config["recovery"]["budget"]["steps"])  # the final run and its checkpoints, each evaluated
+    assert per_rule(jobs) == {"recover_idp": len(seeds), "evaluate": points * len(seeds), "cost": len(seeds),
+                              "attention": 1, **AGGREGATE}
+    assert {w["recovery"] for rule, w in jobs if rule in {"recover_idp", "cost"}} == {
         f"idp-mix0.5.seed{s}" for s in seeds}
+    assert {w["recovery"] for rule, w in jobs if rule == "evaluate"} == {
+        f"idp-mix0.5.seed{s}{step}" for s in seeds for step in ("", ".step2")}
     # the calibration budget feeds compression: everything downstream of it reruns
     changed = copy.deepcopy(config)
     changed["compression"]["calibration"]["samples"] = 3
     runs = 1 + 3 * len(seeds)  # the compressed model as is and its recoveries
     assert per_rule(scheduled(workdir, changed)) == {
         "compress_gptq": 1, "recover_lora": len(seeds), "recover_prompt_tuning": len(seeds),
-        "recover_idp": len(seeds), "evaluate": runs, "cost": runs, "attention": 1, **AGGREGATE}
+        "recover_idp": len(seeds), "evaluate": runs + 3 * len(seeds) * (points - 1), "cost": runs, "attention": 1,
+        **AGGREGATE}
     assert scheduled(workdir, config) == []
 
 

@@ -15,8 +15,13 @@ AGGREGATE = {"summary", "analysis", "figures", "report", "all"}
 
 
 def _config(**recovery) -> dict:
+    """The tiny config with one budget and the corpus as every method's text (tests/test_budget_text.py
+    covers budget curves and generated text)."""
     config = tiny_config(Path("unused"))
     config["models"] = {"tiny": {"source": "embedded"}}  # nothing is downloaded in a dry run
+    config["recovery"]["budget"]["steps"] = 4
+    for method in config["recovery"]["methods"]:
+        method.pop("text", None)
     config["recovery"].update(recovery)
     return config
 
@@ -70,7 +75,7 @@ def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     assert len(cells) == len(samples) == (1 + 1 + 3 * 2) * 2  # (base, compressed, 3 methods x 2 seeds) x 2 tasks
     for cell, path in zip(cells, samples, strict=True):
         assert set(cell) == {"model", "compression", "recovery", "seed", "run", "steps", "task"}
-        assert cell["steps"] == (None if cell["recovery"] == "none" else 60)
+        assert cell["steps"] == (None if cell["recovery"] == "none" else 4)
         assert path == f"results/{cell['model']}/{cell['compression']}/{cell['run']}/eval/{cell['task']}.samples.jsonl"
         assert (cell["seed"] is None) == (cell["recovery"] == "none")
         if cell["seed"] is not None:

@@ -26,14 +26,17 @@ def tiny_config(model_dir: Path) -> dict:
         "device": "cpu",
         "models": {"tiny": {"source": "local", "path": str(model_dir)}},
         "data": {"knowledge_tasks": ["capitals", "element_symbol"], "max_questions": 12,
-                 "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1}},
+                 "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1},
+                 "generated": {"count": 8, "max_new_tokens": 32, "batch_size": 4, "min_chars": 20}},
         "compression": {"calibration": {"samples": 4, "seq_len": 32},
                         "methods": [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]},
         # Two seeds, so every seeded path runs; the format control (recover_base) is off here to
-        # keep the run at 8 evaluated models (tests/test_seeds.py checks its DAG).
-        "recovery": {"budget": {"steps": 4, "batch_size": 2, "seq_len": 32}, "seeds": [0, 1], "recover_base": False,
+        # keep the run small (tests/test_seeds.py checks its DAG). A budget curve (a checkpoint
+        # at step 2 of 4) and prompt tuning on the model's own text, so those paths run too.
+        "recovery": {"budget": {"steps": [2, 4], "batch_size": 2, "seq_len": 32}, "seeds": [0, 1],
+                     "recover_base": False,
                      "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
-                                 {"method": "prompt_tuning", "num_virtual_tokens": 4},
+                                 {"method": "prompt_tuning", "num_virtual_tokens": 4, "text": "generated"},
                                  {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
                                   "objective": {"loss": "mix"}}]},
         "cost": {"batch_size": 4, "seq_len": 16, "new_tokens": 3, "repeats": 2},

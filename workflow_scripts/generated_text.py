@@ -17,7 +17,6 @@ with log_to(snakemake.log[0]):
         out_dir=snakemake.output[0],
         model_name=snakemake.wildcards.model,
         generation=snakemake.params.generation,
-        min_chars=snakemake.params.min_chars,
         seed=snakemake.params.seed,
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

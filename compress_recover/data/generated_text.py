@@ -103,7 +103,7 @@ def filter_passages(texts: list[str], task_dirs: list[str], min_chars: int) -> t
 
 
 def generate_text(*, checkpoint_dir: str, text_dir: str, task_dirs: list[str], out_dir: str, model_name: str,
-                  generation: dict, min_chars: int, seed: int, runtime) -> dict:
+                  generation: dict, seed: int, runtime) -> dict:
     """Write the model's own recovery text (see the module docstring); ``generation`` is
     config.yaml's ``data.generated``."""
     from ..modeling import load_model
@@ -122,7 +122,7 @@ def generate_text(*, checkpoint_dir: str, text_dir: str, task_dirs: list[str], o
                                  temperature=g["temperature"], top_p=g["top_p"], batch_size=g["batch_size"],
                                  seed=seed, device=runtime.device)
     seconds = time.perf_counter() - start
-    kept, counts = filter_passages(texts, task_dirs, min_chars)
+    kept, counts = filter_passages(texts, task_dirs, g["min_chars"])
     if not kept:
         raise ValueError(f"data.generated: none of the {len(texts)} passages {model_name} wrote survived the "
                          f"filters ({counts['dropped_too_short']} too short, {counts['dropped_leaks']} leaking)")
