@@ -24,7 +24,13 @@ from .recover.objective import Objective
 from .registry import ConfigError, MethodConfig
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
-RESERVED_MODEL_NAMES = {"data"}
+COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+# results/<model>/ beside the pipeline's own entries of results/ (rules/common.smk's paths)
+RESERVED_MODEL_NAMES = {"data", "analysis", "figures", "summary.csv", "summary.parquet", "report.html"}
+# results/<model>/<compression>/<recovery>/ beside a compression's own entries, and
+# results/<model>/none/ beside the model's shared training data
+RESERVED_RECOVERY_NAMES = {"checkpoint", "attention", "teacher_logits", "teacher_logits_generated",
+                           "generated_text"}
 SEED_MARK = ".seed"  # a trained recovery's run name is f"{group}{SEED_MARK}{seed}"
 STEP_MARK = ".step"  # an intermediate budget checkpoint's run is f"{run}{STEP_MARK}{steps}"
 TEXTS = ("corpus", "generated")  # recovery training text: data.text, or written by the uncompressed model
@@ -164,6 +170,9 @@ def _entries(registry, raws: list[dict], section: str, objective: Objective | No
             raise ConfigError(f"{key}.{what}: method '{cfg.method}' trains nothing; remove its {what}")
         if slug == "none" and cfg.method != "none":
             raise ConfigError(f"{key}: the name 'none' is reserved for method 'none'")
+        if objective is not None and slug in RESERVED_RECOVERY_NAMES:
+            raise ConfigError(f"{key}: the name {slug!r} is reserved (the pipeline's own folder "
+                              f"results/<model>/<compression>/{slug}); set another 'name'")
         if not NAME.match(slug):
             raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
         if slug in entries:
@@ -263,6 +272,10 @@ def _check_models(models: dict) -> None:
         source = spec.get("source")
         if source == "hub" and not (spec.get("id") and spec.get("revision")):
             raise ConfigError(f"{key}: source 'hub' needs 'id' and a pinned 'revision'")
+        if source == "hub" and not COMMIT_SHA.match(spec["revision"]) and not spec.get("allow_floating_revision"):
+            raise ConfigError(f"{key}.revision: {spec['revision']!r} is not a commit sha (40 hex digits): a branch "
+                              f"or tag can change under the same name; pin the commit, or set "
+                              f"{key}.allow_floating_revision: true to accept an unreproducible run")
         if source in ("local", "gguf"):
             path = Path(spec.get("path") or "")
             if not spec.get("path"):
@@ -313,8 +326,22 @@ def _check_report(report: dict) -> None:
                               f"{high}{']' if high_ok else ')'}")
 
 
+def _check_finite(value, key: str = "") -> None:
+    """Every number of the config finite: a YAML .nan passes every range check of the schema
+    (NaN compares false) and .inf passes every lower bound."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{key}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} must be a finite number")
+
+
 def build_plan(config: dict) -> Plan:
     """Check the semantics the schema cannot express and return the job grid."""
+    _check_finite(config)
     models = config["models"]
     _check_models(models)
     data = config["data"]
@@ -363,11 +390,26 @@ def build_plan(config: dict) -> Plan:
     groups = _entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective, default_text)
     _check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
     _check_widths(models, compressions)
+    _check_grid(compressions, groups)
     return Plan(models=models, compressions=compressions, recoveries=_runs(groups, seeds, steps),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps)
+
+
+def _check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> None:
+    """The verdict compares the base model, a compressed one, and that one recovered: each
+    list needs its 'none' and something else."""
+    for section, entries, other in (("compression.methods", compressions, "a compression method (e.g. {method: "
+                                     "gptq, bits: 3, group_size: 64})"),
+                                    ("recovery.methods", recoveries, "a recovery method (e.g. {method: lora})")):
+        methods = [e.method for e in entries.values()]
+        if "none" not in methods:
+            raise ConfigError(f"{section}: add {{method: none}}: the verdict compares every "
+                              f"{section.split('.')[0]} with none")
+        if all(m == "none" for m in methods):
+            raise ConfigError(f"{section}: only 'none' is listed, so there is nothing to compare; add {other}")
 
 
 def _check_split(split: dict, knowledge_tasks: list[str]) -> None:

@@ -275,3 +275,39 @@ def test_every_study_config_is_a_valid_plan_over_the_default_config(study):
     assert any(e.method != "none" for e in plan.recoveries.values())
     text = study.read_text()
     assert "QUESTION" in text and "SELECTION RULE" in text
+
+
+# --------------------------------------------------------------------------- numeric failure
+
+def test_training_refuses_to_save_an_adapter_whose_weights_went_non_finite(tiny_checkpoint, text_dir, tmp_path):
+    """An infinite lr (which config validation refuses; here the training's own guard): the
+    loss of the only step is finite, the update after it is not."""
+    from compress_recover.recover.recover import run_recovery
+    from compress_recover.recover.train import NonFiniteWeightsError
+    from compress_recover.runtime import Runtime
+
+    with pytest.raises(NonFiniteWeightsError, match="after step 1.*no adapter written"):
+        run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "a"),
+                     method_config={**LORA, "lr": float("inf")}, key="recovery.methods[1]", text_dir=str(text_dir), steps=1,
+                     batch_size=2, seq_len=16, runtime=Runtime(device="cpu", seed=0, threads=1))
+    assert not (tmp_path / "a").exists() and not list(tmp_path.glob(".a.tmp-*"))
+
+
+def test_a_peft_adapter_without_safetensors_is_refused_naming_the_pickle(tmp_path):
+    from compress_recover.recover.peft_adapter import load
+
+    (tmp_path / "adapter_config.json").write_text("{}")
+    (tmp_path / "adapter_model.bin").write_bytes(b"pickle")
+    with pytest.raises(FileNotFoundError, match=r"safetensors only.*adapter_model\.bin"):
+        load(object(), tmp_path)
+
+
+def test_evaluation_refuses_non_finite_log_likelihoods():
+    from compress_recover.evaluate.evaluate import NonFiniteScoreError, check_finite_scores
+
+    fine = {"capitals": [{"doc_id": 0, "filtered_resps": [[-1.5, False], [-0.5, True]]}]}
+    check_finite_scores(fine, "m")
+    broken = {"capitals": [{"doc_id": 0, "filtered_resps": [[-1.5, False]]},
+                           {"doc_id": 7, "filtered_resps": [[float("nan"), False], [-0.5, True]]}]}
+    with pytest.raises(NonFiniteScoreError, match="capitals document 7 was scored nan"):
+        check_finite_scores(broken, "m")

@@ -70,7 +70,6 @@ def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_r
 
 def test_a_compress_job_killed_mid_write_leaves_nothing_that_counts_as_done(tmp_path):
     config = tiny_config(build_tiny_llama(tmp_path / "tiny-model"))
-    config["recovery"]["methods"] = [{"method": "none"}]
     target = "results/tiny/gptq-w4g32/checkpoint"
     folder = tmp_path / "results/tiny/gptq-w4g32"
     write_config(tmp_path, config)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 
 from ..io import atomic_file, write_json
@@ -101,12 +102,40 @@ def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, st
     return annotated
 
 
+class NonFiniteScoreError(FloatingPointError):
+    """A model scored a question or document NaN or infinite: no result is written."""
+
+
+def _numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield float(value)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _numbers(v)
+
+
+def check_finite_scores(samples: dict[str, list[dict]], what: str) -> None:
+    """Refuse a NaN or infinite log-likelihood in any sample's filtered responses (a broken
+    model or adapter), naming the task and document, before anything is written."""
+    for name, rows in samples.items():
+        for row in rows:
+            bad = [v for v in _numbers(row.get("filtered_resps", row.get("resps"))) if not math.isfinite(v)]
+            if bad:
+                raise NonFiniteScoreError(f"{what}: task {name} document {row.get('doc_id')} was scored {bad[0]}; "
+                                          "the model or its adapter produces non-finite log-likelihoods, so no "
+                                          "result is written")
+
+
 def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | None = None,
-                choice_field: str = "") -> None:
-    """lm-eval's results JSON and its per-question samples (JSONL), each written atomically."""
+                choice_field: str = "", what: str = "") -> None:
+    """lm-eval's results JSON and its per-question samples (JSONL), each written atomically,
+    once every score is finite."""
     from lm_eval.utils import handle_non_serializable
 
     samples = results.pop("samples")
+    check_finite_scores(samples, what or out_json)
     annotate_choices(samples, choices or {}, choice_field)
     with atomic_file(out_samples) as tmp:
         with tmp.open("w") as fh:
@@ -161,7 +190,8 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),
                                        "device": device, "threads": runtime.threads,
                                        "library_versions": library_versions()}
-        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, getattr(model, "choice_field", ""))
+        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, getattr(model, "choice_field", ""),
+                    what=f"{labels}")
         log.info("%s: %s", task, results["results"].get(task))
         out[task] = results
     return out

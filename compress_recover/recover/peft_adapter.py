@@ -9,6 +9,11 @@ def load(model, adapter_dir: str | Path):
     """``model`` with the PEFT adapter in ``adapter_dir`` (safetensors weights), frozen, in eval mode."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+    weights = Path(adapter_dir) / "adapter_model.safetensors"
+    if not weights.is_file():
+        pickled = sorted(p.name for p in Path(adapter_dir).glob("*.bin"))
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_model.safetensors; adapters load from safetensors only"
+                                + (f" (found {pickled}: pickle files are never loaded)" if pickled else ""))
+    model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)  # reads the safetensors file
     model.eval()
     return model

@@ -22,6 +22,21 @@ class NonFiniteLossError(FloatingPointError):
     pass
 
 
+class NonFiniteWeightsError(FloatingPointError):
+    pass
+
+
+def check_finite_weights(params, step: int) -> None:
+    """Refuse trainable parameters that went NaN or infinite (a finite loss does not prove the
+    update that followed it was finite)."""
+    import torch
+
+    bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in params)
+    if bad:
+        raise NonFiniteWeightsError(f"{bad} trainable value(s) are NaN or infinite after step {step} (learning rate "
+                                    "too high?); no adapter written")
+
+
 def distill_kl(student_logits, teacher_logits, temperature: float):
     """Mean over tokens of KL(teacher || student) of the softened next-token distributions,
     times temperature**2. Both (B, L, V), aligned on the same L input positions."""
@@ -109,10 +124,12 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
         optimizer.step()
         losses.append(loss.item())
         if checkpoints and step in checkpoints:
+            check_finite_weights(params, step)
             checkpoints[step](list(losses))
         if step % log_every == 0 or step in (1, steps):
             detail = " ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""
             log.info("step %d/%d loss %.4f %s(%.1f s)", step, steps, loss.item(), detail + " " if detail else "",
                      time.perf_counter() - start)
+    check_finite_weights(params, steps)
     model.eval()
     return losses
