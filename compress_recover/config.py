@@ -401,9 +401,8 @@ def build_plan(config: dict) -> Plan:
 def _check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> None:
     """The verdict compares the base model, a compressed one, and that one recovered: each
     list needs its 'none' and something else."""
-    for section, entries, other in (("compression.methods", compressions, "a compression method (e.g. {method: "
-                                     "gptq, bits: 3, group_size: 64})"),
-                                    ("recovery.methods", recoveries, "a recovery method (e.g. {method: lora})")):
+    for section, entries, other in (("compression.methods", compressions, f"one of {COMPRESSION.names()}"),
+                                    ("recovery.methods", recoveries, f"one of {RECOVERY.names()}")):
         methods = [e.method for e in entries.values()]
         if "none" not in methods:
             raise ConfigError(f"{section}: add {{method: none}}: the verdict compares every "

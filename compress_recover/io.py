@@ -113,6 +113,78 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+HASHED = ("*.safetensors", "*.jsonl")  # what a manifest's files_sha256 covers: weights and data
+
+
+class ChangedFileError(RuntimeError):
+    """A file differs from what the job that wrote it recorded in its manifest."""
+
+
+def _hash_cache_dir() -> Path:
+    return Path(os.environ.get("COMPRESS_RECOVER_HASH_CACHE") or Path.home() / ".cache/compress_recover/sha256")
+
+
+def cached_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, hashed once per (path, size, mtime): a verified file read again by
+    another job costs a stat, not a read."""
+    path = Path(path).resolve()
+    st = path.stat()
+    key = hashlib.sha1(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    entry = _hash_cache_dir() / key
+    if entry.is_file():
+        return entry.read_text().strip()
+    digest = sha256_file(path)
+    try:
+        with atomic_file(entry) as tmp:
+            tmp.write_text(digest)
+    except OSError as err:  # a read-only home: verify without remembering
+        log.debug("hash cache not written (%s)", err)
+    return digest
+
+
+def file_hashes(folder: str | os.PathLike, patterns: tuple[str, ...] = HASHED, cache: bool = True) -> dict[str, str]:
+    """sha256 of the files of ``folder`` (recursively) matching ``patterns``, by relative path
+    (``cache=False`` for a temporary folder, whose paths are about to change)."""
+    folder = Path(folder)
+    files = sorted({f for pattern in patterns for f in folder.rglob(pattern) if f.is_file()})
+    digest = cached_sha256 if cache else sha256_file
+    return {str(f.relative_to(folder)): digest(f) for f in files}
+
+
+def write_manifest(folder: str | os.PathLike, manifest: dict) -> dict:
+    """Write a stage's ``manifest.json`` into the folder it describes, with the sha256 of
+    its weights and data files (``files_sha256``), which later stages verify on reuse
+    (:func:`verify_folder`). Call it last, once every other file is written."""
+    manifest = {**manifest, "files_sha256": file_hashes(folder, cache=False)}
+    write_json(Path(folder) / "manifest.json", manifest)
+    return manifest
+
+
+def verify_folder(folder: str | os.PathLike, manifest_name: str = "manifest.json") -> int:
+    """Check the files a stage's manifest lists (``files_sha256``) against their sha256;
+    returns how many were checked. Raises ChangedFileError naming the first file that was
+    changed, removed or added since the job wrote it. A folder written before manifests
+    recorded hashes is accepted with a warning."""
+    folder = Path(folder)
+    manifest = folder / manifest_name
+    expected = read_json(manifest).get("files_sha256") if manifest.is_file() else None
+    if expected is None:
+        log.warning("%s: no recorded file hashes to verify (written by an older version?)", folder)
+        return 0
+    found = {str(f.relative_to(folder)) for pattern in HASHED for f in folder.rglob(pattern) if f.is_file()}
+    for name in sorted(set(expected) | found):
+        if name not in found:
+            raise ChangedFileError(f"{folder / name}: listed in {manifest} but missing; rerun the job that "
+                                   "writes this folder (delete it first)")
+        if name not in expected:
+            raise ChangedFileError(f"{folder / name}: not written by the job that made {folder} (its manifest does "
+                                   "not list it); remove it or rerun that job")
+        if cached_sha256(folder / name) != expected[name]:
+            raise ChangedFileError(f"{folder / name}: its sha256 differs from the one recorded in {manifest}: the "
+                                   "file changed after the job wrote it; delete the folder and rerun")
+    return len(expected)
+
+
 def safetensors_entries(folder: str | os.PathLike) -> Iterator[dict]:
     """The header entry (``dtype``, ``shape``, ``data_offsets``) of every tensor in a folder's
     safetensors files, read from their headers alone (no tensor is loaded)."""

@@ -80,6 +80,9 @@ def load_model(checkpoint_dir: str | Path, *, device: str, dtype: str = "float32
         raise ValueError(f"weights: {weights!r} is not one of {WEIGHTS}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .io import verify_folder
+
+    verify_folder(checkpoint_dir)  # the weights are the ones the download or compress job wrote
     tokenizer = AutoTokenizer.from_pretrained(checkpoint_dir, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         checkpoint_dir, dtype=torch_dtype(dtype), device_map=device, use_safetensors=True,

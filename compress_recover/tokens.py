@@ -5,11 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from .io import read_jsonl
+from .io import read_jsonl, verify_folder
 
 
 def token_stream(tokenizer, text_file: str | Path) -> list[int]:
-    """All passages tokenized and joined with the end-of-sequence token between them."""
+    """All passages tokenized and joined with the end-of-sequence token between them (the
+    text folder's files verified against its manifest's hashes first)."""
+    verify_folder(Path(text_file).parent)
     eos = tokenizer.eos_token_id
     ids: list[int] = []
     for row in read_jsonl(text_file):

@@ -180,6 +180,24 @@ def figure_files(wildcards=None):
     return {name: FIGURE.format(name=name) for name in FIGURES}
 
 
+def download_inputs(wildcards):
+    """A local model's files (a local folder or a GGUF file): changing one reruns its download
+    and everything after it. Embedded and hub models are pinned by version and revision."""
+    spec = PLAN.models[wildcards.model]
+    if spec["source"] == "local":
+        folder = Path(spec["path"])
+        return {"source": sorted(str(f) for f in folder.rglob("*") if f.is_file())}
+    if spec["source"] == "gguf":
+        return {"source": [spec["path"]]}
+    return {}
+
+
+def corpus_file():
+    """The user's text file (data.text.corpus: file): changing it rebuilds the text."""
+    text = config["data"]["text"]
+    return [text["path"]] if text["corpus"] == "file" and text.get("path") else []
+
+
 def model_spec(wildcards):
     return canonical(PLAN.models[wildcards.model])
 

@@ -23,6 +23,7 @@ rule knowledge_task:
 rule text:
     input:
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+        corpus=corpus_file(),
     output:
         directory(TEXT),
     log:

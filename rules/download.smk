@@ -3,6 +3,8 @@
 
 
 rule download:
+    input:
+        unpack(download_inputs),
     output:
         directory(BASE_CHECKPOINT),
     log:

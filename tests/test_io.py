@@ -56,3 +56,69 @@ def test_outputs_get_the_users_umask_not_tempfiles_private_mode(tmp_path, umask,
     for name in ("summary.json", "figure.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == file_mode, name
     assert stat.S_IMODE((tmp_path / "adapter").stat().st_mode) == dir_mode
+
+
+def _stage_folder(folder):
+    from compress_recover.io import write_manifest
+
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"weights")
+    (folder / "train.jsonl").write_text('{"text": "a"}\n')
+    write_manifest(folder, {"stage": "test"})
+    return folder
+
+
+@pytest.mark.parametrize("tamper, message", [
+    (lambda f: (f / "model.safetensors").write_bytes(b"other weights"), "sha256 differs"),
+    (lambda f: (f / "train.jsonl").unlink(), "missing"),
+    (lambda f: (f / "extra.safetensors").write_bytes(b"x"), "not written by the job"),
+])
+def test_a_stage_folder_is_verified_against_its_manifest_on_reuse(tmp_path, monkeypatch, tamper, message):
+    from compress_recover.io import ChangedFileError, verify_folder
+
+    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
+    folder = _stage_folder(tmp_path / "stage")
+    assert verify_folder(folder) == 2
+    tamper(folder)
+    with pytest.raises(ChangedFileError, match=message):
+        verify_folder(folder)
+
+
+def test_a_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    import os
+
+    from compress_recover import io
+
+    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
+    folder = _stage_folder(tmp_path / "stage")
+    hashed = []
+    real = io.sha256_file
+    monkeypatch.setattr(io, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    io.verify_folder(folder)
+    io.verify_folder(folder)
+    assert len(hashed) == 2  # two files, each hashed once
+    weights = folder / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    io.verify_folder(folder)
+    assert len(hashed) == 3
+
+
+def test_an_adapter_changed_after_training_is_refused_when_loaded(tiny_checkpoint, text_dir, tmp_path, monkeypatch):
+    from compress_recover.io import ChangedFileError
+    from compress_recover.recover.load import load_recovered
+    from compress_recover.recover.recover import run_recovery
+    from compress_recover.runtime import Runtime
+
+    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
+    adapter = tmp_path / "adapter"
+    run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(adapter),
+                 method_config={"method": "prompt_tuning", "num_virtual_tokens": 2}, key="recovery.methods[1]",
+                 text_dir=str(text_dir), steps=1, batch_size=2, seq_len=16,
+                 runtime=Runtime(device="cpu", seed=0, threads=1))
+    load_recovered(tiny_checkpoint, adapter, device="cpu")  # as written: loads
+    weights = adapter / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ChangedFileError, match="adapter_model.safetensors"):
+        load_recovered(tiny_checkpoint, adapter, device="cpu")

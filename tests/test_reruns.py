@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,17 @@ def test_a_compress_job_killed_mid_write_leaves_nothing_that_counts_as_done(tmp_
     assert (tmp_path / target / "manifest.json").exists()
     assert not list(folder.glob(".checkpoint.tmp-*")), "the rerun should remove what the killed job left"
     assert planned_jobs(snakemake(tmp_path, config, target, "--dry-run")) == {}
+
+
+def test_a_changed_local_model_file_reruns_its_download_and_what_follows(finished_run):
+    """Local model files are inputs of the download: a newer one schedules it again."""
+    workdir, config = finished_run
+    weights = next(Path(config["models"]["tiny"]["path"]).glob("*.safetensors"))
+    before = weights.stat()
+    try:
+        os.utime(weights, ns=(before.st_atime_ns, time.time_ns() + 10**9))
+        rules = per_rule(scheduled(workdir, config))
+        assert rules["download"] == 1 and rules["compress_gptq"] == 1 and rules["evaluate"] >= 2
+    finally:
+        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert scheduled(workdir, config) == []

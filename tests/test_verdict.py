@@ -26,9 +26,10 @@ def right(n: int, *ranges) -> np.ndarray:
     return v
 
 
-def question_frame(cells: dict, margins: dict | None = None, model: str = "m") -> pd.DataFrame:
+def question_frame(cells: dict, margins: dict | None = None, model: str = "m", dev=()) -> pd.DataFrame:
     """The per-question table of ``cells`` ((compression, recovery, seed) -> correctness),
-    margins +1 / -1 unless given, with the pooled task."""
+    margins +1 / -1 unless given, with the pooled task; questions ``dev`` (indices) in the
+    dev split, the others test; every run at the final budget (no steps label)."""
     rows = []
     for (comp, rec, seed), correct in cells.items():
         run = rec if seed is None else f"{rec}.seed{seed}"
@@ -36,10 +37,11 @@ def question_frame(cells: dict, margins: dict | None = None, model: str = "m") -
         for i, c in enumerate(correct):
             m = float(margin[i]) if margin is not None else (1.0 if c else -1.0)
             rows.append({"model": model, "compression": comp, "recovery": rec, "seed": seed, "run": run,
-                         "task": "capitals", "doc_id": str(i), "correct": bool(c), "margin": m,
-                         "margin_norm": m / 4, "pool_choice": float("nan"), "pool_correct": ""})
+                         "task": "capitals", "doc_id": str(i), "split": "dev" if i in dev else "test",
+                         "correct": bool(c), "margin": m, "margin_norm": m / 4, "pool_choice": float("nan"),
+                         "pool_correct": ""})
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["seed"] = table["seed"].astype("Int64")
+    table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
     return with_pooled_task(table, ["capitals"])
 
 
@@ -82,6 +84,15 @@ def test_displaced_when_an_input_side_method_recovers():
     assert idp["decision"] == "recovers" and idp["fraction"] == pytest.approx(0.9)
     assert idp["ci_low"] >= 0.5 and idp["fraction_used"] == "controlled"
     assert method(v, "lora")["decision"] == "fails"
+
+
+def test_dev_questions_enter_no_decision():
+    # the 100 dev questions (160-259) are all lost by compression and won back by idp: on every
+    # question F = 180 / 200 = 0.9; on the 300 test questions F = (240 - 160) / (260 - 160) = 0.8
+    table = question_frame(cells(idp=back(180), lora=back(0)), dev=set(range(160, 260)))
+    idp = method(one_verdict(analyse(table, methods=METHODS, sides=SIDES, settings=Settings(), seed=0,
+                                     budget=BUDGET)), "idp")
+    assert idp["n"] == 300 and idp["fraction"] == pytest.approx(0.8)
 
 
 def test_forgotten_when_only_new_parameters_recover_and_every_prompt_fails():

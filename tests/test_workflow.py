@@ -131,17 +131,27 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     assert verdict["leaks"]["remaining_leaks"] == 0 and verdict["leaks"]["dropped_leaks"] >= 0
     flips = pd.read_csv(workdir / "results/analysis/flips.csv", keep_default_na=False)
     pooled = flips[(flips.task == "all_knowledge") & (flips.category.isin(["kept", "lost", "gained"]))]
-    base = pd.read_csv(workdir / "results/summary.csv")
-    base = base[(base.compression == "none") & (base.metric == "acc")]
-    # kept + lost = the questions the base model got right (12 per task)
-    assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == round((base.value * base.n).sum())
+    questions = pd.read_csv(workdir / "results/analysis/questions.csv")
+    base = questions[(questions.compression == "none") & (questions.split == "test")]
+    # kept + lost = the TEST questions the base model got right (the flips, as every headline
+    # table, read the test split only)
+    assert 0 < len(base) < 24 and set(questions.split) == {"dev", "test"}
+    assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == int(base.correct.sum())
+    # the budget curve starts at the compressed model and has every listed step of every method
+    curve = pd.read_csv(workdir / "results/analysis/budget_curve.csv")
+    assert {(r, s) for r, s in zip(curve.recovery, curve.steps, strict=True)} >= {
+        ("lora", 2), ("lora", 4), ("prompt_tuning-gen", 2), ("prompt_tuning-gen", 4), ("idp-mix0.5", 4)}
+    assert (curve[curve.steps == 0].recovered_acc == curve[curve.steps == 0].compressed_acc).all()
+    # the self-generated text was leak-checked by the analysis as well
+    (generated,) = verdict["leaks"]["generated"]
+    assert generated["model"] == "tiny" and generated["remaining_leaks"] == 0
     assert (workdir / "results/summary.parquet").exists()
     parquet = pd.read_parquet(workdir / "results/summary.parquet")
     parquet["seed"] = parquet["seed"].astype(float)  # Int64 with <NA>; the CSV reads back floats with NaN
     pd.testing.assert_frame_equal(parquet, pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
     page = (workdir / "results/report.html").read_text()
     assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
-    assert page.count("data:image/png;base64,") == 5 and "http://" not in page and "https://" not in page
+    assert page.count("data:image/png;base64,") == 6 and "http://" not in page and "https://" not in page
     ppl = pd.read_csv(workdir / "results/summary.csv")
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all() and (ppl.task == "heldout_ppl").any()
 

@@ -29,5 +29,7 @@ with log_to(snakemake.log[0]):
         seed=snakemake.params.seed,
         report=report,
         seeds=list(snakemake.params.seeds),
+        split=snakemake.params.split,
+        generated_text_dirs=list(snakemake.input.get("generated", [])),
         out_dir=snakemake.output[0],
     )

@@ -13,6 +13,7 @@ with log_to(snakemake.log[0]):
         eval_files=list(snakemake.input.evals),
         cost_files=list(snakemake.input.costs),
         base_dirs=list(snakemake.input.bases),
+        steps=dict(snakemake.params.steps),
         out_csv=snakemake.output.csv,
         out_parquet=snakemake.output.parquet,
     )

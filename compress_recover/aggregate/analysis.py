@@ -1,9 +1,14 @@
 """Rule ``analysis``: the statistics and the verdict, written to ``results/analysis/``.
 
-After checking that no training or held-out passage names a question's subject together
-with its answer, :func:`analyse` turns the per-question table (:mod:`.stats`) into
+After checking that no training or held-out passage (of the corpus text and of every
+model's generated text) names a question's subject together with its answer,
+:func:`analyse` turns the per-question table (:mod:`.stats`) into the files below. The
+questions are split into dev and test (:mod:`compress_recover.data.split`): the verdict and
+every headline table use the test questions of the final budget's runs only; the dev
+questions serve choices (``dev_accuracy.csv``), the intermediate checkpoints the budget curve.
 
-- ``questions.csv``: one row per (model, compression, recovery, seed, task, question);
+- ``questions.csv``: one row per (model, compression, recovery, seed, steps, task, question),
+  with its ``split``; ``split.csv``: (task, doc_id, split) of every question;
 - ``accuracy.csv``: accuracy per (model, compression, recovery, task), mean and sd over seeds;
 - ``recovery_fraction.csv``: raw and control-subtracted recovery fractions with 95%
   two-level bootstrap intervals, per task;
@@ -11,8 +16,15 @@ with its answer, :func:`analyse` turns the per-question table (:mod:`.stats`) in
   fraction the verdict uses, its interval at the Holm level, p-values and the decision;
 - ``noninferiority.csv``, ``format_control.csv``, ``margin_tests.csv``,
   ``paired_tests.csv`` (McNemar), ``flips.csv``, ``prompt_pool_ablation.csv``;
-- ``verdict.json``: the rule in words, its settings, and per compression the verdict with
-  the evidence it rests on.
+- ``dev_accuracy.csv``: per (model, compression, recovery, steps) on the pooled dev
+  questions, accuracy and recovery fractions with 95% intervals and each recovery group's
+  rank among those of its method (for choosing; no verdict, no Holm);
+- ``budget_curve.csv``: the same per checkpoint on the pooled test questions, from the
+  compressed model (steps 0) to the final budget, with the training tokens (descriptive);
+- ``collateral.csv``: per knowledge task (held-out ones flagged) and recovered model at the
+  final budget, the questions it newly breaks and newly fixes against its compressed model;
+- ``verdict.json``: the rule in words, its settings (the split's with its question counts),
+  the leak checks, and per compression the verdict with the evidence it rests on.
 """
 
 from __future__ import annotations
@@ -25,9 +37,11 @@ from pathlib import Path
 
 from ..data.leaks import LeakFilter, pairs_from_tasks
 from ..io import atomic_file, read_json, read_jsonl, write_json
-from .stats import (ALL_KNOWLEDGE, BASE, accuracy_draws, build_grids, flips, fraction, holm, lower_bound, margin_tests,
-                    method_of, paired_tests, pool_ablation, question_table, seed_means, share_at_or_above,
-                    share_at_or_below, share_below, stable_seed, upper_bound, with_pooled_task)
+from ..data.split import DEV, TEST, split_counts, split_settings
+from .stats import (ALL_KNOWLEDGE, BASE, accuracy_draws, at_final_budget, budget_steps, build_grids, final_steps,
+                    flips, fraction, holm, lower_bound, margin_tests, method_of, paired_tests, pool_ablation,
+                    question_table, seed_means, share_at_or_above, share_at_or_below, share_below, stable_seed,
+                    upper_bound, with_pooled_task)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +54,9 @@ class LeakError(RuntimeError):
 
 
 def check_leaks(text_dir: str | Path, task_dirs: list[str]) -> dict:
-    """Fail if any kept passage (train or held-out) names a question's subject and answer."""
+    """Fail if any kept passage (train or held-out) names a question's subject and answer;
+    else the counts of the text's ``leak_report.json`` (with its ``model`` for a model's
+    generated text)."""
     leak_filter = LeakFilter(pairs_from_tasks(task_dirs))
     hits = []
     for split in ("train", "heldout"):
@@ -50,9 +66,10 @@ def check_leaks(text_dir: str | Path, task_dirs: list[str]) -> dict:
                 hits.append({"split": split, "id": row["id"], "leaks": found[:3]})
     if hits:
         raise LeakError(f"{len(hits)} passage(s) of {text_dir} name a question's subject and answer together, "
-                        f"e.g. {hits[:3]}; rebuild the text (rule text) with the current knowledge tasks")
+                        f"e.g. {hits[:3]}; rebuild that text with the current knowledge tasks")
     report = read_json(Path(text_dir) / "leak_report.json")
-    return {"dropped_leaks": report["dropped_leaks"], "passages_total": report["passages_total"],
+    optional = {k: report[k] for k in ("model", "dropped_too_short") if k in report}
+    return {**optional, "dropped_leaks": report["dropped_leaks"], "passages_total": report["passages_total"],
             "train_passages": report["train_passages"], "heldout_passages": report["heldout_passages"],
             "fact_pairs_checked": len(leak_filter.pairs), "remaining_leaks": 0}
 
@@ -101,6 +118,7 @@ class PairDraws:
     estimates: dict
     raw: dict  # "two_level" / "questions" / "seeds" -> draws
     controlled: dict | None
+    accuracy: "numpy.ndarray | None" = None  # noqa: F821  two-level draws of the recovered accuracy
 
     @property
     def has_control(self) -> bool:
@@ -135,7 +153,7 @@ def pair_draws(grid, draws: dict, comp: str, rec: str, seed: int) -> PairDraws:
          "control_seeds": [], "controlled_fraction": float("nan"), "controlled_sd": float("nan")}
     raw = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), v) for k, v in r.items()}
     if control is None:
-        return PairDraws(e, raw, None)
+        return PairDraws(e, raw, None, r["two_level"])
     ctrl = control.run_accuracies
     gain = float(ctrl.mean() - b0)
     # Only a gain is subtracted (clipped at 0, draw by draw): a method is never credited on the
@@ -147,7 +165,12 @@ def pair_draws(grid, draws: dict, comp: str, rec: str, seed: int) -> PairDraws:
              control_seeds=list(control.seeds), controlled_fraction=fraction(b0, c0, runs.mean(), max(gain, 0.0)),
              controlled_sd=_sd(fraction(b0, c0, runs, max(gain, 0.0))))
     controlled = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), r[k], g[k]) for k in r}
-    return PairDraws(e, raw, controlled)
+    return PairDraws(e, raw, controlled, r["two_level"])
+
+
+def grid_pairs(grid, draws: dict, seed: int) -> dict:
+    """(compression, recovery) -> :class:`PairDraws` of every recovery of a compressed model."""
+    return {(c, r): pair_draws(grid, draws, c, r, seed) for c in grid.compressions() for r in grid.recoveries(c)}
 
 
 def _interval(draws, level: float = INTERVAL) -> tuple[float, float]:
@@ -321,6 +344,15 @@ def noninferiority(pairs: dict, settings: Settings, methods: dict, sides: dict) 
 
 # --------------------------------------------------------------------------- the verdict
 
+def final_budget(budget: dict | None) -> dict | None:
+    """The final budget's steps, batch_size, seq_len and tokens (None without a budget)."""
+    steps = final_steps(budget)
+    if steps is None:
+        return None
+    return {"steps": steps, "batch_size": budget["batch_size"], "seq_len": budget["seq_len"],
+            "tokens": steps * budget["batch_size"] * budget["seq_len"]}
+
+
 def verdict_rule(sides: dict[str, str], settings: Settings | None = None, budget: dict | None = None) -> str:
     """The verdict's rule in words, with its thresholds and the methods of each side."""
     s = settings or Settings()
@@ -328,10 +360,16 @@ def verdict_rule(sides: dict[str, str], settings: Settings | None = None, budget
     def named(side: str) -> str:
         return ", ".join(sorted(m for m, v in sides.items() if v == side)) or "none registered"
 
-    tokens = f" ({budget['steps']} steps x {budget['batch_size']} x {budget['seq_len']} tokens)" if budget else ""
+    final = final_budget(budget)
+    tokens = f" ({final['steps']} steps x {final['batch_size']} x {final['seq_len']} tokens)" if final else ""
+    curve = ("; the intermediate checkpoints of the budget curve (steps "
+             f"{', '.join(map(str, budget_steps(budget)[:-1]))}) are described, never decided on"
+             if len(budget_steps(budget)) > 1 else "")
     return (
-        "Per model and compression setting, on the pooled questions of every knowledge task (every model scored "
-        "on the same questions). 'Base' is the uncompressed model at its stated base precision; damage = base "
+        "Per model and compression setting, on the pooled test questions of every knowledge task (held-out tasks "
+        "included; the dev questions, if any, serve choices of recipe and budget and enter no decision), every "
+        f"model scored on the same questions, with the runs at the final budget{tokens}{curve}. 'Base' is the "
+        "uncompressed model at its stated base precision; damage = base "
         "accuracy - compressed accuracy. A recovery method's fraction F = (recovered - compressed - control gain) / "
         "(base - compressed): recovered is the mean over the method's seeds; control gain = (the uncompressed model "
         "recovered by the same method, mean over its seeds) - base when positive, else 0 (a method is never "
@@ -412,8 +450,8 @@ def decide(damage: dict, methods: list[dict], budget: dict | None) -> tuple[str,
                              + "; every input-side method fails: " + say(
             f"{m['recovery']} {_fmt_interval(m)} < {m['threshold']}" for m in inputs))
     if methods and len(by["fails"]) == len(methods):
-        tokens = (f" ({budget['steps']} steps, {budget['steps'] * budget['batch_size'] * budget['seq_len']:,} "
-                  "tokens)") if budget else ""
+        final = final_budget(budget)
+        tokens = f" ({final['steps']} steps, {final['tokens']:,} tokens)" if final else ""
         return "not recovered at this budget", (
             f"every method fails at this budget{tokens}, positive evidence that none wins back "
             f"{methods[0]['threshold']:.0%} of the loss: " + say(
@@ -507,43 +545,230 @@ def base_first(frame):
     return order.drop(columns=list(keys)).reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- the whole analysis
+# --------------------------------------------------------------------------- splits and budgets
 
-def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: Settings, seed: int,
-            budget: dict | None = None) -> dict:
-    """Every table and the verdict from the per-question ``table`` (with the pooled task)."""
+def split_mask(table, which: str):
+    """Rows of ``table`` whose question is in split ``which`` (dev or test); fails on a table
+    without a valid ``split`` column (build it with :func:`.stats.question_table`)."""
+    found = set(table["split"].astype(str)) - {DEV, TEST}
+    if found:
+        raise ValueError(f"question table: column split must hold '{DEV}' or '{TEST}', found {sorted(found)}; "
+                         "build the table with stats.question_table")
+    return table["split"] == which
+
+
+def checkpoint_steps(table, budget: dict | None):
+    """``table`` with every trained run's ``steps`` checked against ``recovery.budget.steps``
+    (labels written before budget curves have none: they are the final budget's), and the
+    final budget (without a budget, the largest steps in the table). Fails when two runs of
+    one recovery group share a seed at one budget (a checkpoint labelled without its steps)."""
+    allowed = budget_steps(budget)
+    trained = table.recovery != BASE
+    steps = table["steps"]
+    outside = table[trained & steps.notna() & ~steps.isin(allowed)] if allowed else table.iloc[:0]
+    if len(outside):
+        raise ValueError(f"run(s) {sorted(set(outside.run))} were trained for {sorted(set(outside.steps))} steps, "
+                         f"not one of recovery.budget.steps {allowed}")
+    final = allowed[-1] if allowed else (int(steps.max()) if steps.notna().any() else None)
+    table = table.assign(steps=steps.mask(trained & steps.isna(), final).astype("Int64"))
+    runs = table[table.recovery != BASE].groupby(["model", "compression", "recovery", "seed", "steps", "task"],
+                                                 dropna=False).run.unique()
+    clash = [list(r) for r in runs if len(r) > 1]
+    if clash:
+        raise ValueError(f"runs {clash[:3]} share recovery group, seed and steps: label every checkpoint with its "
+                         "steps (an intermediate checkpoint must not count as a further seed)")
+    return table, final
+
+
+def by_checkpoint(table):
+    """``table`` with each checkpoint (recovery group, steps) of a trained run relabelled as a
+    recovery group of its own, ``<group>@<steps>`` (the untrained models keep ``none``), so
+    the grid machinery (paired draws, fractions, the format control at the same steps)
+    applies per budget; and the map back, pseudo-group -> (group, steps)."""
     import pandas as pd
 
-    grids = build_grids(table)
+    trained = table.recovery != BASE
+    names = table.recovery.where(~trained, table.recovery + "@" + table.steps.astype(str))
+    pairs = pd.DataFrame({"name": names, "recovery": table.recovery, "steps": table.steps})[trained]
+    pairs = pairs.drop_duplicates()
+    if pairs.name.duplicated().any() or set(pairs.name) & set(table.recovery):
+        raise ValueError(f"recovery group names clash with their checkpoints' labels <group>@<steps>: "
+                         f"{sorted(set(pairs.name))}")
+    back = {n: (r, None if pd.isna(s) else int(s)) for n, r, s in pairs.itertuples(index=False)}
+    return table.assign(recovery=names), back
+
+
+CHECKPOINT_COLUMNS = ["model", "compression", "recovery", "method", "side", "steps", "tokens", "n", "seeds",
+                      "base_acc", "compressed_acc", "recovered_acc", "recovered_sd", "acc_ci_low", "acc_ci_high",
+                      "recovery_fraction", "ci_low", "ci_high", "has_control", "control_gain",
+                      "controlled_fraction", "controlled_ci_low", "controlled_ci_high"]
+
+
+def _tokens(steps, budget: dict | None) -> float:
+    if steps is None or not budget:
+        return float("nan")
+    return steps * budget["batch_size"] * budget["seq_len"]
+
+
+def _start_row(row: dict, draws: dict) -> dict:
+    """Step 0 of ``row``'s recovery group: the compressed model itself (fraction 0, or
+    undefined without damage; no control gain without training)."""
+    b, c = draws[(BASE, BASE)][:, 0], draws[(row["compression"], BASE)][:, 0]
+    point = fraction(row["base_acc"], row["compressed_acc"], row["compressed_acc"])
+    (acc_low, acc_high), (low, high) = _interval(c), _interval(fraction(b, c, c))
+    controlled = {"control_gain": 0.0, "controlled_fraction": point, "controlled_ci_low": low,
+                  "controlled_ci_high": high} if row["has_control"] else {}
+    return {**row, "steps": 0, "tokens": 0, "seeds": 0, "recovered_acc": row["compressed_acc"],
+            "recovered_sd": float("nan"), "acc_ci_low": acc_low, "acc_ci_high": acc_high,
+            "recovery_fraction": point, "ci_low": low, "ci_high": high, **controlled}
+
+
+def checkpoint_rows(table, *, methods: dict, sides: dict, seed: int, iters: int, budget: dict | None,
+                    start: bool = False) -> list[dict]:
+    """Per (model, compression, recovery group, steps) on the pooled questions of ``table``:
+    accuracy (mean over seeds) and the raw and control-subtracted recovery fractions (the
+    control: the uncompressed model's checkpoint at the same steps), each with a 95%
+    two-level bootstrap interval, descriptive (no multiplicity correction). ``start``: also
+    a row at steps 0 per recovery group, the compressed model, where its curve starts."""
+    relabelled, back = by_checkpoint(table[table.task == ALL_KNOWLEDGE])
+    named = {name: method_of(rec, None, methods) for name, (rec, _) in back.items()}
+    rows = []
+    for grid in build_grids(relabelled).values():
+        if grid.get(BASE, BASE) is None:
+            continue
+        draws = accuracy_draws(grid, iters, seed)
+        pairs = grid_pairs(grid, draws, seed)
+        grid_rows = []
+        for row, pair in zip(fraction_rows(grid, pairs, named, sides), pairs.values(), strict=True):
+            rec, steps = back[row["recovery"]]
+            acc_low, acc_high = _interval(pair.accuracy)
+            grid_rows.append({**row, "recovery": rec, "steps": steps, "tokens": _tokens(steps, budget),
+                              "acc_ci_low": acc_low, "acc_ci_high": acc_high, "has_control": pair.has_control})
+        if start:
+            firsts = {(r["compression"], r["recovery"]): r for r in reversed(grid_rows)}
+            grid_rows.extend(_start_row(r, draws) for r in firsts.values())
+        rows.extend(grid_rows)
+    return rows
+
+
+def _checkpoint_frame(rows: list[dict]):
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=CHECKPOINT_COLUMNS)
+    return frame.sort_values(["model", "compression", "recovery", "steps"], kind="stable").reset_index(drop=True)
+
+
+def budget_curve(test, **kw):
+    """``budget_curve.csv``: :func:`checkpoint_rows` on the pooled test questions, from the
+    compressed model (steps 0) through every checkpoint to the final budget."""
+    return _checkpoint_frame(checkpoint_rows(test, start=True, **kw))
+
+
+def dev_accuracy(dev, order: list[str], **kw):
+    """``dev_accuracy.csv``: :func:`checkpoint_rows` on the pooled dev questions (held-out
+    tasks have none), with ``rank``: 1 for the best dev accuracy among the recovery groups
+    of the same method on the same (model, compression) at the same steps, ties broken by
+    ``order`` (the config's order of the groups)."""
+    frame = _checkpoint_frame(checkpoint_rows(dev, **kw))
+    ranked = frame.assign(_order=frame.recovery.map({r: i for i, r in enumerate(order)})).sort_values(
+        ["recovered_acc", "_order"], ascending=[False, True], kind="stable")
+    frame["rank"] = ranked.groupby(["model", "compression", "method", "steps"], dropna=False).cumcount() + 1
+    return frame.astype({"rank": "Int64"})
+
+
+COLLATERAL_COLUMNS = ["model", "compression", "recovery", "task", "held_out", "n", "seeds", "compressed_acc",
+                      "recovered_acc", "newly_broken", "newly_fixed", "difference", "ci_low", "ci_high"]
+
+
+def _collateral_row(grid, draws: dict, comp: str, rec: str) -> dict:
+    """One recovered model against its model before recovery on one task's grid."""
+    before, cell = grid.get(comp, BASE), grid.get(comp, rec)
+    right_before, right_after = before.correct[0] > 0.5, cell.correct > 0.5
+    difference = draws[(comp, rec)].mean(axis=1) - draws[(comp, BASE)][:, 0]  # questions resampled, seeds fixed
+    low, high = _interval(difference)
+    return {"model": grid.model, "compression": comp, "recovery": rec, "task": grid.task, "n": grid.n,
+            "seeds": len(cell.runs), "compressed_acc": before.accuracy, "recovered_acc": cell.accuracy,
+            "newly_broken": float((right_before & ~right_after).sum(axis=1).mean()),
+            "newly_fixed": float((~right_before & right_after).sum(axis=1).mean()),
+            "difference": cell.accuracy - before.accuracy, "ci_low": low, "ci_high": high}
+
+
+def collateral(grids: dict, draws: dict, held_out_tasks) -> "pandas.DataFrame":  # noqa: F821
+    """``collateral.csv``: per knowledge task's test questions and recovered model at the
+    final budget (on the uncompressed model too: the format control), the questions right
+    before recovery and wrong after (``newly_broken``) and the reverse (``newly_fixed``),
+    means over seeds, and the accuracy difference with a 95% question-bootstrap interval;
+    ``held_out``: a task no choice was made on."""
+    import pandas as pd
+
+    rows = []
+    for key, grid in grids.items():
+        if grid.task == ALL_KNOWLEDGE or key not in draws:
+            continue
+        for comp in [c for c in (BASE, *grid.compressions()) if grid.get(c, BASE) is not None]:
+            rows.extend({**_collateral_row(grid, draws[key], comp, rec), "held_out": grid.task in held_out_tasks}
+                        for rec in grid.recoveries(comp))
+    return base_first(pd.DataFrame(rows, columns=COLLATERAL_COLUMNS))
+
+
+def split_table(table):
+    """``split.csv``: (task, doc_id, split) of every question."""
+    questions = table[table.task != ALL_KNOWLEDGE][["task", "doc_id", "split"]].drop_duplicates()
+    return questions.sort_values(["task", "doc_id"], kind="stable").reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- the whole analysis
+
+def _family(grids: dict, settings: Settings, methods: dict, sides: dict) -> tuple[dict, list, int]:
+    """The pooled grids, the verdict's family of (model, compression, recovery) and the
+    resamples its smallest Holm bound needs (:func:`bootstrap_size`)."""
     pooled = {k: g for k, g in grids.items() if k[1] == ALL_KNOWLEDGE and g.get(BASE, BASE) is not None}
     family = [(m, c, r) for (m, _), g in pooled.items() for c in g.compressions() for r in g.recoveries(c)]
     side = {key: sides.get(method_of(key[2], None, methods)) for key in family}
     n_ni = sum(1 for a in family for b in family if a[:2] == b[:2] and (side[a], side[b]) == ("input", "parameters"))
     n_comp = sum(len(g.compressions()) for g in pooled.values()) or 1
     tail = min(settings.alpha / (2 * max(len(family), 1)), settings.alpha / n_comp, settings.alpha / max(n_ni, 1))
-    pooled_iters = bootstrap_size(settings, tail)
+    return pooled, family, bootstrap_size(settings, tail)
+
+
+def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: Settings, seed: int,
+            budget: dict | None = None, held_out_tasks=()) -> dict:
+    """Every table and the verdict from the per-question ``table`` (with the pooled task and
+    the ``split`` column). The verdict and every headline table use the test questions of
+    the final budget's runs only; ``dev_accuracy`` the dev questions and ``budget_curve`` the
+    test questions of every checkpoint; ``collateral`` flags ``held_out_tasks``."""
+    import pandas as pd
+
+    table, final = checkpoint_steps(table, budget)
+    test = table[split_mask(table, TEST)]
+    headline = test[at_final_budget(test, final)]
+    grids = build_grids(headline)
+    pooled, family, pooled_iters = _family(grids, settings, methods, sides)
     draws, pairs, fraction_table = {}, {}, []
     for key, grid in grids.items():
         if grid.get(BASE, BASE) is None:
             continue
         draws[key] = accuracy_draws(grid, pooled_iters if key in pooled else settings.bootstrap_iters, seed)
-        grid_pairs = {(c, r): pair_draws(grid, draws[key], c, r, seed) for c in grid.compressions()
-                      for r in grid.recoveries(c)}
-        fraction_table.extend(fraction_rows(grid, grid_pairs, methods, sides))
-        pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in grid_pairs.items()})
+        these = grid_pairs(grid, draws[key], seed)
+        fraction_table.extend(fraction_rows(grid, these, methods, sides))
+        pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
     decisions = recovery_decisions(family_pairs, settings, methods, sides)
     damage = damage_decisions(pooled, draws, settings)
     ni = noninferiority(family_pairs, settings, methods, sides)
     margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
     mcnemar = paired_tests(grids, methods=methods, sides=sides)
+    curves = {"methods": methods, "sides": sides, "seed": seed, "iters": settings.bootstrap_iters, "budget": budget}
     return {
-        "questions": base_first(table), "accuracy": accuracy_table(grids),
+        "questions": base_first(table), "split": split_table(table), "accuracy": accuracy_table(grids),
         "recovery_fraction": base_first(pd.DataFrame(fraction_table)),
         "decisions": pd.DataFrame([_flat(d) for d in decisions]),
         "noninferiority": pd.DataFrame(ni), "format_control": control_table(grids, draws, seed),
         "margin_tests": margins, "paired_tests": mcnemar, "flips": flips(grids),
-        "prompt_pool_ablation": pool_ablation(table, seed=seed),
+        "prompt_pool_ablation": pool_ablation(headline, seed=seed),
+        "dev_accuracy": dev_accuracy(table[split_mask(table, DEV)], list(dict.fromkeys(table.recovery)), **curves),
+        "budget_curve": budget_curve(test, **curves),
+        "collateral": collateral(grids, draws, set(held_out_tasks)),
         "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
     }
@@ -572,19 +797,33 @@ def _json_safe(obj):
     return obj
 
 
+OUTPUTS = ("questions", "split", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
+           "margin_tests", "paired_tests", "flips", "prompt_pool_ablation", "dev_accuracy", "budget_curve",
+           "collateral")
+
+
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
                  text_dir: str, methods: dict[str, str], sides: dict[str, str], budget: dict, seed: int,
                  out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
-                 bootstrap_iters: int | None = None) -> dict:
+                 bootstrap_iters: int | None = None, split: dict | None = None,
+                 generated_text_dirs: list[str] = ()) -> dict:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
-    model, compression, recovery, seed (None without recovery), run and task. ``report``:
-    config.yaml's ``report`` section (the keyword thresholds, if given, override it)."""
+    model, compression, recovery, seed (None without recovery), steps (the checkpoint's
+    training steps, None without recovery), run and task. ``report``: config.yaml's
+    ``report`` section (the keyword thresholds, if given, override it). ``split``:
+    config.yaml's ``data.split`` (None: no dev set, every question test).
+    ``generated_text_dirs``: each model's generated training text, leak-checked as the
+    corpus text is."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
-    leaks = check_leaks(text_dir, task_dirs)
-    table = with_pooled_task(question_table(samples, methods), knowledge_tasks)
-    result = analyse(table, methods=methods, sides=sides, settings=settings, seed=seed, budget=budget)
+    leaks = {**check_leaks(text_dir, task_dirs),
+             "generated": [{"text_dir": str(d), **check_leaks(d, task_dirs)} for d in generated_text_dirs]}
+    split_config = split_settings(split)
+    table = with_pooled_task(question_table(samples, methods, split), knowledge_tasks)
+    result = analyse(table, methods=methods, sides=sides, settings=settings, seed=seed, budget=budget,
+                     held_out_tasks=split_config["held_out_tasks"])
+    questions = result["split"]
     verdict = {
         "rule": verdict_rule(sides, settings, budget),
         "noninferiority_rule": noninferiority_rule(settings),
@@ -594,12 +833,14 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         "methods": {k: v for k, v in methods.items()},
         "sides": dict(sides),
         "budget": budget,
+        "final_steps": final_steps(budget),
+        "split": {**split_config,
+                  "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},
         "leaks": leaks,
         "verdicts": result["verdicts"],
     }
     out = Path(out_dir)
-    for name in ("questions", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
-                 "margin_tests", "paired_tests", "flips", "prompt_pool_ablation"):
+    for name in OUTPUTS:
         with atomic_file(out / f"{name}.csv") as tmp:
             result[name].to_csv(tmp, index=False, float_format="%.6g")
     write_json(out / "verdict.json", _json_safe(json.loads(json.dumps(_json_safe(verdict), default=str))))

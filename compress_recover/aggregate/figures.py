@@ -6,7 +6,8 @@ file ``results/figures/<name>.png``) to its function, in the report's order. A r
 method has the same colour in every figure (:func:`.tables.method_colour`); recovery
 groups of one method (e.g. other objectives) differ by line style or marker. Runs with
 several seeds are shown as their mean, error bars the sd over seeds (the binomial standard
-error with one seed).
+error with one seed). Knowledge accuracy is on the test questions, every figure but the
+budget curve shows the final budget's runs only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from ..io import atomic_file, read_json
 from .stats import ALL_KNOWLEDGE, method_of
-from .tables import BASE, base_first_order, knowledge_accuracy, method_colour, perplexity_recovery
+from .tables import (BASE, base_first_order, headline_summary, method_colour, perplexity_recovery,
+                     pooled_test_accuracy, read_csv_or_empty)
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 LINESTYLES = ["-", "-.", ":", (0, (5, 1))]
@@ -28,19 +30,23 @@ class Inputs:
     summary: "pandas.DataFrame"  # noqa: F821
     fractions: "pandas.DataFrame"  # noqa: F821
     flips: "pandas.DataFrame"  # noqa: F821
-    accuracy: "pandas.DataFrame"  # noqa: F821  pooled knowledge accuracy per model
+    accuracy: "pandas.DataFrame"  # noqa: F821  pooled knowledge accuracy (test questions) per model
     methods: dict  # recovery group (or run) -> method
+    budget_curve: "pandas.DataFrame"  # noqa: F821  the analysis's budget_curve.csv
 
     @classmethod
     def read(cls, summary_csv: str, analysis_dir: str, knowledge_tasks: list[str]) -> "Inputs":
+        """The summary at the final budget and the analysis's tables (``knowledge_tasks`` is
+        kept for the rule's call: the analysis already pooled them)."""
         import pandas as pd
 
-        summary = pd.read_csv(summary_csv)
-        verdict = Path(analysis_dir) / "verdict.json"
-        methods = read_json(verdict).get("methods", {}) if verdict.exists() else {}
-        return cls(summary=summary, fractions=pd.read_csv(Path(analysis_dir) / "recovery_fraction.csv"),
-                   flips=pd.read_csv(Path(analysis_dir) / "flips.csv", keep_default_na=False),
-                   accuracy=knowledge_accuracy(summary, knowledge_tasks), methods=methods)
+        analysis = Path(analysis_dir)
+        verdict = read_json(analysis / "verdict.json") if (analysis / "verdict.json").exists() else {}
+        return cls(summary=headline_summary(summary_csv, verdict.get("budget")),
+                   fractions=pd.read_csv(analysis / "recovery_fraction.csv"),
+                   flips=pd.read_csv(analysis / "flips.csv", keep_default_na=False),
+                   accuracy=pooled_test_accuracy(read_csv_or_empty(analysis / "accuracy.csv")),
+                   methods=verdict.get("methods", {}), budget_curve=read_csv_or_empty(analysis / "budget_curve.csv"))
 
     def method(self, recovery: str) -> str:
         return method_of(recovery, None, self.methods)
@@ -174,11 +180,69 @@ def flips(data: Inputs):
     return fig
 
 
+def _interval_bars(y, low, high):
+    """Error bar lengths below and above ``y`` for an interval [low, high] (none where it
+    is not finite)."""
+    import numpy as np
+
+    y, low, high = (np.asarray(v, dtype=float) for v in (y, low, high))
+    below, above = np.clip(y - low, 0, None), np.clip(high - y, 0, None)
+    return np.where(np.isfinite(below), below, np.nan), np.where(np.isfinite(above), above, np.nan)
+
+
+CURVE_PANELS = [("recovered_acc", "acc_ci_low", "acc_ci_high", "knowledge accuracy (pooled test questions)"),
+                ("fraction", "fraction_low", "fraction_high", "recovery fraction")]
+
+
+def _curve_frame(sub):
+    """One recovery group's curve sorted by steps, with the fraction it plots: control-
+    subtracted where every checkpoint has a control run, else raw."""
+    controlled = bool(sub.has_control.astype(bool).all())
+    point, low, high = (("controlled_fraction", "controlled_ci_low", "controlled_ci_high") if controlled
+                        else ("recovery_fraction", "ci_low", "ci_high"))
+    x = sub.tokens.where(sub.tokens.notna(), sub.steps)
+    curve = sub.assign(x=x, fraction=sub[point], fraction_low=sub[low], fraction_high=sub[high])
+    return curve.sort_values("steps"), controlled
+
+
+def budget_curves(data: Inputs):
+    """Pooled test accuracy and recovery fraction against training tokens per recovery group,
+    from the compressed model (0 tokens) to the final budget; error bars: 95% two-level
+    bootstrap intervals, not corrected for multiplicity. A budget of one point gives two
+    points per group (the compressed model and the final budget)."""
+    plt = _pyplot()
+    curve = data.budget_curve
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    if curve.empty:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no recovered compressed model in this run", ha="center", transform=ax.transAxes)
+        return fig
+    compressions = list(dict.fromkeys(curve.compression))
+    several = curve.model.nunique() > 1
+    for (model, comp, rec), sub in curve.groupby(["model", "compression", "recovery"], sort=False):
+        sub, controlled = _curve_frame(sub)
+        label = f"{model}/{comp}/{rec}" if several else f"{comp}/{rec}"
+        style = {"color": data.colour(rec), "linestyle": LINESTYLES[data.variant(rec) % len(LINESTYLES)],
+                 "marker": MARKERS[compressions.index(comp) % len(MARKERS)], "capsize": 3}
+        for ax, (y, low, high, _) in zip(axes, CURVE_PANELS, strict=True):
+            suffix = "" if controlled or ax is axes[0] else " (raw)"
+            ax.errorbar(sub.x, sub[y], yerr=_interval_bars(sub[y], sub[low], sub[high]), label=label + suffix,
+                        **style)
+    for ax, (*_, ylabel) in zip(axes, CURVE_PANELS, strict=True):
+        ax.set_xlabel("training tokens (0: the compressed model)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    axes[1].axhline(0, color="black", linewidth=0.5)
+    fig.suptitle("Budget curves (95% intervals, descriptive; the verdict uses the final budget)")
+    return fig
+
+
 FIGURES: dict[str, Callable] = {
     "accuracy_vs_compression": accuracy_vs_compression,
     "perplexity_vs_knowledge": perplexity_vs_knowledge,
     "cost_vs_accuracy": cost_vs_accuracy,
     "flips": flips,
+    "budget_curves": budget_curves,
 }
 
 

@@ -1,8 +1,10 @@
 """Rule ``report``: ``results/report.html``, one self-contained page (images inlined),
 the verdict's rule and the verdict first (with the evidence per method: intervals at the
-Holm level, p-values, seeds, format control, power), then tables (mean ± sd over seeds,
-the base model first, its precision stated beside every "base"), pictures, costs, the
-leak filter's counts, and the exact config and library versions that produced it.
+Holm level, p-values, seeds, format control, power), the dev/test split it rests on, then
+tables (mean ± sd over seeds, the base model first, its precision stated beside every
+"base"; knowledge accuracy on the test questions, the final budget's runs only), the
+budget curves, the collateral damage, pictures, costs, the leak filter's counts (corpus
+and generated text), and the exact config and library versions that produced it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 
 from ..io import atomic_file, read_json
 from .figures import FIGURES
-from .stats import ALL_KNOWLEDGE
-from .tables import (BASE, CELL, PPL_METRIC, base_first_order, base_precisions, knowledge_accuracy, mean_sd,
-                     perplexity_recovery)
+from .stats import ALL_KNOWLEDGE, budget_steps
+from .tables import (BASE, CELL, PPL_METRIC, base_first_order, base_precisions, headline_summary, mean_sd,
+                     perplexity_recovery, read_csv_or_empty)
+
+SECTION_FIGURES = {"budget_curves"}  # figures shown in their own section, not under "Pictures"
 
 CSS = """
 body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}
@@ -64,6 +68,16 @@ def _p(v) -> str:
     with the settings), not as a p of exactly 0."""
     v = _number(v)
     return "< 1/B" if isinstance(v, float) and v == 0 else _fmt(v, "{:.3g}")
+
+
+def _bracket(low, high, fmt: str = "{:.2f}") -> str:
+    """"[low, high]"."""
+    return f"[{_fmt(low, fmt)}, {_fmt(high, fmt)}]"
+
+
+def _with_interval(points, lows, highs, fmt: str = "{:.3f}") -> list[str]:
+    """"point [low, high]" per row of three columns."""
+    return [f"{_fmt(p, fmt)} {_bracket(lo, hi, fmt)}" for p, lo, hi in zip(points, lows, highs, strict=True)]
 
 
 def _pm(mean, sd, fmt: str = "{:.3f}") -> str:
@@ -153,13 +167,17 @@ def _rule_html(verdict: dict, precisions: dict[str, str]) -> str:
     seeds = ", ".join(map(str, verdict.get("seeds", []))) or "none"
     bases = "; ".join(f"{html.escape(m)}: {html.escape(base_label(m, precisions))}" for m in sorted(precisions))
     iters = verdict.get("bootstrap_iters", {})
+    budget = verdict["budget"]
+    steps = budget_steps(budget)
+    shown = f"{steps[-1]} steps" + (f" (final; budget curve at {', '.join(map(str, steps[:-1]))})"
+                                    if len(steps) > 1 else "")
     return (f"<div class='rule'><p><b>Rule.</b> {html.escape(verdict['rule'])}</p>"
             f"<p>{html.escape(verdict.get('noninferiority_rule', ''))}</p>"
             f"<p>Settings (config.yaml <code>report</code>): alpha = {t['alpha']}, min_recovery_fraction = "
             f"{t['min_recovery_fraction']}, min_damage = {t['min_damage']}, noninferiority_margin = "
             f"{t['noninferiority_margin']}, power = {t['power']}; bootstrap resamples (B): {iters.get('pooled', '?')} "
             f"(pooled task), {iters.get('per_task', '?')} (per task); seeds: {seeds}. Recovery budget: "
-            f"{verdict['budget']['steps']} steps × {verdict['budget']['batch_size']} × {verdict['budget']['seq_len']} "
+            f"{shown} × {budget['batch_size']} × {budget['seq_len']} "
             f"tokens.{' Base models: ' + bases + '.' if bases else ''}</p></div>")
 
 
@@ -173,19 +191,29 @@ def _column_label(cell: tuple, several_models: bool, precisions: dict[str, str])
     return f"{model}/{label}" if several_models else label
 
 
-def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, str]):
-    """Tasks × models: accuracy as mean ± sd over seeds, the pooled knowledge accuracy and
-    the held-out perplexity; the base model's column first."""
+def _test_rows(test_accuracy):
+    """The analysis's accuracy.csv (test questions) as mean_sd rows, per task then pooled."""
+    if test_accuracy.empty:
+        return test_accuracy
+    know = test_accuracy.rename(columns={"acc": "value", "acc_sd": "value_sd"})
+    know = know.sort_values("task", key=lambda t: t == ALL_KNOWLEDGE, kind="stable")
+    names = ["all knowledge (pooled)" if t == ALL_KNOWLEDGE else t for t in know.task]
+    return know.assign(task=[f"{t}, test questions" for t in names])[[*CELL, "task", "value", "value_sd", "seeds"]]
+
+
+def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, str], test_accuracy):
+    """Tasks × models, mean ± sd over seeds at the final budget: knowledge accuracy on the
+    test questions per task and pooled (``test_accuracy``: the analysis's accuracy.csv),
+    every other task's accuracy as lm-eval reports it, and the held-out perplexity; the
+    base model's column first."""
     import pandas as pd
 
-    acc = summary[(summary.metric == "acc") & (summary.subtask == summary.task)]
-    per_task = mean_sd(acc)
-    pooled = knowledge_accuracy(summary, knowledge_tasks).rename(columns={"acc": "value", "acc_sd": "value_sd"})
-    pooled["task"] = "all knowledge (pooled)"
+    other = mean_sd(summary[(summary.metric == "acc") & (summary.subtask == summary.task)
+                            & ~summary.task.isin(knowledge_tasks)])
     ppl = mean_sd(summary[summary.metric == PPL_METRIC])
     ppl["task"] = f"held-out {PPL_METRIC}"
-    frames = [f for f in (per_task, pooled, ppl) if len(f)]
-    cells = pd.concat(frames, ignore_index=True) if frames else per_task
+    frames = [f for f in (_test_rows(test_accuracy), other, ppl) if len(f)]
+    cells = pd.concat(frames, ignore_index=True) if frames else other
     order = base_first_order(cells[CELL].itertuples(index=False))
     several = cells.model.nunique() > 1
     table = {}
@@ -203,11 +231,10 @@ def _fraction_table(fractions, ppl_rec):
     know = fractions[fractions.task == ALL_KNOWLEDGE].copy()
     know["recovery fraction (± sd)"] = [_pm(f, s, "{:.2f}") for f, s in zip(know.recovery_fraction, know.fraction_sd,
                                                                               strict=True)]
-    know["95% interval"] = [f"[{_fmt(lo, '{:.2f}')}, {_fmt(hi, '{:.2f}')}]" for lo, hi in
-                            zip(know.ci_low, know.ci_high, strict=True)]
+    know["95% interval"] = [_bracket(lo, hi) for lo, hi in zip(know.ci_low, know.ci_high, strict=True)]
     know["controlled (± sd)"] = [_pm(f, s, "{:.2f}") for f, s in zip(know.controlled_fraction, know.controlled_sd,
                                                                       strict=True)]
-    know["controlled 95% interval"] = [f"[{_fmt(lo, '{:.2f}')}, {_fmt(hi, '{:.2f}')}]" for lo, hi in
+    know["controlled 95% interval"] = [_bracket(lo, hi) for lo, hi in
                                        zip(know.controlled_ci_low, know.controlled_ci_high, strict=True)]
     columns = ["model", "compression", "recovery", "seeds", "recovery fraction (± sd)", "95% interval",
                "control_gain", "controlled (± sd)", "controlled 95% interval"]
@@ -249,21 +276,113 @@ def _cost_table(cost_files: list[str]):
     return table, costs.library_versions.iloc[0]
 
 
-def _read_csv(path: Path, **kw):
-    import pandas as pd
-
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, **kw)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
 def _section(title: str, frame, note: str = "", floatfmt: str = "{:.3f}") -> list[str]:
     if frame is None or frame.empty:
         return []
     return [f"<h2>{title}</h2>", note, _table_html(frame, floatfmt)]
+
+
+# --------------------------------------------------------------------------- split, budgets, collateral, data
+
+def _counts(values, fmt: str = "{:,.0f}") -> list[str]:
+    return [_fmt(float(v), fmt) for v in values]
+
+
+def _checkpoint_table(frame, extra: tuple[str, ...] = ()):
+    """Rows of dev_accuracy.csv or budget_curve.csv: accuracy and the raw and controlled
+    recovery fractions, each with its 95% interval."""
+    if frame.empty:
+        return frame
+    out = frame[["model", "compression", "recovery"]].copy()
+    out["steps"], out["tokens"], out["runs"] = _counts(frame.steps), _counts(frame.tokens), _counts(frame.seeds)
+    out["questions"] = _counts(frame.n)
+    out["accuracy [95%]"] = _with_interval(frame.recovered_acc, frame.acc_ci_low, frame.acc_ci_high)
+    out["F raw [95%]"] = _with_interval(frame.recovery_fraction, frame.ci_low, frame.ci_high, "{:.2f}")
+    out["F controlled [95%]"] = _with_interval(frame.controlled_fraction, frame.controlled_ci_low,
+                                               frame.controlled_ci_high, "{:.2f}")
+    for column in extra:
+        out[column] = frame[column]
+    return out
+
+
+def _split_html(verdict: dict, dev) -> list[str]:
+    import pandas as pd
+
+    split = verdict.get("split")
+    if not split:
+        return []
+    held = split.get("held_out_tasks", [])
+    counts = [{"task": t, "dev questions": c["dev"], "test questions": c["test"],
+               "held out": "yes" if t in held else ""} for t, c in split["counts"].items()]
+    rule = (
+        f"<p>Per knowledge task (stratified), the questions are ranked by the sha256 of "
+        f"<code>seed:task:doc_id</code> (split seed {split['seed']}) and the round({split['dev_fraction']} × n) "
+        "lowest form the <b>dev</b> set, the rest the <b>test</b> set: deterministic, and a task's split does "
+        "not move when tasks are added. Anything chosen by looking at results (a recovery recipe, objective, "
+        "budget or learning rate) is to be chosen on the dev questions: the table below ranks each recovery "
+        "group among those of its method on the same compressed model at the same steps by dev accuracy (ties: "
+        "config order). The verdict, its Holm family and every headline table (accuracy, recovery fractions, "
+        "decisions, non-inferiority, paired tests, flips, prompt-pool ablation, budget curves, collateral damage) "
+        "use the <b>test</b> questions only. Held-out tasks "
+        f"({html.escape(', '.join(held)) or 'none'}) have every question in test and enter no choice; the "
+        "collateral-damage section shows what recovery does to them. Every question's split: "
+        "<code>analysis/split.csv</code>.</p>")
+    dev_part = (["<h3>Dev questions (for choosing; no verdict, no Holm)</h3>",
+                 "<p>Pooled dev questions of the tasks not held out; 95% two-level bootstrap intervals, "
+                 "descriptive.</p>", _table_html(_checkpoint_table(dev, ("rank",)))]
+                if len(dev) else ["<p>No dev questions in this run (dev_fraction 0).</p>"])
+    return ["<h2 id='split'>Dev/test split</h2>", rule, _table_html(pd.DataFrame(counts)), *dev_part]
+
+
+def _budget_html(curve, figure: str) -> list[str]:
+    if curve.empty:
+        return []
+    return ["<h2 id='budget'>Budget curves</h2>",
+            "<p>Each recovery trains once to the final budget and is evaluated at every step listed in "
+            "<code>recovery.budget.steps</code>. The learning rate is constant (AdamW, no schedule), so the "
+            "checkpoint at step k equals a run trained for k steps. Pooled test questions; steps 0 is the "
+            "compressed model (recovery fraction 0). Accuracy (mean over seeds) and recovery fractions (raw, and "
+            "control-subtracted where the uncompressed model was recovered to the same steps) with 95% two-level "
+            "bootstrap intervals (seeds, then questions): descriptive, not corrected for multiplicity; only the "
+            "final budget enters the verdict.</p>",
+            _img(figure, "budget curves"), _table_html(_checkpoint_table(curve))]
+
+
+def _collateral_table(frame):
+    if frame.empty:
+        return frame
+    out = frame[["model", "compression", "recovery", "task"]].copy()
+    out["held out"] = ["yes" if str(h) == "True" else "" for h in frame.held_out]
+    out["questions"], out["runs"] = _counts(frame.n), _counts(frame.seeds)
+    out["before recovery"], out["after recovery"] = frame.compressed_acc, frame.recovered_acc
+    out["newly broken"] = _counts(frame.newly_broken, "{:.1f}")
+    out["newly fixed"] = _counts(frame.newly_fixed, "{:.1f}")
+    out["Δ accuracy [95%]"] = _with_interval(frame.difference, frame.ci_low, frame.ci_high)
+    return out
+
+
+COLLATERAL_NOTE = (
+    "<p>Per knowledge task, on its test questions, each recovered model at the final budget against the same model "
+    "before recovery (the compressed model; on compression none the base model: the format control): newly "
+    "broken = right before recovery and wrong after, newly fixed = the reverse, means over seeds; Δ accuracy with "
+    "a 95% question-bootstrap interval (seeds fixed), descriptive, not corrected for multiplicity. Held-out tasks "
+    "entered no choice: their rows measure the collateral damage on relations nothing was tuned on; compare them "
+    "with the other tasks' rows.</p>")
+
+
+def _leak_text(what: str, leaks: dict) -> str:
+    short = f", {leaks['dropped_too_short']} more as too short" if "dropped_too_short" in leaks else ""
+    return (f"{what}: {leaks['dropped_leaks']} of {leaks['passages_total']} passages were dropped because they name "
+            f"a question's subject together with its answer{short}; {leaks['train_passages']} training and "
+            f"{leaks['heldout_passages']} held-out passages remain, re-checked against {leaks['fact_pairs_checked']} "
+            f"fact pairs: {leaks['remaining_leaks']} leaks.")
+
+
+def _leaks_html(leaks: dict) -> str:
+    lines = [_leak_text("Corpus text", leaks)]
+    lines += [_leak_text(f"Text generated by model {g.get('model') or g.get('text_dir')}", g)
+              for g in leaks.get("generated", [])]
+    return "<p>Leak filter.</p><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
 def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], cost_files: list[str],
@@ -272,19 +391,18 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
     import pandas as pd
     import yaml
 
-    summary = pd.read_csv(summary_csv)
-    precisions = base_precisions(summary)
     analysis = Path(analysis_dir)
     verdict = read_json(analysis / "verdict.json")
+    summary = headline_summary(summary_csv, verdict["budget"])
+    precisions = base_precisions(summary)
     fractions = pd.read_csv(analysis / "recovery_fraction.csv")
-    flip_table = _read_csv(analysis / "flips.csv", keep_default_na=False)
-    tests = _read_csv(analysis / "paired_tests.csv", keep_default_na=False)
-    margins = _read_csv(analysis / "margin_tests.csv")
-    control = _read_csv(analysis / "format_control.csv")
-    ablation = _read_csv(analysis / "prompt_pool_ablation.csv")
+    flip_table = read_csv_or_empty(analysis / "flips.csv", keep_default_na=False)
+    tests = read_csv_or_empty(analysis / "paired_tests.csv", keep_default_na=False)
+    margins = read_csv_or_empty(analysis / "margin_tests.csv")
+    control = read_csv_or_empty(analysis / "format_control.csv")
+    ablation = read_csv_or_empty(analysis / "prompt_pool_ablation.csv")
     ppl_rec = perplexity_recovery(summary)
     cost_table, versions = _cost_table(cost_files)
-    leaks = verdict["leaks"]
     bases = "; ".join(f"{m}: {base_label(m, precisions)}" for m in sorted(precisions))
     base_note = f"<p>Base models: {html.escape(bases)}; every compression is a further compression of that.</p>" \
         if bases else ""
@@ -296,9 +414,12 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         _rule_html(verdict, precisions),
         *(_verdict_html(v, precisions) for v in verdict["verdicts"]),
         "" if verdict["verdicts"] else "<p>No compressed model in this run: nothing to decide.</p>",
+        *_split_html(verdict, read_csv_or_empty(analysis / "dev_accuracy.csv")),
         "<h2 id='tables'>Accuracy and perplexity</h2>",
-        base_note + "<p>Mean ± sd over seeds (one value: one run).</p>",
-        _table_html(accuracy_pivot(summary, knowledge_tasks, precisions)),
+        base_note + "<p>Mean ± sd over seeds (one value: one run), the final budget's runs; knowledge tasks on "
+        "their test questions (analysis/accuracy.csv), other tasks as lm-eval reports them.</p>",
+        _table_html(accuracy_pivot(summary, knowledge_tasks, precisions,
+                                   read_csv_or_empty(analysis / "accuracy.csv"))),
         "<h2>Knowledge recovery vs perplexity recovery</h2>", _gap_note(fractions, ppl_rec),
         "<p>Recovery fraction = (recovered − compressed) / (base − compressed), recovered averaged over seeds "
         "(± sd of the per-seed fractions); controlled = (recovered − compressed − control gain) / (base − compressed), "
@@ -307,6 +428,9 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         "intervals (seeds, then questions), not corrected for multiplicity (the verdict's intervals are); – where "
         "compression did no damage, ∞ where too many resamples have none.</p>",
         _table_html(_fraction_table(fractions, ppl_rec), "{:.3f}"),
+        *_budget_html(read_csv_or_empty(analysis / "budget_curve.csv"), figures["budget_curves"]),
+        *_section("Collateral damage", _collateral_table(read_csv_or_empty(analysis / "collateral.csv")),
+                  COLLATERAL_NOTE),
         *_section("Format control", control, base_note + "<p>The uncompressed model recovered by each method "
                   "(mean ± sd over seeds) minus the base model: what the method adds without any compression "
                   "damage to repair; 95% two-level bootstrap interval.</p>"),
@@ -325,7 +449,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         "<h2>Knowledge flips</h2>", _table_html(flip_table),
         "<h2>Paired tests (McNemar, exact)</h2>", base_note, _table_html(tests, "{:.3g}"),
         "<h2 id='figures'>Pictures</h2>",
-        *(_img(figures[name], name.replace("_", " ")) for name in FIGURES),
+        *(_img(figures[name], name.replace("_", " ")) for name in FIGURES if name not in SECTION_FIGURES),
         "<h2 id='attention'>Attention and activations</h2>" if attention_figures else "",
         "<p>Per layer, on a fixed sample of knowledge questions: attention mass of the input on prompt "
         "positions, attention entropy, hidden-state norm and cosine distance to the base model "
@@ -333,10 +457,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         *(_img(f, f"attention {Path(f).parent.parent.name}") for f in attention_figures or []),
         "<h2 id='costs'>Costs</h2>", _table_html(cost_table, "{:.2f}") if len(cost_table) else "",
         "<h2>Data</h2>",
-        f"<p>Leak filter: {leaks['dropped_leaks']} of {leaks['passages_total']} text passages were dropped because "
-        f"they name a question's subject together with its answer; {leaks['train_passages']} training and "
-        f"{leaks['heldout_passages']} held-out passages remain, re-checked against {leaks['fact_pairs_checked']} "
-        f"fact pairs: {leaks['remaining_leaks']} leaks.</p>",
+        _leaks_html(verdict["leaks"]),
         "<h2>Config and versions</h2>",
         f"<pre>{html.escape(yaml.safe_dump(config, sort_keys=False))}</pre>",
         f"<pre>{html.escape(json.dumps(versions, indent=1))}</pre>",

@@ -31,11 +31,12 @@ import os
 import zlib
 from dataclasses import dataclass
 
+from ..data.split import question_splits, split_settings
 from ..io import read_jsonl
 
 BASE = "none"  # the compression (and recovery) of the base model
-KEYS = ["model", "compression", "recovery", "seed", "run", "task"]
-COLUMNS = [*KEYS, "doc_id", "correct", "margin", "margin_norm", "pool_choice", "pool_correct"]
+KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
+COLUMNS = [*KEYS, "doc_id", "split", "correct", "margin", "margin_norm", "pool_choice", "pool_correct"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
 CHUNK = 256  # bootstrap resamples drawn at a time (bounds memory on large task suites)
 
@@ -124,12 +125,15 @@ def pool_record(row: dict, gold: list[int], method: str) -> dict:
     return {"pool_choice": float("nan") if chosen is None else int(chosen), "pool_correct": correct}
 
 
+def _int_or_none(value) -> int | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else int(value)
+
+
 def _labels(labels: dict) -> dict:
-    seed = labels.get("seed")
-    seed = None if seed is None or (isinstance(seed, float) and math.isnan(seed)) else int(seed)
+    seed = _int_or_none(labels.get("seed"))
     run = labels.get("run") or (labels["recovery"] if seed is None else f"{labels['recovery']}.seed{seed}")
     return {"model": labels["model"], "compression": labels["compression"], "recovery": labels["recovery"],
-            "seed": seed, "run": run, "task": labels["task"]}
+            "seed": seed, "steps": _int_or_none(labels.get("steps")), "run": run, "task": labels["task"]}
 
 
 def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | None = None) -> str:
@@ -138,9 +142,14 @@ def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | N
     return methods.get(recovery) or methods.get(run or "") or recovery
 
 
-def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | None = None):
-    """One row per (model, compression, recovery, seed, run, task, doc_id): ``correct``,
-    ``margin``, ``margin_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``."""
+def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | None = None,
+                   split: dict | None = None):
+    """One row per (model, compression, recovery, seed, steps, run, task, doc_id): ``split``
+    (``dev`` or ``test``, :func:`compress_recover.data.split.question_splits` with the settings
+    ``split``, config.yaml ``data.split``; ``None``: every question test), ``correct``,
+    ``margin``, ``margin_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``.
+    ``steps``: the training steps of the run's checkpoint (None without training, or for
+    labels written before budget curves)."""
     import pandas as pd
 
     rows = []
@@ -154,8 +163,12 @@ def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | No
                 record["doc_id"] = f"{row['task']}:{record['doc_id']}"
             rows.append({**labels, **record, **pool_record(row, gold, method)})
     table = pd.DataFrame(rows, columns=COLUMNS)
-    table["seed"] = table["seed"].astype("Int64")
+    for column in ("seed", "steps"):
+        table[column] = table[column].astype("Int64")
     table["doc_id"] = table["doc_id"].astype(str)
+    questions = {task: sorted(set(ids)) for task, ids in table.groupby("task", sort=False).doc_id}
+    splits = question_splits(questions, **split_settings(split))
+    table["split"] = [splits[key] for key in zip(table.task, table.doc_id, strict=True)]
     return table
 
 
@@ -591,3 +604,32 @@ def pool_ablation(table, *, seed: int):
                      "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": task,
                      **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, task, "pool"))})
     return pd.DataFrame(rows, columns=POOL_COLUMNS)
+
+
+# --------------------------------------------------------------------------- budgets
+
+def budget_steps(budget: dict | None) -> list[int]:
+    """The evaluated budgets, sorted: config.yaml ``recovery.budget.steps`` (an int, or a
+    list for a budget curve); empty without a budget."""
+    if not budget:
+        return []
+    steps = budget["steps"]
+    return sorted({int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])})
+
+
+def final_steps(budget: dict | None) -> int | None:
+    """The final budget: the largest of ``recovery.budget.steps`` (None without a budget)."""
+    steps = budget_steps(budget)
+    return steps[-1] if steps else None
+
+
+def at_final_budget(frame, final: int | None):
+    """Mask of the rows of ``frame`` (a question table or the summary) that belong to the
+    final budget: without training (``steps`` empty, as for labels written before budget
+    curves) or trained for ``final`` steps. Every row when ``final`` is None or there is no
+    ``steps`` column."""
+    import pandas as pd
+
+    if final is None or "steps" not in frame:
+        return pd.Series(True, index=frame.index)
+    return frame["steps"].isna() | (frame["steps"] == final)

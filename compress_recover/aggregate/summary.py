@@ -5,8 +5,12 @@ with value, stderr and n (questions scored), and the model's cost columns (extra
 parameters and bytes, training time, disk size, latency per batch and per token). For a group task (e.g. mmlu) every
 subtask's row is kept, with ``task`` naming the configured task and ``subtask`` the
 row's own name. ``recovery`` is the recovery entry, ``seed`` its training seed (empty
-without training) and ``run`` the run's folder (``<recovery>.seed<seed>``); ``base_precision`` says
-what each model's downloaded "base" checkpoint really is (from its manifest).
+without training), ``steps`` the training steps of the evaluated checkpoint (empty without
+training; every budget of a budget curve has its own rows) and ``run`` the run's folder
+(``<recovery>.seed<seed>``, ``<recovery>.seed<seed>.step<steps>`` for an intermediate
+checkpoint); ``base_precision`` says what each model's downloaded "base" checkpoint really
+is (from its manifest). Tables of the final budget filter on ``steps``
+(:func:`compress_recover.aggregate.tables.headline_summary`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from ..io import atomic_file, read_json
 
 log = logging.getLogger(__name__)
 
-KEYS = ["model", "compression", "recovery", "seed", "run"]
+KEYS = ["model", "compression", "recovery", "seed", "steps", "run"]
 RUN = ["model", "compression", "run"]  # one evaluated model
 COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n"]
 COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
@@ -27,9 +31,10 @@ COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", 
 
 
 def run_labels(labels: dict) -> dict:
-    """The KEYS of an evaluation's or a cost's labels (written before seeds: run = recovery)."""
+    """The KEYS of an evaluation's or a cost's labels (written before seeds: run = recovery;
+    before budget curves: no steps)."""
     return {"model": labels["model"], "compression": labels["compression"], "recovery": labels["recovery"],
-            "seed": labels.get("seed"), "run": labels.get("run", labels["recovery"])}
+            "seed": labels.get("seed"), "steps": labels.get("steps"), "run": labels.get("run", labels["recovery"])}
 
 
 def cost_row(cost: dict) -> dict:
@@ -76,14 +81,37 @@ def base_precisions(base_dirs: list[str]) -> dict[str, str | None]:
     return out
 
 
+def intermediate_checkpoints(table):
+    """Mask of the rows of a budget curve's intermediate checkpoints: fewer steps than the
+    largest of their training run (model, compression, recovery, seed). Their cost columns
+    may stay empty: a cost.json describes a run at its final budget."""
+    largest = table.groupby(["model", "compression", "recovery", "seed"], dropna=False).steps.transform("max")
+    return (table.steps < largest).fillna(False).astype(bool)
+
+
+def with_steps(rows: list[dict], steps: dict[str, int | None] | None) -> list[dict]:
+    """``rows`` with the ``steps`` of their run from ``steps`` (run -> training steps of its
+    adapter, the plan's) where their labels carry none."""
+    if steps is None:
+        return rows
+    unknown = sorted({r["run"] for r in rows if r["steps"] is None and r["run"] not in steps})
+    if unknown:
+        raise ValueError(f"evaluations of run(s) {unknown} state no training steps and the plan knows none")
+    return [r if r["steps"] is not None else {**r, "steps": steps[r["run"]]} for r in rows]
+
+
 def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
-              out_parquet: str | None = None, base_dirs: list[str] | None = None) -> "pandas.DataFrame":  # noqa: F821
-    """The tidy table; ``base_dirs``: the downloaded checkpoint of every model."""
+              out_parquet: str | None = None, base_dirs: list[str] | None = None,
+              steps: dict[str, int | None] | None = None) -> "pandas.DataFrame":  # noqa: F821
+    """The tidy table; ``base_dirs``: the downloaded checkpoint of every model; ``steps``:
+    run -> the training steps of its adapter (None without training), for evaluations whose
+    labels do not carry them."""
     import pandas as pd
 
     rows = []
     for f in eval_files:
         rows.extend(rows_from_result(read_json(f)))
+    rows = with_steps(rows, steps)
     if not rows:
         raise ValueError("no evaluation produced a metric; nothing to aggregate")
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -91,13 +119,13 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
     if costs.duplicated(RUN).any():
         raise ValueError("two cost files describe the same model")
     table = table.merge(costs, on=RUN, how="left", validate="many_to_one")
-    missing = table[table["latency_batch_s"].isna()][RUN].drop_duplicates()
+    table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
+    missing = table[table["latency_batch_s"].isna() & ~intermediate_checkpoints(table)][RUN].drop_duplicates()
     if len(missing):
         raise ValueError(f"no cost.json for {missing.to_dict('records')}")
     table["base_precision"] = table["model"].map(base_precisions(base_dirs or []))
-    table["seed"] = table["seed"].astype("Int64")
-    table = table.sort_values(["model", "compression", "recovery", "seed", "run", "task", "subtask", "metric",
-                               "filter"], kind="stable")
+    table = table.sort_values(["model", "compression", "recovery", "seed", "steps", "run", "task", "subtask",
+                               "metric", "filter"], kind="stable")
     table["n"] = table["n"].astype("Int64")
     with atomic_file(out_csv) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")

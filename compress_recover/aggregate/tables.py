@@ -1,14 +1,20 @@
-"""Tables derived from the summary, shared by the figures and the report.
+"""Tables derived from the summary and the analysis, shared by the figures and the report.
 
 Runs of the same recovery with different seeds are separate rows of the summary (columns
 ``seed`` and ``run``); these tables give their mean and their standard deviation over
-seeds, and order rows and columns with the base model first. Recovery methods get one
+seeds, and order rows and columns with the base model first. The headline tables show the
+final budget's runs only (:func:`headline_summary`; intermediate checkpoints enter the
+budget curve alone) and knowledge accuracy on the test questions only (from the
+analysis's ``accuracy.csv``, :func:`pooled_test_accuracy`). Recovery methods get one
 colour each, fixed by the method's name (:func:`method_colour`).
 """
 
 from __future__ import annotations
 
 import zlib
+from pathlib import Path
+
+from .stats import ALL_KNOWLEDGE, at_final_budget, final_steps
 
 PPL_METRIC = "word_perplexity"
 CELL = ["model", "compression", "recovery"]
@@ -30,11 +36,6 @@ def method_colour(method: str) -> str:
         return PALETTE[names.index(method) % len(PALETTE)]
     spare = PALETTE[len(names):] or PALETTE
     return spare[zlib.crc32(method.encode()) % len(spare)]
-
-
-def _run_column(frame):
-    """The summary's ``run`` column, or the recovery name for summaries without seeds."""
-    return frame["run"].fillna(frame["recovery"]) if "run" in frame else frame["recovery"]
 
 
 def base_first_order(cells) -> list[tuple]:
@@ -59,18 +60,38 @@ def mean_sd(frame, value: str = "value"):
     return out.rename(columns={"mean": value, "std": f"{value}_sd", "count": "seeds"})
 
 
-def knowledge_accuracy(summary, knowledge_tasks):
-    """Pooled knowledge accuracy per (model, compression, recovery): per run the mean over
-    every knowledge question, then the mean over runs (seeds) with ``acc_sd`` their sd and
-    ``stderr`` the binomial standard error of one run."""
-    acc = summary[(summary.metric == "acc") & summary.task.isin(knowledge_tasks) & (summary.subtask == summary.task)]
-    acc = acc.assign(correct=acc.value * acc.n, run=_run_column(acc))
-    per_run = acc.groupby([*CELL, "run"], sort=False).agg(correct=("correct", "sum"), n=("n", "sum")).reset_index()
-    per_run["acc"] = per_run.correct / per_run.n
-    pooled = per_run.groupby(CELL, sort=False).agg(acc=("acc", "mean"), acc_sd=("acc", "std"), n=("n", "first"),
-                                                    seeds=("run", "nunique"))
+def pooled_test_accuracy(accuracy):
+    """Pooled knowledge accuracy on the test questions per (model, compression, recovery)
+    at the final budget, from the analysis's ``accuracy.csv``: the mean over runs (seeds) of
+    each run's accuracy, ``acc_sd`` their sd and ``stderr`` the binomial standard error of
+    one run."""
+    if accuracy.empty:
+        return accuracy.reindex(columns=[*CELL, "acc", "acc_sd", "n", "seeds", "stderr"])
+    pooled = accuracy[accuracy.task == ALL_KNOWLEDGE][[*CELL, "acc", "acc_sd", "n", "seeds"]].reset_index(drop=True)
     pooled["stderr"] = (pooled.acc * (1 - pooled.acc) / pooled.n) ** 0.5
-    return pooled.reset_index()
+    return pooled
+
+
+def read_csv_or_empty(path: str | Path, **kw):
+    """A CSV file as a frame; an empty frame for a missing or empty file (a table with no row)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path, **kw)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
+def headline_summary(summary_csv: str | Path, budget: dict | None):
+    """The summary's rows at the final budget of ``budget`` (verdict.json's ``budget``):
+    what every headline table and figure shows."""
+    import pandas as pd
+
+    summary = pd.read_csv(summary_csv)
+    return summary[at_final_budget(summary, final_steps(budget))].reset_index(drop=True)
 
 
 def perplexity(summary):

@@ -7,7 +7,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..io import atomic_dir, dir_size, read_json, write_json
+from ..io import atomic_dir, dir_size, read_json, write_manifest
 from ..runtime import Runtime, library_versions
 from ..tokens import calibration_blocks
 from . import COMPRESSION
@@ -66,7 +66,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "wall_time_s": round(time.perf_counter() - start, 2),
             "library_versions": library_versions(),
         }
-        write_json(tmp / "manifest.json", manifest)
+        manifest = write_manifest(tmp, manifest)
     log.info("compressed with %s in %.1f s: %d -> %d bytes", config.slug(), manifest["wall_time_s"],
              manifest["base_disk_bytes"], manifest["disk_bytes"])
     return manifest

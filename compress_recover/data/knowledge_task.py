@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..io import atomic_dir, write_json, write_jsonl
+from ..io import atomic_dir, write_jsonl, write_manifest
 from .facts import RELATIONS, Relation
 
 
@@ -94,5 +94,5 @@ def build_knowledge_task(*, task: str, out_dir: str, num_choices: int, seed: int
         manifest = {"task": task, "questions": len(questions), "num_choices": num_choices,
                     "chance_accuracy": 1.0 / num_choices, "seed": seed, "source": relation.source,
                     "license": relation.license}
-        write_json(tmp / "manifest.json", manifest)
+        manifest = write_manifest(tmp, manifest)
     return manifest

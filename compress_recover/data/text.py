@@ -19,7 +19,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..io import atomic_dir, write_json, write_jsonl
+from ..io import atomic_dir, write_json, write_jsonl, write_manifest
 from ..wheels import WheelFile, fetch_wheel_member
 from .leaks import LeakFilter, pairs_from_tasks
 
@@ -84,4 +84,5 @@ def build_text(*, corpus: str, path: str | None, task_dirs: list[str], out_dir: 
         write_jsonl(tmp / "train.jsonl", train)
         write_jsonl(tmp / "heldout.jsonl", heldout)
         write_json(tmp / "leak_report.json", report)
+        write_manifest(tmp, {"corpus": corpus, "provenance": provenance, "seed": seed})
     return report

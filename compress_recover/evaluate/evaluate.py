@@ -13,8 +13,9 @@ import json
 import logging
 import math
 import time
+from pathlib import Path
 
-from ..io import atomic_file, write_json
+from ..io import atomic_file, verify_folder, write_json
 from ..modeling import dense_on_cpu
 from ..recover.load import load_recovered
 from ..runtime import Runtime, library_versions
@@ -42,6 +43,8 @@ def preflight_task(task: str, task_dir: str | None):
     Returns lm-eval's task manager and the set of the task's output types."""
     from lm_eval.tasks import get_task_dict
 
+    if task_dir and (Path(task_dir) / "manifest.json").is_file():  # a folder the pipeline built
+        verify_folder(task_dir)
     manager = _task_manager(task_dir)
     where = f"the task folder {task_dir}" if task_dir else "lm-eval's built-in tasks"
     if task not in manager.all_tasks:

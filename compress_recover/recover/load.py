@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import read_json
+from ..io import read_json, verify_folder
 from ..modeling import load_model
 from . import RECOVERY
 
@@ -25,7 +25,9 @@ def adapter_method(adapter_dir: str | Path) -> str:
 
 
 def load_adapter(model, adapter_dir: str | Path):
-    """``model`` with the adapter saved in ``adapter_dir``, in eval mode."""
+    """``model`` with the adapter saved in ``adapter_dir`` (its files verified against its
+    manifest's hashes), in eval mode."""
+    verify_folder(adapter_dir)
     return RECOVERY[adapter_method(adapter_dir)].adapter_loader()(model, adapter_dir)
 
 

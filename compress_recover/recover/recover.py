@@ -9,7 +9,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from ..io import atomic_dir, dir_size, read_json, write_json
+from ..io import atomic_dir, dir_size, read_json, write_manifest
 from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig, NoMethod
 from ..runtime import Runtime, library_versions
@@ -139,5 +139,5 @@ def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[f
             "losses": losses,
         }
         manifest["adapter_bytes"] = dir_size(tmp)
-        write_json(tmp / "manifest.json", manifest)
+        manifest = write_manifest(tmp, manifest)
     return manifest
