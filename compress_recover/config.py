@@ -7,6 +7,7 @@ offending key, before any job starts.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from .compress import COMPRESSION
 from .compress.widths import check_divisors, checkpoint_widths
 from .data.facts import RELATIONS
 from .data.perplexity_task import PERPLEXITY_TASK
-from .download.download import EMBEDDED_WIDTHS
+from .download.download import EMBEDDED_MAX_POSITIONS, EMBEDDED_WIDTHS
 from .recover import RECOVERY
 from .recover.objective import Objective
 from .registry import ConfigError, MethodConfig
@@ -27,10 +28,8 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 # results/<model>/ beside the pipeline's own entries of results/ (rules/common.smk's paths)
 RESERVED_MODEL_NAMES = {"data", "analysis", "figures", "summary.csv", "summary.parquet", "report.html"}
-# results/<model>/<compression>/<recovery>/ beside a compression's own entries, and
-# results/<model>/none/ beside the model's shared training data
-RESERVED_RECOVERY_NAMES = {"checkpoint", "attention", "teacher_logits", "teacher_logits_generated",
-                           "generated_text"}
+# (recovery folders cannot collide with a compression's own entries: a trained run is always
+# <name>.seed<s>, method none always 'none')
 SEED_MARK = ".seed"  # a trained recovery's run name is f"{group}{SEED_MARK}{seed}"
 STEP_MARK = ".step"  # an intermediate budget checkpoint's run is f"{run}{STEP_MARK}{steps}"
 TEXTS = ("corpus", "generated")  # recovery training text: data.text, or written by the uncompressed model
@@ -170,9 +169,6 @@ def _entries(registry, raws: list[dict], section: str, objective: Objective | No
             raise ConfigError(f"{key}.{what}: method '{cfg.method}' trains nothing; remove its {what}")
         if slug == "none" and cfg.method != "none":
             raise ConfigError(f"{key}: the name 'none' is reserved for method 'none'")
-        if objective is not None and slug in RESERVED_RECOVERY_NAMES:
-            raise ConfigError(f"{key}: the name {slug!r} is reserved (the pipeline's own folder "
-                              f"results/<model>/<compression>/{slug}); set another 'name'")
         if not NAME.match(slug):
             raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
         if slug in entries:
@@ -238,7 +234,11 @@ _IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 def _task_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A task YAML's keys, those of its ``include:`` (relative to the YAML) beneath its own."""
-    doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"data.task_dirs: {path} is not valid YAML ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}); fix or remove the file") from err
     if not isinstance(doc, dict):
         return {}
     include = doc.get("include")
@@ -293,6 +293,30 @@ def known_widths(spec: dict) -> dict[str, int]:
     if spec["source"] == "local":
         return checkpoint_widths(spec["path"])
     return {}  # hub and GGUF models: checked by the compress job before any work
+
+
+def known_max_positions(spec: dict) -> int | None:
+    """A model's context length when knowable before download (embedded, local), else None."""
+    if spec["source"] == "embedded":
+        return EMBEDDED_MAX_POSITIONS
+    if spec["source"] == "local":
+        value = json.loads((Path(spec["path"]) / "config.json").read_text()).get("max_position_embeddings")
+        return value if isinstance(value, int) else None
+    return None
+
+
+def _check_prompt_positions(models: dict, recoveries: dict[str, Entry], seq_len: int) -> None:
+    """Input-side prompts and a training block must fit the model's context."""
+    for model, spec in models.items():
+        limit = known_max_positions(spec)
+        if limit is None:
+            continue
+        for entry in recoveries.values():
+            field_name, positions = entry.config.prompt_positions()
+            if positions and positions + seq_len > limit:
+                raise ConfigError(f"{entry.key}.{field_name}: {positions} prompt positions + {seq_len} tokens of a "
+                                  f"training block (recovery.budget.seq_len) exceed model '{model}''s context of "
+                                  f"{limit} positions")
 
 
 def _check_widths(models: dict, compressions: dict[str, Entry]) -> None:
@@ -391,11 +415,22 @@ def build_plan(config: dict) -> Plan:
     _check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
     _check_widths(models, compressions)
     _check_grid(compressions, groups)
+    _check_prompt_positions(models, groups, config["recovery"]["budget"]["seq_len"])
+    _check_corpus(data)
     return Plan(models=models, compressions=compressions, recoveries=_runs(groups, seeds, steps),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps)
+
+
+def _check_corpus(data: dict) -> None:
+    text = data["text"]
+    if text["corpus"] == "file" and not (text.get("path") and Path(text["path"]).is_file()):
+        raise ConfigError(f"data.text.path: corpus 'file' needs an existing text file, got {text.get('path')!r}")
+    if data["perplexity"] and not text["heldout_fraction"] > 0:
+        raise ConfigError(f"data.text.heldout_fraction: {text['heldout_fraction']} holds out no text for "
+                          "data.perplexity: true; set a fraction > 0 or data.perplexity: false")
 
 
 def _check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> None:

@@ -45,6 +45,10 @@ class MethodConfig:
     # Recovery: whether the trained adapter could be merged into the model's weights.
     mergeable: ClassVar[bool] = False
 
+    def prompt_positions(self) -> tuple[str, int]:
+        """Recovery: (config key, positions) the method puts before the input at most (0: none)."""
+        return ("", 0)
+
     def divisors(self) -> dict[str, int]:
         """Config keys whose value must divide every pruned/quantized layer's input width."""
         return {}

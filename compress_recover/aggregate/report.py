@@ -13,6 +13,7 @@ import base64
 import html
 import json
 import math
+import re
 from pathlib import Path
 
 from ..io import atomic_file, read_json
@@ -385,6 +386,22 @@ def _leaks_html(leaks: dict) -> str:
     return "<p>Leak filter.</p><ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>"
 
 
+def floating_revisions(config: dict) -> dict[str, str]:
+    """Hub models whose revision is a branch or tag (``allow_floating_revision``), by name."""
+    return {name: spec.get("revision", "") for name, spec in (config.get("models") or {}).items()
+            if spec.get("source") == "hub" and not re.fullmatch(r"[0-9a-f]{40}", spec.get("revision", ""))}
+
+
+def _floating_revision_html(config: dict) -> str:
+    floating = floating_revisions(config)
+    if not floating:
+        return ""
+    named = ", ".join(f"{html.escape(m)} at {html.escape(r)!s}" for m, r in sorted(floating.items()))
+    return (f"<p class='gap'><b>Not reproducible:</b> {named} {'is' if len(floating) == 1 else 'are'} "
+            "pinned to a branch or tag (allow_floating_revision), not a commit, so the same config can fetch "
+            "other weights later.</p>")
+
+
 def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], cost_files: list[str],
                config: dict, knowledge_tasks: list[str], out_html: str,
                attention_figures: list[str] | None = None) -> None:
@@ -410,6 +427,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>compress-recover report</title>"
         f"<style>{CSS}</style></head><body>",
         "<h1>Forgotten or displaced? compress-recover report</h1>",
+        _floating_revision_html(config),
         "<h2 id='verdict'>Verdict</h2>",
         _rule_html(verdict, precisions),
         *(_verdict_html(v, precisions) for v in verdict["verdicts"]),

@@ -40,6 +40,10 @@ class IDPConfig(MethodConfig):
     lr: float = 3.0e-2
     weight_decay: float = 0.0
 
+    def prompt_positions(self) -> tuple[str, int]:
+        """In the selection layers the whole pool stands before the input."""
+        return ("num_virtual_tokens", self.pool_size * self.num_virtual_tokens)
+
     def check(self, key: str) -> None:
         for name in ("pool_size", "num_virtual_tokens", "selection_layers"):
             if getattr(self, name) < 1:

@@ -36,6 +36,9 @@ class PromptTuningConfig(MethodConfig):
     lr: float = 3.0e-2
     weight_decay: float = 0.0
 
+    def prompt_positions(self) -> tuple[str, int]:
+        return ("num_virtual_tokens", self.num_virtual_tokens)
+
     def check(self, key: str) -> None:
         if self.num_virtual_tokens < 1:
             raise ConfigError(f"{key}.num_virtual_tokens: {self.num_virtual_tokens} must be >= 1")

@@ -1,0 +1,185 @@
+"""Nothing wrong gets through: every bad input of this table is refused before any job
+starts, with the message the user sees (the row's id says what was tried).
+
+Each row starts from the default config.yaml, schema-validated as Snakemake does (so
+defaults are filled in), then changes one thing and calls the plan, whose checks hold
+even where the schema lets a value through (YAML's .nan and .inf pass every JSON-schema
+range check)."""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from compress_recover.config import build_plan
+from compress_recover.registry import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = str(REPO / "compress_recover/schema/config.schema.yaml")
+NAN, INF = float("nan"), float("inf")
+
+
+def default_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    validate(config, SCHEMA)
+    return config
+
+
+def _method(config, method):
+    return next(m for m in config["recovery"]["methods"] if m["method"] == method)
+
+
+def _set(*path):
+    """A change: set config[path[0]]...[path[-2]] = path[-1]."""
+    *keys, value = path
+
+    def change(config):
+        node = config
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return change
+
+
+def _tasks_folder(tmp_path, yaml_text):
+    folder = tmp_path / "my_tasks"
+    folder.mkdir()
+    (folder / "broken.yaml").write_text(yaml_text)
+    return folder
+
+
+ROWS = {
+    # every number finite
+    "lora alpha nan": (lambda c: _method(c, "lora").update(alpha=NAN), r"recovery\.methods\[1\]\.alpha: nan must be a finite"),
+    "report alpha nan": (_set("report", "alpha", NAN), r"report\.alpha: nan must be a finite"),
+    "objective temperature nan": (_set("recovery", "objective", "temperature", NAN),
+                                  r"recovery\.objective\.temperature: nan must be a finite"),
+    "lora lr inf": (lambda c: _method(c, "lora").update(lr=INF), r"recovery\.methods\[1\]\.lr: inf must be a finite"),
+    "gptq damp -inf": (lambda c: c["compression"]["methods"][1].update(damp_percent=-INF),
+                       r"compression\.methods\[1\]\.damp_percent: -inf must be a finite"),
+    "dev fraction nan": (_set("data", "split", "dev_fraction", NAN), r"data\.split\.dev_fraction: nan"),
+    # grids that cannot give a verdict
+    "no none compression": (lambda c: c["compression"]["methods"].pop(0),
+                            r"compression\.methods: add \{method: none\}"),
+    "only none compression": (_set("compression", "methods", [{"method": "none"}]),
+                              r"compression\.methods: only 'none' is listed.*add one of"),
+    "no none recovery": (lambda c: c["recovery"]["methods"].pop(0), r"recovery\.methods: add \{method: none\}"),
+    "only none recovery": (_set("recovery", "methods", [{"method": "none"}]), r"recovery\.methods: only 'none'"),
+    # names that collide with the pipeline's own folders
+    "model named analysis": (lambda c: c["models"].update(analysis=c["models"].pop("smollm2-135m")),
+                             r"models\.analysis: the model name 'analysis' is reserved"),
+    "model named figures": (lambda c: c["models"].update(figures={"source": "embedded"}), r"models\.figures.*reserved"),
+    "model named summary.csv": (lambda c: c["models"].update({"summary.csv": {"source": "embedded"}}),
+                                r"models\.summary\.csv.*reserved"),
+    "gptq group size 0": (lambda c: c["compression"]["methods"][1].update(group_size=0),
+                          r"compression\.methods\[1\]\.group_size: 0 must be -1 \(per channel\) or >= 8"),
+    "name with .step": (lambda c: _method(c, "lora").update(name="lora.step5"), r"contains '\.step'"),
+    # hub models pinned to a commit
+    "hub revision main": (_set("models", "hub", {"source": "hub", "id": "HuggingFaceTB/SmolLM2-360M-Instruct",
+                                                 "revision": "main"}),
+                          r"models\.hub\.revision: 'main' is not a commit sha.*allow_floating_revision"),
+    "hub revision short sha": (_set("models", "hub", {"source": "hub", "id": "a/b", "revision": "abc1234"}),
+                               r"models\.hub\.revision: 'abc1234' is not a commit sha"),
+    # values that would fail inside a job
+    "perplexity without held-out text": (_set("data", "text", "heldout_fraction", 0.0),
+                                         r"data\.text\.heldout_fraction: 0\.0 holds out no text"),
+    "corpus file without path": (_set("data", "text", "corpus", "file"), r"data\.text\.path: corpus 'file' needs"),
+    "prompt longer than the context": (lambda c: _method(c, "prompt_tuning").update(num_virtual_tokens=100000),
+                                       r"recovery\.methods\[2\]\.num_virtual_tokens: 100000 prompt positions \+ 128 "
+                                       r"tokens.*context of 8192"),
+    "idp pool longer than the context": (lambda c: _method(c, "idp").update(pool_size=2000, num_virtual_tokens=5),
+                                         r"recovery\.methods\[3\]\.num_virtual_tokens: 10000 prompt positions"),
+    "budget steps repeated": (_set("recovery", "budget", "steps", [60, 60]), r"recovery\.budget\.steps.*repeats"),
+    "unknown held-out task": (_set("data", "split", "held_out_tasks", ["atlantis"]),
+                              r"data\.split\.held_out_tasks: \['atlantis'\]"),
+    "unknown text choice": (lambda c: _method(c, "lora").update(text="web"), r"recovery\.methods\[1\]\.text: 'web'"),
+}
+
+
+@pytest.mark.parametrize("change, message", list(ROWS.values()), ids=list(ROWS))
+def test_a_bad_input_is_refused_before_any_job_naming_its_key(change, message):
+    config = default_config()
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        build_plan(config)
+
+
+def test_a_malformed_task_yaml_is_a_config_error_naming_the_file(tmp_path):
+    config = default_config()
+    folder = _tasks_folder(tmp_path, "task: broken\n  output_type: [unclosed\n")
+    config["data"]["task_dirs"] = [{"path": str(folder), "tasks": ["broken"], "knowledge": False}]
+    with pytest.raises(ConfigError, match=r"data\.task_dirs: .*broken\.yaml is not valid YAML"):
+        build_plan(config)
+
+
+def test_an_explicitly_floating_hub_revision_is_accepted_and_the_report_says_it_is_not_reproducible():
+    from compress_recover.aggregate.report import _floating_revision_html
+
+    config = default_config()
+    config["models"]["hub"] = {"source": "hub", "id": "a/b", "revision": "main", "allow_floating_revision": True}
+    build_plan(config)
+    assert "Not reproducible" in _floating_revision_html(config) and "hub at main" in _floating_revision_html(config)
+    pinned = {"models": {"hub": {"source": "hub", "id": "a/b", "revision": "0" * 40}}}
+    assert _floating_revision_html(pinned) == ""
+
+
+def _numeric_fields(node, path=()):
+    """(path, schema) of every numeric property of the schema (method branches included)."""
+    for name, prop in (node.get("properties") or {}).items():
+        if not isinstance(prop, dict) or "$ref" in prop:
+            continue
+        kinds = prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]
+        if {"number", "integer"} & set(kinds):
+            yield (*path, name), prop
+        yield from _numeric_fields(prop, (*path, name))
+    for branch in (node.get("items") or {}).get("allOf", []):
+        yield from _numeric_fields(branch.get("then", {}), (*path, "[]"))
+
+
+def _schema_rejects(prop: dict, value) -> bool:
+    import jsonschema
+
+    return not jsonschema.Draft7Validator(prop).is_valid(value)
+
+
+NUMERIC = list(_numeric_fields(yaml.safe_load(Path(SCHEMA).read_text())))
+
+
+@pytest.mark.parametrize("value", [0, -1], ids=["zero", "negative"])
+def test_every_numeric_schema_field_states_its_range_and_refuses_values_below_it(value):
+    """Walk every numeric field of the schema: each states a lower bound, and 0 and negatives
+    are refused wherever it says so (NaN and infinities: the next test)."""
+    assert len(NUMERIC) > 40
+    unbounded = [".".join(p) for p, prop in NUMERIC if not {"minimum", "exclusiveMinimum", "enum", "oneOf"} & set(prop)]
+    assert unbounded == [], f"numeric fields without a lower bound: {unbounded}"
+    for path, prop in NUMERIC:
+        low = prop.get("minimum", prop.get("exclusiveMinimum"))
+        if low is None:  # an enum (bits) or a choice of forms (budget steps): checked elsewhere
+            continue
+        allowed = value > low or (value == low and "minimum" in prop)
+        assert _schema_rejects(prop, value) == (not allowed), ".".join(path)
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -INF], ids=["nan", "inf", "-inf"])
+def test_every_numeric_field_refuses_nan_and_infinities(value):
+    """Every numeric field of the schema outside the method lists (those: the rows above), set
+    to NaN or an infinity in the default config, is refused by the plan naming its key."""
+    config = default_config()
+    checked = 0
+    for path, _ in NUMERIC:
+        if "[]" in path:
+            continue
+        broken = copy.deepcopy(config)
+        node = broken
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = value
+        with pytest.raises(ConfigError, match=rf"^{'.'.join(path)}: .* must be a finite number"):
+            build_plan(broken)
+        checked += 1
+    assert checked > 25
