@@ -183,28 +183,25 @@ def _check_text(text, key: str) -> str:
     return text
 
 
+def _distinct_ints(values, key: str, minimum: int) -> list[int]:
+    """A non-empty list of distinct integers >= ``minimum``; errors name ``key``."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{key}: {values!r} must be a non-empty list of integers")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ConfigError(f"{key}: {v!r} is not an integer >= {minimum}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{key}: {values} repeats a value")
+    return list(values)
+
+
 def _check_steps(steps) -> list[int]:
     """recovery.budget.steps: an int or a list of distinct positive ints -> sorted list."""
-    values = steps if isinstance(steps, list) else [steps]
-    if not values:
-        raise ConfigError("recovery.budget.steps: an empty list; give the steps (e.g. 60 or [15, 30, 60])")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"recovery.budget.steps: {v!r} is not a positive integer")
-    if len(set(values)) != len(values):
-        raise ConfigError(f"recovery.budget.steps: {steps} repeats a value")
-    return sorted(values)
+    return sorted(_distinct_ints(steps if isinstance(steps, list) else [steps], "recovery.budget.steps", 1))
 
 
 def _check_seeds(seeds) -> list[int]:
-    if not isinstance(seeds, list) or not seeds:
-        raise ConfigError(f"recovery.seeds: {seeds!r} must be a non-empty list of integers")
-    for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ConfigError(f"recovery.seeds: {seed!r} is not a non-negative integer")
-    if len(set(seeds)) != len(seeds):
-        raise ConfigError(f"recovery.seeds: {seeds} repeats a seed")
-    return list(seeds)
+    return _distinct_ints(seeds, "recovery.seeds", 0)
 
 
 def _runs(groups: dict[str, Entry], seeds: list[int], steps: list[int]) -> dict[str, Entry]:

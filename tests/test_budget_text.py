@@ -64,7 +64,7 @@ def test_the_training_text_follows_the_config_and_an_entry_override_names_the_fo
 @pytest.mark.parametrize("change, message", [
     (lambda c: c["recovery"]["budget"].update(steps=[]), "recovery.budget.steps"),
     (lambda c: c["recovery"]["budget"].update(steps=[2, 2]), "repeats"),
-    (lambda c: c["recovery"]["budget"].update(steps=[0, 2]), "positive integer"),
+    (lambda c: c["recovery"]["budget"].update(steps=[0, 2]), "0 is not an integer >= 1"),
     (lambda c: c["recovery"].update(text="web"), "recovery.text"),
     (lambda c: c["recovery"]["methods"].append({**LORA, "name": "lora.step3"}), "recovery.methods[4].name"),
     (lambda c: c["recovery"]["methods"].append({"method": "none", "text": "generated", "name": "x"}),

@@ -100,14 +100,17 @@ def test_a_compress_job_killed_mid_write_leaves_nothing_that_counts_as_done(tmp_
 
 
 def test_a_changed_local_model_file_reruns_its_download_and_what_follows(finished_run):
-    """Local model files are inputs of the download: a newer one schedules it again."""
+    """Local model files are inputs of the download: a changed one schedules it again (a
+    merely touched one does not: Snakemake compares the content's checksum too)."""
     workdir, config = finished_run
-    weights = next(Path(config["models"]["tiny"]["path"]).glob("*.safetensors"))
-    before = weights.stat()
+    config_json = Path(config["models"]["tiny"]["path"]) / "generation_config.json"
+    original, before = config_json.read_bytes(), config_json.stat()
     try:
-        os.utime(weights, ns=(before.st_atime_ns, time.time_ns() + 10**9))
+        config_json.write_bytes(original + b"\n")  # same JSON, other bytes
+        os.utime(config_json, ns=(before.st_atime_ns, time.time_ns() + 10**9))
         rules = per_rule(scheduled(workdir, config))
         assert rules["download"] == 1 and rules["compress_gptq"] == 1 and rules["evaluate"] >= 2
     finally:
-        os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+        config_json.write_bytes(original)
+        os.utime(config_json, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert scheduled(workdir, config) == []

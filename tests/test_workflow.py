@@ -18,30 +18,40 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     workdir, _ = finished_run
     table = pd.read_csv(workdir / "results" / "summary.csv", keep_default_na=False, na_values=[""])
     cells = set(zip(table.model, table.compression, table.run, strict=True))
-    runs = ["none", *(f"{r}.seed{s}" for r in ("lora", "prompt_tuning", "idp-mix0.5") for s in (0, 1))]
+    finals = [f"{r}.seed{s}" for r in ("lora", "prompt_tuning-gen", "idp-mix0.5") for s in (0, 1)]
+    runs = ["none", *finals, *(f"{r}.step2" for r in finals)]  # each run at step 4 and its checkpoint at 2
     assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in runs)}
-    # recovery is the entry, seed its training seed (empty without training), run the folder
-    for recovery, seed, run in set(zip(table.recovery, table.seed, table.run, strict=True)):
-        assert run == recovery if recovery == "none" else run == f"{recovery}.seed{int(seed)}"
-        assert (recovery == "none") == pd.isna(seed)
+    # recovery is the entry, seed its training seed (empty without training), run the folder, steps its budget
+    for recovery, seed, run, steps in set(zip(table.recovery, table.seed, table.run, table.steps, strict=True)):
+        base = recovery if recovery == "none" else f"{recovery}.seed{int(seed)}"
+        assert run == (base if recovery == "none" or steps == 4 else f"{base}.step{int(steps)}")
+        assert (recovery == "none") == pd.isna(seed) == pd.isna(steps)
     assert set(table.base_precision) == {"float32 safetensors, loaded as float32"}
     assert set(table.task) == {"capitals", "element_symbol", "heldout_ppl"}
     knowledge, ppl = table[table.task != "heldout_ppl"], table[table.task == "heldout_ppl"]
     assert set(knowledge.metric) == {"acc", "acc_norm"}
     assert set(ppl.metric) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
-    assert len(knowledge) == 8 * 2 * 2 and len(ppl) == 8 * 3
+    assert len(knowledge) == 14 * 2 * 2 and len(ppl) == 14 * 3
     assert (knowledge.n == 12).all()
     assert knowledge.value.between(0, 1).all() and (knowledge.stderr > 0).all()
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all()
     # cost columns: nothing extra without recovery, the adapter's size with it, latency measured
-    first = table.groupby("run").first()
+    first = table[~table.run.str.contains(".step", regex=False)].groupby("run").first()  # checkpoints: no cost job
     assert first.loc["none", "extra_params"] == 0 and (first.drop("none")["extra_params"] > 0).all()
-    assert (table.latency_batch_s > 0).all() and (table.latency_token_s > 0).all()
+    costed = table[table.run.isin(first.index)]
+    assert (costed.latency_batch_s > 0).all() and (costed.latency_token_s > 0).all()
     assert first.loc["idp-mix0.5.seed1", "extra_params"] == 2 * 2 * 64
     idp = json.loads((workdir / "results/tiny/gptq-w4g32/idp-mix0.5.seed0/adapter/manifest.json").read_text())
     # distillation read the teacher's cached logits (one cache per model), computed by the uncompressed model
     assert idp["objective"]["loss"] == "mix" and idp["teacher"] == "results/tiny/none/teacher_logits"
     assert idp["teacher_logits"]["teacher"] == "results/tiny/none/checkpoint" and idp["teacher_logits"]["top_k"] > 0
+    # prompt tuning trained on the text the uncompressed model wrote, leak-filtered
+    pt = json.loads((workdir / "results/tiny/gptq-w4g32/prompt_tuning-gen.seed0/adapter/manifest.json").read_text())
+    assert pt["text"] == "results/tiny/none/generated_text" and pt["budget"]["budget_steps"] == [2, 4]
+    generated = json.loads((workdir / "results/tiny/none/generated_text/leak_report.json").read_text())
+    assert generated["model"] == "tiny" and generated["train_passages"] > 0 and "dropped_leaks" in generated
+    step = json.loads((workdir / "results/tiny/gptq-w4g32/lora.seed0.step2/adapter/manifest.json").read_text())
+    assert step["budget"]["steps"] == 2 and step["losses"] == lora_losses(workdir)[:2]
     # each seed trained with its own seed, and the evaluation is labelled with it
     lora = [json.loads((workdir / f"results/tiny/gptq-w4g32/lora.seed{s}/adapter/manifest.json").read_text())
             for s in (0, 1)]
@@ -60,6 +70,10 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     assert (workdir / "results/tiny/gptq-w4g32/lora.seed0/adapter/adapter_model.safetensors").exists()
     assert "dropped_leaks" in (workdir / "results/data/text/leak_report.json").read_text()
     assert (workdir / "logs/tiny/gptq-w4g32/compress.log").stat().st_size > 0
+
+
+def lora_losses(workdir):
+    return json.loads((workdir / "results/tiny/gptq-w4g32/lora.seed0/adapter/manifest.json").read_text())["losses"]
 
 
 def _reversed_keys(value):
@@ -82,8 +96,8 @@ def test_changing_lora_rank_reschedules_only_the_lora_branch(finished_run):
     changed["recovery"]["methods"][1]["rank"] = 2
     # both seeds of the entry rerun
     assert planned_jobs(snakemake(workdir, changed, "--dry-run")) == {
-        "recover_lora": 2, "evaluate": 2, "cost": 2, "summary": 1, "analysis": 1, "attention": 1, "figures": 1,
-        "report": 1, "all": 1, "total": 12}
+        "recover_lora": 2, "evaluate": 4, "cost": 2, "summary": 1, "analysis": 1, "attention": 1, "figures": 1,
+        "report": 1, "all": 1, "total": 14}
     # the original config is still complete
     assert planned_jobs(snakemake(workdir, config, "--dry-run")) == {}
 
@@ -111,7 +125,8 @@ def test_bad_config_stops_before_any_job(tmp_path, mutate, message):
 
 def test_offline_hub_model_fails_with_its_name_and_leaves_nothing(tmp_path):
     config = tiny_config(tmp_path / "unused")
-    config["models"] = {"remote": {"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M", "revision": "main"}}
+    config["models"] = {"remote": {"source": "hub", "id": "HuggingFaceTB/SmolLM2-135M", "revision": "main",
+                                   "allow_floating_revision": True}}
     target = "results/remote/none/checkpoint"
     proc = snakemake(tmp_path, config, target, env={"HF_HUB_OFFLINE": "1"})
     assert proc.returncode != 0
@@ -135,7 +150,7 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     base = questions[(questions.compression == "none") & (questions.split == "test")]
     # kept + lost = the TEST questions the base model got right (the flips, as every headline
     # table, read the test split only)
-    assert 0 < len(base) < 24 and set(questions.split) == {"dev", "test"}
+    assert len(base) == 2 * (12 - 3) and set(questions.split) == {"dev", "test"}  # 3 of 12 per task in dev
     assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == int(base.correct.sum())
     # the budget curve starts at the compressed model and has every listed step of every method
     curve = pd.read_csv(workdir / "results/analysis/budget_curve.csv")
