@@ -103,3 +103,45 @@ def test_build_text_names_a_missing_file(tmp_path):
         build_text(corpus="file", path=str(tmp_path / "missing.txt"), task_dirs=[], out_dir=str(tmp_path / "t"),
                    heldout_fraction=0.1, min_chars=1, seed=0)
     assert not (tmp_path / "t").exists()
+
+
+def test_a_demonym_names_its_country_for_the_filter_and_for_the_analysis_check():
+    from compress_recover.aggregate.leak_check import RegexLeakMatcher
+    from compress_recover.data.facts import country_demonyms
+    from compress_recover.data.leaks import LeakFilter
+
+    demonyms = country_demonyms()
+    assert "Australian" in demonyms["Australia"] and len(demonyms) > 150
+    pairs = [("Australia", "Canberra"), ("Guinea-Bissau", "Bissau"), ("Helium", "He")]
+    texts = {
+        "The Australian capital, Canberra, was quiet.": [("Australia", "Canberra")],
+        "australians love canberra": [],  # a plural is another word
+        "Canberra is a planned city.": [],
+        "Flights from Guinea Bissau to Bissau": [("Guinea-Bissau", "Bissau")],
+        "helium is written he": [],  # symbols match case-sensitively
+        "Helium is written He": [("Helium", "He")],
+    }
+    primary, independent = LeakFilter(pairs), RegexLeakMatcher(pairs, demonyms)
+    for text, expected in texts.items():
+        assert primary.leaks(text) == expected, text
+        assert independent.leaks(text) == expected, text
+
+
+def test_the_analysis_catches_a_leak_the_text_filter_let_through(tmp_path):
+    """The analysis checks the kept text with its own matcher: a passage written into the
+    text after filtering (or missed by a broken filter) stops the analysis, naming it."""
+    import json
+
+    from compress_recover.aggregate.analysis import LeakError, check_leaks
+
+    task = tmp_path / "capitals"
+    task.mkdir()
+    (task / "capitals.jsonl").write_text(json.dumps({"subject": "Australia", "answer_text": "Canberra"}) + "\n")
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "train.jsonl").write_text(json.dumps({"id": 3, "text": "Australian officials met in Canberra."}) + "\n")
+    (text / "heldout.jsonl").write_text("")
+    (text / "leak_report.json").write_text(json.dumps({"dropped_leaks": 0, "passages_total": 1, "train_passages": 1,
+                                                       "heldout_passages": 0}))
+    with pytest.raises(LeakError, match=r"1 passage\(s\) of .*text name a question's subject and answer"):
+        check_leaks(text, [str(task)])

@@ -35,9 +35,10 @@ import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from ..data.leaks import LeakFilter, pairs_from_tasks
+from ..data.leaks import default_variants, pairs_from_tasks
 from ..io import atomic_file, read_json, read_jsonl, write_json
 from ..data.split import DEV, TEST, split_counts, split_settings
+from .leak_check import RegexLeakMatcher
 from .stats import (ALL_KNOWLEDGE, BASE, accuracy_draws, at_final_budget, budget_steps, build_grids, final_steps,
                     flips, fraction, holm, lower_bound, margin_tests, method_of, paired_tests, pool_ablation,
                     question_table, seed_means, share_at_or_above, share_at_or_below, share_below, stable_seed,
@@ -57,7 +58,7 @@ def check_leaks(text_dir: str | Path, task_dirs: list[str]) -> dict:
     """Fail if any kept passage (train or held-out) names a question's subject and answer;
     else the counts of the text's ``leak_report.json`` (with its ``model`` for a model's
     generated text)."""
-    leak_filter = LeakFilter(pairs_from_tasks(task_dirs))
+    leak_filter = RegexLeakMatcher(pairs_from_tasks(task_dirs), default_variants())  # not the filter's matcher
     hits = []
     for split in ("train", "heldout"):
         for row in read_jsonl(Path(text_dir) / f"{split}.jsonl"):

