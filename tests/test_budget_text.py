@@ -281,16 +281,24 @@ def test_every_study_config_is_a_valid_plan_over_the_default_config(study):
 
 def test_training_refuses_to_save_an_adapter_whose_weights_went_non_finite(tiny_checkpoint, text_dir, tmp_path):
     """An infinite lr (which config validation refuses; here the training's own guard): the
-    loss of the only step is finite, the update after it is not."""
+    loss of the only step is finite, the update after it is not. The run is recorded as
+    failed (a manifest, no weights), and loading it is refused naming the folder and why."""
+    from compress_recover.io import read_json
+    from compress_recover.recover.load import FailedAdapterError, load_recovered
     from compress_recover.recover.recover import run_recovery
-    from compress_recover.recover.train import NonFiniteWeightsError
     from compress_recover.runtime import Runtime
 
-    with pytest.raises(NonFiniteWeightsError, match="after step 1.*no adapter written"):
-        run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "a"),
-                     method_config={**LORA, "lr": float("inf")}, key="recovery.methods[1]", text_dir=str(text_dir), steps=1,
-                     batch_size=2, seq_len=16, runtime=Runtime(device="cpu", seed=0, threads=1))
-    assert not (tmp_path / "a").exists() and not list(tmp_path.glob(".a.tmp-*"))
+    manifest = run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "a"),
+                            method_config={**LORA, "lr": float("inf")}, key="recovery.methods[1]",
+                            text_dir=str(text_dir), steps=1, batch_size=2, seq_len=16,
+                            runtime=Runtime(device="cpu", seed=0, threads=1))
+    assert manifest["status"] == "failed" and manifest["failed_at_step"] == 1 and len(manifest["losses"]) == 1
+    assert "NaN or infinite after step 1 (learning rate too high?)" in manifest["failure"]
+    assert sorted(f.name for f in (tmp_path / "a").iterdir()) == ["manifest.json"]
+    assert read_json(tmp_path / "a" / "manifest.json") == manifest and manifest["files_sha256"] == {}
+    assert not list(tmp_path.glob(".a.tmp-*"))
+    with pytest.raises(FailedAdapterError, match=r"a: its training failed \(.*after step 1 \(learning rate too"):
+        load_recovered(tiny_checkpoint, tmp_path / "a", device="cpu")
 
 
 def test_a_peft_adapter_without_safetensors_is_refused_naming_the_pickle(tmp_path):

@@ -13,7 +13,6 @@ from compress_recover.io import read_json, sha256_file
 from compress_recover.modeling import load_model
 from compress_recover.recover.load import load_recovered
 from compress_recover.recover.recover import run_recovery
-from compress_recover.recover.train import NonFiniteLossError
 from compress_recover.runtime import Runtime
 from conftest import RECOVERY_EXAMPLES
 
@@ -192,11 +191,12 @@ def test_lora_trains_on_a_gptq_checkpoint(gptq_checkpoint, text_dir, tmp_path):
     assert torch.isfinite(_logits(model, IDS)).all()
 
 
-def test_non_finite_loss_stops_training_without_output(tiny_checkpoint, text_dir, tmp_path):
+def test_non_finite_loss_stops_training_and_records_the_failure(tiny_checkpoint, text_dir, tmp_path):
     out = tmp_path / "adapter"
-    with pytest.raises(NonFiniteLossError, match="no adapter written"):
-        _recover(tiny_checkpoint, text_dir, out, steps=50, config={**LORA, "lr": 1e30})
-    assert not out.exists()
+    manifest = _recover(tiny_checkpoint, text_dir, out, steps=50, config={**LORA, "lr": 1e30})
+    assert manifest["status"] == "failed" and manifest["failure"].startswith("training loss became")
+    assert manifest["failed_at_step"] == len(manifest["losses"]) + 1 < 50
+    assert [f.name for f in out.iterdir()] == ["manifest.json"]
 
 
 def test_gptq_is_deterministic_for_a_seed(gptq_checkpoint, tiny_checkpoint, text_dir, tmp_path):

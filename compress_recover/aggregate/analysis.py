@@ -23,8 +23,11 @@ questions serve choices (``dev_accuracy.csv``), the intermediate checkpoints the
   compressed model (steps 0) to the final budget, with the training tokens (descriptive);
 - ``collateral.csv``: per knowledge task (held-out ones flagged) and recovered model at the
   final budget, the questions it newly breaks and newly fixes against its compressed model;
+- ``failed_runs.csv``: every run (and checkpoint) whose recovery training failed, with why;
+  those runs have no question in any table;
 - ``verdict.json``: the rule in words, its settings (the split's with its question counts),
-  the leak checks, and per compression the verdict with the evidence it rests on.
+  the leak checks, per compression the verdict with the evidence it rests on (a method
+  whose every run failed to train: decision ``failed (<why>)``), and ``failed_runs``.
 """
 
 from __future__ import annotations
@@ -39,10 +42,11 @@ from ..data.leaks import default_variants, pairs_from_tasks
 from ..io import atomic_file, read_json, read_jsonl, write_json
 from ..data.split import DEV, TEST, split_counts, split_settings
 from .leak_check import RegexLeakMatcher
-from .stats import (ALL_KNOWLEDGE, BASE, accuracy_draws, at_final_budget, budget_steps, build_grids, final_steps,
-                    flips, fraction, holm, lower_bound, margin_tests, method_of, paired_tests, pool_ablation,
-                    question_table, seed_means, share_at_or_above, share_at_or_below, share_below, stable_seed,
-                    upper_bound, with_pooled_task)
+from .stats import (ALL_KNOWLEDGE, BASE, FAILED_RUN_COLUMNS, accuracy_draws, at_final_budget, budget_steps,
+                    build_grids, failed_groups, failure_text, final_steps, flips, fraction, holm, lower_bound,
+                    margin_tests, method_of, paired_tests, pool_ablation, question_table, seed_means, seeds_text,
+                    share_at_or_above, share_at_or_below, share_below, split_failed, stable_seed, upper_bound,
+                    with_pooled_task)
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +282,45 @@ def _var(draws) -> float:
     return float(finite.var(ddof=1)) if len(finite) > 1 else float("nan")
 
 
+def _failure_notes(decision: dict, groups: dict) -> dict:
+    """A decided recovery group with the seeds of it (and of its control run on the
+    uncompressed model) whose training failed: ``failed_seeds``, ``failure`` and a ``note``."""
+    model, rec = decision["model"], decision["recovery"]
+    runs = groups.get((model, decision["compression"], rec), [])
+    control = groups.get((model, BASE, rec), [])
+    notes = [f"{rec}: {seeds_text(runs)} failed to train ({failure_text(runs)}); decided on the other seed(s)"
+             ] if runs else []
+    if control:
+        notes.append(f"{rec}: control run {seeds_text(control)} on the uncompressed model failed to train "
+                     f"({failure_text(control)}); its control gain rests on the other seed(s), if any")
+    return {**decision, "status": "ok", "failed_seeds": [r["seed"] for r in runs],
+            "failure": failure_text(runs) if runs else "", "note": "; ".join(notes)}
+
+
+def failed_decision(key: tuple, runs: list[dict], methods: dict, sides: dict) -> dict:
+    """The decision of a recovery group whose every run at the final budget failed to train:
+    ``failed (<why>)``, outside the Holm family (it was not tried)."""
+    model, comp, rec = key
+    method = method_of(rec, None, methods)
+    why = failure_text(runs)
+    return {"model": model, "compression": comp, "recovery": rec, "method": method, "side": sides.get(method, ""),
+            "status": "failed", "seeds": [r["seed"] for r in runs], "runs": [r["run"] for r in runs],
+            "failed_seeds": [r["seed"] for r in runs], "failure": why, "decision": f"failed ({why})",
+            "note": f"{rec} failed to train: {why}", "family_size": None}
+
+
+def with_failures(decisions: list[dict], groups: dict, damage: dict, methods: dict, sides: dict) -> list[dict]:
+    """``decisions`` with the runs that failed to train at the final budget (``groups``,
+    :func:`failed_groups`): a group decided on its other seeds notes the failed ones
+    (:func:`_failure_notes`); a group whose every run failed, on a compression with a verdict,
+    gets its own row (:func:`failed_decision`)."""
+    out = [_failure_notes(d, groups) for d in decisions]
+    decided = {(d["model"], d["compression"], d["recovery"]) for d in decisions}
+    out.extend(failed_decision(key, runs, methods, sides) for key, runs in groups.items()
+               if key[1] != BASE and key not in decided and key[:2] in damage)
+    return out
+
+
 def damage_decisions(grids: dict, draws: dict, settings: Settings) -> dict:
     """Per (model, compression) on the pooled task: damage = base - compressed accuracy,
     its one-sided upper bound at the Holm level over the compressions, and whether that is
@@ -396,7 +439,10 @@ def verdict_rule(sides: dict[str, str], settings: Settings | None = None, budget
         "none wins back min_recovery_fraction of the loss at this budget, not an absence of evidence; "
         "(5) INCONCLUSIVE: anything else; for each undecided method the report estimates the questions (seeds "
         f"fixed) or seeds (questions fixed) that would decide it with probability {s.power} at the level "
-        "alpha / family size."
+        "alpha / family size. A run whose training diverged (a NaN or infinite loss or weight) has no adapter and "
+        "no score: a method whose every run at the final budget failed is FAILED, was not tried, and stays out of "
+        "the family (every method failed: inconclusive); a method with some failed seeds is decided on the others; "
+        "the verdict's reason names each failure."
     )
 
 
@@ -433,7 +479,20 @@ def _wins(m: dict) -> str:
 
 
 def decide(damage: dict, methods: list[dict], budget: dict | None) -> tuple[str, str]:
-    """The verdict and its reason from the damage decision and each method's decision."""
+    """The verdict and its reason from the damage decision and each method's decision. A
+    method that failed to train (``status`` failed) was not tried: the verdict rests on the
+    others, and the reason says so (as it notes seeds that failed); when every method failed,
+    the verdict is inconclusive (after the no-measurable-loss test, which needs no method)."""
+    tried = [m for m in methods if m.get("status") != "failed"]
+    notes = "".join(f"; {m['note']}" for m in methods if m.get("note"))
+    if methods and not tried and not damage["no_measurable_loss"]:
+        return "inconclusive", "every recovery method failed to train, so none was tried" + notes
+    verdict, reason = _decide_tried(damage, tried, budget)
+    return verdict, reason + notes
+
+
+def _decide_tried(damage: dict, methods: list[dict], budget: dict | None) -> tuple[str, str]:
+    """:func:`decide` on the methods that were trained."""
     if damage["no_measurable_loss"]:
         return "no measurable loss", (
             f"damage {damage['damage']:.3f} (base {damage['base_acc']:.3f}, compressed "
@@ -733,11 +792,13 @@ def _family(grids: dict, settings: Settings, methods: dict, sides: dict) -> tupl
 
 
 def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: Settings, seed: int,
-            budget: dict | None = None, held_out_tasks=()) -> dict:
+            budget: dict | None = None, held_out_tasks=(), failed: list[dict] = ()) -> dict:
     """Every table and the verdict from the per-question ``table`` (with the pooled task and
     the ``split`` column). The verdict and every headline table use the test questions of
     the final budget's runs only; ``dev_accuracy`` the dev questions and ``budget_curve`` the
-    test questions of every checkpoint; ``collateral`` flags ``held_out_tasks``."""
+    test questions of every checkpoint; ``collateral`` flags ``held_out_tasks``. ``failed``:
+    the runs whose recovery training failed (:func:`.stats.split_failed`; not in ``table``),
+    listed in ``failed_runs`` and accounted for in the decisions (:func:`with_failures`)."""
     import pandas as pd
 
     table, final = checkpoint_steps(table, budget)
@@ -754,8 +815,9 @@ def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: 
         fraction_table.extend(fraction_rows(grid, these, methods, sides))
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
-    decisions = recovery_decisions(family_pairs, settings, methods, sides)
     damage = damage_decisions(pooled, draws, settings)
+    decisions = with_failures(recovery_decisions(family_pairs, settings, methods, sides), failed_groups(failed, final),
+                              damage, methods, sides)
     ni = noninferiority(family_pairs, settings, methods, sides)
     margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
     mcnemar = paired_tests(grids, methods=methods, sides=sides)
@@ -771,6 +833,8 @@ def analyse(table, *, methods: dict[str, str], sides: dict[str, str], settings: 
         "budget_curve": budget_curve(test, **curves),
         "collateral": collateral(grids, draws, set(held_out_tasks)),
         "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
+        "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
+                                                                                      "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
     }
 
@@ -800,7 +864,7 @@ def _json_safe(obj):
 
 OUTPUTS = ("questions", "split", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
            "margin_tests", "paired_tests", "flips", "prompt_pool_ablation", "dev_accuracy", "budget_curve",
-           "collateral")
+           "collateral", "failed_runs")
 
 
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
@@ -811,7 +875,9 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
                  generated_text_dirs: list[str] = ()) -> dict:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
     model, compression, recovery, seed (None without recovery), steps (the checkpoint's
-    training steps, None without recovery), run and task. ``report``: config.yaml's
+    training steps, None without recovery), run and task. An evaluation whose results JSON
+    beside its samples (``<task>.json``) records a failed recovery training is set apart
+    (:func:`.stats.split_failed`): ``failed_runs.csv`` and verdict.json's ``failed_runs``. ``report``: config.yaml's
     ``report`` section (the keyword thresholds, if given, override it). ``split``:
     config.yaml's ``data.split`` (None: no dev set, every question test).
     ``generated_text_dirs``: each model's generated training text, leak-checked as the
@@ -821,9 +887,13 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     leaks = {**check_leaks(text_dir, task_dirs),
              "generated": [{"text_dir": str(d), **check_leaks(d, task_dirs)} for d in generated_text_dirs]}
     split_config = split_settings(split)
-    table = with_pooled_task(question_table(samples, methods, split), knowledge_tasks)
+    evaluated, failed = split_failed(samples)
+    for run in failed:
+        log.warning("%s / %s / %s: recovery training failed (%s); no question of it enters the analysis",
+                    run["model"], run["compression"], run["run"], run["failure"])
+    table = with_pooled_task(question_table(evaluated, methods, split), knowledge_tasks)
     result = analyse(table, methods=methods, sides=sides, settings=settings, seed=seed, budget=budget,
-                     held_out_tasks=split_config["held_out_tasks"])
+                     held_out_tasks=split_config["held_out_tasks"], failed=failed)
     questions = result["split"]
     verdict = {
         "rule": verdict_rule(sides, settings, budget),
@@ -839,6 +909,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
                   "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},
         "leaks": leaks,
         "verdicts": result["verdicts"],
+        "failed_runs": failed,
     }
     out = Path(out_dir)
     for name in OUTPUTS:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..io import atomic_file, read_json, read_jsonl
 from ..modeling import dense_on_cpu, load_model
-from ..recover.load import load_recovered
+from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,12 @@ def sample_questions(task_dir: str | Path, n: int, seed: int) -> list[str]:
 
 def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict[str, str], task_dir: str,
                            questions: int, labels: dict, out_csv: str, out_png: str, runtime: Runtime):
-    """``adapters``: recovery name -> adapter folder (or "" for the compressed model itself)."""
+    """``adapters``: recovery name -> adapter folder (or "" for the compressed model itself);
+    an adapter whose training failed is left out (logged), having nothing to trace."""
     import pandas as pd
     import torch
 
+    adapters = trained_adapters(adapters)
     runtime = runtime.start()
     device = runtime.device
     load = {"device": device, "dtype": runtime.dtype, "trust_remote_code": runtime.trust_remote_code}
@@ -126,6 +128,18 @@ def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict
     plot_attention(table, out_png, title=f"{labels['model']} / {labels['compression']}: {len(inputs)} questions",
                    methods=methods)
     return table
+
+
+def trained_adapters(adapters: dict[str, str]) -> dict[str, str]:
+    """``adapters`` without those whose training failed (each named in the log with why)."""
+    kept = {}
+    for rec, adapter in adapters.items():
+        failure = adapter_failure(adapter or None)
+        if failure is None:
+            kept[rec] = adapter
+        else:
+            log.warning("%s (%s): its training failed (%s); left out of the attention analysis", rec, adapter, failure)
+    return kept
 
 
 def _adapter_method(adapter: str) -> str:

@@ -7,7 +7,8 @@ method has the same colour in every figure (:func:`.tables.method_colour`); reco
 groups of one method (e.g. other objectives) differ by line style or marker. Runs with
 several seeds are shown as their mean, error bars the sd over seeds (the binomial standard
 error with one seed). Knowledge accuracy is on the test questions, every figure but the
-budget curve shows the final budget's runs only.
+budget curve shows the final budget's runs only. Runs whose recovery training failed have
+no score and no cost: they are not drawn (the report names them).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def accuracy_vs_compression(data: Inputs):
     for i, (model, rec) in enumerate(series):
         sub = acc[(acc.model == model) & (acc.recovery == rec)].set_index("compression").reindex(compressions)
         x = [j + (i - (len(series) - 1) / 2) * 0.08 for j in range(len(compressions))]
+        if sub.acc.isna().all():  # every run failed to train: no series (a missing point is a gap, never drawn)
+            continue
         err = sub.acc_sd.where(sub.seeds > 1, sub.stderr)
         style = "--" if rec == BASE else LINESTYLES[data.variant(rec) % len(LINESTYLES)]
         ax.errorbar(x, sub.acc, yerr=err, capsize=3, linestyle=style, color=data.colour(rec),

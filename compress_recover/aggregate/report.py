@@ -5,6 +5,10 @@ tables (mean ± sd over seeds, the base model first, its precision stated beside
 "base"; knowledge accuracy on the test questions, the final budget's runs only), the
 budget curves, the collateral damage, pictures, costs, the leak filter's counts (corpus
 and generated text), and the exact config and library versions that produced it.
+
+No value is left as a bare dash: a missing one says why ("undefined (no damage)" for a
+recovery fraction where compression lost nothing, "n/a (no control run)", "failed: <why>"
+for a run whose recovery training failed), and "n/a" where no reason is known.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from ..io import atomic_file, read_json
 from .figures import FIGURES
-from .stats import ALL_KNOWLEDGE, budget_steps
+from .stats import ALL_KNOWLEDGE, FAILED_RUN_COLUMNS, budget_steps, failed_groups, failure_text, seeds_text
 from .tables import (BASE, CELL, PPL_METRIC, base_first_order, base_precisions, headline_summary, mean_sd,
                      perplexity_recovery, read_csv_or_empty)
 
@@ -46,15 +50,45 @@ def _number(v):
     return v
 
 
+NO_DAMAGE = "undefined (no damage)"  # a recovery fraction where compression lost nothing
+NO_CONTROL = "n/a (no control run)"  # a control gain where the uncompressed model was not recovered
+UNDEFINED = "n/a"  # any other missing value
+
+
+def _isnan(v) -> bool:
+    v = _number(v)
+    return isinstance(v, float) and math.isnan(v)
+
+
 def _fmt(v, floatfmt: str = "{:.3f}") -> str:
+    """A cell's text: a number in ``floatfmt``, "n/a" for a NaN (callers that know why a value
+    is missing say it instead, :func:`_or_why`), ∞ for an infinity, else the escaped text."""
     v = _number(v)
     if isinstance(v, float):
         if math.isnan(v):
-            return "–"
+            return UNDEFINED
         if math.isinf(v):
             return "∞" if v > 0 else "−∞"
         return floatfmt.format(v)
     return html.escape(str(v))
+
+
+def _or_why(v, why: str, floatfmt: str = "{:.2f}") -> str:
+    """``v`` formatted, or ``why`` it is missing where it is NaN (plain text: a table cell, escaped when drawn)."""
+    return why if _isnan(v) else _fmt(v, floatfmt)
+
+
+def _why_undefined(base_acc, compressed_acc, has_control: bool = True) -> str:
+    """Why a recovery fraction of a model with these accuracies is NaN: no damage to recover
+    (the fraction's denominator), no control run (a control-subtracted fraction), else n/a."""
+    if _number(base_acc) - _number(compressed_acc) <= 0:
+        return NO_DAMAGE
+    return UNDEFINED if has_control else NO_CONTROL
+
+
+def _failed(why: str) -> str:
+    """The text of a cell whose run(s) failed to train."""
+    return f"failed: {why}"
 
 
 def _table_html(frame, floatfmt: str = "{:.3f}") -> str:
@@ -76,13 +110,18 @@ def _bracket(low, high, fmt: str = "{:.2f}") -> str:
     return f"[{_fmt(low, fmt)}, {_fmt(high, fmt)}]"
 
 
-def _with_interval(points, lows, highs, fmt: str = "{:.3f}") -> list[str]:
-    """"point [low, high]" per row of three columns."""
-    return [f"{_fmt(p, fmt)} {_bracket(lo, hi, fmt)}" for p, lo, hi in zip(points, lows, highs, strict=True)]
+def _with_interval(points, lows, highs, fmt: str = "{:.3f}", whys=None) -> list[str]:
+    """"point [low, high]" per row of three columns; a NaN point shows its row's ``whys``
+    (default n/a), without the interval when that is NaN too."""
+    whys = whys or [UNDEFINED] * len(points)
+    return [_or_why(p, why, fmt) + ("" if _isnan(lo) and _isnan(hi) else f" {_bracket(lo, hi, fmt)}")
+            for p, lo, hi, why in zip(points, lows, highs, whys, strict=True)]
 
 
-def _pm(mean, sd, fmt: str = "{:.3f}") -> str:
-    """"mean ± sd" (just the mean with one seed)."""
+def _pm(mean, sd, fmt: str = "{:.3f}", why: str = UNDEFINED) -> str:
+    """"mean ± sd" (just the mean with one seed); ``why`` where the mean is NaN (plain text)."""
+    if _isnan(mean):
+        return why
     sd = _number(sd)
     return _fmt(mean, fmt) + ("" if sd != sd else f" ± {_fmt(sd, fmt)}")
 
@@ -100,29 +139,59 @@ def base_label(model: str, precisions: dict[str, str]) -> str:
 
 # --------------------------------------------------------------------------- verdict
 
-def _method_row(m: dict) -> str:
+def _margin_text(m: dict) -> str:
     margin = next((t for t in m.get("margin_test", []) if t["metric"] == "margin"), None)
-    margin_text = (f"{_fmt(margin['mean_difference'], '{:+.3f}')} [{_fmt(margin['ci_low'])}, {_fmt(margin['ci_high'])}]"
-                   f", p = {_fmt(margin['p_value'], '{:.3g}')}") if margin else "–"
-    mcnemar = ", ".join(f"{t['b_seed'] or '–'}: {_fmt(t['p_value'], '{:.3g}')}" for t in m.get("mcnemar", [])) or "–"
+    if not margin:
+        return "n/a (no margin test)"
+    return (f"{_fmt(margin['mean_difference'], '{:+.3f}')} {_bracket(margin['ci_low'], margin['ci_high'], '{:.3f}')}"
+            f", p = {_fmt(margin['p_value'], '{:.3g}')}")
+
+
+def _power_needed(m: dict) -> str:
+    """What would decide an undecided method (its power estimate); decided ones need nothing."""
     power = m.get("power") or {}
-    needed = "–"
-    if power:
-        q, s = _number(power.get("questions_needed")), _number(power.get("seeds_needed"))
-        k = _number(power.get("scale_both"))
-        needed = "; ".join(x for x in (
-            None if q != q else f"{_fmt(q, '{:,.0f}')} questions",
-            None if s != s else f"{_fmt(s, '{:,.0f}')} seeds",
-            None if k != k or not (math.isinf(q) and math.isinf(s)) else f"or {k:g}× both") if x) \
-            or html.escape(power.get("note", "–"))
-    seeds = ", ".join(str(s) for s in m["seeds"]) or "–"
-    cells = [html.escape(m["recovery"]), html.escape(m["side"]), seeds, _pm(m["recovered_acc"], m["recovered_sd"]),
-             f"{_fmt(m['control_gain'], '{:+.3f}')} (seed {', '.join(map(str, m['control_seeds'])) or 'none'})",
-             html.escape(m["fraction_used"]),
-             _pm(m["fraction"], m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"], "{:.2f}"),
-             f"[{_fmt(m['ci_low'], '{:.2f}')}, {_fmt(m['ci_high'], '{:.2f}')}]", f"{_fmt(m['confidence'], '{:.2%}')}",
+    if not power:
+        return "not needed (decided)"
+    q, s = _number(power.get("questions_needed")), _number(power.get("seeds_needed"))
+    k = _number(power.get("scale_both"))
+    return "; ".join(x for x in (
+        None if q != q else f"{_fmt(q, '{:,.0f}')} questions",
+        None if s != s else f"{_fmt(s, '{:,.0f}')} seeds",
+        None if k != k or not (math.isinf(q) and math.isinf(s)) else f"or {k:g}× both") if x) \
+        or html.escape(power.get("note", "no estimate"))
+
+
+def _seeds_cell(m: dict) -> str:
+    seeds = ", ".join(str(s) for s in m["seeds"]) or "none"
+    failed = ", ".join(str(s) for s in m.get("failed_seeds") or [])
+    return seeds + (f" (failed to train: {failed})" if failed else "")
+
+
+def _control_text(m: dict) -> str:
+    if not m["control_seeds"]:
+        return NO_CONTROL
+    return f"{_fmt(m['control_gain'], '{:+.3f}')} (seed {', '.join(map(str, m['control_seeds']))})"
+
+
+def _failed_method_row(m: dict) -> str:
+    """A method whose every run failed to train: "failed: why" across its evidence."""
+    cells = [html.escape(m["recovery"]), html.escape(m["side"]), html.escape(", ".join(map(str, m["seeds"])))]
+    return ("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td colspan='{len(METHOD_HEAD) - len(cells)}'>"
+            f"<b>{html.escape(_failed(m['failure']))}</b> (not tried: no adapter, outside the Holm family)</td></tr>")
+
+
+def _method_row(m: dict) -> str:
+    if m.get("status") == "failed":
+        return _failed_method_row(m)
+    mcnemar = ", ".join(f"{t['b_seed'] or 'no seed'}: {_fmt(t['p_value'], '{:.3g}')}" for t in m.get("mcnemar", []))
+    sd = m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"]
+    cells = [html.escape(m["recovery"]), html.escape(m["side"]), html.escape(_seeds_cell(m)),
+             _pm(m["recovered_acc"], m["recovered_sd"]), html.escape(_control_text(m)), html.escape(m["fraction_used"]),
+             html.escape(_pm(m["fraction"], sd, "{:.2f}", _why_undefined(m["base_acc"], m["compressed_acc"]))),
+             _bracket(m["ci_low"], m["ci_high"]), f"{_fmt(m['confidence'], '{:.2%}')}",
              _fmt(m["holm_level"], "{:.4f}"), _p(m["p_value"]), _p(m["p_holm"]),
-             f"<b>{html.escape(m['decision'])}</b>", margin_text, mcnemar, needed]
+             f"<b>{html.escape(m['decision'])}</b>", _margin_text(m), mcnemar or "n/a (no McNemar test)",
+             _power_needed(m)]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
@@ -131,12 +200,13 @@ METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "cont
                "margin Δ vs compressed [95% t], sign-flip p", "McNemar p per seed", "to decide at power"]
 
 
-def _noninferiority_html(tests: list[dict]) -> str:
+def _noninferiority_html(tests: list[dict], why: str = UNDEFINED) -> str:
+    """The non-inferiority tests; ``why``: why a difference of fractions is NaN (no damage)."""
     if not tests:
         return ""
     rows = "".join(
         f"<tr><td>{html.escape(t['input'])} vs {html.escape(t['parameters'])}</td><td>{t['fractions']}</td>"
-        f"<td>{_fmt(t['difference'], '{:+.2f}')}</td><td>{_fmt(t['lower_bound'], '{:+.2f}')}</td>"
+        f"<td>{html.escape(_or_why(t['difference'], why, '{:+.2f}'))}</td><td>{_fmt(t['lower_bound'], '{:+.2f}')}</td>"
         f"<td>{_fmt(t['confidence'], '{:.2%}')}</td><td>−{t['margin']}</td><td>{_p(t['p_value'])}</td>"
         f"<td>{_p(t['p_holm'])}</td><td><b>{t['result']}</b></td></tr>" for t in tests)
     return ("<table><thead><tr><th>input vs parameters</th><th>fractions</th><th>F_input − F_parameters</th>"
@@ -148,7 +218,7 @@ def _verdict_html(v: dict, precisions: dict[str, str]) -> str:
     e = v["evidence"]
     base = base_label(v["model"], precisions)
     base_cap = base[:1].upper() + base[1:]
-    ni = _noninferiority_html(e.get("noninferiority", []))
+    ni = _noninferiority_html(e.get("noninferiority", []), _why_undefined(e["base_acc"], e["compressed_acc"]))
     rows = "".join(_method_row(m) for m in e["methods"])
     head = "".join(f"<th>{h}</th>" for h in METHOD_HEAD)
     methods = f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>" if rows else ""
@@ -202,11 +272,22 @@ def _test_rows(test_accuracy):
     return know.assign(task=[f"{t}, test questions" for t in names])[[*CELL, "task", "value", "value_sd", "seeds"]]
 
 
-def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, str], test_accuracy):
+def _accuracy_cell(sub, cell: tuple, fmt: str, failures: dict) -> str:
+    """One model's mean ± sd on one task; "failed: why" when every run of it failed to train,
+    the failed seeds noted when some did; n/a when it has no value for another reason."""
+    runs = failures.get(cell, [])
+    if cell not in sub.index:
+        return _failed(failure_text(runs)) if runs else UNDEFINED
+    return _pm(sub.value[cell], sub.value_sd[cell], fmt) + (f" ({seeds_text(runs)} failed to train)" if runs else "")
+
+
+def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, str], test_accuracy,
+                   failures: dict | None = None):
     """Tasks × models, mean ± sd over seeds at the final budget: knowledge accuracy on the
     test questions per task and pooled (``test_accuracy``: the analysis's accuracy.csv),
     every other task's accuracy as lm-eval reports it, and the held-out perplexity; the
-    base model's column first."""
+    base model's column first. ``failures``: (model, compression, recovery) -> its runs that
+    failed to train at the final budget (:func:`.stats.failed_groups`)."""
     import pandas as pd
 
     other = mean_sd(summary[(summary.metric == "acc") & (summary.subtask == summary.task)
@@ -215,35 +296,68 @@ def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, st
     ppl["task"] = f"held-out {PPL_METRIC}"
     frames = [f for f in (_test_rows(test_accuracy), other, ppl) if len(f)]
     cells = pd.concat(frames, ignore_index=True) if frames else other
-    order = base_first_order(cells[CELL].itertuples(index=False))
+    failures = failures or {}
+    order = base_first_order([*cells[CELL].itertuples(index=False), *failures])
     several = cells.model.nunique() > 1
     table = {}
     for task in dict.fromkeys(cells.task):
         sub = cells[cells.task == task].set_index(CELL)
         fmt = "{:.2f}" if task.startswith("held-out") else "{:.3f}"
-        table[task] = {_column_label(c, several, precisions): _pm(sub.value[c], sub.value_sd[c], fmt)
-                       if c in sub.index else "–" for c in order}
+        table[task] = {_column_label(c, several, precisions): _accuracy_cell(sub, c, fmt, failures) for c in order}
     out = pd.DataFrame(table).T
     out.index.name = "task"
     return out.reset_index()
 
 
-def _fraction_table(fractions, ppl_rec):
-    know = fractions[fractions.task == ALL_KNOWLEDGE].copy()
-    know["recovery fraction (± sd)"] = [_pm(f, s, "{:.2f}") for f, s in zip(know.recovery_fraction, know.fraction_sd,
-                                                                              strict=True)]
-    know["95% interval"] = [_bracket(lo, hi) for lo, hi in zip(know.ci_low, know.ci_high, strict=True)]
-    know["controlled (± sd)"] = [_pm(f, s, "{:.2f}") for f, s in zip(know.controlled_fraction, know.controlled_sd,
-                                                                      strict=True)]
-    know["controlled 95% interval"] = [_bracket(lo, hi) for lo, hi in
-                                       zip(know.controlled_ci_low, know.controlled_ci_high, strict=True)]
-    columns = ["model", "compression", "recovery", "seeds", "recovery fraction (± sd)", "95% interval",
-               "control_gain", "controlled (± sd)", "controlled 95% interval"]
-    know = know[columns]
+def _interval_or_why(low, high, why: str) -> str:
+    """"[low, high]", or ``why`` the interval is missing where both ends are NaN."""
+    return why if _isnan(low) and _isnan(high) else _bracket(low, high)
+
+
+def _fraction_cells(r) -> dict:
+    """The recovery fraction columns of one row of recovery_fraction.csv, as text: a NaN says
+    why (no damage, no control run)."""
+    raw = _why_undefined(r.base_acc, r.compressed_acc)
+    controlled = _why_undefined(r.base_acc, r.compressed_acc, not _isnan(r.control_gain))
+    return {"recovery fraction (± sd)": _pm(r.recovery_fraction, r.fraction_sd, "{:.2f}", raw),
+            "95% interval": _interval_or_why(r.ci_low, r.ci_high, raw),
+            "control_gain": _or_why(r.control_gain, NO_CONTROL, "{:.3f}"),
+            "controlled (± sd)": _pm(r.controlled_fraction, r.controlled_sd, "{:.2f}", controlled),
+            "controlled 95% interval": _interval_or_why(r.controlled_ci_low, r.controlled_ci_high, controlled)}
+
+
+def _perplexity_cells(r) -> dict:
+    """Perplexity and its recovery fraction (undefined where compression did not raise perplexity)."""
+    no_damage = _number(r.perplexity_compressed) - _number(r.perplexity_base) <= 0
+    return {"perplexity": _or_why(r.perplexity, UNDEFINED, "{:.3f}"),
+            "perplexity_recovery": _or_why(r.perplexity_recovery, NO_DAMAGE if no_damage else UNDEFINED, "{:.3f}")}
+
+
+FRACTION_COLUMNS = ["recovery fraction (± sd)", "95% interval", "control_gain", "controlled (± sd)",
+                    "controlled 95% interval"]
+
+
+def _fraction_table(fractions, ppl_rec, failures: dict):
+    """The pooled recovery fractions per recovered model (and perplexity's, when measured); a
+    model whose every run failed to train says so in every cell, one with failed seeds beside
+    its seed count."""
+    import pandas as pd
+
+    know = fractions[fractions.task == ALL_KNOWLEDGE]
     if len(ppl_rec):
-        ppl = ppl_rec[CELL + ["perplexity", "perplexity_recovery"]]
-        know = know.merge(ppl, on=CELL, how="left")
-    return know
+        know = know.merge(ppl_rec, on=CELL, how="left")
+    rows = []
+    for r in know.itertuples(index=False):
+        runs = failures.get((r.model, r.compression, r.recovery), [])
+        rows.append({"model": r.model, "compression": r.compression, "recovery": r.recovery,
+                     "seeds": f"{r.seeds}" + (f" ({seeds_text(runs)} failed to train)" if runs else ""),
+                     **_fraction_cells(r), **(_perplexity_cells(r) if len(ppl_rec) else {})})
+    shown = {(r["model"], r["compression"], r["recovery"]) for r in rows}
+    columns = [*CELL, "seeds", *FRACTION_COLUMNS, *(["perplexity", "perplexity_recovery"] if len(ppl_rec) else [])]
+    rows.extend({**dict.fromkeys(columns, _failed(failure_text(runs))), **dict(zip(CELL, key, strict=True)),
+                 "seeds": f"0 ({seeds_text(runs)} failed to train)"}
+                for key, runs in failures.items() if BASE not in key[1:] and key not in shown)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _gap_note(fractions, ppl_rec) -> str:
@@ -258,23 +372,31 @@ def _gap_note(fractions, ppl_rec) -> str:
         f"{r.recovery_fraction:.0%} of the knowledge damage" for r in big.itertuples()) + ".</p>")
 
 
+COST_HEAD = ["extra params", "extra bytes", "training s", "disk MB", "batch latency ms", "per-token ms"]
+
+
+def _cost_cells(cost: dict) -> dict:
+    """The cost table's measurements of one cost.json; "failed: why" in each for a model whose
+    recovery training failed (nothing was measured)."""
+    if cost.get("status") == "failed":
+        return dict.fromkeys(COST_HEAD, _failed(cost["failure"]))
+    values = (cost["extra_params"], cost["extra_bytes"], cost["training_time_s"], cost["disk_bytes"] / 1e6,
+              cost["latency"]["batch"]["median_s"] * 1000, cost["latency"]["generation"]["per_token_s"] * 1000)
+    return dict(zip(COST_HEAD, values, strict=True))
+
+
 def _cost_table(cost_files: list[str]):
     import pandas as pd
 
-    costs = pd.DataFrame([read_json(f) for f in cost_files])
-    if costs.empty:
-        return costs, {}
-    table = pd.DataFrame({
-        "model": costs.model, "compression": costs.compression, "recovery": costs.recovery,
-        "run": costs["run"] if "run" in costs else costs.recovery,
-        "extra params": costs.extra_params, "extra bytes": costs.extra_bytes,
-        "training s": costs.training_time_s, "disk MB": costs.disk_bytes / 1e6,
-        "batch latency ms": [c["batch"]["median_s"] * 1000 for c in costs.latency],
-        "per-token ms": [c["generation"]["per_token_s"] * 1000 for c in costs.latency]})
+    costs = [read_json(f) for f in cost_files]
+    if not costs:
+        return pd.DataFrame(), {}
+    table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}
+                          for c in costs], columns=[*CELL, "run", *COST_HEAD])
     order = {c: i for i, c in enumerate(base_first_order(table[CELL].itertuples(index=False)))}
     table = table.assign(_o=[order[tuple(c)] for c in table[CELL].itertuples(index=False)])
     table = table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")
-    return table, costs.library_versions.iloc[0]
+    return table, costs[0]["library_versions"]
 
 
 def _section(title: str, frame, note: str = "", floatfmt: str = "{:.3f}") -> list[str]:
@@ -291,16 +413,20 @@ def _counts(values, fmt: str = "{:,.0f}") -> list[str]:
 
 def _checkpoint_table(frame, extra: tuple[str, ...] = ()):
     """Rows of dev_accuracy.csv or budget_curve.csv: accuracy and the raw and controlled
-    recovery fractions, each with its 95% interval."""
+    recovery fractions, each with its 95% interval (a NaN fraction says why)."""
     if frame.empty:
         return frame
     out = frame[["model", "compression", "recovery"]].copy()
     out["steps"], out["tokens"], out["runs"] = _counts(frame.steps), _counts(frame.tokens), _counts(frame.seeds)
     out["questions"] = _counts(frame.n)
     out["accuracy [95%]"] = _with_interval(frame.recovered_acc, frame.acc_ci_low, frame.acc_ci_high)
-    out["F raw [95%]"] = _with_interval(frame.recovery_fraction, frame.ci_low, frame.ci_high, "{:.2f}")
+    accuracies = list(zip(frame.base_acc, frame.compressed_acc, strict=True))
+    raw = [_why_undefined(b, c) for b, c in accuracies]
+    controlled = [_why_undefined(b, c, str(h) == "True") for (b, c), h in zip(accuracies, frame.has_control,
+                                                                               strict=True)]
+    out["F raw [95%]"] = _with_interval(frame.recovery_fraction, frame.ci_low, frame.ci_high, "{:.2f}", raw)
     out["F controlled [95%]"] = _with_interval(frame.controlled_fraction, frame.controlled_ci_low,
-                                               frame.controlled_ci_high, "{:.2f}")
+                                               frame.controlled_ci_high, "{:.2f}", controlled)
     for column in extra:
         out[column] = frame[column]
     return out
@@ -402,6 +528,21 @@ def _floating_revision_html(config: dict) -> str:
             "other weights later.</p>")
 
 
+def _failed_runs_html(failed: list[dict]) -> list[str]:
+    """Every run (and checkpoint) whose recovery training failed, with why (analysis/failed_runs.csv)."""
+    import pandas as pd
+
+    if not failed:
+        return []
+    frame = pd.DataFrame([{k: "" if r[k] is None else r[k] for k in FAILED_RUN_COLUMNS} for r in failed],
+                         dtype=object)
+    return ["<h3 id='failed'>Failed runs</h3>",
+            "<p>These recovery trainings diverged (a NaN or infinite loss or weight): no adapter was saved, nothing "
+            "of them was evaluated or measured, and every table says 'failed: why' where they would appear. A "
+            "method whose every run at the final budget failed was not tried: it is outside the Holm family and the "
+            "verdict names it.</p>", _table_html(frame)]
+
+
 def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], cost_files: list[str],
                config: dict, knowledge_tasks: list[str], out_html: str,
                attention_figures: list[str] | None = None) -> None:
@@ -420,6 +561,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
     ablation = read_csv_or_empty(analysis / "prompt_pool_ablation.csv")
     ppl_rec = perplexity_recovery(summary)
     cost_table, versions = _cost_table(cost_files)
+    failures = failed_groups(verdict.get("failed_runs", []), verdict.get("final_steps"))
     bases = "; ".join(f"{m}: {base_label(m, precisions)}" for m in sorted(precisions))
     base_note = f"<p>Base models: {html.escape(bases)}; every compression is a further compression of that.</p>" \
         if bases else ""
@@ -432,20 +574,23 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         _rule_html(verdict, precisions),
         *(_verdict_html(v, precisions) for v in verdict["verdicts"]),
         "" if verdict["verdicts"] else "<p>No compressed model in this run: nothing to decide.</p>",
+        *_failed_runs_html(verdict.get("failed_runs", [])),
         *_split_html(verdict, read_csv_or_empty(analysis / "dev_accuracy.csv")),
         "<h2 id='tables'>Accuracy and perplexity</h2>",
         base_note + "<p>Mean ± sd over seeds (one value: one run), the final budget's runs; knowledge tasks on "
         "their test questions (analysis/accuracy.csv), other tasks as lm-eval reports them.</p>",
         _table_html(accuracy_pivot(summary, knowledge_tasks, precisions,
-                                   read_csv_or_empty(analysis / "accuracy.csv"))),
+                                   read_csv_or_empty(analysis / "accuracy.csv"), failures)),
         "<h2>Knowledge recovery vs perplexity recovery</h2>", _gap_note(fractions, ppl_rec),
         "<p>Recovery fraction = (recovered − compressed) / (base − compressed), recovered averaged over seeds "
         "(± sd of the per-seed fractions); controlled = (recovered − compressed − control gain) / (base − compressed), "
         "control gain = the uncompressed model recovered by the same method − base when positive, else 0 (no credit "
         "for what a method breaks on the uncompressed model). 95% two-level bootstrap "
-        "intervals (seeds, then questions), not corrected for multiplicity (the verdict's intervals are); – where "
-        "compression did no damage, ∞ where too many resamples have none.</p>",
-        _table_html(_fraction_table(fractions, ppl_rec), "{:.3f}"),
+        "intervals (seeds, then questions), not corrected for multiplicity (the verdict's intervals are); "
+        f"'{NO_DAMAGE}' where compression did no damage, '{NO_CONTROL}' where the uncompressed model was not "
+        "recovered by the method, ∞ where too many resamples have no damage; 'failed: why' where every run "
+        "failed to train.</p>",
+        _table_html(_fraction_table(fractions, ppl_rec, failures), "{:.3f}"),
         *_budget_html(read_csv_or_empty(analysis / "budget_curve.csv"), figures["budget_curves"]),
         *_section("Collateral damage", _collateral_table(read_csv_or_empty(analysis / "collateral.csv")),
                   COLLATERAL_NOTE),

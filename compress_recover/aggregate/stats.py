@@ -30,9 +30,10 @@ import math
 import os
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..data.split import question_splits, split_settings
-from ..io import read_jsonl
+from ..io import read_json, read_jsonl
 
 BASE = "none"  # the compression (and recovery) of the base model
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
@@ -142,6 +143,64 @@ def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | N
     return methods.get(recovery) or methods.get(run or "") or recovery
 
 
+FAILED_RUN_COLUMNS = ["model", "compression", "recovery", "seed", "run", "steps", "failure"]
+SAMPLES_SUFFIX = ".samples.jsonl"
+
+
+def evaluation_failure(samples_file: str | Path) -> str | None:
+    """Why the evaluation whose samples are ``samples_file`` (``<task>.samples.jsonl``) was not
+    run, from its results JSON beside it (``<task>.json``: ``status`` failed, the run's
+    recovery training failed); None for an evaluated run (or samples with no results beside)."""
+    samples_file = Path(samples_file)
+    if not samples_file.name.endswith(SAMPLES_SUFFIX):
+        return None
+    results = samples_file.with_name(samples_file.name[:-len(SAMPLES_SUFFIX)] + ".json")
+    if not results.is_file():
+        return None
+    labels = read_json(results).get("compress_recover", {})
+    if labels.get("status") != "failed":
+        return None
+    return labels.get("failure") or "no reason recorded"
+
+
+def split_failed(entries: list[tuple[dict, str]]) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """``entries`` ((labels, samples file)) as the evaluated ones and the failed runs: one
+    record per run whose recovery training failed (:data:`FAILED_RUN_COLUMNS`, its tasks
+    merged), in order."""
+    kept, failed = [], {}
+    for labels, samples_file in entries:
+        failure = evaluation_failure(samples_file)
+        if failure is None:
+            kept.append((labels, samples_file))
+            continue
+        run = _labels(labels)
+        failed.setdefault((run["model"], run["compression"], run["run"]),
+                          {**{k: run[k] for k in FAILED_RUN_COLUMNS if k != "failure"}, "failure": failure})
+    return kept, list(failed.values())
+
+
+def failure_text(runs: list[dict]) -> str:
+    """Why ``runs`` (of one recovery group) failed: the reason, or each seed's where they differ."""
+    reasons = list(dict.fromkeys(r["failure"] for r in runs))
+    return reasons[0] if len(reasons) == 1 else "; ".join(f"seed {r['seed']}: {r['failure']}" for r in runs)
+
+
+def seeds_text(runs: list[dict]) -> str:
+    """"seed 1" or "seeds 0, 2": the seeds of ``runs``."""
+    seeds = [str(r["seed"]) for r in runs]
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(seeds)}"
+
+
+def failed_groups(failed: list[dict], final: int | None) -> dict[tuple, list[dict]]:
+    """(model, compression, recovery) -> its runs whose training failed, at the final budget
+    ``final`` (every run when None; a run without steps counts as the final budget's)."""
+    out = {}
+    for run in failed:
+        if final is None or run["steps"] is None or run["steps"] == final:
+            out.setdefault((run["model"], run["compression"], run["recovery"]), []).append(run)
+    return out
+
+
 def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | None = None,
                    split: dict | None = None):
     """One row per (model, compression, recovery, seed, steps, run, task, doc_id): ``split``
@@ -149,7 +208,8 @@ def question_table(entries: list[tuple[dict, str]], methods: dict[str, str] | No
     ``split``, config.yaml ``data.split``; ``None``: every question test), ``correct``,
     ``margin``, ``margin_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``.
     ``steps``: the training steps of the run's checkpoint (None without training, or for
-    labels written before budget curves)."""
+    labels written before budget curves). Runs whose recovery training failed have no
+    question (:func:`split_failed` sets them apart)."""
     import pandas as pd
 
     rows = []

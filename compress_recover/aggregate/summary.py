@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run"]
 RUN = ["model", "compression", "run"]  # one evaluated model
-COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n"]
+COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n", "status", "failure"]
+FAILED = "failed"
 COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
                 "latency_token_s"]
 
@@ -38,12 +39,13 @@ def run_labels(labels: dict) -> dict:
 
 
 def cost_row(cost: dict) -> dict:
-    """The summary's cost columns from one cost.json."""
+    """The summary's cost columns from one cost.json (empty for a failed recovery's, which measured nothing)."""
+    latency = cost["latency"] or {"batch": {"median_s": None}, "generation": {"per_token_s": None}}
     return {**{k: run_labels(cost)[k] for k in RUN}, "extra_params": cost["extra_params"],
             "extra_bytes": cost["extra_bytes"],
             "training_time_s": cost["training_time_s"], "disk_bytes": cost["disk_bytes"],
-            "latency_batch_s": cost["latency"]["batch"]["median_s"],
-            "latency_token_s": cost["latency"]["generation"]["per_token_s"]}
+            "latency_batch_s": latency["batch"]["median_s"],
+            "latency_token_s": latency["generation"]["per_token_s"]}
 
 
 def _number(x):
@@ -52,8 +54,19 @@ def _number(x):
     return None
 
 
+def failed_rows(labels: dict) -> list[dict]:
+    """The one row of a task that was not evaluated because the run's recovery training failed."""
+    return [{**run_labels(labels), "task": labels["task"], "subtask": labels["task"], "metric": "status",
+             "filter": "", "value": float("nan"), "stderr": None, "n": None, "status": FAILED,
+             "failure": labels.get("failure") or "no reason recorded"}]
+
+
 def rows_from_result(result: dict) -> list[dict]:
+    """The summary rows of one evaluation results JSON: one per (subtask, metric, filter),
+    or one ``status`` row for a failed run (:func:`failed_rows`)."""
     labels = result["compress_recover"]
+    if labels.get("status") == FAILED:
+        return failed_rows(labels)
     n_samples = result.get("n-samples", {})
     rows = []
     for subtask, metrics in sorted(result["results"].items()):
@@ -65,7 +78,7 @@ def rows_from_result(result: dict) -> list[dict]:
             n = n_samples.get(subtask, {}).get("effective")
             rows.append({**run_labels(labels), "task": labels["task"], "subtask": subtask,
                          "metric": metric, "filter": filt, "value": _number(value), "stderr": stderr,
-                         "n": int(n) if n is not None else None})
+                         "n": int(n) if n is not None else None, "status": "ok", "failure": ""})
     return rows
 
 
@@ -120,7 +133,8 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
         raise ValueError("two cost files describe the same model")
     table = table.merge(costs, on=RUN, how="left", validate="many_to_one")
     table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
-    missing = table[table["latency_batch_s"].isna() & ~intermediate_checkpoints(table)][RUN].drop_duplicates()
+    measured = ~intermediate_checkpoints(table) & (table["status"] != FAILED)
+    missing = table[table["latency_batch_s"].isna() & measured][RUN].drop_duplicates()
     if len(missing):
         raise ValueError(f"no cost.json for {missing.to_dict('records')}")
     table["base_precision"] = table["model"].map(base_precisions(base_dirs or []))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ..io import dir_size, read_json, safetensors_entries, write_json
 from ..modeling import quantized_kernels
-from ..recover.load import load_recovered
+from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
 
@@ -95,11 +95,29 @@ def measure_latency(model, batch, prompt, *, new_tokens: int, repeats: int, pad_
     return out
 
 
+MEASURED = ("extra_params", "extra_bytes", "adapter_dir_bytes", "checkpoint_bytes", "disk_bytes", "training_time_s",
+            "training_tokens", "compression_time_s", "latency", "latency_kernels")  # none for a failed recovery
+
+
+def failed_cost(out_json: str, labels: dict, failure: str, repeats: int, runtime: Runtime) -> dict:
+    """Write ``out_json`` for a model whose recovery training failed: ``status`` failed, the
+    ``failure``, and no measurement (every key of :data:`MEASURED` null); nothing is loaded."""
+    cost = {**labels, "status": "failed", "failure": failure, **dict.fromkeys(MEASURED), "device": runtime.device,
+            "threads": runtime.threads, "repeats": repeats, "library_versions": library_versions()}
+    write_json(out_json, cost)
+    log.error("%s: recovery training failed (%s); no cost measured", labels, failure)
+    return cost
+
+
 def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out_json: str, labels: dict,
              batch_size: int, seq_len: int, new_tokens: int, repeats: int, runtime: Runtime) -> dict:
-    """Rule ``cost``: write ``out_json`` for one evaluated model (``adapter_dir`` None: no recovery)."""
+    """Rule ``cost``: write ``out_json`` for one evaluated model (``adapter_dir`` None: no
+    recovery; an adapter whose training failed: :func:`failed_cost`)."""
     if new_tokens < 2:
         raise ValueError("cost.new_tokens must be >= 2")
+    failure = adapter_failure(adapter_dir)
+    if failure is not None:
+        return failed_cost(out_json, labels, failure, repeats, runtime)
     runtime = runtime.start()
     device = runtime.device
     # latency of the deployment kernel, never of the dense copy training and scoring may use
@@ -116,6 +134,8 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
     checkpoint_bytes = sum(f.stat().st_size for f in Path(checkpoint_dir).glob("*.safetensors"))
     cost = {
         **labels,
+        "status": "ok",
+        "failure": "",
         "extra_params": extra_params,
         "extra_bytes": extra_bytes,
         "adapter_dir_bytes": dir_size(adapter_dir) if adapter_dir else 0,

@@ -3,8 +3,9 @@
 One job per evaluated model (model, compression, recovery) scores all its tasks, loading
 the model once. The model object is handed to lm-eval's ``HFLM(pretrained=model)``, so
 quantized checkpoints and adapters are evaluated exactly as the earlier stages left
-them. Writes, per task, lm-eval's results JSON (with our labels and timing added) and
-the per-question samples as JSONL.
+them. Writes, per task, lm-eval's results JSON (with our labels, ``status`` ok and timing
+added) and the per-question samples as JSONL; for an adapter whose training failed, a
+results JSON with ``status`` failed and why, and an empty samples file.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from ..io import atomic_file, verify_folder, write_json
 from ..modeling import dense_on_cpu
-from ..recover.load import load_recovered
+from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,23 @@ def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | 
     write_json(out_json, json.loads(json.dumps(results, default=handle_non_serializable)))
 
 
+def write_failed_tasks(tasks: list[dict], labels: dict, failure: str) -> dict[str, dict]:
+    """For a model whose recovery training failed: per task, a results JSON that records the
+    failure (``status`` failed, ``failure`` why, no result) and an empty samples file, at the
+    paths a scored task would have, each written atomically."""
+    out = {}
+    for spec in tasks:
+        task = spec["task"]
+        out[task] = {"compress_recover": {**labels, "task": task, "status": "failed", "failure": failure},
+                     "results": {}}
+        with atomic_file(spec["out_samples"]) as tmp:
+            tmp.write_text("")
+        write_json(spec["out_json"], out[task])
+    log.error("%s: recovery training failed (%s); %d task(s) recorded as failed, nothing evaluated", labels,
+              failure, len(tasks))
+    return out
+
+
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
                    batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
                    rolling_batch_size: int = 1, pool_ablation: bool = False) -> dict[str, dict]:
@@ -161,9 +179,13 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     long, and a padded batch's full-vocabulary logits, not the model, would dominate time
     and memory. ``pool_ablation``: a model choosing its prompt from a pool by reading the
     context is also scored under every prompt of its pool on multiple-choice tasks (recorded in the
-    samples; what it returns to lm-eval is always the chosen prompt's score)."""
+    samples; what it returns to lm-eval is always the chosen prompt's score). An adapter whose
+    training failed is not loaded: every task is recorded as failed (:func:`write_failed_tasks`)."""
     from lm_eval import simple_evaluate
 
+    failure = adapter_failure(adapter_dir)
+    if failure is not None:
+        return write_failed_tasks(tasks, labels, failure)
     runtime = runtime.start()
     device, seed = runtime.device, runtime.seed
     prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"])) for spec in tasks]
@@ -187,7 +209,8 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
             fewshot_random_seed=seed, bootstrap_iters=1000,
         )
-        results["compress_recover"] = {**labels, "task": task, "wall_time_s": round(time.perf_counter() - start, 2),
+        results["compress_recover"] = {**labels, "task": task, "status": "ok",
+                                       "wall_time_s": round(time.perf_counter() - start, 2),
                                        "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
                                        "weights": weights, "scorer": type(lm).__name__,
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),

@@ -1,5 +1,6 @@
 """Rule ``recover_<method>``: train one registered recovery method on a compressed model
-and save its adapter with a manifest (method, objective, budget, losses, time, merge note)."""
+and save its adapter with a manifest (method, objective, budget, losses, time, merge note,
+``status`` ok), or, when the training diverged, a manifest alone with ``status`` failed and why."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..tokens import token_blocks
 from . import RECOVERY
 from .objective import Objective
 from .teacher_logits import LOGITS_FILE, TeacherCache
-from .train import train_loop
+from .train import NonFiniteTrainingError, train_loop
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     ``steps``: the budget, or a list of budgets: training runs to the largest (saved in
     ``out_dir``) and saves the adapter after each earlier one in ``checkpoint_dirs`` (same
     order), each a complete adapter folder with its own manifest.
+    A training that diverges (a NaN or infinite loss or weight) is a result, not a crash:
+    every folder it had not yet reached (``out_dir`` and the later checkpoints; those saved
+    before stay valid adapters) is written by :func:`save_failure`, a manifest with
+    ``status`` failed and why, and no weights; the returned manifest is ``out_dir``'s.
     ``seed``: the run's training seed (one of ``recovery.seeds``): it draws the initial
     trainable parameters and the training blocks; None takes ``runtime.seed``."""
     all_steps = budget_steps(steps)
@@ -114,25 +119,41 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     }
     budget = {"batch_size": batch_size, "seq_len": seq_len, "seed": seed, "budget_steps": all_steps}
     start = time.perf_counter()
+    written = set()
 
     def save(folder: str, losses: list[float]) -> dict:
+        written.add(folder)
         return save_adapter(model, folder, common, {**budget, "steps": len(losses)}, losses,
                             time.perf_counter() - start)
 
     checkpoints = {n: partial(save, folder) for n, folder in zip(all_steps[:-1], checkpoint_dirs, strict=True)}
-    losses = train_loop(model, blocks, steps=final, batch_size=batch_size, lr=config.lr,
-                        weight_decay=getattr(config, "weight_decay", 0.0), seed=seed, device=device,
-                        objective=objective, teacher=teacher, checkpoints=checkpoints)
+    try:
+        losses = train_loop(model, blocks, steps=final, batch_size=batch_size, lr=config.lr,
+                            weight_decay=getattr(config, "weight_decay", 0.0), seed=seed, device=device,
+                            objective=objective, teacher=teacher, checkpoints=checkpoints)
+    except NonFiniteTrainingError as err:
+        unwritten = [(n, f) for n, f in zip(all_steps, [*checkpoint_dirs, out_dir], strict=True) if f not in written]
+        log.error("%s: training diverged: %s; recorded as failed in %s", config.slug(), err,
+                  ", ".join(f for _, f in unwritten))
+        failures = [save_failure(folder, common, {**budget, "steps": n}, str(err), failed_at_step=err.step,
+                                 losses=err.losses, train_time=time.perf_counter() - start)
+                    for n, folder in unwritten]
+        return failures[-1]
     return save(out_dir, losses)
 
 
+def _budget(budget: dict) -> dict:
+    return {**budget, "tokens": budget["steps"] * budget["batch_size"] * budget["seq_len"]}
+
+
 def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[float], train_time: float) -> dict:
-    """Write the adapter (safetensors) and its manifest atomically; returns the manifest."""
+    """Write the adapter (safetensors) and its manifest (``status`` ok) atomically; returns the manifest."""
     with atomic_dir(out_dir) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         manifest = {
             **common,
-            "budget": {**budget, "tokens": budget["steps"] * budget["batch_size"] * budget["seq_len"]},
+            "status": "ok",
+            "budget": _budget(budget),
             "training_time_s": round(train_time, 2),
             "loss_first": losses[0],
             "loss_last": losses[-1],
@@ -140,4 +161,23 @@ def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[f
         }
         manifest["adapter_bytes"] = dir_size(tmp)
         manifest = write_manifest(tmp, manifest)
+    return manifest
+
+
+def save_failure(folder: str, common: dict, budget: dict, reason: str, *, failed_at_step: int,
+                 losses: list[float], train_time: float) -> dict:
+    """Record a training that diverged before the adapter of ``folder`` (planned for
+    ``budget["steps"]`` steps) was reached: a folder holding only its ``manifest.json``, with
+    ``status`` failed, the ``failure`` (why), the step it failed at and the losses before
+    it; no weights. Written atomically; returns the manifest."""
+    with atomic_dir(folder) as tmp:
+        manifest = write_manifest(tmp, {
+            **common,
+            "status": "failed",
+            "failure": reason,
+            "failed_at_step": failed_at_step,
+            "budget": _budget(budget),
+            "training_time_s": round(train_time, 2),
+            "losses": list(losses),
+        })
     return manifest

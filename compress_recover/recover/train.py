@@ -18,23 +18,33 @@ from .teacher_logits import distill_kl_topk
 log = logging.getLogger(__name__)
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteTrainingError(FloatingPointError):
+    """Training diverged: ``step`` is the step where it did, ``losses`` the finite losses
+    of the steps before it."""
+
+    def __init__(self, message: str, step: int, losses=()):
+        super().__init__(message)
+        self.step = step
+        self.losses = list(losses)
+
+
+class NonFiniteLossError(NonFiniteTrainingError):
     pass
 
 
-class NonFiniteWeightsError(FloatingPointError):
+class NonFiniteWeightsError(NonFiniteTrainingError):
     pass
 
 
-def check_finite_weights(params, step: int) -> None:
+def check_finite_weights(params, step: int, losses=()) -> None:
     """Refuse trainable parameters that went NaN or infinite (a finite loss does not prove the
-    update that followed it was finite)."""
+    update that followed it was finite); ``losses``: those of the steps so far."""
     import torch
 
     bad = sum(int((~torch.isfinite(p.detach())).sum()) for p in params)
     if bad:
         raise NonFiniteWeightsError(f"{bad} trainable value(s) are NaN or infinite after step {step} (learning rate "
-                                    "too high?); no adapter written")
+                                    "too high?); no adapter written", step, losses)
 
 
 def distill_kl(student_logits, teacher_logits, temperature: float):
@@ -99,8 +109,10 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     schedule) and the batch order is drawn step by step from the seed, so the state after
     step n does not depend on ``steps``: a checkpoint at n equals a run trained for n steps.
 
-    Stops with NonFiniteLossError at the first NaN or infinite loss, before anything
-    is saved.
+    Stops with NonFiniteLossError at the first NaN or infinite loss, and with
+    NonFiniteWeightsError when an update left a trainable value NaN or infinite (checked
+    before every checkpoint and at the end), before anything more is saved; both carry the
+    step and the losses so far.
     """
     import torch
 
@@ -118,18 +130,19 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     for step, idx in enumerate(schedule, 1):
         loss, parts = objective_loss(model, blocks[idx].to(device), objective, teacher, block_index=torch.tensor(idx))
         if not math.isfinite(loss.item()):
-            raise NonFiniteLossError(f"training loss became {loss.item()} at step {step}; no adapter written")
+            raise NonFiniteLossError(f"training loss became {loss.item()} at step {step} (learning rate too high?); "
+                                     "no adapter written", step, losses)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
         if checkpoints and step in checkpoints:
-            check_finite_weights(params, step)
+            check_finite_weights(params, step, losses)
             checkpoints[step](list(losses))
         if step % log_every == 0 or step in (1, steps):
             detail = " ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""
             log.info("step %d/%d loss %.4f %s(%.1f s)", step, steps, loss.item(), detail + " " if detail else "",
                      time.perf_counter() - start)
-    check_finite_weights(params, steps)
+    check_finite_weights(params, steps, losses)
     model.eval()
     return losses
