@@ -34,7 +34,9 @@ BASE_CHECKPOINT = "results/{model}/none/checkpoint"
 CHECKPOINT = "results/{model}/{compression}/checkpoint"
 ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
 # An intermediate budget checkpoint of a trained run (its evaluations use run <recovery>.step<n>).
-CHECKPOINT_ADAPTER = "results/{model}/{compression}/{recovery}%s{steps}/adapter" % STEP_MARK
+CHECKPOINT_ADAPTER = (
+    "results/{model}/{compression}/{recovery}%s{steps}/adapter" % STEP_MARK
+)
 # The recovery text the uncompressed model writes itself (recovery text: generated).
 GENERATED_TEXT = "results/{model}/none/generated_text"
 # The uncompressed model's top-k logits on each training text, shared by distilling recoveries.
@@ -80,7 +82,9 @@ def eval_results():
 
 def cost_results():
     """Cost of every model at the final budget (a checkpoint costs what its final run costs)."""
-    return [COST.format(model=m, compression=c, recovery=r) for m, c, r in final_cells()]
+    return [
+        COST.format(model=m, compression=c, recovery=r) for m, c, r in final_cells()
+    ]
 
 
 def all_targets():
@@ -182,7 +186,8 @@ def figure_files(wildcards=None):
 
 def download_inputs(wildcards):
     """A local model's files (a local folder or a GGUF file): changing one reruns its download
-    and everything after it. Embedded and hub models are pinned by version and revision."""
+    and everything after it. Embedded and hub models are pinned by version and revision.
+    """
     spec = PLAN.models[wildcards.model]
     if spec["source"] == "local":
         folder = Path(spec["path"])
