@@ -108,11 +108,11 @@ def test_a_budget_curve_evaluates_every_checkpoint_and_costs_only_the_final_run(
 
 
 def test_a_scalar_budget_keeps_every_recover_job_as_it_was(tmp_path):
-    """The default (one budget) gains no checkpoint output and no changed params."""
+    """The default (one budget) gains no checkpoint output, and its budget keeps the scalar steps."""
     jobs = dag_jobs(tmp_path, _config(seeds=[0]))
     lora = _by_rule(jobs, "recover_lora")["compression=gptq-w4g32,model=tiny,recovery=lora.seed0"]
     assert list(lora["output"]["checkpoints"]) == []
-    assert lora["params"]["budget"] == {"batch_size": 2, "seq_len": 32, "steps": 4}
+    assert lora["params"]["budget"] == {"batch_size": 2, "seq_len": 32, "steps": 4, "gradient_clip": None}
     assert lora["input"]["text"] == "results/data/text"
 
 
@@ -319,3 +319,17 @@ def test_evaluation_refuses_non_finite_log_likelihoods():
                            {"doc_id": 7, "filtered_resps": [[float("nan"), False], [-0.5, True]]}]}
     with pytest.raises(NonFiniteScoreError, match="capitals document 7 was scored nan"):
         check_finite_scores(broken, "m")
+
+
+def test_gradient_clipping_is_applied_and_recorded(tiny_checkpoint, text_dir, tmp_path):
+    from compress_recover.recover.recover import run_recovery
+    from compress_recover.runtime import Runtime
+
+    def run(out, clip):
+        return run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / out), method_config=LORA,
+                            key="recovery.methods[1]", text_dir=str(text_dir), steps=3, batch_size=2, seq_len=16,
+                            gradient_clip=clip, runtime=Runtime(device="cpu", seed=0, threads=1))
+
+    free, clipped = run("free", None), run("clipped", 1e-9)
+    assert free["losses"][0] == clipped["losses"][0] and free["losses"][1:] != clipped["losses"][1:]
+    assert (free["budget"]["gradient_clip"], clipped["budget"]["gradient_clip"]) == (None, 1e-9)

@@ -21,6 +21,7 @@ with log_to(snakemake.log[0]):
         steps=budget["steps"],
         batch_size=budget["batch_size"],
         seq_len=budget["seq_len"],
+        gradient_clip=budget["gradient_clip"],
         objective=snakemake.params.objective,
         teacher_dir=snakemake.input.get("teacher"),
         seed=snakemake.params.seed,

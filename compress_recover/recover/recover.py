@@ -61,7 +61,7 @@ def budget_steps(steps: int | list[int]) -> list[int]:
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                  steps: int | list[int], batch_size: int, seq_len: int, runtime: Runtime,
                  objective: dict | None = None, teacher_dir: str | None = None, seed: int | None = None,
-                 checkpoint_dirs: list[str] = ()) -> dict:
+                 checkpoint_dirs: list[str] = (), gradient_clip: float | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
     (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
     training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
@@ -117,7 +117,8 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
         "library_versions": library_versions(),
         "merge": merge_note(checkpoint_dir, config),
     }
-    budget = {"batch_size": batch_size, "seq_len": seq_len, "seed": seed, "budget_steps": all_steps}
+    budget = {"batch_size": batch_size, "seq_len": seq_len, "seed": seed, "budget_steps": all_steps,
+              "gradient_clip": gradient_clip}
     start = time.perf_counter()
     written = set()
 
@@ -130,7 +131,8 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     try:
         losses = train_loop(model, blocks, steps=final, batch_size=batch_size, lr=config.lr,
                             weight_decay=getattr(config, "weight_decay", 0.0), seed=seed, device=device,
-                            objective=objective, teacher=teacher, checkpoints=checkpoints)
+                            objective=objective, teacher=teacher, checkpoints=checkpoints,
+                            gradient_clip=gradient_clip)
     except NonFiniteTrainingError as err:
         unwritten = [(n, f) for n, f in zip(all_steps, [*checkpoint_dirs, out_dir], strict=True) if f not in written]
         log.error("%s: training diverged: %s; recorded as failed in %s", config.slug(), err,

@@ -99,11 +99,13 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
 
 def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_decay: float,
                seed: int, device: str, objective: Objective | None = None, teacher=None,
-               log_every: int = 10, checkpoints: dict[int, Callable[[list[float]], None]] | None = None
-               ) -> list[float]:
+               log_every: int = 10, checkpoints: dict[int, Callable[[list[float]], None]] | None = None,
+               gradient_clip: float | None = None) -> list[float]:
     """Train on ``blocks`` with ``objective`` (default: next-token loss); returns the loss
     of every step.
 
+    ``gradient_clip``: the global norm of the trainable parameters' gradient is clipped to
+    it before each update (None: not clipped).
     ``checkpoints``: step -> a function called with the losses so far right after that
     step's update (it saves the adapter). The learning rate is constant (AdamW, no
     schedule) and the batch order is drawn step by step from the seed, so the state after
@@ -134,6 +136,8 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
                                      "no adapter written", step, losses)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if gradient_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, gradient_clip)
         optimizer.step()
         losses.append(loss.item())
         if checkpoints and step in checkpoints:
