@@ -136,6 +136,8 @@ def test_wanda_beats_magnitude_on_calibration_activations(tiny_checkpoint, text_
     """With outlier input features, as real LMs have, Wanda's |w|*||x|| score keeps what matters."""
     from safetensors.torch import load_file, save_file
 
+    from compress_recover.io import read_json, write_manifest
+
     outliers = tmp_path / "outliers"
     outliers.mkdir()
     for f in tiny_checkpoint.iterdir():
@@ -144,6 +146,8 @@ def test_wanda_beats_magnitude_on_calibration_activations(tiny_checkpoint, text_
     norm = state["model.layers.0.input_layernorm.weight"]
     norm[:4] *= 20.0
     save_file(state, outliers / "model.safetensors", metadata={"format": "pt"})
+    # a new checkpoint: its manifest records the new weights' hash (later stages verify it)
+    write_manifest(outliers, {k: v for k, v in read_json(outliers / "manifest.json").items() if k != "files_sha256"})
     weight, x = _layer0_inputs(outliers, text_dir)
     ref = x @ weight.T
     errors = {}

@@ -78,7 +78,7 @@ def rows_from_result(result: dict) -> list[dict]:
             n = n_samples.get(subtask, {}).get("effective")
             rows.append({**run_labels(labels), "task": labels["task"], "subtask": subtask,
                          "metric": metric, "filter": filt, "value": _number(value), "stderr": stderr,
-                         "n": int(n) if n is not None else None, "status": "ok", "failure": ""})
+                         "n": int(n) if n is not None else None, "status": "ok", "failure": None})
     return rows
 
 
