@@ -71,7 +71,8 @@ def check_leaks(text_dir: str | Path, task_dirs: list[str]) -> dict:
                 hits.append({"split": split, "id": row["id"], "leaks": found[:3]})
     if hits:
         raise LeakError(f"{len(hits)} passage(s) of {text_dir} name a question's subject and answer together, "
-                        f"e.g. {hits[:3]}; rebuild that text with the current knowledge tasks")
+                        f"e.g. {hits[:3]}; rebuild that text with the current leak filter and knowledge tasks "
+                        "(delete the folder, or snakemake --forcerun text / generated_text)")
     report = read_json(Path(text_dir) / "leak_report.json")
     optional = {k: report[k] for k in ("model", "dropped_too_short") if k in report}
     return {**optional, "dropped_leaks": report["dropped_leaks"], "passages_total": report["passages_total"],
