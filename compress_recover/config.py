@@ -65,11 +65,6 @@ class Entry:
     def method(self) -> str:
         return self.config.method
 
-    @property
-    def trains(self) -> bool:
-        """A run that trains (its own recover job), not method none nor an intermediate checkpoint."""
-        return self.method != "none" and self.parent is None
-
 
 @dataclass
 class Plan:

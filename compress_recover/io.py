@@ -142,13 +142,17 @@ def cached_sha256(path: str | os.PathLike) -> str:
     return digest
 
 
-def file_hashes(folder: str | os.PathLike, patterns: tuple[str, ...] = HASHED, cache: bool = True) -> dict[str, str]:
-    """sha256 of the files of ``folder`` (recursively) matching ``patterns``, by relative path
+def _hashed_files(folder: Path) -> list[str]:
+    """The files of ``folder`` (recursively) a manifest's hashes cover (:data:`HASHED`), by relative path."""
+    return sorted({str(f.relative_to(folder)) for pattern in HASHED for f in folder.rglob(pattern) if f.is_file()})
+
+
+def file_hashes(folder: str | os.PathLike, cache: bool = True) -> dict[str, str]:
+    """sha256 of the files of ``folder`` a manifest's hashes cover, by relative path
     (``cache=False`` for a temporary folder, whose paths are about to change)."""
     folder = Path(folder)
-    files = sorted({f for pattern in patterns for f in folder.rglob(pattern) if f.is_file()})
     digest = cached_sha256 if cache else sha256_file
-    return {str(f.relative_to(folder)): digest(f) for f in files}
+    return {name: digest(folder / name) for name in _hashed_files(folder)}
 
 
 def write_manifest(folder: str | os.PathLike, manifest: dict) -> dict:
@@ -171,7 +175,7 @@ def verify_folder(folder: str | os.PathLike, manifest_name: str = "manifest.json
     if expected is None:
         log.warning("%s: no recorded file hashes to verify (written by an older version?)", folder)
         return 0
-    found = {str(f.relative_to(folder)) for pattern in HASHED for f in folder.rglob(pattern) if f.is_file()}
+    found = set(_hashed_files(folder))
     for name in sorted(set(expected) | found):
         if name not in found:
             raise ChangedFileError(f"{folder / name}: listed in {manifest} but missing; rerun the job that "

@@ -40,6 +40,16 @@ def calibration_blocks(tokenizer, text_file: str | Path, *, samples: int, seq_le
     return blocks[sorted(order[:samples])]
 
 
+def budget_steps(steps) -> list[int]:
+    """``recovery.budget.steps`` (an int, or a list for a budget curve) as a sorted list; the
+    last is the final budget. Raises ValueError unless every value is a distinct positive int."""
+    values = sorted(steps) if isinstance(steps, (list, tuple)) else [steps]
+    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values) or len(
+            set(values)) != len(values):
+        raise ValueError(f"recovery.budget.steps: {steps!r} must be a positive integer or a list of distinct ones")
+    return values
+
+
 def batch_schedule(n_blocks: int, *, steps: int, batch_size: int, seed: int) -> list[list[int]]:
     """Block indices for every step: seeded epochs over all blocks, reshuffled each epoch."""
     rng = random.Random(f"{seed}:train")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from ..data.split import question_splits, split_settings
 from ..io import read_json, read_jsonl
+from ..tokens import budget_steps as steps_list
 
 BASE = "none"  # the compression (and recovery) of the base model
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
@@ -671,10 +672,7 @@ def pool_ablation(table, *, seed: int):
 def budget_steps(budget: dict | None) -> list[int]:
     """The evaluated budgets, sorted: config.yaml ``recovery.budget.steps`` (an int, or a
     list for a budget curve); empty without a budget."""
-    if not budget:
-        return []
-    steps = budget["steps"]
-    return sorted({int(s) for s in (steps if isinstance(steps, (list, tuple)) else [steps])})
+    return steps_list(budget["steps"]) if budget else []
 
 
 def final_steps(budget: dict | None) -> int | None:

@@ -14,7 +14,7 @@ from ..io import atomic_dir, dir_size, read_json, write_manifest
 from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig, NoMethod
 from ..runtime import Runtime, library_versions
-from ..tokens import token_blocks
+from ..tokens import budget_steps, token_blocks
 from . import RECOVERY
 from .objective import Objective
 from .teacher_logits import LOGITS_FILE, TeacherCache
@@ -47,15 +47,6 @@ def _teacher(teacher_dir: str, blocks, load: dict):
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
-
-
-def budget_steps(steps: int | list[int]) -> list[int]:
-    """``recovery.budget.steps`` (an int or a list) as a sorted list; the last is the final budget."""
-    values = sorted(steps) if isinstance(steps, (list, tuple)) else [steps]
-    if not values or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in values) or len(
-            set(values)) != len(values):
-        raise ValueError(f"recovery.budget.steps: {steps!r} must be a positive integer or a list of distinct ones")
-    return values
 
 
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
