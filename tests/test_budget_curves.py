@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compress_recover.aggregate.analysis import LeakError, checkpoint_steps, run_analysis
+from compress_recover.aggregate.analysis import run_analysis
+from compress_recover.aggregate.budget import checkpoint_steps
+from compress_recover.aggregate.leak_check import LeakError
 from compress_recover.aggregate.figures import FIGURES, Inputs, budget_curves, run_figures
 from compress_recover.aggregate.report import run_report
 from compress_recover.aggregate.summary import summarize

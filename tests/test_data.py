@@ -132,7 +132,7 @@ def test_the_analysis_catches_a_leak_the_text_filter_let_through(tmp_path):
     text after filtering (or missed by a broken filter) stops the analysis, naming it."""
     import json
 
-    from compress_recover.aggregate.analysis import LeakError, check_leaks
+    from compress_recover.aggregate.leak_check import LeakError, check_leaks
 
     task = tmp_path / "capitals"
     task.mkdir()

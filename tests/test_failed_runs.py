@@ -17,11 +17,12 @@ import pandas as pd
 import pytest
 import torch
 
-from compress_recover.aggregate.analysis import decide, run_analysis
+from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.aggregate.attention import trained_adapters
 from compress_recover.aggregate.figures import FIGURES, Inputs, accuracy_vs_compression, run_figures
 from compress_recover.aggregate.report import run_report
 from compress_recover.aggregate.summary import summarize
+from compress_recover.aggregate.verdict import decide
 from compress_recover.evaluate import cost as cost_module
 from compress_recover.evaluate import evaluate as evaluate_module
 from compress_recover.evaluate.cost import MEASURED, failed_cost, run_cost
@@ -31,6 +32,7 @@ from compress_recover.recover.load import FailedAdapterError, adapter_failure, l
 from compress_recover.recover.recover import run_recovery, save_failure
 from compress_recover.recover.train import NonFiniteLossError, NonFiniteWeightsError, train_loop
 from compress_recover.runtime import Runtime
+from samples import damage_record, decision_record
 
 CPU = Runtime(device="cpu", seed=0, threads=1)
 LORA = {"method": "lora", "rank": 2, "alpha": 4, "target_modules": ["q_proj", "v_proj"]}
@@ -272,12 +274,11 @@ def test_analysis_lists_failed_runs_and_leaves_a_method_that_never_trained_out_o
 
 
 def test_the_verdict_treats_a_failed_method_as_not_tried():
-    damage = {"no_measurable_loss": False}
+    damage = damage_record()
 
     def method(rec, side, decision, status="ok"):
-        return {"recovery": rec, "side": side, "decision": decision, "status": status, "failure": "why",
-                "note": f"{rec} failed to train: why" if status == "failed" else "", "threshold": 0.5,
-                "ci_low": 0.1, "ci_high": 0.3, "confidence": 0.95}
+        return decision_record(rec, side, decision, status, ci=(0.1, 0.3), failure="why",
+                               note=f"{rec} failed to train: why" if status == "failed" else "")
 
     verdict, reason = decide(damage, [method("a", "input", "failed (why)", "failed"),
                                       method("b", "parameters", "fails")], BUDGET)

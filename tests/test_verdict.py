@@ -10,8 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from compress_recover.aggregate.analysis import Settings, analyse, decide, power_needed, verdict_rule
-from compress_recover.aggregate.stats import COLUMNS, with_pooled_task
+from compress_recover.aggregate.analysis import analyse
+from compress_recover.aggregate.decisions import power_needed
+from compress_recover.aggregate.methods import Methods
+from compress_recover.aggregate.questions import COLUMNS, with_pooled_task
+from compress_recover.aggregate.settings import Settings
+from compress_recover.aggregate.verdict import decide, verdict_rule
+from samples import damage_record, decision_record
 
 METHODS = {"lora": "lora", "idp": "idp", "pt": "prompt_tuning"}
 SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}
@@ -46,7 +51,7 @@ def question_frame(cells: dict, margins: dict | None = None, model: str = "m", d
 
 
 def analysed(cells: dict, margins: dict | None = None, **settings) -> dict:
-    return analyse(question_frame(cells, margins), methods=METHODS, sides=SIDES, settings=Settings(**settings),
+    return analyse(question_frame(cells, margins), methods=Methods(METHODS, SIDES), settings=Settings(**settings),
                    seed=0, budget=BUDGET)
 
 
@@ -90,7 +95,7 @@ def test_dev_questions_enter_no_decision():
     # the 100 dev questions (160-259) are all lost by compression and won back by idp: on every
     # question F = 180 / 200 = 0.9; on the 300 test questions F = (240 - 160) / (260 - 160) = 0.8
     table = question_frame(cells(idp=back(180), lora=back(0)), dev=set(range(160, 260)))
-    idp = method(one_verdict(analyse(table, methods=METHODS, sides=SIDES, settings=Settings(), seed=0,
+    idp = method(one_verdict(analyse(table, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0,
                                      budget=BUDGET)), "idp")
     assert idp["n"] == 300 and idp["fraction"] == pytest.approx(0.8)
 
@@ -276,20 +281,18 @@ def test_decisions_are_deterministic_for_a_seed():
     a = analysed(cells(idp=back(110), lora=back(90)))
     b = analysed(cells(idp=back(110), lora=back(90)))
     pd.testing.assert_frame_equal(a["decisions"], b["decisions"])
-    other = analyse(question_frame(cells(idp=back(110), lora=back(90))), methods=METHODS, sides=SIDES,
+    other = analyse(question_frame(cells(idp=back(110), lora=back(90))), methods=Methods(METHODS, SIDES),
                     settings=Settings(), seed=1, budget=BUDGET)
     assert not a["decisions"].ci_low.equals(other["decisions"].ci_low)
 
 
 def test_decide_branches_directly():
-    damage = {"no_measurable_loss": False}
+    damage = damage_record()
 
     def m(rec, side, decision):
-        return {"recovery": rec, "side": side, "decision": decision, "fraction": 0.5, "threshold": 0.5,
-                "ci_low": 0.1, "ci_high": 0.9, "confidence": 0.95, "power": {"questions_needed": 10, "power": 0.8}}
+        return decision_record(rec, side, decision, power={"questions_needed": 10, "power": 0.8})
 
-    assert decide({"no_measurable_loss": True, "damage": 0, "base_acc": 1, "compressed_acc": 1, "damage_upper": 0,
-                   "confidence": .95, "min_damage": .02}, [], BUDGET)[0] == "no measurable loss"
+    assert decide(damage_record(no_measurable_loss=True), [], BUDGET)[0] == "no measurable loss"
     assert decide(damage, [m("a", "input", "recovers"), m("b", "parameters", "fails")], BUDGET)[0] == "displaced"
     assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "recovers")], BUDGET)[0] == "forgotten"
     assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "fails")],
@@ -302,7 +305,7 @@ def test_decide_branches_directly():
 
 
 def test_the_rule_names_its_thresholds_and_the_sides():
-    rule = verdict_rule(SIDES, Settings(min_recovery_fraction=0.4, min_damage=0.03), BUDGET)
+    rule = verdict_rule(Methods(sides=SIDES), Settings(min_recovery_fraction=0.4, min_damage=0.03), BUDGET)
     for words in ("Holm", "min_recovery_fraction (0.4)", "min_damage (0.03", "idp, prompt_tuning", "(lora)",
                   "resample the method's seeds with replacement, then the questions", "control gain",
                   "NOT RECOVERED AT THIS BUDGET (60 steps", "INCONCLUSIVE", "DISPLACED", "FORGOTTEN",

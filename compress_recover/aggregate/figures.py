@@ -18,8 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import atomic_file, read_json
-from .stats import ALL_KNOWLEDGE, method_of
-from .tables import (BASE, base_first_order, headline_summary, method_colour, perplexity_recovery,
+from .methods import method_of
+from .questions import ALL_KNOWLEDGE
+from ..runs import BASE
+from .tables import (base_first_order, headline_summary, method_colour, perplexity_recovery,
                      pooled_test_accuracy, read_csv_or_empty)
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]

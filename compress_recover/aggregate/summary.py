@@ -19,6 +19,7 @@ import logging
 import math
 from pathlib import Path
 
+from ..failures import FAILED, OK, failure_of, is_failed
 from ..io import atomic_file, read_json
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run"]
 RUN = ["model", "compression", "run"]  # one evaluated model
 COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n", "status", "failure"]
-FAILED = "failed"
 COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
                 "latency_token_s"]
 
@@ -58,14 +58,14 @@ def failed_rows(labels: dict) -> list[dict]:
     """The one row of a task that was not evaluated because the run's recovery training failed."""
     return [{**run_labels(labels), "task": labels["task"], "subtask": labels["task"], "metric": "status",
              "filter": "", "value": float("nan"), "stderr": None, "n": None, "status": FAILED,
-             "failure": labels.get("failure") or "no reason recorded"}]
+             "failure": failure_of(labels)}]
 
 
 def rows_from_result(result: dict) -> list[dict]:
     """The summary rows of one evaluation results JSON: one per (subtask, metric, filter),
     or one ``status`` row for a failed run (:func:`failed_rows`)."""
     labels = result["compress_recover"]
-    if labels.get("status") == FAILED:
+    if is_failed(labels):
         return failed_rows(labels)
     n_samples = result.get("n-samples", {})
     rows = []
@@ -78,7 +78,7 @@ def rows_from_result(result: dict) -> list[dict]:
             n = n_samples.get(subtask, {}).get("effective")
             rows.append({**run_labels(labels), "task": labels["task"], "subtask": subtask,
                          "metric": metric, "filter": filt, "value": _number(value), "stderr": stderr,
-                         "n": int(n) if n is not None else None, "status": "ok", "failure": None})
+                         "n": int(n) if n is not None else None, "status": OK, "failure": None})
     return rows
 
 

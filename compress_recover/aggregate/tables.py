@@ -1,4 +1,4 @@
-"""Tables derived from the summary and the analysis, shared by the figures and the report.
+"""The summary-derived tables the figures and the report share: mean ± sd over seeds, base model first, one colour per method.
 
 Runs of the same recovery with different seeds are separate rows of the summary (columns
 ``seed`` and ``run``); these tables give their mean and their standard deviation over
@@ -14,11 +14,12 @@ from __future__ import annotations
 import zlib
 from pathlib import Path
 
-from .stats import ALL_KNOWLEDGE, at_final_budget, final_steps
+from ..runs import BASE
+from .budget import at_final_budget, final_steps
+from .questions import ALL_KNOWLEDGE
 
 PPL_METRIC = "word_perplexity"
 CELL = ["model", "compression", "recovery"]
-BASE = "none"
 # Colours by position in the recovery registry (so fixed per method name), "none" grey;
 # a method outside the registry gets one of the remaining colours by a hash of its name.
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]

@@ -1,0 +1,197 @@
+"""Resampling and error control: paired bootstrap draws, bounds that agree with their p-values, and Holm.
+
+- draws (:func:`accuracy_draws`, :func:`seed_means`): questions are resampled with
+  replacement, the same draw for every model of a (model, task) grid; a recovery's seeds
+  are resampled with replacement on top (two levels); with one seed this is the plain
+  question bootstrap;
+- bootstrap p-values (the ``share_*`` functions) and bounds (:func:`lower_bound`,
+  :func:`upper_bound`) agree exactly: an interval at level a excludes a threshold when the
+  p-value against it is <= a;
+- Holm's step-down procedure (:func:`holm`) with the level each hypothesis was decided at,
+  and :func:`holm_family`, the one way every family of the verdict is decided: p-values ->
+  Holm -> each member's bound at its level, checked to agree with Holm's decision.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+from .grid import Grid
+
+CHUNK = 256  # bootstrap resamples drawn at a time (bounds memory on large task suites)
+INTERVAL = 0.95  # the level of the descriptive intervals (tables); decisions use Holm levels
+
+
+def stable_seed(*parts) -> int:
+    """A seed from ``parts`` that does not depend on Python's hash salt or on call order."""
+    return zlib.crc32("\x1f".join(map(str, parts)).encode())
+
+
+def accuracy_draws(grid: Grid, iters: int, seed: int) -> dict:
+    """(compression, recovery) -> (iters, runs) array: each run's accuracy on resampled
+    questions, the same resample of questions for every cell of the grid (paired)."""
+    import numpy as np
+
+    keys = list(grid.cells)
+    stacked = np.concatenate([grid.cells[k].correct for k in keys])
+    n = grid.n
+    out = np.empty((iters, stacked.shape[0]))
+    rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, "questions"))
+    for start in range(0, iters, CHUNK):
+        size = min(CHUNK, iters - start)
+        idx = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
+        out[start:start + size] = counts @ stacked.T / n
+    sizes = np.cumsum([0] + [len(grid.cells[k].runs) for k in keys])
+    return {k: out[:, sizes[i]:sizes[i + 1]] for i, k in enumerate(keys)}
+
+
+def seed_means(per_run, rng):
+    """Mean over runs resampled with replacement, per bootstrap row of ``per_run``
+    ((iters, runs) or (runs,) with ``rng`` drawing iters)."""
+    import numpy as np
+
+    if per_run.ndim == 1:
+        raise ValueError("pass (iters, runs)")
+    iters, runs = per_run.shape
+    if runs == 1:
+        return per_run[:, 0].copy()
+    pick = rng.integers(0, runs, size=(iters, runs))
+    return np.take_along_axis(per_run, pick, axis=1).mean(axis=1)
+
+
+def seed_resample(observed, iters: int, rng):
+    """Mean of the observed per-run values over runs resampled with replacement (questions fixed)."""
+    import numpy as np
+
+    observed = np.asarray(observed, dtype=float)
+    return seed_means(np.broadcast_to(observed, (iters, len(observed))), rng)
+
+
+def sd(values) -> float:
+    """Sample standard deviation (NaN for fewer than two values: one seed)."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    return float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+
+
+def finite_var(draws) -> float:
+    """Variance of the finite draws (NaN for fewer than two)."""
+    import numpy as np
+
+    finite = draws[np.isfinite(draws)]
+    return float(finite.var(ddof=1)) if len(finite) > 1 else float("nan")
+
+
+# --------------------------------------------------------------------------- bounds and p-values
+
+def tail_count(a: float, iters: int) -> int:
+    """How many of ``iters`` ordered resamples lie beyond a bound of tail probability ``a``."""
+    return int(math.floor(a * iters * (1 + 1e-9)))
+
+
+def lower_bound(draws, a: float) -> float:
+    """Lower bootstrap bound with tail ``a``: undefined resamples (NaN) count as -inf, so
+    ``lower_bound(d, a) >= t`` exactly when ``share_below(d, t) <= a``."""
+    import numpy as np
+
+    ordered = np.sort(np.where(np.isnan(draws), -np.inf, draws))
+    return float(ordered[min(tail_count(a, len(ordered)), len(ordered) - 1)])
+
+
+def upper_bound(draws, a: float) -> float:
+    """Upper bootstrap bound with tail ``a`` (NaN counts as +inf): ``upper_bound(d, a) < t``
+    exactly when ``share_at_or_above(d, t) <= a``."""
+    import numpy as np
+
+    ordered = np.sort(np.where(np.isnan(draws), np.inf, draws))
+    return float(ordered[max(len(ordered) - 1 - tail_count(a, len(ordered)), 0)])
+
+
+def interval(draws, level: float = INTERVAL) -> tuple[float, float]:
+    """The two-sided percentile interval at ``level`` (descriptive: 95% by default)."""
+    tail = (1 - level) / 2
+    return lower_bound(draws, tail), upper_bound(draws, tail)
+
+
+def share_below(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is at least ``threshold``": the share of
+    resamples below it (undefined resamples count against the claim)."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws < threshold)))
+
+
+def share_at_or_above(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is below ``threshold``"."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws >= threshold)))
+
+
+def share_at_or_below(draws, threshold: float) -> float:
+    """Bootstrap p-value against "the value is above ``threshold``": ``lower_bound(d, a) >
+    t`` exactly when this is <= a."""
+    import numpy as np
+
+    return float(np.mean(np.isnan(draws) | (draws <= threshold)))
+
+
+# --------------------------------------------------------------------------- Holm
+
+def holm(p_values: list[float], alpha: float) -> tuple[list[float], list[float], list[bool]]:
+    """Holm's step-down procedure: adjusted p-values, the level each hypothesis was decided
+    at, and whether it is rejected.
+
+    Sorted p(1) <= ... <= p(m): H(r) is rejected while p(j) <= alpha / (m - j + 1) for every
+    j <= r. A rejected H(r) was decided at alpha / (m - r + 1); every other hypothesis at the
+    level where the procedure stopped, alpha / (m - s + 1) (s the first rank not rejected),
+    which its p-value exceeds. So an interval at that level excludes the hypothesis exactly
+    when Holm rejects it. (The adjusted p-values equal statsmodels'
+    ``multipletests(method="holm")``, which gives no levels: tested against it.)"""
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    adjusted, levels, rejected = [1.0] * m, [alpha] * m, [False] * m
+    running, stopped = 0.0, None
+    for rank, i in enumerate(order, start=1):
+        level = alpha / (m - rank + 1)
+        running = max(running, min(1.0, (m - rank + 1) * p_values[i]))
+        adjusted[i] = running
+        if stopped is None and p_values[i] > level * (1 + 1e-9):
+            stopped = level
+        rejected[i] = stopped is None
+        levels[i] = level if stopped is None else stopped
+    return adjusted, levels, rejected
+
+
+@dataclass(frozen=True)
+class HolmTest:
+    """One member of a Holm family: its p-value, Holm-adjusted p-value, the level it was
+    decided at (confidence 1 - level) and whether Holm rejected its null hypothesis."""
+
+    p_value: float
+    p_holm: float
+    level: float
+    rejected: bool
+
+    @property
+    def confidence(self) -> float:
+        return 1 - self.level
+
+
+def holm_family(keys: list, p_values: list[float], alpha: float, bound_decides, what: str) -> list[HolmTest]:
+    """Holm over a family: one :class:`HolmTest` per key. ``bound_decides(i, level)``
+    decides member ``i`` from its bootstrap bound at its Holm level; it must agree with
+    Holm's rejection (the bounds and p-values are exact duals), else AssertionError naming
+    ``what`` and the key."""
+    adjusted, levels, rejected = holm(p_values, alpha)
+    out = []
+    for i, (key, p, p_holm, level, reject) in enumerate(zip(keys, p_values, adjusted, levels, rejected,
+                                                            strict=True)):
+        if bool(bound_decides(i, level)) != reject:
+            raise AssertionError(f"{key}: {what} disagrees with Holm ({p_holm})")
+        out.append(HolmTest(p, p_holm, level, reject))
+    return out

@@ -1,0 +1,113 @@
+"""The question table as aligned arrays: per (model, task) a grid of cells, one per (compression, recovery).
+
+A :class:`Cell` holds one row per run (seed) and one column per question, in the grid's
+question order (the base model's questions); every cell of a grid was scored on the same
+questions, so every comparison between cells is paired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..runs import BASE
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (compression, recovery) of a (model, task) grid: one row per run (seed), one
+    column per question, in the grid's question order."""
+
+    runs: tuple
+    seeds: tuple
+    correct: "numpy.ndarray"  # noqa: F821
+    margin: "numpy.ndarray"  # noqa: F821
+    margin_norm: "numpy.ndarray"  # noqa: F821
+
+    @property
+    def run_accuracies(self):
+        return self.correct.mean(axis=1)
+
+    @property
+    def accuracy(self) -> float:
+        """Mean over runs of each run's accuracy."""
+        return float(self.correct.mean())
+
+    def seed_label(self, i: int) -> str:
+        """The seed of run ``i`` as a table shows it ("" for an untrained model)."""
+        return "" if self.seeds[i] is None else str(self.seeds[i])
+
+
+@dataclass(frozen=True)
+class Grid:
+    model: str
+    task: str
+    doc_ids: tuple
+    cells: dict  # (compression, recovery) -> Cell
+
+    def get(self, compression: str, recovery: str) -> Cell | None:
+        return self.cells.get((compression, recovery))
+
+    @property
+    def n(self) -> int:
+        return len(self.doc_ids)
+
+    @property
+    def has_base(self) -> bool:
+        return self.get(BASE, BASE) is not None
+
+    def compressions(self) -> list[str]:
+        return sorted({c for c, r in self.cells if c != BASE and r == BASE})
+
+    def recoveries(self, compression: str) -> list[str]:
+        return sorted(r for c, r in self.cells if c == compression and r != BASE)
+
+    def recovered(self) -> list[tuple[str, str]]:
+        """Every (compression, recovery) of a compressed model, in order."""
+        return [(c, r) for c in self.compressions() for r in self.recoveries(c)]
+
+
+def _seed_order(seed) -> tuple:
+    return (seed is not None, -1 if seed is None else seed)
+
+
+def _cell(frame, doc_ids) -> Cell:
+    import numpy as np
+    import pandas as pd
+
+    seeds = {r.run: (None if pd.isna(r.seed) else int(r.seed))
+             for r in frame[["run", "seed"]].drop_duplicates().itertuples(index=False)}
+    runs = sorted(seeds, key=lambda run: (_seed_order(seeds[run]), run))
+    arrays = {}
+    for column in ("correct", "margin", "margin_norm"):
+        wide = frame.pivot(index="doc_id", columns="run", values=column)
+        arrays[column] = np.asarray(wide.loc[list(doc_ids), runs].to_numpy(dtype=float).T)
+    return Cell(runs=tuple(runs), seeds=tuple(seeds[r] for r in runs), **arrays)
+
+
+def build_grids(table) -> dict[tuple[str, str], Grid]:
+    """(model, task) -> its grid of cells aligned on the base model's questions."""
+    grids = {}
+    for (model, task), sub in table.groupby(["model", "task"], sort=True):
+        frames = dict(iter(sub.groupby(["compression", "recovery"], sort=True)))
+        reference = frames.get((BASE, BASE), next(iter(frames.values())))
+        doc_ids = tuple(sorted(set(reference.doc_id)))
+        for key, frame in frames.items():
+            for run, ids in frame.groupby("run").doc_id:
+                if set(ids) != set(doc_ids) or ids.duplicated().any():
+                    raise ValueError(f"{model}/{task}: {'/'.join(key)} ({run}) was scored on other questions "
+                                     "than the base model")
+        grids[(model, task)] = Grid(model, task, doc_ids, {k: _cell(f, doc_ids) for k, f in frames.items()})
+    return grids
+
+
+def base_first(frame):
+    """Rows ordered model, then the base model (compression and recovery none) first."""
+    if frame.empty or "compression" not in frame:
+        return frame
+    keys = {"_c": frame.compression != BASE}
+    if "recovery" in frame:
+        keys["_r"] = frame.recovery != BASE
+    order = frame.assign(**keys).sort_values(
+        [c for c in ("model", "_c", "compression", "_r", "recovery", "seed", "task") if c in frame or c in keys],
+        kind="stable")
+    return order.drop(columns=list(keys)).reset_index(drop=True)

@@ -1,0 +1,51 @@
+"""Which registered method, and which side of the verdict, each recovery group belongs to.
+
+A recovery group (config.yaml's entry name, e.g. ``lora`` or ``lora-kd``) runs one
+registered method; the method's registration says its side: ``parameters`` (new weights
+inside the model) or ``input`` (prompts at the input). The rule passes both maps in
+(``recovery.methods``: group or run -> method, ``recovery.sides``: method -> side);
+:class:`Methods` answers every question about them, so no other module threads the two
+dicts around.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+PARAMETERS, INPUT = "parameters", "input"
+
+
+def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | None = None) -> str:
+    """The registered method of a recovery group (or run); the group's own name if unmapped."""
+    methods = methods or {}
+    return methods.get(recovery) or methods.get(run or "") or recovery
+
+
+@dataclass(frozen=True)
+class Methods:
+    """``methods``: recovery group (or run) -> registered method; ``sides``: method -> side."""
+
+    methods: dict = field(default_factory=dict)
+    sides: dict = field(default_factory=dict)
+
+    def method(self, recovery: str, run: str | None = None) -> str:
+        return method_of(recovery, run, self.methods)
+
+    def side(self, recovery: str) -> str | None:
+        """The side of ``recovery``'s method (None for a method with no registered side)."""
+        return self.sides.get(self.method(recovery))
+
+    def registered_side(self, recovery: str) -> str:
+        """The side of ``recovery``'s method; fails for a method with no registered side."""
+        method = self.method(recovery)
+        if method not in self.sides:
+            raise ValueError(f"recovery '{recovery}' (method '{method}') has no registered side")
+        return self.sides[method]
+
+    def named(self, side: str) -> str:
+        """The methods of ``side``, sorted and comma-separated ("none registered" without one)."""
+        return ", ".join(sorted(m for m, v in self.sides.items() if v == side)) or "none registered"
+
+    def relabelled(self, back: dict[str, tuple[str, int | None]]) -> "Methods":
+        """The same sides for the pseudo-groups of a budget curve (``back``: label -> (group, steps))."""
+        return Methods({name: self.method(rec) for name, (rec, _) in back.items()}, self.sides)

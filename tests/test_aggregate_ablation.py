@@ -1,0 +1,37 @@
+"""aggregate.ablation: the prompt-pool ablation's numbers on pools with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from compress_recover.aggregate.ablation import pool_ablation
+
+
+def test_prompt_pool_ablation_numbers(tmp_path):
+    import pandas as pd
+
+    def frame(chosen, forced, correct):
+        return pd.DataFrame({"model": "m", "compression": "q", "recovery": "idp", "seed": 0, "run": "idp.seed0",
+                             "task": "t", "doc_id": [str(i) for i in range(len(chosen))], "correct": correct,
+                             "margin": 0.0, "margin_norm": 0.0, "pool_choice": np.asarray(chosen, dtype=float),
+                             "pool_correct": forced})
+
+    # prompt 2 answers every question right, the others none; the model chose 2 on half the questions
+    n = 40
+    chosen = [2] * 20 + [0] * 10 + [1] * 10
+    table = frame(chosen, ["0010"] * n, [True] * 20 + [False] * 20)
+    (row,) = pool_ablation(table, seed=0).itertuples()
+    assert row.chosen_counts == "10/10/20/0" and row.pool_size == 4
+    assert row.acc_as_chosen == 0.5 and row.acc_chosen_forced == 0.5
+    assert row.acc_random_expected == 0.25 and row.acc_best_fixed_crossfit == 1.0 and row.best_fixed_prompts == "2|2"
+    assert row.acc_any_prompt == 1.0 and row.acc_per_prompt == "0.000/0.000/1.000/0.000"
+    assert 0.1 < row.acc_random_prompt < 0.4   # one seeded draw per question
+    # prompts that are all coin flips: the in-sample best is optimistic, the cross-fitted one is not
+    rng = np.random.default_rng(5)
+    n = 400
+    forced = ["".join(rng.choice(["0", "1"], 8)) for _ in range(n)]
+    table = frame(list(rng.integers(0, 8, n)), forced, [f[0] == "1" for f in forced])
+    (row,) = pool_ablation(table, seed=0).itertuples()
+    assert row.acc_best_fixed_in_sample > row.acc_random_expected + 0.02
+    assert abs(row.acc_best_fixed_crossfit - row.acc_random_expected) < 0.05
+    assert (pool_ablation(table, seed=0).acc_random_prompt == row.acc_random_prompt).all()  # seeded
