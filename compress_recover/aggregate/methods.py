@@ -1,6 +1,6 @@
 """Which registered method, and which side of the verdict, each recovery group belongs to.
 
-A recovery group (config.yaml's entry name, e.g. ``lora`` or ``lora-kd``) runs one
+A recovery group (config.yaml's entry name, e.g. ``<method>`` or ``<method>-kd``) runs one
 registered method; the method's registration says its side: ``parameters`` (new weights
 inside the model) or ``input`` (prompts at the input). The rule passes both maps in
 (``recovery.methods``: group or run -> method, ``recovery.sides``: method -> side);

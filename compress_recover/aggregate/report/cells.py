@@ -85,7 +85,7 @@ def pm(mean, sd, floatfmt: str = "{:.3f}", why: str = UNDEFINED) -> str:
     if isnan(mean):
         return why
     sd = number(sd)
-    return fmt(mean, floatfmt) + ("" if sd != sd else f" ± {fmt(sd, floatfmt)}")
+    return fmt(mean, floatfmt) + ("" if isnan(sd) else f" ± {fmt(sd, floatfmt)}")
 
 
 def counts(values, floatfmt: str = "{:,.0f}") -> list[str]:

@@ -1,4 +1,4 @@
-"""The report's own tables as frames of cell texts: accuracy per task, recovery fractions, checkpoints, collateral, costs.
+"""The report's own tables as frames of cell texts: accuracy, recovery fractions, checkpoints, collateral, costs.
 
 Each function turns the analysis's records (its CSVs, the summary, the cost JSONs) into a
 frame whose cells are already text (:mod:`.cells`): a missing value says why, a run whose
@@ -46,7 +46,8 @@ def _accuracy_cell(sub, cell: tuple, floatfmt: str, failures: dict) -> str:
     runs = failures.get(cell, [])
     if cell not in sub.index:
         return shown(failure_text(runs)) if runs else UNDEFINED
-    return pm(sub.value[cell], sub.value_sd[cell], floatfmt) + (f" ({seeds_text(runs)} failed to train)" if runs else "")
+    failed = f" ({seeds_text(runs)} failed to train)" if runs else ""
+    return pm(sub.value[cell], sub.value_sd[cell], floatfmt) + failed
 
 
 def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, str], test_accuracy,

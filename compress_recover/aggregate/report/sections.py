@@ -1,0 +1,235 @@
+"""Each section's template context, built from the records: verdict, split, tables, budget curve, costs, leaks, config.
+
+One function per section of the page (``templates/sections/<name>.html.j2``); each takes
+records (verdict.json, the analysis's frames, the summary, the cost JSONs, the config) and
+returns the plain values its template shows, cell texts formatted by :mod:`.cells` and
+tables as ``{"head", "rows"}`` (:func:`.cells.table`); a section with nothing to show
+gets None and is left out. No HTML here, and no prose beyond a cell's text: the page's
+markup is in ``templates/sections/``, what each table means in ``templates/captions/``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+
+from ...failures import failed_groups, is_failed, shown
+from ...runs import COMMIT_SHA
+from ..budget import budget_steps
+from ..questions import ALL_KNOWLEDGE
+from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
+from .frames import (accuracy_pivot, checkpoint_table, collateral_table, cost_table, failed_runs_table, fraction_table,
+                     perplexity_gaps, split_counts)
+
+METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "fraction used",
+               "F (± sd over seeds)", "interval", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
+               "margin Δ vs compressed [95% t], sign-flip p", "McNemar p per seed", "to decide at power"]
+NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound", "confidence",
+                       "margin", "p", "Holm p", "result"]
+
+
+def figure(path: str, alt: str) -> dict:
+    """An image inlined: its alt text and its bytes in base64."""
+    return {"alt": alt, "data": base64.b64encode(Path(path).read_bytes()).decode()}
+
+
+def bases_text(precisions: dict[str, str]) -> str:
+    """"<model>: base (<precision>)" per model, "; "-joined (empty without precisions)."""
+    return "; ".join(f"{m}: {base_label(m, precisions)}" for m in sorted(precisions))
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+def floating_revisions(config: dict) -> dict[str, str]:
+    """Hub models whose revision is a branch or tag (``allow_floating_revision``), by name."""
+    return {name: spec.get("revision", "") for name, spec in (config.get("models") or {}).items()
+            if spec.get("source") == "hub" and not COMMIT_SHA.fullmatch(spec.get("revision", ""))}
+
+
+def floating_revision(config: dict) -> dict:
+    """The models pinned to a branch or tag, as (model, revision) pairs in name order."""
+    return {"floating": sorted(floating_revisions(config).items())}
+
+
+# --------------------------------------------------------------------------- verdict
+
+def rule(verdict: dict, precisions: dict[str, str]) -> dict:
+    """The verdict's rule, the non-inferiority rule and the settings they ran with."""
+    iters = verdict.get("bootstrap_iters", {})
+    budget = verdict["budget"]
+    steps = budget_steps(budget)
+    return {"rule": verdict["rule"], "noninferiority_rule": verdict.get("noninferiority_rule", ""),
+            "thresholds": verdict["thresholds"], "resamples_pooled": iters.get("pooled", "?"),
+            "resamples_per_task": iters.get("per_task", "?"),
+            "seeds": ", ".join(map(str, verdict.get("seeds", []))) or "none",
+            "final_steps": steps[-1], "curve_steps": ", ".join(map(str, steps[:-1])),
+            "batch_size": budget["batch_size"], "seq_len": budget["seq_len"], "bases": bases_text(precisions)}
+
+
+def _margin_text(m: dict) -> str:
+    margin = next((t for t in m.get("margin_test", []) if t["metric"] == "margin"), None)
+    if not margin:
+        return "n/a (no margin test)"
+    return (f"{fmt(margin['mean_difference'], '{:+.3f}')} {bracket(margin['ci_low'], margin['ci_high'], '{:.3f}')}"
+            f", p = {fmt(margin['p_value'], '{:.3g}')}")
+
+
+def _power_needed(m: dict) -> str:
+    """What would decide an undecided method (its power estimate); decided ones need nothing."""
+    power = m.get("power") or {}
+    if not power:
+        return "not needed (decided)"
+    q, s = number(power.get("questions_needed")), number(power.get("seeds_needed"))
+    k = number(power.get("scale_both"))
+    return "; ".join(x for x in (
+        None if isnan(q) else f"{fmt(q, '{:,.0f}')} questions",
+        None if isnan(s) else f"{fmt(s, '{:,.0f}')} seeds",
+        None if isnan(k) or not (math.isinf(q) and math.isinf(s)) else f"or {k:g}× both") if x) \
+        or power.get("note", "no estimate")
+
+
+def _seeds_cell(m: dict) -> str:
+    seeds = ", ".join(str(s) for s in m["seeds"]) or "none"
+    failed = ", ".join(str(s) for s in m.get("failed_seeds") or [])
+    return seeds + (f" (failed to train: {failed})" if failed else "")
+
+
+def _control_text(m: dict) -> str:
+    if not m["control_seeds"]:
+        return NO_CONTROL
+    return f"{fmt(m['control_gain'], '{:+.3f}')} (seed {', '.join(map(str, m['control_seeds']))})"
+
+
+def _method_row(m: dict) -> dict:
+    """One method's evidence: the cells before the decision, the decision, the cells after;
+    for a method whose every run failed to train, its first three cells and why."""
+    first = [m["recovery"], m["side"]]
+    if is_failed(m):
+        return {"cells": [*first, ", ".join(map(str, m["seeds"]))], "failed": shown(m["failure"]),
+                "colspan": len(METHOD_HEAD) - 3}
+    mcnemar = ", ".join(f"{t['b_seed'] or 'no seed'}: {fmt(t['p_value'], '{:.3g}')}" for t in m.get("mcnemar", []))
+    sd = m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"]
+    return {"cells": [*first, _seeds_cell(m), pm(m["recovered_acc"], m["recovered_sd"]), _control_text(m),
+                      m["fraction_used"],
+                      pm(m["fraction"], sd, "{:.2f}", why_undefined(m["base_acc"], m["compressed_acc"])),
+                      bracket(m["ci_low"], m["ci_high"]), fmt(m["confidence"], "{:.2%}"),
+                      fmt(m["holm_level"], "{:.4f}"), p_value(m["p_value"]), p_value(m["p_holm"])],
+            "decision": m["decision"],
+            "after": [_margin_text(m), mcnemar or "n/a (no McNemar test)", _power_needed(m)]}
+
+
+def _noninferiority_row(t: dict, why: str) -> dict:
+    """One non-inferiority test; ``why``: why a difference of fractions is NaN (no damage)."""
+    return {"cells": [f"{t['input']} vs {t['parameters']}", t["fractions"], or_why(t["difference"], why, "{:+.2f}"),
+                      fmt(t["lower_bound"], "{:+.2f}"), fmt(t["confidence"], "{:.2%}"), f"−{t['margin']}",
+                      p_value(t["p_value"]), p_value(t["p_holm"])],
+            "result": t["result"]}
+
+
+def verdict_block(v: dict, precisions: dict[str, str]) -> dict:
+    """One (model, compression)'s verdict, its damage and each method's evidence."""
+    e = v["evidence"]
+    base = base_label(v["model"], precisions)
+    why = why_undefined(e["base_acc"], e["compressed_acc"])
+    return {"kind": v["verdict"].split()[0], "model": v["model"], "compression": v["compression"],
+            "verdict": v["verdict"], "reason": v["reason"], "base": base, "Base": base[:1].upper() + base[1:],
+            "base_acc": fmt(e["base_acc"]), "compressed_acc": fmt(e["compressed_acc"]), "n": e["n"],
+            "lost_only": e["lost_only"], "gained_only": e["gained_only"], "damage": fmt(e["damage"]),
+            "damage_upper": fmt(e["damage_upper"]), "confidence": fmt(e["confidence"], "{:.2%}"),
+            "min_damage": e["min_damage"], "p_holm": p_value(e["p_holm"]),
+            "method_head": METHOD_HEAD, "methods": [_method_row(m) for m in e["methods"]],
+            "noninferiority_head": NONINFERIORITY_HEAD,
+            "noninferiority": [_noninferiority_row(t, why) for t in e.get("noninferiority", [])]}
+
+
+def failed_runs(verdict: dict) -> dict | None:
+    """The runs whose recovery training failed (verdict.json's ``failed_runs``)."""
+    failed = verdict.get("failed_runs", [])
+    return {"table": table(failed_runs_table(failed))} if failed else None
+
+
+# --------------------------------------------------------------------------- split, tables
+
+def split(verdict: dict, dev) -> dict | None:
+    """The dev/test split's settings and counts, and the dev questions' accuracy (for choosing)."""
+    settings = verdict.get("split")
+    if not settings:
+        return None
+    return {"seed": settings["seed"], "dev_fraction": settings["dev_fraction"],
+            "held_out": ", ".join(settings.get("held_out_tasks", [])), "counts": table(split_counts(settings)),
+            "dev": table(checkpoint_table(dev, ("rank",))) if len(dev) else None}
+
+
+def accuracy(summary, knowledge_tasks: list[str], precisions: dict[str, str], test_accuracy, failures: dict) -> dict:
+    """Accuracy per task and the held-out perplexity, tasks × models."""
+    return {"table": table(accuracy_pivot(summary, knowledge_tasks, precisions, test_accuracy, failures))}
+
+
+def fractions(fractions_frame, ppl_rec, failures: dict) -> dict:
+    """The pooled recovery fractions beside the perplexity recovery, and where perplexity hides a knowledge loss."""
+    return {"gaps": perplexity_gaps(fractions_frame, ppl_rec),
+            "table": table(fraction_table(fractions_frame, ppl_rec, failures), "{:.3f}")}
+
+
+def budget_curve(curve, figure_path: str) -> dict | None:
+    """The budget curves' figure and table (budget_curve.csv)."""
+    if curve.empty:
+        return None
+    return {"figure": figure(figure_path, "budget curves"), "table": table(checkpoint_table(curve))}
+
+
+def shown_table(frame, floatfmt: str = "{:.3f}") -> dict | None:
+    """An analysis table shown as it is (collateral, format control, margins, ablation); None when empty."""
+    if frame is None or frame.empty:
+        return None
+    return table(frame, floatfmt)
+
+
+def collateral(frame) -> dict | None:
+    return shown_table(collateral_table(frame))
+
+
+def margins(frame) -> dict | None:
+    """The paired margin tests on the pooled knowledge questions."""
+    return shown_table(frame[frame.task == ALL_KNOWLEDGE] if len(frame) else frame, "{:.3g}")
+
+
+# --------------------------------------------------------------------------- pictures, costs, data, config
+
+def pictures(figures: dict[str, str], names: list[str]) -> list[dict]:
+    """The figures shown under "Pictures", in ``names``' order."""
+    return [figure(figures[name], name.replace("_", " ")) for name in names]
+
+
+def attention(attention_figures: list[str] | None) -> list[dict] | None:
+    """The attention and activation figures, one per model and compression; None without."""
+    if not attention_figures:
+        return None
+    return [figure(f, f"attention {Path(f).parent.parent.name}") for f in attention_figures]
+
+
+def costs(cost_files: list[str]) -> tuple[dict | None, dict]:
+    """The cost table (None without cost files) and the library versions."""
+    frame, versions = cost_table(cost_files)
+    return (table(frame, "{:.2f}") if len(frame) else None), versions
+
+
+def leaks(leak_counts: dict) -> list[dict]:
+    """The leak filter's counts: the corpus text's, then each generated text's."""
+    return [{"what": "Corpus text", **leak_counts}] + [
+        {"what": f"Text generated by model {g.get('model') or g.get('text_dir')}", **g}
+        for g in leak_counts.get("generated", [])]
+
+
+def config_and_versions(config: dict, versions: dict) -> dict:
+    """The exact config (YAML) and the library versions (JSON) that produced the report."""
+    import yaml
+
+    return {"config": yaml.safe_dump(config, sort_keys=False), "versions": json.dumps(versions, indent=1)}
+
+
+def failures_at_final_budget(verdict: dict) -> dict:
+    """(model, compression, recovery) -> its runs that failed to train at the final budget."""
+    return failed_groups(verdict.get("failed_runs", []), verdict.get("final_steps"))
