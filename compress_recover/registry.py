@@ -44,6 +44,10 @@ class MethodConfig:
     side: ClassVar[str] = ""
     # Recovery: whether the trained adapter could be merged into the model's weights.
     mergeable: ClassVar[bool] = False
+    # Recovery: the samples field a method that chooses one prompt of a pool per input writes
+    # (the prompt chosen per question; see compress_recover.prompt_choice); None for every
+    # other method. A class attribute like the others, never a config key.
+    choice_field: ClassVar[str | None] = None
 
     def prompt_positions(self) -> tuple[str, int]:
         """Recovery: (config key, positions) the method puts before the input at most (0: none)."""

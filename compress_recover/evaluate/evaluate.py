@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..io import atomic_file, verify_folder, write_json
 from ..modeling import dense_on_cpu
+from ..prompt_choice import ChoiceRecord, choice_field_of, forced_field
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 
@@ -80,14 +81,18 @@ def scoring_lm(model, **hflm_kwargs):
     return PrefixScoringLM(pretrained=model, **hflm_kwargs)
 
 
-def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], dict], field: str) -> int:
+def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, str], ChoiceRecord],
+                     field: str | None) -> int:
     """Add to every sample row of a context-choosing model the prompt chosen for its
     question (``<field>``, the same for all its choices: checked) and, when the ablation
-    ran, ``<field>_loglikelihoods``: per prompt of the pool, the log-likelihood of each
-    choice with that prompt forced. ``field`` is the model's ``choice_field`` (its
-    method's name for it). Returns the number of rows annotated."""
+    ran, ``forced_field(<field>)``: per prompt of the pool, the log-likelihood of each
+    choice with that prompt forced. ``field`` is the model's ``choice_field`` (its method
+    config's name for it, :mod:`compress_recover.prompt_choice`). Returns the number of
+    rows annotated."""
     if not choices:
         return 0
+    if not field:
+        raise ValueError("prompt choices were recorded but the model names no samples field for them")
     annotated = 0
     for rows in samples.values():
         for row in rows:
@@ -101,7 +106,7 @@ def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, st
                                    f"{sorted(prompts)}; the choice must come from the context alone")
             row[field] = prompts.pop()
             if records[0]["loglikelihoods"] is not None:
-                row[f"{field}_loglikelihoods"] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
+                row[forced_field(field)] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
             annotated += 1
     return annotated
 
@@ -133,7 +138,7 @@ def check_finite_scores(samples: dict[str, list[dict]], what: str) -> None:
 
 
 def _write_task(results: dict, out_json: str, out_samples: str, choices: dict | None = None,
-                choice_field: str = "", what: str = "") -> None:
+                choice_field: str | None = None, what: str = "") -> None:
     """lm-eval's results JSON and its per-question samples (JSONL), each written atomically,
     once every score is finite."""
     from lm_eval.utils import handle_non_serializable
@@ -216,7 +221,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),
                                        "device": device, "threads": runtime.threads,
                                        "library_versions": library_versions()}
-        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, getattr(model, "choice_field", ""),
+        _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, choice_field_of(model),
                     what=f"{labels}")
         log.info("%s: %s", task, results["results"].get(task))
         out[task] = results

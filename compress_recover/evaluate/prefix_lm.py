@@ -13,9 +13,10 @@ A PEFT model with a soft prompt runs its virtual tokens once, through its base m
 every context continues that cache. Requests longer than the model's window are scored by
 ``HFLM``'s own loop.
 
-A model that chooses its prompt from its context (it sets ``chooses_from_context``)
-runs each context alone, which fills its cache and makes the choice, and each choice on a
-copy of that cache (``extend``): the choice never sees a choice's tokens, is the same for
+A model that chooses its prompt from its context (a
+:class:`compress_recover.prompt_choice.PromptChooser`) runs each context alone, which
+fills its cache and makes the choice, and each choice on a copy of that cache
+(``extend``): the choice never sees a choice's tokens, is the same for
 every choice of a question, and is the one generation makes from the same context. For
 the ablations it can also score every question under every prompt of its pool (the
 choice is still made, and recorded, from the context): :attr:`PrefixScoringLM.choices`
@@ -33,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
+
+from ..prompt_choice import ChoiceRecord, PromptChooser, chooses_from_context
 
 Request = tuple[tuple[str, str], list[int], list[int]]
 
@@ -116,7 +119,7 @@ class PrefixScoringLM(HFLM):
         super().__init__(*args, **kwargs)
         #: (context, continuation) -> {"prompt": chosen, "loglikelihoods": [one per prompt] or None},
         #: filled while a context-choosing model is scored
-        self.choices: dict[tuple[str, str], dict] = {}
+        self.choices: dict[tuple[str, str], ChoiceRecord] = {}
 
     def _loglikelihood_tokens(self, requests: list[Request], disable_tqdm: bool = False,
                               override_bs: int | None = None) -> list[tuple[float, bool]]:
@@ -252,7 +255,8 @@ class PrefixScoringLM(HFLM):
         """
         from transformers import DynamicCache
 
-        model, device = self.model, self.device
+        model: PromptChooser = self.model
+        device = self.device
         pool = int(model.prompts.shape[0])
         copies = pool if self.pool_ablation and pool > 1 else 1
         ids, real = _left_padded(contexts, device)
@@ -274,15 +278,11 @@ class PrefixScoringLM(HFLM):
         for g, choice in enumerate(chosen):
             answers.append(rows[g * copies + (choice if copies > 1 else 0)])
             per_prompt = [rows[g * copies + p] for p in range(copies)] if copies > 1 else None
-            records.append([{"prompt": int(choice),
-                             "loglikelihoods": None if per_prompt is None else [a[k][0] for a in per_prompt]}
+            records.append([ChoiceRecord(prompt=int(choice),
+                                         loglikelihoods=None if per_prompt is None else
+                                         [a[k][0] for a in per_prompt])
                             for k in range(len(continuations[g]))])
         return answers, records
-
-
-def chooses_from_context(model) -> bool:
-    """Whether ``model`` chooses an input-side prompt from the tokens of its prefill."""
-    return bool(getattr(model, "chooses_from_context", False))
 
 
 def _left_padded(seqs: list[tuple[int, ...]], device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,9 @@ dataclass in ``<method>_config.py`` (import-light) that names its entry points, 
 config, seed)`` (the model with its trainable parameters attached) and ``load(model,
 adapter_dir)`` (a saved adapter put on a model), and states its side (``parameters`` or
 ``input``) and whether its adapter could be merged into the weights. The shared training
-loop (:mod:`.train`) spends the same budget on every method.
+loop (:mod:`.train`) spends the same budget on every method. A method whose model chooses
+one prompt of a pool per input also names the samples field it writes the choice to
+(:func:`choice_field`; the contract is :mod:`compress_recover.prompt_choice`).
 """
 
 from __future__ import annotations
@@ -23,3 +25,11 @@ from .prompt_tuning_config import PromptTuningConfig
 RECOVERY = Registry("recovery", required=("entry_point", "adapter_loader", "side"))
 for _config in (NoMethod, LoRAConfig, PromptTuningConfig, IDPConfig):
     RECOVERY.register(_config)
+
+
+def choice_field(method: str) -> str | None:
+    """The samples field the registered recovery method ``method`` writes the prompt it chose
+    per question to (its config class's ``choice_field``, with
+    :func:`compress_recover.prompt_choice.forced_field` beside it); None for a method that
+    does not choose one prompt of a pool per input, or an unknown one."""
+    return RECOVERY[method].config_cls.choice_field if method in RECOVERY else None

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -111,7 +112,16 @@ class _Output:
 
 
 class IDPModel(nn.Module):
-    """A frozen decoder-only HF causal LM (Llama family layout) with an IDP prompt pool."""
+    """A frozen decoder-only HF causal LM (Llama family layout) with an IDP prompt pool.
+
+    A :class:`compress_recover.prompt_choice.PromptChooser` (``prompts``, ``extend``, the
+    output's ``scores`` and the two attributes below)."""
+
+    # The prompt is chosen from the tokens of the call that fills the cache: a scorer must
+    # run a context alone and continue it with `extend` (see the module docstring).
+    chooses_from_context: ClassVar[bool] = True
+    # the samples field an evaluation records the chosen prompt in (and its ablation scores)
+    choice_field: ClassVar[str] = IDPConfig.choice_field
 
     def __init__(self, model, prompts: torch.Tensor, config: IDPConfig):
         super().__init__()
@@ -128,11 +138,6 @@ class IDPModel(nn.Module):
         self.prompts = nn.Parameter(prompts.detach().clone().float())
         self.idp_config = config
         self.wants_block_index = config.routing == "shard"
-        # The prompt is chosen from the tokens of the call that fills the cache: a scorer must
-        # run a context alone and continue it with `extend` (see the module docstring).
-        self.chooses_from_context = True
-        # the samples field an evaluation records the chosen prompt in (and its ablation scores)
-        self.choice_field = "idp_prompt"
 
     # attributes lm-eval's HFLM and generation read off a model
     @property

@@ -32,6 +32,7 @@ class IDPConfig(MethodConfig):
     entry_point = "compress_recover.recover.idp:prepare"
     adapter_loader = "compress_recover.recover.idp:load_idp"
     side = "input"  # prompts at the input
+    choice_field = "idp_prompt"  # the samples field the prompt chosen per question is written to
     pool_size: int = 4
     num_virtual_tokens: int = 5
     selection_layers: int = 1
