@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+from ..failures import OK, failed_record
 from ..io import dir_size, read_json, safetensors_entries, write_json
 from ..modeling import quantized_kernels
 from ..recover.load import adapter_failure, load_recovered
@@ -102,7 +103,7 @@ MEASURED = ("extra_params", "extra_bytes", "adapter_dir_bytes", "checkpoint_byte
 def failed_cost(out_json: str, labels: dict, failure: str, repeats: int, runtime: Runtime) -> dict:
     """Write ``out_json`` for a model whose recovery training failed: ``status`` failed, the
     ``failure``, and no measurement (every key of :data:`MEASURED` null); nothing is loaded."""
-    cost = {**labels, "status": "failed", "failure": failure, **dict.fromkeys(MEASURED), "device": runtime.device,
+    cost = {**labels, **failed_record(failure), **dict.fromkeys(MEASURED), "device": runtime.device,
             "threads": runtime.threads, "repeats": repeats, "library_versions": library_versions()}
     write_json(out_json, cost)
     log.error("%s: recovery training failed (%s); no cost measured", labels, failure)
@@ -134,7 +135,7 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
     checkpoint_bytes = sum(f.stat().st_size for f in Path(checkpoint_dir).glob("*.safetensors"))
     cost = {
         **labels,
-        "status": "ok",
+        "status": OK,
         "failure": "",
         "extra_params": extra_params,
         "extra_bytes": extra_bytes,

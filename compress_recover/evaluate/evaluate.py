@@ -16,6 +16,7 @@ import math
 import time
 from pathlib import Path
 
+from ..failures import OK, failed_record
 from ..io import atomic_file, verify_folder, write_json
 from ..modeling import dense_on_cpu
 from ..prompt_choice import ChoiceRecord, choice_field_of, forced_field
@@ -161,7 +162,7 @@ def write_failed_tasks(tasks: list[dict], labels: dict, failure: str) -> dict[st
     out = {}
     for spec in tasks:
         task = spec["task"]
-        out[task] = {"compress_recover": {**labels, "task": task, "status": "failed", "failure": failure},
+        out[task] = {"compress_recover": {**labels, "task": task, **failed_record(failure)},
                      "results": {}}
         with atomic_file(spec["out_samples"]) as tmp:
             tmp.write_text("")
@@ -214,7 +215,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
             fewshot_random_seed=seed, bootstrap_iters=1000,
         )
-        results["compress_recover"] = {**labels, "task": task, "status": "ok",
+        results["compress_recover"] = {**labels, "task": task, "status": OK,
                                        "wall_time_s": round(time.perf_counter() - start, 2),
                                        "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
                                        "weights": weights, "scorer": type(lm).__name__,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..failures import failure_of
 from ..io import read_json, verify_folder
 from ..modeling import load_model
 from . import RECOVERY
@@ -29,10 +30,7 @@ def adapter_failure(adapter_dir: str | Path | None) -> str | None:
     ``status`` is failed), or None for a trained adapter or no adapter."""
     if adapter_dir is None:
         return None
-    manifest = _manifest(adapter_dir)
-    if manifest.get("status") != "failed":
-        return None
-    return manifest.get("failure") or "no reason recorded"
+    return failure_of(_manifest(adapter_dir))
 
 
 def refuse_failed(adapter_dir: str | Path | None) -> None:
