@@ -8,6 +8,7 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+include: "rules/paths.smk"
 include: "rules/common.smk"
 include: "rules/download.smk"
 include: "rules/data.smk"

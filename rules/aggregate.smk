@@ -2,6 +2,9 @@
 # and one self-contained HTML report.
 
 
+include: "helpers/aggregate.smk"
+
+
 rule summary:
     input:
         evals=eval_results(),

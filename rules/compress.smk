@@ -1,6 +1,10 @@
 # Stage 3: one rule per registered compression method (compress_gptq, compress_wanda, ...);
 # 'none' is the downloaded checkpoint itself.
 
+
+include: "helpers/compress.smk"
+
+
 for method in COMPRESSION_METHODS:
 
     rule:

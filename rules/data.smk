@@ -2,6 +2,9 @@
 # the recovery text each model writes itself (once per model).
 
 
+include: "helpers/data.smk"
+
+
 rule knowledge_task:
     output:
         directory(KNOWLEDGE_TASK),

@@ -2,6 +2,9 @@
 # The base model is the 'none' compression, so its checkpoint sits where compressed ones do.
 
 
+include: "helpers/download.smk"
+
+
 rule download:
     input:
         unpack(download_inputs),

@@ -2,6 +2,9 @@
 # results + samples file per task), and the cost of every model.
 
 
+include: "helpers/evaluate.smk"
+
+
 rule evaluate:
     input:
         unpack(evaluate_inputs),

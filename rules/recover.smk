@@ -4,6 +4,9 @@
 # per model and training text.
 
 
+include: "helpers/recover.smk"
+
+
 for text, teacher_path in TEACHER_LOGITS.items():
 
     rule:

@@ -1,9 +1,9 @@
-"""Config validation: the schema, the plan's semantic checks, schema/dataclass agreement."""
+"""Config validation: the schema and the plan's semantic checks (schema/dataclass agreement:
+test_method_schema.py)."""
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -113,39 +113,6 @@ def test_custom_task_folder_must_define_the_task(tmp_path):
     config["data"]["task_dirs"] = [{"path": str(tmp_path), "tasks": ["other"]}]
     with pytest.raises(ConfigError, match="other"):
         build_plan(config)
-
-
-def _schema_method_props(section: str, method: str) -> dict:
-    schema = yaml.safe_load(Path(SCHEMA).read_text())
-    items = schema["properties"][section]["properties"]["methods"]["items"]
-    for branch in items["allOf"]:
-        cond = branch["if"]["properties"]["method"]
-        if cond.get("const") == method or method in cond.get("enum", []):
-            return branch["then"]["properties"]
-    raise AssertionError(f"schema has no branch for {section} method {method}")
-
-
-@pytest.mark.parametrize("section, registry", [("compression", COMPRESSION), ("recovery", RECOVERY)])
-def test_schema_and_method_dataclasses_agree(section, registry):
-    """Every registered method is in the schema, with the same fields and defaults."""
-    schema = yaml.safe_load(Path(SCHEMA).read_text())
-    enum = schema["properties"][section]["properties"]["methods"]["items"]["properties"]["method"]["enum"]
-    assert sorted(enum) == registry.names()
-    for name in registry.names():
-        props = _schema_method_props(section, name)
-        cls = registry[name].config_cls
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        assert set(props) - {"method", "objective", "text"} == set(fields), name
-        instance = cls.__new__(cls)  # defaults without the range checks of a real config
-        for f in dataclasses.fields(cls):
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-            object.__setattr__(instance, f.name, default)
-        for field_name, prop in props.items():
-            if field_name in ("method", "name", "objective", "text"):
-                continue
-            default = getattr(instance, field_name)
-            assert prop["default"] == (list(default) if isinstance(default, tuple) else default), (name, field_name)
-            assert prop.get("description"), (name, field_name)
 
 
 @pytest.mark.parametrize("registry", [COMPRESSION, RECOVERY])

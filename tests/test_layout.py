@@ -17,8 +17,8 @@ PACKAGE = REPO / "compress_recover"
 # The stages in DAG order: a stage may import the stages before it (whose outputs it
 # reads), never one after it.
 STAGES = ["download", "data", "compress", "recover", "evaluate", "aggregate"]
-SHARED = {"registry", "io", "runtime", "modeling", "tokens", "wheels", "runs", "failures"}
-TOP = {"config"}  # the plan, read by rules/common.smk: may import every stage
+SHARED = {"registry", "io", "runtime", "modeling", "tokens", "wheels", "runs", "failures", "prompt_choice"}
+TOP = {"config"}  # the plan (a package), read by rules/common.smk: may import every stage
 
 
 def _module_name(path: Path) -> str:
@@ -66,7 +66,9 @@ def test_the_package_has_one_subpackage_per_stage():
     for stage in STAGES:
         assert (PACKAGE / stage / "__init__.py").is_file(), stage
     top_level = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__"}
-    assert top_level == SHARED | TOP, f"modules outside the stages: {sorted(top_level - SHARED - TOP)}"
+    assert top_level == SHARED, f"modules outside the stages: {sorted(top_level ^ SHARED)}"
+    packages, expected = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}, set(STAGES) | TOP
+    assert packages == expected, f"packages besides the stages and the plan: {sorted(packages ^ expected)}"
 
 
 def test_imports_run_downward_only():

@@ -13,6 +13,7 @@ from pathlib import Path
 from ..io import atomic_dir, dir_size, read_json, write_manifest
 from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig, NoMethod
+from ..runs import budget_tokens
 from ..runtime import Runtime, library_versions
 from ..tokens import budget_steps, token_blocks
 from . import RECOVERY
@@ -136,7 +137,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
 
 
 def _budget(budget: dict) -> dict:
-    return {**budget, "tokens": budget["steps"] * budget["batch_size"] * budget["seq_len"]}
+    return {**budget, "tokens": budget_tokens(budget["steps"], budget)}
 
 
 def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[float], train_time: float) -> dict:

@@ -1,0 +1,238 @@
+"""The semantic checks of config.yaml that its schema cannot express, each raising a ConfigError that names the key.
+
+The schema (``compress_recover/schema/config.schema.yaml``) checks shapes, types and ranges
+while Snakemake reads the config; these checks run after it, in :func:`..plan.build_plan`,
+before any job starts: finite numbers, model sources and names, task folders and task
+names, the grid's comparisons, layer widths, context lengths, seeds and budget steps, the
+dev/test split and the report's thresholds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..compress import COMPRESSION
+from ..compress.widths import check_divisors, checkpoint_widths
+from ..data.facts import RELATIONS
+from ..data.perplexity_task import PERPLEXITY_TASK
+from ..download.download import EMBEDDED_MAX_POSITIONS, EMBEDDED_WIDTHS
+from ..evaluate.task_yaml import tasks_in_folder
+from ..recover import RECOVERY
+from ..registry import ConfigError
+from ..runs import BASE, COMMIT_SHA
+from .entries import NAME, Entry
+
+# results/<model>/ beside the pipeline's own entries of results/ (rules/paths.smk)
+RESERVED_MODEL_NAMES = {"data", "analysis", "figures", "summary.csv", "summary.parquet", "report.html"}
+# (recovery folders cannot collide with a compression's own entries: a trained run is always
+# <name>.seed<s>, method none always 'none')
+
+# report.<key>: (lowest, lowest allowed, highest, highest allowed); the schema says the
+# same, but a YAML .nan or .inf passes a JSON-schema range check.
+REPORT_RANGES = {
+    "alpha": (0, False, 1, False),
+    "min_recovery_fraction": (0, False, 1, True),
+    "noninferiority_margin": (0, True, 1, False),
+    "power": (0, False, 1, False),
+    "min_damage": (0, False, 1, False),
+}
+
+
+def check_finite(value, key: str = "") -> None:
+    """Every number of the config finite: a YAML .nan passes every range check of the schema
+    (NaN compares false) and .inf passes every lower bound."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            check_finite(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{key}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key}: {value!r} must be a finite number")
+
+
+def check_models(models: dict) -> None:
+    for name, spec in models.items():
+        key = f"models.{name}"
+        if not NAME.match(name):
+            raise ConfigError(f"{key}: model names must be lowercase ([a-z0-9._-])")
+        if name in RESERVED_MODEL_NAMES:
+            raise ConfigError(f"{key}: the model name '{name}' is reserved (results/{name}/ holds shared data)")
+        source = spec.get("source")
+        if source == "hub" and not (spec.get("id") and spec.get("revision")):
+            raise ConfigError(f"{key}: source 'hub' needs 'id' and a pinned 'revision'")
+        if source == "hub" and not COMMIT_SHA.match(spec["revision"]) and not spec.get("allow_floating_revision"):
+            raise ConfigError(f"{key}.revision: {spec['revision']!r} is not a commit sha (40 hex digits): a branch "
+                              f"or tag can change under the same name; pin the commit, or set "
+                              f"{key}.allow_floating_revision: true to accept an unreproducible run")
+        if source in ("local", "gguf"):
+            path = Path(spec.get("path") or "")
+            if not spec.get("path"):
+                raise ConfigError(f"{key}.path: source '{source}' needs a path")
+            if source == "local" and not (path / "config.json").is_file():
+                raise ConfigError(f"{key}.path: {path} is not a checkpoint folder (no config.json)")
+            if source == "gguf" and not path.is_file():
+                raise ConfigError(f"{key}.path: GGUF file {path} does not exist")
+
+
+def check_knowledge_tasks(data: dict) -> None:
+    unknown = [t for t in data["knowledge_tasks"] if t not in RELATIONS]
+    if unknown:
+        raise ConfigError(f"data.knowledge_tasks: unknown task(s) {unknown}; known: {sorted(RELATIONS)}")
+
+
+def check_task_dirs(task_dirs: list[dict]) -> tuple[dict[str, str], list[str]]:
+    """The user's task folders (data.task_dirs): each listed task defined by a YAML there, a
+    knowledge task a multiple_choice one. Returns task -> folder, and the knowledge tasks."""
+    custom: dict[str, str] = {}
+    custom_knowledge: list[str] = []
+    for i, entry in enumerate(task_dirs):
+        folder = Path(entry["path"])
+        key = f"data.task_dirs[{i}]"
+        if not folder.is_dir():
+            raise ConfigError(f"{key}.path: task folder {folder} does not exist")
+        found = tasks_in_folder(folder)
+        for task in entry["tasks"]:
+            if task not in found:
+                raise ConfigError(f"{key}.tasks: task '{task}' is not defined by any YAML in {folder} "
+                                  f"(found: {sorted(found)})")
+            if entry.get("knowledge", False):
+                # the knowledge statistics pair per-question correctness (acc): multiple choice only
+                if found[task] != "multiple_choice":
+                    what = "a group" if found[task] is None else f"output_type {found[task]!r}"
+                    raise ConfigError(f"{key}.knowledge: task '{task}' is {what}; a knowledge task must be "
+                                      f"a multiple_choice task (or set knowledge: false)")
+                custom_knowledge.append(task)
+            custom[task] = str(folder)
+    return custom, custom_knowledge
+
+
+def check_task_names(data: dict, custom: dict[str, str]) -> None:
+    """Each task listed once (built, lm-eval or custom), and at least one task."""
+    seen: dict[str, str] = {PERPLEXITY_TASK: "data.perplexity"} if data["perplexity"] else {}
+    for kind, names in (("data.knowledge_tasks", data["knowledge_tasks"]), ("data.lm_eval_tasks",
+                        data["lm_eval_tasks"]), ("data.task_dirs", list(custom))):
+        for task in names:
+            if task in seen:
+                raise ConfigError(f"{kind}: task '{task}' is also listed in {seen[task]}")
+            seen[task] = kind
+    if not seen:
+        raise ConfigError("data: no evaluation task; list knowledge_tasks, lm_eval_tasks or task_dirs")
+
+
+def check_report(report: dict) -> None:
+    for name, (low, low_ok, high, high_ok) in REPORT_RANGES.items():
+        if name not in report:
+            continue
+        value = report[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"report.{name}: {value!r} must be a finite number")
+        if value < low or (value == low and not low_ok) or value > high or (value == high and not high_ok):
+            raise ConfigError(f"report.{name}: {value} must be in {'[' if low_ok else '('}{low}, "
+                              f"{high}{']' if high_ok else ')'}")
+
+
+def check_attention_task(report: dict, knowledge_tasks: list[str]) -> None:
+    if report.get("attention_analysis") and report.get("attention_task") not in knowledge_tasks:
+        raise ConfigError(f"report.attention_task: {report.get('attention_task')!r} is not one of "
+                          f"data.knowledge_tasks {knowledge_tasks} (or set report.attention_analysis: false)")
+
+
+def _distinct_ints(values, key: str, minimum: int) -> list[int]:
+    """A non-empty list of distinct integers >= ``minimum``; errors name ``key``."""
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{key}: {values!r} must be a non-empty list of integers")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise ConfigError(f"{key}: {v!r} is not an integer >= {minimum}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{key}: {values} repeats a value")
+    return list(values)
+
+
+def check_steps(steps) -> list[int]:
+    """recovery.budget.steps: an int or a list of distinct positive ints -> sorted list."""
+    return sorted(_distinct_ints(steps if isinstance(steps, list) else [steps], "recovery.budget.steps", 1))
+
+
+def check_seeds(seeds) -> list[int]:
+    return _distinct_ints(seeds, "recovery.seeds", 0)
+
+
+def check_split(split: dict, knowledge_tasks: list[str]) -> None:
+    fraction = split.get("dev_fraction", 0.25)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not (
+            math.isfinite(fraction) and 0 <= fraction < 1):
+        raise ConfigError(f"data.split.dev_fraction: {fraction!r} must be a finite number in [0, 1)")
+    unknown = [t for t in split.get("held_out_tasks", []) if t not in knowledge_tasks]
+    if unknown:
+        raise ConfigError(f"data.split.held_out_tasks: {unknown} are not among data.knowledge_tasks "
+                          f"{knowledge_tasks}")
+    if knowledge_tasks and set(split.get("held_out_tasks", [])) >= set(knowledge_tasks) and fraction > 0:
+        raise ConfigError("data.split.held_out_tasks: every knowledge task is held out, so nothing is left to "
+                          "choose on (dev); hold out fewer tasks or set dev_fraction: 0")
+
+
+def known_widths(spec: dict) -> dict[str, int]:
+    """Input widths of a model's linear layers when knowable before download, else {}."""
+    if spec["source"] == "embedded":
+        return dict(EMBEDDED_WIDTHS)
+    if spec["source"] == "local":
+        return checkpoint_widths(spec["path"])
+    return {}  # hub and GGUF models: checked by the compress job before any work
+
+
+def known_max_positions(spec: dict) -> int | None:
+    """A model's context length when knowable before download (embedded, local), else None."""
+    if spec["source"] == "embedded":
+        return EMBEDDED_MAX_POSITIONS
+    if spec["source"] == "local":
+        value = json.loads((Path(spec["path"]) / "config.json").read_text()).get("max_position_embeddings")
+        return value if isinstance(value, int) else None
+    return None
+
+
+def check_widths(models: dict, compressions: dict[str, Entry]) -> None:
+    """A group size or N:M's M must divide every linear layer's input width."""
+    for model, spec in models.items():
+        widths = known_widths(spec)
+        for entry in compressions.values():
+            check_divisors(model, widths, entry.config, entry.key)
+
+
+def check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> None:
+    """The verdict compares the base model, a compressed one, and that one recovered: each
+    list needs its 'none' and something else."""
+    for section, entries, other in (("compression.methods", compressions, f"one of {COMPRESSION.names()}"),
+                                    ("recovery.methods", recoveries, f"one of {RECOVERY.names()}")):
+        methods = [e.method for e in entries.values()]
+        if BASE not in methods:
+            raise ConfigError(f"{section}: add {{method: {BASE}}}: the verdict compares every "
+                              f"{section.split('.')[0]} with {BASE}")
+        if all(m == BASE for m in methods):
+            raise ConfigError(f"{section}: only '{BASE}' is listed, so there is nothing to compare; add {other}")
+
+
+def check_prompt_positions(models: dict, recoveries: dict[str, Entry], seq_len: int) -> None:
+    """Input-side prompts and a training block must fit the model's context."""
+    for model, spec in models.items():
+        limit = known_max_positions(spec)
+        if limit is None:
+            continue
+        for entry in recoveries.values():
+            field_name, positions = entry.config.prompt_positions()
+            if positions and positions + seq_len > limit:
+                raise ConfigError(f"{entry.key}.{field_name}: {positions} prompt positions + {seq_len} tokens of a "
+                                  f"training block (recovery.budget.seq_len) exceed model '{model}''s context of "
+                                  f"{limit} positions")
+
+
+def check_corpus(data: dict) -> None:
+    text = data["text"]
+    if text["corpus"] == "file" and not (text.get("path") and Path(text["path"]).is_file()):
+        raise ConfigError(f"data.text.path: corpus 'file' needs an existing text file, got {text.get('path')!r}")
+    if data["perplexity"] and not text["heldout_fraction"] > 0:
+        raise ConfigError(f"data.text.heldout_fraction: {text['heldout_fraction']} holds out no text for "
+                          "data.perplexity: true; set a fraction > 0 or data.perplexity: false")

@@ -1,0 +1,117 @@
+"""The experiment plan: config.yaml (already schema-validated and checked) turned into the job grid.
+
+:func:`build_plan` runs every semantic check (:mod:`.checks`), parses the method entries
+(:mod:`.entries`) and returns a :class:`Plan`: the models, compressions, recovery runs and
+tasks, and the (model, compression, recovery run) cells to evaluate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..compress import COMPRESSION
+from ..data.perplexity_task import PERPLEXITY_TASK
+from ..recover import RECOVERY
+from ..recover.objective import Objective
+from ..runs import BASE
+from .checks import (check_attention_task, check_corpus, check_finite, check_grid, check_knowledge_tasks,
+                     check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
+                     check_task_dirs, check_task_names, check_widths)
+from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
+
+
+@dataclass
+class Plan:
+    models: dict[str, dict]
+    compressions: dict[str, Entry]
+    recoveries: dict[str, Entry]
+    knowledge_tasks: list[str]
+    builtin_tasks: list[str]
+    custom_tasks: dict[str, str]  # task -> folder
+    recover_base: bool = False
+    perplexity_tasks: list[str] = field(default_factory=list)
+    custom_knowledge: list[str] = field(default_factory=list)  # custom tasks marked knowledge: true
+    seeds: list[int] = field(default_factory=lambda: [0])
+    budget_steps: list[int] = field(default_factory=lambda: [60])  # sorted; the last is the final budget
+    tasks: list[str] = field(init=False)
+
+    def __post_init__(self):
+        self.tasks = [*self.knowledge_tasks, *self.perplexity_tasks, *self.builtin_tasks, *self.custom_tasks]
+
+    def compressions_by_method(self, method: str) -> list[str]:
+        return [s for s, e in self.compressions.items() if e.method == method]
+
+    def recoveries_by_method(self, method: str) -> list[str]:
+        """The runs of ``method`` that train (intermediate checkpoints are saved by their parent)."""
+        return [s for s, e in self.recoveries.items() if e.method == method and e.parent is None]
+
+    def checkpoint_steps(self) -> list[int]:
+        """The budget's intermediate steps: each trained run saves one checkpoint at each."""
+        return self.budget_steps[:-1]
+
+    def texts_used(self) -> list[str]:
+        """The training texts some recovery run uses, in TEXTS order."""
+        used = {e.text for e in self.recoveries.values() if e.method != BASE}
+        return [t for t in TEXTS if t in used]
+
+    def groups(self) -> dict[str, str]:
+        """Recovery entry name (without seed) -> method."""
+        return {e.group: e.method for e in self.recoveries.values()}
+
+    def cells(self) -> list[tuple[str, str, str]]:
+        """Every (model, compression, recovery run) to evaluate.
+
+        Recovery methods run on compressed models; on the base model only ``none``
+        runs, unless ``recovery.recover_base`` asks for the control.
+        """
+        cells = []
+        for model in self.models:
+            for comp, centry in self.compressions.items():
+                for rec, rentry in self.recoveries.items():
+                    if centry.method == BASE and rentry.method != BASE and not self.recover_base:
+                        continue
+                    cells.append((model, comp, rec))
+        return cells
+
+    def task_kind(self, task: str) -> str:
+        if task in self.knowledge_tasks or task in self.custom_knowledge:
+            return "knowledge"
+        if task in self.perplexity_tasks:
+            return "perplexity"
+        if task in self.custom_tasks:
+            return "custom"
+        return "builtin"
+
+    def knowledge(self) -> list[str]:
+        """Every knowledge task, built (``data.knowledge_tasks``) or custom, in task order."""
+        return [t for t in self.tasks if self.task_kind(t) == "knowledge"]
+
+
+def build_plan(config: dict) -> Plan:
+    """Check the semantics the schema cannot express and return the job grid."""
+    check_finite(config)
+    models = config["models"]
+    check_models(models)
+    data = config["data"]
+    check_knowledge_tasks(data)
+    custom, custom_knowledge = check_task_dirs(data["task_dirs"])
+    check_task_names(data, custom)
+    report = config.get("report", {})
+    check_report(report)
+    check_attention_task(report, data["knowledge_tasks"])
+    compressions = parse_entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
+    objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
+    seeds = check_seeds(config["recovery"].get("seeds", [0]))
+    steps = check_steps(config["recovery"].get("budget", {}).get("steps", 60))
+    default_text = check_text(config["recovery"].get("text", "corpus"), "recovery.text")
+    groups = parse_entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective, default_text)
+    check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
+    check_widths(models, compressions)
+    check_grid(compressions, groups)
+    check_prompt_positions(models, groups, config["recovery"]["budget"]["seq_len"])
+    check_corpus(data)
+    return Plan(models=models, compressions=compressions, recoveries=expand_runs(groups, seeds, steps),
+                knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
+                custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
+                perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
+                custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps)

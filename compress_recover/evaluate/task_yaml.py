@@ -1,0 +1,52 @@
+"""Which tasks a user's lm-eval task folder defines, read from its YAML files without lm-eval.
+
+``data.task_dirs`` names folders of lm-eval task YAMLs; the plan checks, before any job
+runs, that each listed task is defined there (and a knowledge task is multiple choice).
+lm-eval itself is not imported (the plan is built while Snakemake builds the DAG): the
+YAMLs are read as plain YAML, their tags (``!function``) ignored and ``include:`` followed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from ..registry import ConfigError
+
+
+class _IgnoreTags(yaml.SafeLoader):
+    """lm-eval YAML uses tags such as ``!function``; we only need plain keys."""
+
+
+_IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def task_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A task YAML's keys, those of its ``include:`` (relative to the YAML) beneath its own."""
+    try:
+        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_IgnoreTags) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigError(f"data.task_dirs: {path} is not valid YAML ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}); fix or remove the file") from err
+    if not isinstance(doc, dict):
+        return {}
+    include = doc.get("include")
+    if isinstance(include, str):
+        base = (path.parent / include).resolve()
+        if base.is_file() and base not in seen:
+            doc = {**task_yaml(base, (*seen, path.resolve())), **doc}
+    return doc
+
+
+def tasks_in_folder(folder: Path) -> dict[str, str | None]:
+    """Task and group names defined in ``folder`` -> the task's ``output_type`` (lm-eval's
+    default ``generate_until`` when unset; None for a group)."""
+    names: dict[str, str | None] = {}
+    for f in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+        doc = task_yaml(f)
+        if isinstance(doc.get("group"), str):
+            names.setdefault(doc["group"], None)
+        if isinstance(doc.get("task"), str):
+            names[doc["task"]] = str(doc.get("output_type") or "generate_until")
+    return names

@@ -1,0 +1,115 @@
+# The helpers of rules/aggregate.smk, rule by rule (Snakemake's linter keeps functions out
+# of the files that hold rules).
+
+
+# rule summary
+
+
+def eval_results():
+    return [
+        EVAL_JSON.format(model=m, compression=c, recovery=r, task=t)
+        for m, c, r in PLAN.cells()
+        for t in PLAN.tasks
+    ]
+
+
+def base_checkpoints():
+    """The downloaded checkpoint of every model (their manifests state its precision)."""
+    return [BASE_CHECKPOINT.format(model=m) for m in PLAN.models]
+
+
+def run_steps():
+    """Recovery run -> the optimizer steps of its adapter (None for method none)."""
+    return {run: entry.steps for run, entry in PLAN.recoveries.items()}
+
+
+# rule analysis
+
+
+def knowledge_cells():
+    """The labels, training steps and task of every knowledge-task evaluation, in order."""
+    return [
+        {**run_labels(m, c, r), "steps": PLAN.recoveries[r].steps, "task": t}
+        for m, c, r in PLAN.cells()
+        for t in PLAN.knowledge()
+    ]
+
+
+def knowledge_samples():
+    """The samples file of each of knowledge_cells(), in the same order."""
+    return [
+        EVAL_SAMPLES.format(
+            model=cell["model"],
+            compression=cell["compression"],
+            recovery=cell["run"],
+            task=cell["task"],
+        )
+        for cell in knowledge_cells()
+    ]
+
+
+def generated_texts():
+    """The self-generated text of every model, when some recovery trains on it."""
+    if "generated" not in PLAN.texts_used():
+        return []
+    return [GENERATED_TEXT.format(model=m) for m in PLAN.models]
+
+
+def recovery_methods():
+    """Recovery entry (group) and run name -> method, and method -> side."""
+    methods = {**PLAN.groups()}
+    methods.update({run: entry.method for run, entry in PLAN.recoveries.items()})
+    return canonical({"methods": methods, "sides": RECOVERY.sides()})
+
+
+# rule attention
+
+
+def attention_inputs(wildcards):
+    task = config["report"]["attention_task"]
+    return {
+        "base": BASE_CHECKPOINT.format(model=wildcards.model),
+        "checkpoint": CHECKPOINT.format(**wildcards),
+        "task": KNOWLEDGE_TASK.format(task=task),
+        "adapters": [
+            a
+            for r in cell_recoveries(wildcards)
+            if (a := adapter_or_none(wildcards, r))
+        ],
+    }
+
+
+def attention_adapters(wildcards):
+    """Recovery name -> adapter folder ("" for the compressed model itself)."""
+    return {r: adapter_or_none(wildcards, r) for r in cell_recoveries(wildcards)}
+
+
+def cell_recoveries(wildcards):
+    """The recoveries evaluated on one (model, compression)."""
+    here = (wildcards.model, wildcards.compression)
+    return [r for m, c, r in final_cells() if (m, c) == here]
+
+
+def adapter_or_none(wildcards, recovery):
+    """A recovery's adapter folder, or "" for the compressed model itself."""
+    if PLAN.recoveries[recovery].method == BASE:
+        return ""
+    return ADAPTER.format(recovery=recovery, **wildcards)
+
+
+def compression_labels(wildcards):
+    return {"model": wildcards.model, "compression": wildcards.compression}
+
+
+# rule report
+
+
+def attention_figures():
+    return [ATTENTION_PNG.format(model=m, compression=c) for m, c in attention_cells()]
+
+
+def attention_cells():
+    """(model, compression) of every compressed model, when the analysis is on."""
+    if not config["report"]["attention_analysis"]:
+        return []
+    return sorted({(m, c) for m, c, _ in final_cells() if c != BASE})

@@ -1,0 +1,47 @@
+# The helpers of rules/evaluate.smk, rule by rule (Snakemake's linter keeps functions out
+# of the files that hold rules).
+from pathlib import Path
+
+# rule evaluate
+
+
+def evaluate_inputs(wildcards):
+    """The model and every task folder (the files of a user's task folder) it is scored on."""
+    inputs = model_inputs(wildcards)
+    inputs["tasks"] = []
+    for task in PLAN.tasks:
+        if task in PLAN.custom_tasks:
+            folder = Path(PLAN.custom_tasks[task])
+            inputs["tasks"].extend(
+                sorted(str(f) for f in folder.rglob("*") if f.is_file())
+            )
+        elif (folder := task_dir(task)) is not None:
+            inputs["tasks"].append(folder)
+    return inputs
+
+
+def task_dir(task):
+    """A task's folder for lm-eval (one we build, or the user's), or None for a built-in task."""
+    if task in PLAN.custom_tasks:
+        return PLAN.custom_tasks[task]
+    if PLAN.task_kind(task) in ("knowledge", "perplexity"):
+        return KNOWLEDGE_TASK.format(task=task)
+    return None
+
+
+def eval_tasks():
+    """Every task an evaluate job scores, in the order of its outputs."""
+    return [{"task": task, "task_dir": task_dir(task)} for task in PLAN.tasks]
+
+
+# rule cost
+
+
+def cost_inputs(wildcards):
+    return {**model_inputs(wildcards), "text": TEXT}
+
+
+def all_cores(wildcards):
+    """Every core Snakemake may use locally: a job that asks for them all runs alone."""
+    cores = workflow.cores
+    return cores if isinstance(cores, int) and 0 < cores < 1024 else 4

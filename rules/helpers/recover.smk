@@ -1,0 +1,40 @@
+# The helpers of rules/recover.smk, rule by rule (Snakemake's linter keeps functions out
+# of the files that hold rules).
+
+
+# rule recover_<method>
+
+
+def recover_inputs(wildcards):
+    entry = PLAN.recoveries[wildcards.recovery]
+    inputs = {
+        "checkpoint": CHECKPOINT.format(**wildcards),
+        "text": training_text(wildcards.model, entry.text),
+    }
+    if entry.objective.needs_teacher:
+        inputs["teacher"] = TEACHER_LOGITS[entry.text].format(model=wildcards.model)
+    return inputs
+
+
+def checkpoint_adapters():
+    """The recover rule's outputs for the budget's intermediate steps (wildcards kept)."""
+    return [
+        directory(CHECKPOINT_ADAPTER.replace("{steps}", str(n)))
+        for n in PLAN.checkpoint_steps()
+    ]
+
+
+def recovery_config(wildcards):
+    return canonical(PLAN.recoveries[wildcards.recovery].raw)
+
+
+def recovery_key(wildcards):
+    return PLAN.recoveries[wildcards.recovery].key
+
+
+def recovery_objective(wildcards):
+    return canonical(PLAN.recoveries[wildcards.recovery].objective.params())
+
+
+def recovery_seed(wildcards):
+    return PLAN.recoveries[wildcards.recovery].seed

@@ -1,0 +1,36 @@
+# The path table, the reader's map: every path of the workflow, in provenance order.
+# Included first (Snakefile): it also puts the package beside the Snakefile on the import path.
+import sys
+
+sys.path.insert(0, workflow.basedir)
+from compress_recover.runs import STEP_MARK
+
+# The download: the uncompressed model.
+BASE_CHECKPOINT = "results/{model}/none/checkpoint"
+CHECKPOINT = "results/{model}/{compression}/checkpoint"
+ADAPTER = "results/{model}/{compression}/{recovery}/adapter"
+# An intermediate budget checkpoint of a trained run (its evaluations use run <recovery>.step<n>).
+CHECKPOINT_ADAPTER = (
+    "results/{model}/{compression}/{recovery}%s{steps}/adapter" % STEP_MARK
+)
+# The recovery text the uncompressed model writes itself (recovery text: generated).
+GENERATED_TEXT = "results/{model}/none/generated_text"
+# The uncompressed model's top-k logits on each training text, shared by distilling recoveries.
+TEACHER_LOGITS = {
+    "corpus": "results/{model}/none/teacher_logits",
+    "generated": "results/{model}/none/teacher_logits_generated",
+}
+EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
+EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
+COST = "results/{model}/{compression}/{recovery}/cost.json"
+KNOWLEDGE_TASK = "results/data/tasks/{task}"
+PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
+TEXT = "results/data/text"
+SUMMARY = "results/summary.csv"
+SUMMARY_PARQUET = "results/summary.parquet"
+ANALYSIS = "results/analysis"
+FIGURE = "results/figures/{name}.png"
+REPORT = "results/report.html"
+ATTENTION_CSV = "results/{model}/{compression}/attention/analysis.csv"
+ATTENTION_PNG = "results/{model}/{compression}/attention/attention.png"
+# Snakemake's per-job timings (benchmark:) sit beside each job's log, under logs/.
