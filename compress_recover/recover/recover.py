@@ -10,6 +10,7 @@ import time
 from functools import partial
 from pathlib import Path
 
+from ..failures import OK, failed_record
 from ..io import atomic_dir, dir_size, read_json, write_manifest
 from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig, NoMethod
@@ -146,7 +147,7 @@ def save_adapter(model, out_dir: str, common: dict, budget: dict, losses: list[f
         model.save_pretrained(str(tmp), safe_serialization=True)
         manifest = {
             **common,
-            "status": "ok",
+            "status": OK,
             "budget": _budget(budget),
             "training_time_s": round(train_time, 2),
             "loss_first": losses[0],
@@ -167,8 +168,7 @@ def save_failure(folder: str, common: dict, budget: dict, reason: str, *, failed
     with atomic_dir(folder) as tmp:
         manifest = write_manifest(tmp, {
             **common,
-            "status": "failed",
-            "failure": reason,
+            **failed_record(reason),
             "failed_at_step": failed_at_step,
             "budget": _budget(budget),
             "training_time_s": round(train_time, 2),
