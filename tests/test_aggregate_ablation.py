@@ -13,7 +13,7 @@ def test_prompt_pool_ablation_numbers(tmp_path):
     def frame(chosen, forced, correct):
         return pd.DataFrame({"model": "m", "compression": "q", "recovery": "idp", "seed": 0, "run": "idp.seed0",
                              "task": "t", "doc_id": [str(i) for i in range(len(chosen))], "correct": correct,
-                             "margin": 0.0, "margin_norm": 0.0, "pool_choice": np.asarray(chosen, dtype=float),
+                             "p_right": 0.5, "p_right_norm": 0.5, "pool_choice": np.asarray(chosen, dtype=float),
                              "pool_correct": forced})
 
     # prompt 2 answers every question right, the others none; the model chose 2 on half the questions
@@ -24,7 +24,8 @@ def test_prompt_pool_ablation_numbers(tmp_path):
     assert row.chosen_counts == "10/10/20/0" and row.pool_size == 4
     assert row.acc_as_chosen == 0.5 and row.acc_chosen_forced == 0.5
     assert row.acc_random_expected == 0.25 and row.acc_best_fixed_crossfit == 1.0 and row.best_fixed_prompts == "2|2"
-    assert row.acc_any_prompt == 1.0 and row.acc_per_prompt == "0.000/0.000/1.000/0.000"
+    assert row.acc_per_prompt == "0.000/0.000/1.000/0.000"
+    assert "acc_any_prompt" not in row._fields   # dropped: a per-question oracle, not cross-fittable
     assert 0.1 < row.acc_random_prompt < 0.4   # one seeded draw per question
     # prompts that are all coin flips: the in-sample best is optimistic, the cross-fitted one is not
     rng = np.random.default_rng(5)

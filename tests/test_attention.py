@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from compress_recover.aggregate.attention import run_attention_analysis
+from compress_recover.aggregate.attention import layer_metrics, run_attention_analysis
 from compress_recover.recover.recover import run_recovery
 from compress_recover.runtime import Runtime
 
@@ -53,3 +53,33 @@ def test_attention_analysis_measures_prompts_entropy_and_drift(tiny_checkpoint, 
         assert value[("none", layer, "attention_entropy")] > 0
     # base rows are there too, with zero distance to themselves
     assert (table[(table.compression == "base")].query("metric == 'cosine_distance'").value.abs() < 1e-6).all()
+
+
+def test_layer_metrics_on_uniform_attention():
+    # every input token attends uniformly to all K positions, P of them prompt positions:
+    # entropy = log K nats, prompt mass = P / K
+    import math
+
+    import torch
+
+    heads, length, dim = 3, 5, 4
+    for prompt in (0, 1, 4, 8):
+        k = prompt + length
+        attn = torch.full((1, heads, length, k), 1.0 / k)
+        hidden = torch.randn(1, k, dim, generator=torch.Generator().manual_seed(prompt))
+        out = layer_metrics(attn, hidden, hidden, length)
+        assert out["attention_entropy"] == pytest.approx(math.log(k), rel=1e-5)
+        assert out["prompt_mass"] == pytest.approx(prompt / k, rel=1e-5)
+        assert out["cosine_distance"] == pytest.approx(0.0, abs=1e-6)   # the same hidden states as the base
+        h = hidden[0, -length:]
+        assert out["hidden_norm"] == pytest.approx(h.norm(dim=-1).mean().item(), rel=1e-5)
+    # causal and uniform: input token i sees the P prompt positions and tokens 0..i
+    prompt = 3
+    k = prompt + length
+    attn = torch.zeros(1, heads, length, k)
+    for i in range(length):
+        attn[0, :, i, :prompt + i + 1] = 1.0 / (prompt + i + 1)
+    out = layer_metrics(attn, torch.ones(1, k, dim), torch.ones(1, k, dim), length)
+    seen = [prompt + i + 1 for i in range(length)]
+    assert out["attention_entropy"] == pytest.approx(sum(map(math.log, seen)) / length, rel=1e-5)
+    assert out["prompt_mass"] == pytest.approx(sum(prompt / s for s in seen) / length, rel=1e-5)

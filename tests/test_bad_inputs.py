@@ -9,7 +9,6 @@ range check)."""
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 
 import pytest

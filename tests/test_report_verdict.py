@@ -92,7 +92,8 @@ def test_run_analysis_writes_every_table_and_strict_json(analysed):
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard JSON constant {c}"))
     (v,) = verdict["verdicts"]
     # lora: (90.5 - 40) / 60 = 0.84 recovers; idp: (50.5 - 40) / 60 = 0.18 fails
-    assert v["verdict"] == "forgotten"
+    assert v["verdict"] == "recoverable only with new parameters"
+    assert "about the trained adapter(s), not the method (fewer than 3 seeds)" in v["reason"]
     lora = next(m for m in v["evidence"]["methods"] if m["recovery"] == "lora")
     assert lora["seeds"] == [0, 1] and lora["fraction"] == pytest.approx(50.5 / 60)
     assert lora["fraction_used"] == "controlled" and lora["control_seeds"] == [0, 1]
@@ -109,7 +110,7 @@ def test_run_analysis_writes_every_table_and_strict_json(analysed):
     ablation = pd.read_csv(out / "prompt_pool_ablation.csv")
     row = ablation[(ablation.task == "capitals") & (ablation.compression == "q") & (ablation.seed == 0)].iloc[0]
     assert row.chosen_counts == f"{N}/0" and row.acc_best_fixed_crossfit == pytest.approx(50 / N)
-    assert row.acc_any_prompt == pytest.approx(50 / N)
+    assert "acc_any_prompt" not in ablation   # dropped (aggregate.ablation)
 
 
 def test_figures_give_each_recovery_method_one_colour(analysed):
@@ -141,8 +142,13 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
                cost_files=[str(root / "cost.json")], config={"seed": 0}, knowledge_tasks=["capitals"],
                out_html=str(page_file))
     page = page_file.read_text()
-    assert page.index("Verdict") < page.index("<b>Rule.</b>") < page.index("m / q: forgotten") \
+    label = "recoverable only with new parameters"
+    assert page.index("Verdict") < page.index("<b>Rule.</b>") < page.index(f"m / q: {label}") \
         < page.index("Accuracy and perplexity") < page.index("Pictures")
+    # the verdict's div takes its class from the label, and the style sheet has that class
+    assert '<div class="verdict recoverable-only-with-new-parameters">' in page
+    assert ".recoverable-only-with-new-parameters{" in page
+    assert "one Holm family at alpha" in page and "is descriptive" in page and "pre-specified effect" in page
     assert f"Base ({PRECISION})" in page and f"none/none = base ({PRECISION})" in page
     assert "further compression of that" in page and "Holm" in page and "non-inferior" in page.lower()
     assert "Prompt-pool ablation" in page and "Paired margins" in page and "Format control" in page

@@ -74,3 +74,57 @@ def test_bad_settings_name_the_key():
     with pytest.raises(ValueError, match="unknown key"):
         split_settings({"dev_share": 0.2})
     assert split_settings({"seed": 4}) == {"dev_fraction": 0.25, "seed": 4, "held_out_tasks": []}
+
+
+# --------------------------------------------------------------------------- whole facts
+
+# a relation and its exact inverse (the same 40 facts), a task sharing 10 facts with it, one sharing none
+FACT_QUESTIONS = {"symbol": [f"s{i}" for i in range(40)], "name": [f"n{i}" for i in range(40)],
+                  "cities": [f"c{i}" for i in range(30)], "currencies": [f"q{i}" for i in range(20)]}
+FACTS = {**{("symbol", f"s{i}"): f"element {i}" for i in range(40)},
+         **{("name", f"n{i}"): f"element {39 - i}" for i in range(40)},
+         **{("cities", f"c{i}"): f"element {i}" if i < 10 else f"city {i}" for i in range(30)}}
+
+
+def fact_splits(**kw) -> dict:
+    return question_splits(FACT_QUESTIONS, **{"dev_fraction": 0.25, "seed": 0, "facts": FACTS, **kw})
+
+
+def test_the_split_puts_each_fact_in_one_split_whichever_tasks_ask_it():
+    for seed in range(20):
+        splits = fact_splits(seed=seed)
+        by_fact: dict[str, set] = {}
+        for key, split in splits.items():
+            by_fact.setdefault(FACTS.get(key, f"{key[0]}:{key[1]}"), set()).add(split)
+        assert all(len(s) == 1 for s in by_fact.values())
+        counts = split_counts(splits)
+        assert counts["symbol"]["dev"] == counts["name"]["dev"] <= round(0.25 * 40)
+        assert counts["currencies"]["dev"] == 5  # shares nothing: exactly stratified
+        assert 0 < counts["cities"]["dev"] <= round(0.25 * 30)  # test wins a disagreement on a shared fact
+        # an exact inverse alone ranks the same facts the same way: both keep round(0.25 * 40),
+        # the facts ranked lowest by the sha256 of "<seed>:<fact>"
+        pair = question_splits({t: FACT_QUESTIONS[t] for t in ("symbol", "name")}, dev_fraction=0.25, seed=seed,
+                               facts=FACTS)
+        ranked = sorted((f"element {i}" for i in range(40)),
+                        key=lambda f: hashlib.sha256(f"{seed}:{f}".encode()).hexdigest())
+        for task in ("symbol", "name"):
+            assert {FACTS[k] for k, s in pair.items() if k[0] == task and s == "dev"} == set(ranked[:10])
+
+
+def test_adding_a_task_moves_only_the_facts_it_shares_and_only_to_test():
+    alone = question_splits({"symbol": FACT_QUESTIONS["symbol"]}, dev_fraction=0.25, seed=2, facts=FACTS)
+    both = question_splits({t: FACT_QUESTIONS[t] for t in ("symbol", "cities")}, dev_fraction=0.25, seed=2,
+                           facts=FACTS)
+    moved = {k for k in alone if alone[k] != both[k]}
+    assert all(alone[k] == "dev" and both[k] == "test" and FACTS[k] in {f"element {i}" for i in range(10)}
+               for k in moved)
+
+
+def test_a_held_out_task_holds_out_every_question_of_its_facts():
+    splits = fact_splits(held_out_tasks=["name"])
+    counts = split_counts(splits)
+    assert counts["name"] == counts["symbol"] == {"dev": 0, "test": 40}  # its inverse is held out too
+    assert all(splits[("cities", f"c{i}")] == "test" for i in range(10))  # and so is every shared fact
+    plain = fact_splits()
+    assert {k: v for k, v in splits.items() if k[0] == "currencies" or k in {("cities", f"c{i}") for i in range(10, 30)}} \
+        == {k: v for k, v in plain.items() if k[0] == "currencies" or k in {("cities", f"c{i}") for i in range(10, 30)}}

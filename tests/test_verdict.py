@@ -1,6 +1,7 @@
 """The verdict on hand-made per-question data with known answers: one test per branch of
-the rule (no measurable loss, displaced, forgotten, not recovered at this budget,
-inconclusive), Holm's correction, non-inferiority, seeds, the format control, margins."""
+the rule (no measurable loss, recoverable from the input side, recoverable only with new
+parameters, not recovered at this budget, inconclusive), Holm's correction, non-inferiority,
+seeds, the format control, margins."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pandas as pd
 import pytest
 
 from compress_recover.aggregate.analysis import analyse
-from compress_recover.aggregate.decisions import power_needed
 from compress_recover.aggregate.methods import Methods
 from compress_recover.aggregate.questions import COLUMNS, with_pooled_task
 from compress_recover.aggregate.settings import Settings
@@ -33,17 +33,18 @@ def right(n: int, *ranges) -> np.ndarray:
 
 def question_frame(cells: dict, margins: dict | None = None, model: str = "m", dev=()) -> pd.DataFrame:
     """The per-question table of ``cells`` ((compression, recovery, seed) -> correctness),
-    margins +1 / -1 unless given, with the pooled task; questions ``dev`` (indices) in the
-    dev split, the others test; every run at the final budget (no steps label)."""
+    the right choice's probability (``margins``) 0.7 / 0.1 unless given, with the pooled task;
+    questions ``dev`` (indices) in the dev split, the others test; every run at the final
+    budget (no steps label)."""
     rows = []
     for (comp, rec, seed), correct in cells.items():
         run = rec if seed is None else f"{rec}.seed{seed}"
         margin = (margins or {}).get((comp, rec, seed))
         for i, c in enumerate(correct):
-            m = float(margin[i]) if margin is not None else (1.0 if c else -1.0)
+            m = float(margin[i]) if margin is not None else (0.7 if c else 0.1)
             rows.append({"model": model, "compression": comp, "recovery": rec, "seed": seed, "run": run,
                          "task": "capitals", "doc_id": str(i), "split": "dev" if i in dev else "test",
-                         "correct": bool(c), "margin": m, "margin_norm": m / 4, "pool_choice": float("nan"),
+                         "correct": bool(c), "p_right": m, "p_right_norm": m / 2, "pool_choice": float("nan"),
                          "pool_correct": ""})
     table = pd.DataFrame(rows, columns=COLUMNS)
     table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
@@ -82,9 +83,10 @@ def cells(**recs) -> dict:
     return out
 
 
-def test_displaced_when_an_input_side_method_recovers():
+def test_recoverable_from_the_input_side_when_an_input_side_method_recovers():
     v = one_verdict(analysed(cells(idp=back(180), lora=back(0))))
-    assert v["verdict"] == "displaced" and "idp" in v["reason"]
+    assert v["verdict"] == "recoverable from the input side" and "idp" in v["reason"]
+    assert "about the trained adapter(s), not the method (fewer than 3 seeds): idp (seed 0)" in v["reason"]
     idp = method(v, "idp")
     assert idp["decision"] == "recovers" and idp["fraction"] == pytest.approx(0.9)
     assert idp["ci_low"] >= 0.5 and idp["fraction_used"] == "controlled"
@@ -100,15 +102,15 @@ def test_dev_questions_enter_no_decision():
     assert idp["n"] == 300 and idp["fraction"] == pytest.approx(0.8)
 
 
-def test_forgotten_when_only_new_parameters_recover_and_every_prompt_fails():
+def test_recoverable_only_with_new_parameters_when_only_they_recover_and_every_prompt_fails():
     v = one_verdict(analysed(cells(idp=back(0), pt=back(10), lora=back(180))))
-    assert v["verdict"] == "forgotten"
+    assert v["verdict"] == "recoverable only with new parameters"
     assert method(v, "lora")["decision"] == "recovers"
     assert {method(v, r)["decision"] for r in ("idp", "pt")} == {"fails"}
     assert "lora" in v["reason"] and "idp" in v["reason"] and "pt" in v["reason"]
 
 
-def test_not_forgotten_while_an_input_side_method_is_undecided():
+def test_not_only_new_parameters_while_an_input_side_method_is_undecided():
     # lora recovers, idp sits near the threshold with a wide interval (few questions)
     few = {("none", "none", None): right(40, range(36)), ("q", "none", None): right(40, range(16)),
            ("none", "idp", 0): right(40, range(36)), ("none", "lora", 0): right(40, range(36)),
@@ -148,22 +150,12 @@ def test_inconclusive_when_the_interval_straddles_the_threshold_with_a_power_est
     assert v["verdict"] == "inconclusive"
     idp = method(v, "idp")
     assert idp["decision"] == "undecided" and idp["ci_low"] < 0.5 <= idp["ci_high"]
-    needed = idp["power"]["questions_needed"]
-    assert 40 < needed < 100000 and "questions" in v["reason"]
-    assert idp["power"]["seeds_needed"] is None and "one seed" in idp["power"]["note"]
-
-
-def test_power_formula():
-    # d = |0.6 - 0.5| / (z(0.975) + z(0.8)) = 0.1 / 2.8016; n' = n v_q / d^2
-    out = power_needed(0.6, 0.5, v_questions=0.01, v_seeds=0.0, n=100, seeds=1, level=0.05, power=0.8)
-    assert out["questions_needed"] == math.ceil(100 * 0.01 / (0.1 / 2.801585) ** 2)
-    # the seed variance alone already exceeds what the effect allows: no number of questions decides
-    out = power_needed(0.6, 0.5, v_questions=0.01, v_seeds=0.01, n=100, seeds=3, level=0.05, power=0.8)
-    assert out["questions_needed"] == math.inf and out["seeds_needed"] == math.inf
-    assert out["scale_both"] == pytest.approx(math.ceil(0.02 / (0.1 / 2.801585) ** 2 * 10) / 10)
-    out = power_needed(0.6, 0.5, v_questions=0.0001, v_seeds=0.0004, n=100, seeds=3, level=0.05, power=0.8)
-    d2 = (0.1 / 2.801585) ** 2
-    assert out["seeds_needed"] == math.ceil(3 * 0.0004 / (d2 - 0.0001))
+    # power at the pre-specified effect (F = 0 against the threshold 0.5), not the observed 0.6: 40 questions
+    # would show "fails" for a method that wins back nothing; this one is undecided because F sits near 0.5
+    power = idp["power"]
+    assert power["effect"] == 0.5 and power["alternative"].startswith("F = 0")
+    assert 0 < power["questions_needed"] <= 40 and "questions" in v["reason"] and "pre-specified" in v["reason"]
+    assert power["seeds_needed"] is None and "fewer than 3 seeds" in power["note"]
 
 
 def _holm_cells(extra_compressions: int) -> dict:
@@ -178,20 +170,24 @@ def _holm_cells(extra_compressions: int) -> dict:
 
 
 def test_holm_turns_a_single_test_win_into_inconclusive():
+    # one Holm family over every confirmatory claim: each compression's no-loss test (never rejected here: the
+    # damage is 0.5, p = 1) and each recovery's test
     fixed = {"bootstrap_iters": 4000, "min_tail_resamples": 1}  # the same resamples in both runs
     alone = analysed(_holm_cells(0), **fixed)
     v = one_verdict(alone)
     idp = method(v, "idp")
-    assert v["verdict"] == "displaced" and idp["holm_level"] == 0.05 and idp["family_size"] == 1
-    assert 0.05 / 4 < idp["p_value"] <= 0.05
+    assert v["evidence"]["p_value"] == 1.0 and v["evidence"]["family_size"] == 2
+    assert v["verdict"] == "recoverable from the input side" and idp["family_size"] == 2
+    assert idp["holm_level"] == pytest.approx(0.05 / 2) and idp["p_holm"] == pytest.approx(2 * idp["p_value"])
+    assert 0.05 / 8 < idp["p_value"] <= 0.05 / 2
     grid = analysed(_holm_cells(3), **fixed)
     v = one_verdict(grid)
     idp4 = method(v, "idp")
-    assert idp4["p_value"] == idp["p_value"] and idp4["family_size"] == 4
-    assert idp4["holm_level"] == pytest.approx(0.05 / 4) and idp4["p_holm"] == pytest.approx(4 * idp["p_value"])
+    assert idp4["p_value"] == idp["p_value"] and idp4["family_size"] == 8
+    assert idp4["holm_level"] == pytest.approx(0.05 / 8) and idp4["p_holm"] == pytest.approx(8 * idp["p_value"])
     assert idp4["decision"] == "undecided" and v["verdict"] == "inconclusive"
     assert idp4["ci_low"] < 0.5 <= idp4["ci_high"] and idp["ci_low"] >= 0.5
-    assert idp4["confidence"] == pytest.approx(1 - 0.05 / 4)
+    assert idp4["confidence"] == pytest.approx(1 - 0.05 / 8)
 
 
 def test_noninferiority_met_and_not_met():
@@ -234,18 +230,22 @@ def test_seeds_widen_the_interval():
 
 
 def test_format_control_is_subtracted_and_flagged_when_missing():
-    # compression loses 80 (base 360 -> 280); idp wins back 50 (raw 0.625) but gains 40 on the uncompressed
-    # model too (control gain 0.1): controlled (50 - 40) / 80 = 0.125
+    # compression loses 80 (base 360 -> 280); idp wins back 56 (raw 0.7) but gains 40 on the uncompressed
+    # model too (control gain 0.1): controlled (56 - 40) / 80 = 0.2, too low to recover; "fails" reads the
+    # raw fraction (0.7 >= 0.5), so idp is undecided, not failed
     base, comp = BASE, right(N, range(280))
     control_idp = right(N, range(360), range(360, 400))   # 400 right: +40 over base
-    c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(330)),
+    c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(336)),
          ("q", "lora", 0): right(N, range(352)), ("none", "idp", 0): control_idp, ("none", "lora", 0): base}
     result = analysed(c)
     v = one_verdict(result)
     idp = method(v, "idp")
-    assert idp["control_gain"] == pytest.approx(0.1) and idp["recovery_fraction"] == pytest.approx(0.625)
-    assert idp["fraction"] == pytest.approx(0.125) and idp["fraction_used"] == "controlled"
-    assert idp["decision"] == "fails" and v["verdict"] == "forgotten"
+    assert idp["control_gain"] == pytest.approx(0.1) and idp["recovery_fraction"] == pytest.approx(0.7)
+    assert idp["fraction"] == pytest.approx(0.2) and idp["fraction_used"] == "controlled (recovers) / raw (fails)"
+    assert idp["controlled_fraction"] == pytest.approx(0.2) and idp["controlled_ci_low"] < 0.5
+    assert idp["raw_ci_high"] >= 0.5 and idp["ci_low"] == idp["controlled_ci_low"]
+    assert idp["ci_high"] == idp["raw_ci_high"]
+    assert idp["decision"] == "undecided" and v["verdict"] == "inconclusive"
     control = result["format_control"].set_index(["task", "recovery"]).loc[("all_knowledge", "idp")]
     assert control.control_gain == pytest.approx(0.1) and control.ci_low > 0
     # without the control runs the raw fraction decides, flagged
@@ -253,27 +253,28 @@ def test_format_control_is_subtracted_and_flagged_when_missing():
     v = one_verdict(analysed(c))
     idp = method(v, "idp")
     assert idp["fraction_used"] == "raw (no control run)" and math.isnan(idp["control_gain"])
-    assert idp["fraction"] == pytest.approx(0.625) and v["verdict"] == "displaced"
+    assert idp["fraction"] == pytest.approx(0.7) and idp["decision"] == "recovers"
+    assert v["verdict"] == "recoverable from the input side"
 
 
 def test_margin_test_sees_what_right_or_wrong_does_not():
-    # the recovery answers the same questions right, but every margin grows by 0.5
+    # the recovery answers the same questions right, but the right choice's probability grows by 0.1
     rng = np.random.default_rng(0)
-    comp_margin = np.where(COMP, 1.0, -1.0) + rng.normal(0, 0.1, N)
+    comp_margin = np.where(COMP, 0.6, 0.2) + rng.normal(0, 0.02, N)
     c = {("none", "none", None): BASE, ("q", "none", None): COMP, ("q", "idp", 0): COMP}
-    margins = {("q", "none", None): comp_margin, ("q", "idp", 0): comp_margin + 0.5}
+    margins = {("q", "none", None): comp_margin, ("q", "idp", 0): comp_margin + 0.1}
     result = analysed(c, margins)
     v = one_verdict(result)
     idp = method(v, "idp")
     (mcnemar,) = idp["mcnemar"]
     assert mcnemar["p_value"] == 1.0
-    (test,) = [t for t in idp["margin_test"] if t["metric"] == "margin"]
-    assert test["mean_difference"] == pytest.approx(0.5) and test["ci_low"] <= 0.5 <= test["ci_high"]
+    (test,) = [t for t in idp["margin_test"] if t["metric"] == "p_right"]
+    assert test["mean_difference"] == pytest.approx(0.1) and test["ci_low"] <= 0.1 <= test["ci_high"]
     assert test["p_value"] < 0.002 and test["improved"] == N
     # symmetric noise around the compressed margins: no evidence
-    noise = rng.normal(0, 0.5, N)
+    noise = rng.normal(0, 0.1, N)
     margins[("q", "idp", 0)] = comp_margin + noise - noise.mean()
-    (test,) = [t for t in method(one_verdict(analysed(c, margins)), "idp")["margin_test"] if t["metric"] == "margin"]
+    (test,) = [t for t in method(one_verdict(analysed(c, margins)), "idp")["margin_test"] if t["metric"] == "p_right"]
     assert abs(test["mean_difference"]) < 1e-12 and test["p_value"] > 0.5
 
 
@@ -293,13 +294,15 @@ def test_decide_branches_directly():
         return decision_record(rec, side, decision, power={"questions_needed": 10, "power": 0.8})
 
     assert decide(damage_record(no_measurable_loss=True), [], BUDGET)[0] == "no measurable loss"
-    assert decide(damage, [m("a", "input", "recovers"), m("b", "parameters", "fails")], BUDGET)[0] == "displaced"
-    assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "recovers")], BUDGET)[0] == "forgotten"
+    assert decide(damage, [m("a", "input", "recovers"), m("b", "parameters", "fails")],
+                  BUDGET)[0] == "recoverable from the input side"
+    assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "recovers")],
+                  BUDGET)[0] == "recoverable only with new parameters"
     assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "fails")],
                   BUDGET)[0] == "not recovered at this budget"
     assert decide(damage, [m("a", "input", "undecided"), m("b", "parameters", "recovers")],
                   BUDGET)[0] == "inconclusive"
-    # a parameter-side win with no input-side method tried cannot tell displaced from forgotten
+    # a parameter-side win with no input-side method tried cannot tell the input side from new parameters
     verdict, reason = decide(damage, [m("b", "parameters", "recovers")], BUDGET)
     assert verdict == "inconclusive" and "no input-side method" in reason
 
@@ -307,9 +310,14 @@ def test_decide_branches_directly():
 def test_the_rule_names_its_thresholds_and_the_sides():
     rule = verdict_rule(Methods(sides=SIDES), Settings(min_recovery_fraction=0.4, min_damage=0.03), BUDGET)
     for words in ("Holm", "min_recovery_fraction (0.4)", "min_damage (0.03", "idp, prompt_tuning", "(lora)",
-                  "resample the method's seeds with replacement, then the questions", "control gain",
-                  "NOT RECOVERED AT THIS BUDGET (60 steps", "INCONCLUSIVE", "DISPLACED", "FORGOTTEN",
-                  "NO MEASURABLE LOSS", "flagged 'raw'"):
+                  "questions are resampled with replacement", "control gain", "never clipped at 0",
+                  "lower bounds at alpha_i / 2 of both F_c and the raw F", "upper bound at alpha_i / 2 of the raw F",
+                  "ONE Holm family at alpha = 0.05", "non-inferiority comparison", "is descriptive",
+                  "T ~ t(S - 1)", "with fewer than 3 seeds", "trained adapter(s), not the method",
+                  "pre-specified effect, not the observed one", "F = 0 (a method that wins back nothing)",
+                  "NOT RECOVERED AT THIS BUDGET (60 steps", "INCONCLUSIVE", "RECOVERABLE FROM THE INPUT SIDE",
+                  "RECOVERABLE ONLY WITH NEW PARAMETERS", "NO MEASURABLE LOSS", "flagged 'raw'",
+                  "knowledge DISPLACED", "knowledge FORGOTTEN", "does not show forgetting"):
         assert words in rule, words
 
 
@@ -327,12 +335,13 @@ def test_undefined_fraction_without_damage_is_undecided_not_an_error():
 
 
 def test_a_method_is_not_credited_for_what_it_breaks_on_the_uncompressed_model():
-    # idp loses 40 on the uncompressed model (control gain -0.1): subtracting it would lift idp's
-    # fraction from 0.25 to 0.75; only gains are subtracted, so the fraction stays 0.25 and idp fails
+    # idp loses 40 on the uncompressed model (control gain -0.1): subtracting it lifts idp's controlled
+    # fraction from 0.25 to 0.75, but "recovers" needs the raw fraction too and "fails" reads the raw one
     base, comp = BASE, right(N, range(280))
     c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(300)),
          ("none", "idp", 0): right(N, range(320))}
     idp = method(one_verdict(analysed(c)), "idp")
     assert idp["control_gain"] == pytest.approx(-0.1) and idp["recovery_fraction"] == pytest.approx(0.25)
-    assert idp["fraction"] == pytest.approx(0.25) and idp["fraction_used"] == "controlled"
-    assert idp["decision"] == "fails"
+    assert idp["controlled_fraction"] == pytest.approx(0.75) and idp["controlled_ci_low"] >= 0.5
+    assert idp["fraction"] == pytest.approx(0.25) and idp["fraction_used"] == "raw"
+    assert idp["decision"] == "fails" and idp["raw_ci_high"] < 0.5

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from compress_recover.aggregate.verdict import VERDICTS
 from tinyflow import planned_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
@@ -141,8 +142,23 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     verdict = json.loads((workdir / "results/analysis/verdict.json").read_text())
     (v,) = verdict["verdicts"]
     assert v["compression"] == "gptq-w4g32"
-    assert v["verdict"] in {"displaced", "forgotten", "inconclusive", "no measurable loss",
-                            "not recovered at this budget"}
+    assert v["verdict"] in VERDICTS
+    # the evidence recomputed from questions.csv: pooled test questions, final budget (4 steps)
+    qs = pd.read_csv(workdir / "results/analysis/questions.csv")
+    final = qs[(qs.task == "all_knowledge") & (qs.split == "test") & (qs.steps.isna() | (qs.steps == 4))]
+    run_acc = final.groupby(["compression", "recovery", "run"]).correct.mean()
+    e = v["evidence"]
+    base_acc, comp_acc = run_acc[("none", "none", "none")], run_acc[("gptq-w4g32", "none", "none")]
+    assert e["base_acc"] == pytest.approx(base_acc) and e["compressed_acc"] == pytest.approx(comp_acc)
+    assert e["damage"] == pytest.approx(base_acc - comp_acc) and e["n"] == final.doc_id[final.run == "none"].nunique()
+    for m in e["methods"]:
+        recovered = run_acc.loc[("gptq-w4g32", m["recovery"])].mean()  # mean over the seeds' runs
+        assert m["recovered_acc"] == pytest.approx(recovered)
+        raw = (recovered - comp_acc) / (base_acc - comp_acc) if base_acc > comp_acc else None
+        assert (m["recovery_fraction"] is None) if raw is None else m["recovery_fraction"] == pytest.approx(raw)
+        assert len(m["seeds"]) == 2 and "trained adapter" in m["claim"]  # 2 seeds: claims about adapters
+    # the verdict follows from its evidence: no measurable loss exactly when the bound is below min_damage
+    assert (v["verdict"] == "no measurable loss") == (e["damage_upper"] < e["min_damage"])
     assert verdict["leaks"]["remaining_leaks"] == 0 and verdict["leaks"]["dropped_leaks"] >= 0
     flips = pd.read_csv(workdir / "results/analysis/flips.csv", keep_default_na=False)
     pooled = flips[(flips.task == "all_knowledge") & (flips.category.isin(["kept", "lost", "gained"]))]

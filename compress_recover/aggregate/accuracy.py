@@ -1,8 +1,9 @@
 """Accuracy per model and the format control: what each recovery does to the uncompressed model.
 
-:func:`accuracy_table` gives every cell's accuracy (mean and sd over seeds) and mean
-margins; :func:`control_table` the format control, the uncompressed model recovered by a
-method minus the base model, with a 95% two-level bootstrap interval.
+:func:`accuracy_table` gives every cell's accuracy (mean and sd over seeds) and the mean
+probability of the right choice among the choices (``p_right``, ``p_right_norm``);
+:func:`control_table` the format control, the uncompressed model recovered by a method
+minus the base model, with a 95% two-level bootstrap interval.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ CONTROL_COLUMNS = ["model", "task", "recovery", "seeds", "base_acc", "control_ac
 
 
 def accuracy_table(grids: dict):
-    """Accuracy per (model, compression, recovery, task): mean and sd over seeds."""
+    """Accuracy per (model, compression, recovery, task): mean and sd over seeds, and the mean
+    probability of the right choice among the choices, unnormalised (``p_right``) and on
+    per-character log-likelihoods (``p_right_norm``, :func:`.questions.choice_probability`)."""
     import pandas as pd
 
     rows = []
@@ -25,7 +28,7 @@ def accuracy_table(grids: dict):
             accs = cell.run_accuracies
             rows.append({"model": grid.model, "compression": comp, "recovery": rec, "task": grid.task,
                          "seeds": len(cell.runs), "n": grid.n, "acc": float(accs.mean()), "acc_sd": sd(accs),
-                         "margin": float(cell.margin.mean()), "margin_norm": float(cell.margin_norm.mean())})
+                         "p_right": float(cell.p_right.mean()), "p_right_norm": float(cell.p_right_norm.mean())})
     return base_first(pd.DataFrame(rows))
 
 

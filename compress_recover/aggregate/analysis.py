@@ -35,7 +35,7 @@ from .accuracy import accuracy_table, control_table
 from .bootstrap import accuracy_draws
 from .budget import at_final_budget, budget_curve, checkpoint_steps, dev_accuracy, final_steps
 from .collateral import collateral
-from .decisions import damage_decisions, noninferiority, recovery_decisions, verdict_family, with_failures
+from .decisions import confirmatory, verdict_family, with_failures
 from .fractions import fraction_rows, grid_pairs
 from .grid import base_first, build_grids
 from .leak_check import check_leaks
@@ -76,11 +76,9 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         fraction_table.extend(fraction_rows(grid, these, methods))
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
-    damage = damage_decisions(pooled, draws, settings)
-    decisions = with_failures(recovery_decisions(family_pairs, settings, methods), failed_groups(failed, final),
-                              damage, methods)
+    damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods)
+    decisions = with_failures(decisions, failed_groups(failed, final), damage, methods)
     decision_table = pd.DataFrame([d.csv_row() for d in decisions])
-    ni = noninferiority(family_pairs, settings, methods)
     margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
     mcnemar = paired_tests(grids, methods=methods)
     curves = {"methods": methods, "seed": seed, "iters": settings.bootstrap_iters, "budget": budget}
@@ -93,12 +91,21 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "prompt_pool_ablation": pool_ablation(headline, seed=seed),
         "dev_accuracy": dev_accuracy(table[split_mask(table, DEV)], list(dict.fromkeys(table.recovery)), **curves),
         "budget_curve": budget_curve(test, **curves),
-        "collateral": collateral(grids, draws, set(held_out_tasks)),
+        "collateral": collateral(grids, draws, untouched_tasks(table, held_out_tasks)),
         "verdicts": [v.as_dict() for v in verdicts(damage, decisions, ni, margins, mcnemar, budget)],
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
                                                                                       "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
     }
+
+
+def untouched_tasks(table, held_out_tasks) -> set[str]:
+    """The knowledge tasks no choice was made on: those held out (``data.split.held_out_tasks``)
+    and, when some task has dev questions, every task left without any (its facts are all
+    asked by a held-out task too, e.g. the inverse of a held-out relation)."""
+    tasks = set(table.task) - {ALL_KNOWLEDGE}
+    with_dev = set(table[table.split == DEV].task) - {ALL_KNOWLEDGE}
+    return set(held_out_tasks) | ((tasks - with_dev) if with_dev else set())
 
 
 def _json_safe(obj):

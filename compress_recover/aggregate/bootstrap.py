@@ -1,9 +1,11 @@
 """Resampling and error control: paired bootstrap draws, bounds that agree with their p-values, and Holm.
 
-- draws (:func:`accuracy_draws`, :func:`seed_means`): questions are resampled with
-  replacement, the same draw for every model of a (model, task) grid; a recovery's seeds
-  are resampled with replacement on top (two levels); with one seed this is the plain
-  question bootstrap;
+- draws (:func:`accuracy_draws`, :func:`seed_means`): **facts** are resampled with
+  replacement (a cluster bootstrap: a drawn fact brings every question that asks it, so a
+  relation and its inverse move together), stratified by task, the same draw for every
+  model of a (model, task) grid (paired); a recovery's seeds are resampled with
+  replacement on top (two levels). Where every question is its own fact this is the plain
+  question bootstrap, draw for draw;
 - bootstrap p-values (the ``share_*`` functions) and bounds (:func:`lower_bound`,
   :func:`upper_bound`) agree exactly: an interval at level a excludes a threshold when the
   p-value against it is <= a;
@@ -29,21 +31,57 @@ def stable_seed(*parts) -> int:
     return zlib.crc32("\x1f".join(map(str, parts)).encode())
 
 
+def fact_strata(facts, tasks) -> tuple:
+    """The cluster structure of a grid's questions: (fact index of each question, the facts
+    of each stratum). Facts are numbered in order of first appearance; a fact's stratum is
+    the set of tasks that ask it. In one task's grid that is one stratum; in the pooled task
+    a fact asked by one task is in that task's stratum, and a fact that tasks share (a
+    relation and its inverse, a capital asked again as a city) is in the stratum of that
+    set of tasks (``element_name`` + ``element_symbol``, ``capitals`` + ``city_country``),
+    so every draw keeps each task's number of facts and questions."""
+    import numpy as np
+
+    index: dict = {}
+    fact_index = np.array([index.setdefault(f, len(index)) for f in facts], dtype=np.int64)
+    asked: list[set] = [set() for _ in index]
+    for i, task in zip(fact_index, tasks, strict=True):
+        asked[i].add(task)
+    strata: dict = {}
+    for i, found in enumerate(asked):
+        strata.setdefault(tuple(sorted(found)), []).append(i)
+    return fact_index, tuple(np.array(strata[k], dtype=np.int64) for k in sorted(strata))
+
+
+def cluster_weights(fact_index, strata, size: int, rng):
+    """(size, questions) integer weights of ``size`` stratified cluster resamples: in each
+    stratum as many facts as it holds are drawn with replacement, and a question counts as
+    often as its fact was drawn."""
+    import numpy as np
+
+    counts = np.zeros((size, sum(len(s) for s in strata)), dtype=np.int64)
+    for members in strata:
+        m = len(members)
+        idx = rng.integers(0, m, size=(size, m)) + m * np.arange(size)[:, None]
+        counts[:, members] = np.bincount(idx.ravel(), minlength=size * m).reshape(size, m)
+    return counts[:, fact_index]
+
+
 def accuracy_draws(grid: Grid, iters: int, seed: int) -> dict:
     """(compression, recovery) -> (iters, runs) array: each run's accuracy on resampled
-    questions, the same resample of questions for every cell of the grid (paired)."""
+    facts (every question of a drawn fact, counted as often as the fact was drawn;
+    stratified by task, :func:`fact_strata`), the same resample for every cell of the grid
+    (paired)."""
     import numpy as np
 
     keys = list(grid.cells)
     stacked = np.concatenate([grid.cells[k].correct for k in keys])
-    n = grid.n
+    fact_index, strata = fact_strata(grid.question_facts, grid.question_tasks)
     out = np.empty((iters, stacked.shape[0]))
     rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, "questions"))
     for start in range(0, iters, CHUNK):
         size = min(CHUNK, iters - start)
-        idx = rng.integers(0, n, size=(size, n)) + n * np.arange(size)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=size * n).reshape(size, n)
-        out[start:start + size] = counts @ stacked.T / n
+        weights = cluster_weights(fact_index, strata, size, rng)
+        out[start:start + size] = weights @ stacked.T / weights.sum(axis=1, keepdims=True)
     sizes = np.cumsum([0] + [len(grid.cells[k].runs) for k in keys])
     return {k: out[:, sizes[i]:sizes[i + 1]] for i, k in enumerate(keys)}
 

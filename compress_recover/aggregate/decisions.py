@@ -1,18 +1,22 @@
-"""The decisions the verdict rests on: damage per compression, each recovery against the threshold, non-inferiority.
+"""The verdict's confirmatory decisions: damage per compression, each recovery against the threshold, non-inferiority.
 
-Three Holm families, each decided by :func:`.bootstrap.holm_family` on the pooled
-knowledge task's test questions:
+One Holm family at ``report.alpha`` over every confirmatory hypothesis of the run
+(:func:`confirmatory`, decided by :func:`.bootstrap.holm_family` on the pooled knowledge
+task's test questions), m = compressions + recoveries + non-inferiority pairs:
 
-- damage (:func:`damage_decisions`): per (model, compression), H0: damage >= min_damage,
-  one-sided upper bound at the Holm level over the compressions;
-- recovery (:func:`recovery_decisions`): per (model, compression, recovery), two-sided
-  against F = min_recovery_fraction; recovers / fails / undecided, with a power estimate
-  for the undecided;
-- non-inferiority (:func:`noninferiority`): every input-side recovery against every
-  parameter-side one of the same compression.
+- damage (per model, compression): H0: damage >= min_damage, one-sided upper bound;
+- recovery (per model, compression, recovery): two-sided against F = min_recovery_fraction.
+  "recovers" when the lower bounds of both the control-subtracted and the raw fraction are
+  >= the threshold (an intersection-union test: p = max of their one-sided p-values);
+  "fails" when the upper bound of the raw fraction is below it. The control gain is never
+  clipped, and each claim is conservative whatever its sign. An undecided one gets a power
+  estimate at the pre-specified effect (:func:`power_needed`);
+- non-inferiority: every input-side recovery against every parameter-side one of the same
+  compression, H0: F_I - F_P <= -noninferiority_margin.
 
-A recovery group whose every run at the final budget failed to train is not tried: it
-gets a ``failed`` :class:`Decision` outside the family (:func:`with_failures`).
+Every bound is read at its Holm level and agrees exactly with its bootstrap p-value.
+A recovery group whose every run at the final budget failed to train is not tried: it gets
+a ``failed`` :class:`Decision` outside the family (:func:`with_failures`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,10 @@ from dataclasses import asdict, dataclass, field
 
 from ..failures import failure_text, seeds_text
 from ..runs import BASE, FAILED, OK
-from .bootstrap import (HolmTest, finite_var, holm_family, lower_bound, share_at_or_above, share_at_or_below,
-                        share_below, upper_bound)
+from .bootstrap import (HolmTest, holm_family, lower_bound, share_at_or_above, share_at_or_below, share_below,
+                        upper_bound)
 from .methods import INPUT, PARAMETERS, Methods
-from .settings import Settings, bootstrap_size
+from .settings import METHOD_SEEDS, Settings, bootstrap_size
 
 NAN = float("nan")
 
@@ -48,6 +52,7 @@ class Damage:
     n: int
     lost_only: int
     gained_only: int
+    family_size: int = 1
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -69,12 +74,14 @@ class Decision:
     decision: str
     status: str = OK
     estimates: dict = field(default_factory=dict)
-    fraction_used: str = ""
+    fraction_used: str = ""  # the fraction that decided (or, undecided, which end each claim reads)
     fraction: float = NAN
     threshold: float = NAN
     test: HolmTest | None = None
     ci_low: float = NAN
     ci_high: float = NAN
+    raw_ci: tuple = (NAN, NAN)
+    controlled_ci: tuple = (NAN, NAN)
     family_size: int | None = None
     power: dict | None = None
     seeds: list = field(default_factory=list)
@@ -93,6 +100,16 @@ class Decision:
     def confidence(self) -> float:
         return self.test.confidence
 
+    @property
+    def n_seeds(self) -> int:
+        """The runs the decision rests on (its seeds; 0 for a record without estimates)."""
+        return len(self.estimates.get("runs") or self.seeds)
+
+    @property
+    def claim(self) -> str:
+        """"method" with >= METHOD_SEEDS seeds, else "trained adapter(s)": what the decision is about."""
+        return "method" if self.n_seeds >= METHOD_SEEDS else "trained adapter" + ("s" if self.n_seeds > 1 else "")
+
     def as_dict(self) -> dict:
         """The decision as verdict.json's evidence writes it (and decisions.csv flattens it)."""
         head = {"model": self.model, "compression": self.compression, "recovery": self.recovery,
@@ -105,7 +122,10 @@ class Decision:
             t = self.test
             row = {**head, **self.estimates, "fraction_used": self.fraction_used, "fraction": self.fraction,
                    "threshold": self.threshold, "holm_level": t.level, "confidence": t.confidence,
-                   "ci_low": self.ci_low, "ci_high": self.ci_high, "p_value": t.p_value, "p_holm": t.p_holm,
+                   "ci_low": self.ci_low, "ci_high": self.ci_high, "raw_ci_low": self.raw_ci[0],
+                   "raw_ci_high": self.raw_ci[1], "controlled_ci_low": self.controlled_ci[0],
+                   "controlled_ci_high": self.controlled_ci[1], "claim": self.claim, "p_value": t.p_value,
+                   "p_holm": t.p_holm,
                    "decision": self.decision, "family_size": self.family_size}
             if self.power is not None:
                 row["power"] = self.power
@@ -128,114 +148,207 @@ class Decision:
 
 # --------------------------------------------------------------------------- the family
 
+def noninferiority_pairs(family: list, methods: Methods) -> list[tuple]:
+    """(model, compression, input recovery, parameter recovery) for every input-side
+    recovery of ``family`` against every parameter-side one of the same compression."""
+    side = {key: methods.side(key[2]) for key in family}
+    return [(m, c, i, p) for (m, c, i) in family if side[(m, c, i)] == INPUT
+            for (m2, c2, p) in family if (m2, c2) == (m, c) and side[(m2, c2, p)] == PARAMETERS]
+
+
 def verdict_family(grids: dict, settings: Settings, methods: Methods) -> tuple[dict, list, int]:
     """The pooled grids, the verdict's family of (model, compression, recovery) and the
-    resamples its smallest Holm bound needs (:func:`.settings.bootstrap_size`)."""
+    resamples its smallest Holm bound needs (:func:`.settings.bootstrap_size`): the one
+    confirmatory family has m = compressions + recoveries + non-inferiority pairs members, its
+    smallest level is alpha / m, and a recovery's two-sided bound sits at half its level."""
     from .questions import ALL_KNOWLEDGE
 
     pooled = {k: g for k, g in grids.items() if k[1] == ALL_KNOWLEDGE and g.has_base}
     family = [(m, c, r) for (m, _), g in pooled.items() for c, r in g.recovered()]
-    side = {key: methods.side(key[2]) for key in family}
-    n_ni = sum(1 for a in family for b in family if a[:2] == b[:2] and (side[a], side[b]) == (INPUT, PARAMETERS))
-    n_comp = sum(len(g.compressions()) for g in pooled.values()) or 1
-    tail = min(settings.alpha / (2 * max(len(family), 1)), settings.alpha / n_comp, settings.alpha / max(n_ni, 1))
+    n_comp = sum(len(g.compressions()) for g in pooled.values())
+    size = max(n_comp + len(family) + len(noninferiority_pairs(family, methods)), 1)
+    tail = settings.alpha / size / (2 if family else 1)
     return pooled, family, bootstrap_size(settings, tail)
+
+
+@dataclass(frozen=True)
+class Member:
+    """One hypothesis of the confirmatory family: its key (its kind first), bootstrap p-value,
+    and whether its bound at a given Holm level decides it."""
+
+    key: tuple
+    p_value: float
+    decides: object  # level -> bool
+
+
+def confirmatory(pooled: dict, draws: dict, pairs: dict, settings: Settings,
+                 methods: Methods) -> tuple[dict, list, list]:
+    """The damage, recovery and non-inferiority decisions of ``pairs`` ((model, compression,
+    recovery) -> :class:`.fractions.PairDraws` of the pooled task) in one Holm family at
+    ``settings.alpha``: (damage per (model, compression), recovery :class:`Decision` s,
+    non-inferiority rows)."""
+    damage = _damage_members(pooled, draws, settings)
+    recovery = _recovery_members(pairs, settings, methods)
+    ni = _noninferiority_members(pairs, settings, methods)
+    members = [m for group in (damage, recovery, ni) for m, _ in group]
+    tests = holm_family([m.key for m in members], [m.p_value for m in members], settings.alpha,
+                        lambda i, level: members[i].decides(level), "confirmatory bound")
+    size = len(members)
+    i, j = len(damage), len(damage) + len(recovery)
+    return ({m.key[1:]: finish(t, size) for (m, finish), t in zip(damage, tests[:i], strict=True)},
+            [finish(t, size) for (_, finish), t in zip(recovery, tests[i:j], strict=True)],
+            [finish(t, size) for (_, finish), t in zip(ni, tests[j:], strict=True)])
 
 
 # --------------------------------------------------------------------------- damage
 
-def damage_decisions(grids: dict, draws: dict, settings: Settings) -> dict[tuple[str, str], Damage]:
+def _damage_members(grids: dict, draws: dict, settings: Settings) -> list[tuple[Member, object]]:
     """Per (model, compression) on the pooled task: damage = base - compressed accuracy,
-    its one-sided upper bound at the Holm level over the compressions, and whether that is
-    below ``min_damage`` (no measurable loss)."""
-    keys, deltas = [], []
+    H0: damage >= min_damage; decided (no measurable loss) when its one-sided upper bound at
+    its Holm level is below ``min_damage``."""
+    out = []
     for (model, task), grid in grids.items():
         for comp in grid.compressions():
-            keys.append((model, comp))
             d = draws[(model, task)]
-            deltas.append((grid, d[(BASE, BASE)][:, 0] - d[(comp, BASE)][:, 0]))
-    tests = holm_family(keys, [share_at_or_above(delta, settings.min_damage) for _, delta in deltas],
-                        settings.alpha, lambda i, level: upper_bound(deltas[i][1], level) < settings.min_damage,
-                        "damage bound")
-    out = {}
-    for key, (grid, delta), t in zip(keys, deltas, tests, strict=True):
-        base, compressed = grid.get(BASE, BASE), grid.get(key[1], BASE)
-        b, c = base.accuracy, compressed.accuracy
-        b_right, c_right = base.correct[0] > 0.5, compressed.correct[0] > 0.5
-        upper = upper_bound(delta, t.level)
-        out[key] = Damage(base_acc=b, compressed_acc=c, damage=b - c, damage_upper=upper,
-                          damage_low=lower_bound(delta, t.level), holm_level=t.level, confidence=t.confidence,
-                          p_value=t.p_value, p_holm=t.p_holm, min_damage=settings.min_damage,
-                          no_measurable_loss=bool(upper < settings.min_damage), n=grid.n,
-                          lost_only=int((b_right & ~c_right).sum()), gained_only=int((~b_right & c_right).sum()))
+            delta = d[(BASE, BASE)][:, 0] - d[(comp, BASE)][:, 0]
+            member = Member(("damage", model, comp), share_at_or_above(delta, settings.min_damage),
+                            lambda level, delta=delta: upper_bound(delta, level) < settings.min_damage)
+            out.append((member, lambda t, size, grid=grid, comp=comp, delta=delta:
+                        _damage(grid, comp, delta, t, size, settings)))
     return out
+
+
+def _damage(grid, comp: str, delta, t: HolmTest, size: int, settings: Settings) -> Damage:
+    base, compressed = grid.get(BASE, BASE), grid.get(comp, BASE)
+    b, c = base.accuracy, compressed.accuracy
+    b_right, c_right = base.correct[0] > 0.5, compressed.correct[0] > 0.5
+    upper = upper_bound(delta, t.level)
+    return Damage(base_acc=b, compressed_acc=c, damage=b - c, damage_upper=upper,
+                  damage_low=lower_bound(delta, t.level), holm_level=t.level, confidence=t.confidence,
+                  p_value=t.p_value, p_holm=t.p_holm, min_damage=settings.min_damage,
+                  no_measurable_loss=bool(upper < settings.min_damage), n=grid.n,
+                  lost_only=int((b_right & ~c_right).sum()), gained_only=int((~b_right & c_right).sum()),
+                  family_size=size)
 
 
 # --------------------------------------------------------------------------- recovery
 
-def power_needed(point: float, tau: float, v_questions: float, v_seeds: float, n: int, seeds: int,
+def power_needed(effect: float, v_questions: float, v_seeds: float, n: int, seeds: int,
                  level: float, power: float) -> dict:
-    """Questions (seeds fixed) and seeds (questions fixed) needed to decide at ``power``.
+    """Questions (seeds fixed) and seeds (questions fixed) needed to decide, with probability
+    ``power``, a fraction at distance ``effect`` from the threshold (pre-specified, not the
+    observed effect: the verdict passes effect = min_recovery_fraction, a method that wins
+    back nothing, F = 0, against the threshold).
 
-    Normal approximation: the estimate's variance is v_q * n / n' + v_s * S / S' (v_q, v_s:
-    bootstrap variances from resampling only questions, only seeds); deciding against the
-    threshold two-sided at ``level`` with probability ``power`` needs
-    |F - tau| >= (z(1 - level/2) + z(power)) * sd, so n' = n * v_q / (d^2 - v_s) and
-    S' = S * v_s / (d^2 - v_q) with d = |F - tau| / (z(1 - level/2) + z(power)), and
-    ``scale_both`` k = (v_q + v_s) / d^2: k times the questions and k times the seeds."""
+    Normal approximation: the estimate's variance is v_q n / n' + v_s S / S' (v_q: from the
+    question resample, runs fixed; v_s = s^2 / S: the t-based seed component, estimated only
+    with >= METHOD_SEEDS seeds); deciding two-sided at ``level`` with probability ``power``
+    needs effect >= (z(1 - level/2) + z(power)) sd, so with d = effect / (z(1 - level/2) +
+    z(power)): n' = n v_q / (d^2 - v_s), S' = S v_s / (d^2 - v_q), and ``scale_both``
+    k = (v_q + v_s) / d^2 (k times the questions and k times the seeds)."""
     from scipy.stats import norm
 
-    out = {"questions_needed": None, "seeds_needed": None, "scale_both": None, "level": level, "power": power}
-    if not all(math.isfinite(x) for x in (point, v_questions, v_seeds)) or point == tau:
-        out["note"] = "no estimate: the fraction is undefined or sits on the threshold"
+    out = {"effect": effect, "alternative": "F = 0 (a method that wins back nothing)", "questions_needed": None,
+           "seeds_needed": None, "scale_both": None, "level": level, "power": power}
+    seeds_known = seeds >= METHOD_SEEDS and math.isfinite(v_seeds)
+    v_s = v_seeds if seeds_known else 0.0
+    if not math.isfinite(v_questions) or effect <= 0:
+        out["note"] = "no estimate: the fraction is undefined"
         return out
-    d2 = ((point - tau) / (norm.ppf(1 - level / 2) + norm.ppf(power))) ** 2
-    out["questions_needed"] = math.ceil(n * v_questions / (d2 - v_seeds)) if d2 > v_seeds else math.inf
-    if seeds > 1 and v_seeds > 0:
-        out["seeds_needed"] = math.ceil(seeds * v_seeds / (d2 - v_questions)) if d2 > v_questions else math.inf
-        out["scale_both"] = math.ceil((v_questions + v_seeds) / d2 * 10) / 10  # k x questions and k x seeds
+    d2 = (effect / (norm.ppf(1 - level / 2) + norm.ppf(power))) ** 2
+    out["questions_needed"] = math.ceil(n * v_questions / (d2 - v_s)) if d2 > v_s else math.inf
+    if seeds_known and v_s > 0:
+        out["seeds_needed"] = math.ceil(seeds * v_s / (d2 - v_questions)) if d2 > v_questions else math.inf
+        out["scale_both"] = math.ceil((v_questions + v_s) / d2 * 10) / 10  # k x questions and k x seeds
     else:
-        out["note"] = "one seed: the seed-to-seed variance is not estimated (questions_needed assumes none)"
+        out["note"] = (f"fewer than {METHOD_SEEDS} seeds: the seed-to-seed variance is not estimated "
+                       "(questions_needed is for these trained adapters)")
     return out
 
 
-def recovery_decisions(pairs: dict, settings: Settings, methods: Methods) -> list[Decision]:
-    """Holm over every (model, compression, recovery) on the pooled task: each tested
-    two-sided against F = min_recovery_fraction (p = 2 min(share below, share at or above));
-    its interval is shown at 1 - alpha_i, alpha_i its Holm level; it recovers when the
-    interval's lower end >= the threshold, fails when its upper end < it."""
+def _recovery_members(pairs: dict, settings: Settings, methods: Methods) -> list[tuple[Member, object]]:
+    """Per (model, compression, recovery): p = 2 min(p_recovers, p_fails), p_recovers = max
+    over the controlled and raw fraction of the share of draws below the threshold, p_fails =
+    the share of raw draws at or above it; at Holm level a, recovers when min(lower bounds at
+    a/2) >= threshold, fails when the raw upper bound at a/2 < threshold (exact duals)."""
     tau = settings.min_recovery_fraction
-    keys = list(pairs)
-
-    def bounds(key, level: float) -> tuple[float, float]:
-        d = pairs[key].used()[1]["two_level"]
-        return lower_bound(d, level / 2), upper_bound(d, level / 2)
-
-    def decided(low: float, high: float) -> str:
-        return "recovers" if low >= tau else "fails" if high < tau else "undecided"
-
-    p_values = []
-    for key in keys:
-        draws = pairs[key].used()[1]["two_level"]  # undefined resamples count against both claims
-        p_values.append(min(1.0, 2 * min(share_below(draws, tau), share_at_or_above(draws, tau))))
-    tests = holm_family(keys, p_values, settings.alpha,
-                        lambda i, level: decided(*bounds(keys[i], level)) != "undecided", "interval decision")
     out = []
-    for key, t in zip(keys, tests, strict=True):
-        model, comp, rec = key
-        pair = pairs[key]
-        point, d = pair.used()
-        low, high = bounds(key, t.level)
-        decision = decided(low, high)
-        e = pair.estimates
-        power = None
-        if decision == "undecided":
-            power = power_needed(point, tau, finite_var(d["questions"]), finite_var(d["seeds"]), e["n"],
-                                 len(e["runs"]), settings.alpha / len(keys), settings.power)
-        out.append(Decision(model, comp, rec, methods.method(rec), methods.registered_side(rec), decision,
-                            estimates=e, fraction_used="controlled" if pair.has_control else "raw (no control run)",
-                            fraction=point, threshold=tau, test=t, ci_low=low, ci_high=high,
-                            family_size=len(keys), power=power))
+    for key, pair in pairs.items():
+        raw = pair.raw["two_level"]
+        both = [pair.controlled["two_level"], raw] if pair.has_control else [raw]
+        p_recovers = max(share_below(d, tau) for d in both)  # undefined draws count against both claims
+        p = min(1.0, 2 * min(p_recovers, share_at_or_above(raw, tau)))
+        member = Member(("recovery", *key), p, lambda level, both=both, raw=raw: _decided(
+            min(lower_bound(d, level / 2) for d in both), upper_bound(raw, level / 2), tau) != "undecided")
+        out.append((member, lambda t, size, key=key, pair=pair: _recovery(key, pair, t, size, settings, methods)))
+    return out
+
+
+def _decided(low: float, high: float, tau: float) -> str:
+    return "recovers" if low >= tau else "fails" if high < tau else "undecided"
+
+
+def _recovery(key: tuple, pair, t: HolmTest, size: int, settings: Settings, methods: Methods) -> Decision:
+    model, comp, rec = key
+    tau, a = settings.min_recovery_fraction, t.level / 2
+    e = pair.estimates
+    raw = pair.raw["two_level"]
+    raw_ci = (lower_bound(raw, a), upper_bound(raw, a))
+    controlled_ci = ((lower_bound(pair.controlled["two_level"], a), upper_bound(pair.controlled["two_level"], a))
+                     if pair.has_control else (NAN, NAN))
+    low, high = (min(raw_ci[0], controlled_ci[0]) if pair.has_control else raw_ci[0]), raw_ci[1]
+    decision = _decided(low, high, tau)
+    if not pair.has_control:
+        used, point = "raw (no control run)", e["recovery_fraction"]
+    elif decision == "fails":
+        used, point = "raw", e["recovery_fraction"]
+    elif decision == "recovers" and raw_ci[0] < controlled_ci[0]:
+        used, point = "raw (lower than controlled)", e["recovery_fraction"]
+    elif decision == "recovers":
+        used, point = "controlled", e["controlled_fraction"]
+    else:
+        used, point = "controlled (recovers) / raw (fails)", e["controlled_fraction"]
+    power = None
+    if decision == "undecided":
+        v_questions, v_seeds = pair.variances(controlled=False)  # "fails", the side F = 0 tests, reads raw
+        if math.isnan(e["recovery_fraction"]):
+            v_questions = NAN  # no damage, no fraction: nothing to size
+        power = power_needed(tau, v_questions, v_seeds, e["n"], len(e["runs"]), settings.alpha / size,
+                             settings.power)
+    return Decision(model, comp, rec, methods.method(rec), methods.registered_side(rec), decision, estimates=e,
+                    fraction_used=used, fraction=point,
+                    threshold=tau, test=t, ci_low=low, ci_high=high, raw_ci=raw_ci, controlled_ci=controlled_ci,
+                    family_size=size, power=power)
+
+
+# --------------------------------------------------------------------------- non-inferiority
+
+def _noninferiority_members(pairs: dict, settings: Settings, methods: Methods) -> list[tuple[Member, object]]:
+    """Every input-side recovery I vs every parameter-side one P of a compression: H0:
+    F_I - F_P <= -margin on paired draws (same questions); non-inferior when the lower bound
+    at the Holm level > -margin. Control-subtracted fractions when both have a control run,
+    else raw for both."""
+    import numpy as np
+
+    margin = settings.noninferiority_margin
+    out = []
+    for model, comp, i_rec, p_rec in noninferiority_pairs(list(pairs), methods):
+        i_pair, p_pair = pairs[(model, comp, i_rec)], pairs[(model, comp, p_rec)]
+        controlled = i_pair.has_control and p_pair.has_control
+        (fi, di), (fp, dp) = i_pair.used(controlled), p_pair.used(controlled)
+        diff = di["two_level"] - dp["two_level"]
+        key = (model, comp, i_rec, p_rec)
+        member = Member(("non-inferiority", *key), share_at_or_below(diff, -margin),
+                        lambda level, diff=diff: lower_bound(diff, level) > -margin)
+
+        def finish(t, size, key=key, point=fi - fp, diff=diff, controlled=controlled):
+            low, high = lower_bound(diff, t.level), upper_bound(diff, t.level)
+            return {"model": key[0], "compression": key[1], "input": key[2], "parameters": key[3],
+                    "fractions": "controlled" if controlled else "raw", "difference": point,
+                    "lower_bound": low, "upper_bound": high, "holm_level": t.level, "confidence": t.confidence,
+                    "margin": margin, "p_value": t.p_value, "p_holm": t.p_holm, "family_size": size,
+                    "result": "non-inferior" if low > -margin and not np.isnan(point) else "not shown"}
+        out.append((member, finish))
     return out
 
 
@@ -264,40 +377,4 @@ def with_failures(decisions: list[Decision], groups: dict, damage: dict, methods
         out.append(Decision(model, comp, rec, methods.method(rec), methods.side(rec) or "", f"failed ({why})",
                             status=FAILED, seeds=[r["seed"] for r in runs], runs=[r["run"] for r in runs],
                             failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} failed to train: {why}"))
-    return out
-
-
-# --------------------------------------------------------------------------- non-inferiority
-
-def noninferiority(pairs: dict, settings: Settings, methods: Methods) -> list[dict]:
-    """Per (model, compression): every input-side recovery I vs every parameter-side one P,
-    one-sided test of H0: F_I - F_P <= -margin on paired bootstrap draws (same questions),
-    Holm over all such pairs; non-inferior when the lower bound at the Holm level > -margin.
-    Control-subtracted fractions when both have a control run, else raw for both."""
-    import numpy as np
-
-    side = {key: methods.side(key[2]) for key in pairs}
-    tests = []
-    for (model, comp, i_rec), i_pair in pairs.items():
-        if side[(model, comp, i_rec)] != INPUT:
-            continue
-        for (m2, c2, p_rec), p_pair in pairs.items():
-            if (m2, c2) != (model, comp) or side[(m2, c2, p_rec)] != PARAMETERS:
-                continue
-            controlled = i_pair.has_control and p_pair.has_control
-            (fi, di), (fp, dp) = i_pair.used(controlled), p_pair.used(controlled)
-            diff = di["two_level"] - dp["two_level"]
-            tests.append(((model, comp, i_rec, p_rec), fi - fp, diff, controlled))
-    margin = settings.noninferiority_margin
-    holm_tests = holm_family([key for key, *_ in tests], [share_at_or_below(diff, -margin) for _, _, diff, _ in tests],
-                             settings.alpha, lambda i, level: lower_bound(tests[i][2], level) > -margin,
-                             "non-inferiority bound")
-    out = []
-    for (key, point, diff, controlled), t in zip(tests, holm_tests, strict=True):
-        low, high = lower_bound(diff, t.level), upper_bound(diff, t.level)
-        out.append({"model": key[0], "compression": key[1], "input": key[2], "parameters": key[3],
-                    "fractions": "controlled" if controlled else "raw", "difference": point,
-                    "lower_bound": low, "upper_bound": high, "holm_level": t.level, "confidence": t.confidence,
-                    "margin": margin, "p_value": t.p_value, "p_holm": t.p_holm,
-                    "result": "non-inferior" if low > -margin and not np.isnan(point) else "not shown"})
     return out

@@ -101,7 +101,11 @@ def accuracy_vs_compression(data: Inputs):
 
 
 def perplexity_vs_knowledge(data: Inputs):
-    """Perplexity recovery fraction against knowledge recovery fraction, per recovered model."""
+    """Perplexity recovery fraction against knowledge recovery fraction, per recovered model,
+    like with like: both against the control run (the same method on the base model, filled
+    marker) where it exists, else both raw (hollow marker, labelled so)."""
+    import math
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 5))
     ppl = perplexity_recovery(data.summary)
@@ -109,10 +113,14 @@ def perplexity_vs_knowledge(data: Inputs):
     merged = know.merge(ppl, on=["model", "compression", "recovery"], how="inner") if len(ppl) else ppl
     if len(merged):
         for row in merged.itertuples():
-            ax.scatter(row.perplexity_recovery, row.recovery_fraction, s=40, color=data.colour(row.recovery),
+            controlled = not math.isnan(row.perplexity_control)
+            x, y = ((row.perplexity_recovery_controlled, row.controlled_fraction) if controlled
+                    else (row.perplexity_recovery, row.recovery_fraction))
+            colour = data.colour(row.recovery)
+            ax.scatter(x, y, s=40, edgecolors=colour, facecolors=colour if controlled else "none",
                        marker=MARKERS[data.variant(row.recovery) % len(MARKERS)])
-            ax.annotate(f"{row.compression}/{row.recovery}", (row.perplexity_recovery, row.recovery_fraction),
-                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+            ax.annotate(f"{row.compression}/{row.recovery}" + ("" if controlled else " (raw: no control run)"),
+                        (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
         ax.axline((0, 0), (1, 1), color="grey", linestyle=":", label="equal recovery")
         ax.axhline(0, color="black", linewidth=0.5)
         ax.axvline(0, color="black", linewidth=0.5)
@@ -120,8 +128,8 @@ def perplexity_vs_knowledge(data: Inputs):
     else:
         ax.text(0.5, 0.5, "no perplexity task in this run (data.perplexity: false)", ha="center",
                 transform=ax.transAxes)
-    ax.set_xlabel("perplexity recovery fraction (held-out text)")
-    ax.set_ylabel("knowledge recovery fraction (pooled)")
+    ax.set_xlabel("perplexity recovery fraction (held-out text), control subtracted")
+    ax.set_ylabel("knowledge recovery fraction (pooled), control subtracted")
     ax.set_title("Perplexity recovery vs knowledge recovery")
     return fig
 

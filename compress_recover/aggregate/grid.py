@@ -2,26 +2,32 @@
 
 A :class:`Cell` holds one row per run (seed) and one column per question, in the grid's
 question order (the base model's questions); every cell of a grid was scored on the same
-questions, so every comparison between cells is paired.
+questions, so every comparison between cells is paired. The grid carries each question's
+fact (the bootstrap's resampling unit) and the task it comes from (its stratum; the pooled
+task's questions come from several).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..data.facts import own_fact
 from ..runs import BASE
+from .questions import source_task
 
 
 @dataclass(frozen=True)
 class Cell:
     """One (compression, recovery) of a (model, task) grid: one row per run (seed), one
-    column per question, in the grid's question order."""
+    column per question, in the grid's question order: ``correct`` and the right choice's
+    probability among the choices, ``p_right`` and ``p_right_norm``
+    (:func:`.questions.choice_probability`)."""
 
     runs: tuple
     seeds: tuple
     correct: "numpy.ndarray"  # noqa: F821
-    margin: "numpy.ndarray"  # noqa: F821
-    margin_norm: "numpy.ndarray"  # noqa: F821
+    p_right: "numpy.ndarray"  # noqa: F821
+    p_right_norm: "numpy.ndarray"  # noqa: F821
 
     @property
     def run_accuracies(self):
@@ -39,10 +45,15 @@ class Cell:
 
 @dataclass(frozen=True)
 class Grid:
+    """``facts`` and ``tasks``: per question (in ``doc_ids``' order) its fact id and the task
+    it comes from; empty: every question its own fact, all from ``task``."""
+
     model: str
     task: str
     doc_ids: tuple
     cells: dict  # (compression, recovery) -> Cell
+    facts: tuple = ()
+    tasks: tuple = ()
 
     def get(self, compression: str, recovery: str) -> Cell | None:
         return self.cells.get((compression, recovery))
@@ -50,6 +61,16 @@ class Grid:
     @property
     def n(self) -> int:
         return len(self.doc_ids)
+
+    @property
+    def question_facts(self) -> tuple:
+        """Each question's fact id (its own when the grid was built without facts)."""
+        return self.facts or tuple(own_fact(self.task, d) for d in self.doc_ids)
+
+    @property
+    def question_tasks(self) -> tuple:
+        """The task each question comes from (the stratum of the fact bootstrap)."""
+        return self.tasks or (self.task,) * self.n
 
     @property
     def has_base(self) -> bool:
@@ -78,14 +99,26 @@ def _cell(frame, doc_ids) -> Cell:
              for r in frame[["run", "seed"]].drop_duplicates().itertuples(index=False)}
     runs = sorted(seeds, key=lambda run: (_seed_order(seeds[run]), run))
     arrays = {}
-    for column in ("correct", "margin", "margin_norm"):
+    for column in ("correct", "p_right", "p_right_norm"):
         wide = frame.pivot(index="doc_id", columns="run", values=column)
         arrays[column] = np.asarray(wide.loc[list(doc_ids), runs].to_numpy(dtype=float).T)
     return Cell(runs=tuple(runs), seeds=tuple(seeds[r] for r in runs), **arrays)
 
 
+def _facts(reference, doc_ids, task: str) -> tuple:
+    """Each question's fact from the table's ``fact`` column (a missing or empty one: the
+    question is its own fact)."""
+    import pandas as pd
+
+    if "fact" not in reference:
+        return tuple(own_fact(task, d) for d in doc_ids)
+    named = {d: f for d, f in zip(reference.doc_id, reference.fact, strict=True) if not pd.isna(f) and str(f)}
+    return tuple(str(named[d]) if d in named else own_fact(task, d) for d in doc_ids)
+
+
 def build_grids(table) -> dict[tuple[str, str], Grid]:
-    """(model, task) -> its grid of cells aligned on the base model's questions."""
+    """(model, task) -> its grid of cells aligned on the base model's questions, with each
+    question's fact and source task."""
     grids = {}
     for (model, task), sub in table.groupby(["model", "task"], sort=True):
         frames = dict(iter(sub.groupby(["compression", "recovery"], sort=True)))
@@ -96,7 +129,11 @@ def build_grids(table) -> dict[tuple[str, str], Grid]:
                 if set(ids) != set(doc_ids) or ids.duplicated().any():
                     raise ValueError(f"{model}/{task}: {'/'.join(key)} ({run}) was scored on other questions "
                                      "than the base model")
-        grids[(model, task)] = Grid(model, task, doc_ids, {k: _cell(f, doc_ids) for k, f in frames.items()})
+        if "fact" in sub and (sub[["doc_id", "fact"]].drop_duplicates().doc_id.duplicated().any()):
+            raise ValueError(f"{model}/{task}: a question is given different facts by different runs")
+        grids[(model, task)] = Grid(model, task, doc_ids, {k: _cell(f, doc_ids) for k, f in frames.items()},
+                                    facts=_facts(reference, doc_ids, task),
+                                    tasks=tuple(source_task(task, d) for d in doc_ids))
     return grids
 
 

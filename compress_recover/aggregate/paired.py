@@ -1,9 +1,11 @@
 """Paired per-question comparisons: McNemar's exact test, margin sign-flip tests, knowledge flips.
 
 Every model of a grid answered the same questions, so two models are compared question by
-question: on right/wrong (:func:`paired_tests`, McNemar), on the log-likelihood margin
-(:func:`margin_tests`, a sign-flip permutation test with a t interval) and as counts of
-questions kept, lost, gained and won back (:func:`flips`).
+question: on right/wrong (:func:`paired_tests`, McNemar), on the right choice's probability
+among the choices (:func:`margin_tests`, a sign-flip permutation test with a t interval) and
+as counts of questions kept, lost, gained and won back (:func:`flips`). All of them are
+descriptive: uncorrected for their number, outside the verdict's error budget (the verdict's
+claims rest on :mod:`.decisions`).
 """
 
 from __future__ import annotations
@@ -109,10 +111,34 @@ def paired_tests(grids: dict, *, methods: Methods):
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
+MARGIN_METRICS = ("p_right", "p_right_norm")
+
+
+def fact_sums(differences, facts) -> "numpy.ndarray":  # noqa: F821
+    """Per-question ``differences`` summed per fact and scaled by facts / questions, so their
+    mean is the per-question mean difference while the t interval and the sign-flip test
+    treat each fact (every question restating it) as one independent unit. One question a
+    fact: ``differences`` unchanged."""
+    import numpy as np
+
+    d = np.asarray(differences, dtype=float)
+    _, which = np.unique(np.asarray(facts, dtype=object).astype(str), return_inverse=True)
+    sums = np.bincount(which, weights=d)
+    return sums * len(sums) / len(d) if len(sums) != len(d) else d
+
+
 def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
-    """Each recovery vs its compressed model on the per-question margin (the recovery's
-    margin averaged over its seeds first): mean difference, t interval, sign-flip p-value;
-    once on ``margin`` and once on ``margin_norm``."""
+    """Each recovery vs its compressed model on the per-question probability of the right
+    choice among the choices (:func:`.questions.choice_probability`; the recovery's averaged
+    over its seeds first): mean difference, t interval, sign-flip p-value; once on ``p_right``
+    (softmax over the log-likelihoods, as acc) and once on ``p_right_norm`` (over the
+    per-character log-likelihoods, as acc_norm). A probability in [0, 1], on the scale of
+    accuracy: sharpening the output distribution alone (log-likelihoods times a factor > 1)
+    pushes each question's value towards 1 where it is answered right and towards 0 where
+    not, so the mean tends to the accuracy, where a difference in nats grows with the factor
+    without bound (tested). The fact is the unit (:func:`fact_sums`): questions that restate
+    one fact are not independent, so the t interval and the sign flips run over facts.
+    Descriptive: uncorrected, outside the verdict's error budget."""
     import numpy as np
     import pandas as pd
 
@@ -122,12 +148,13 @@ def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
             compressed = grid.get(comp, BASE)
             for rec in grid.recoveries(comp):
                 cell = grid.get(comp, rec)
-                for metric in ("margin", "margin_norm"):
+                for metric in MARGIN_METRICS:
                     d = getattr(cell, metric).mean(axis=0) - getattr(compressed, metric)[0]
                     if np.isnan(d).any():
                         continue
-                    low, high = t_interval(d, level)
-                    p = sign_flip_p(d, iters, stable_seed(seed, grid.model, grid.task, comp, rec, metric))
+                    clustered = fact_sums(d, grid.question_facts)
+                    low, high = t_interval(clustered, level)
+                    p = sign_flip_p(clustered, iters, stable_seed(seed, grid.model, grid.task, comp, rec, metric))
                     rows.append({"model": grid.model, "task": grid.task, "compression": comp, "recovery": rec,
                                  "metric": metric, "seeds": len(cell.runs), "n": grid.n,
                                  "compressed_mean": float(np.mean(getattr(compressed, metric)[0])),

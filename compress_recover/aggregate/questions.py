@@ -1,10 +1,13 @@
 """The per-question table: the only reader of lm-eval's sample format.
 
 Every model is scored on the same questions, so every later comparison is paired. Per
-question (:func:`question_table`): ``correct`` (lm-eval's ``acc``), ``margin``
-(log-likelihood of the right choice minus that of the best wrong choice, unnormalised as
-for ``acc``), ``margin_norm`` (the same on log-likelihoods divided by each choice's length
-in characters, as for ``acc_norm``), the question's ``split`` (dev or test), and for a
+question (:func:`question_table`): ``correct`` (lm-eval's ``acc``), ``p_right`` (the
+probability of the right choice among the choices: the softmax over the choices'
+log-likelihoods, unnormalised as for ``acc``; :func:`choice_probability`), ``p_right_norm``
+(the same softmax over log-likelihoods divided by each choice's length in characters, as for
+``acc_norm``), the question's ``fact`` (the resampling unit and what
+the split assigns: :func:`compress_recover.data.facts.question_fact`; a relation and its
+inverse share one), its ``split`` (dev or test), and for a
 method that keeps one prompt of a pool per question the prompt it chose and which prompts
 forced a right answer. The pooled task :data:`ALL_KNOWLEDGE` holds every knowledge question.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ..data.facts import question_fact
 from ..data.split import DEV, TEST, question_splits, split_settings
 from ..io import read_jsonl
 from ..prompt_choice import forced_field
@@ -21,7 +25,7 @@ from ..runs import RunId
 from .methods import Methods
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
-COLUMNS = [*KEYS, "doc_id", "split", "correct", "margin", "margin_norm", "pool_choice", "pool_correct"]
+COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
 
 
@@ -64,27 +68,40 @@ def gold_choices(row: dict, texts: list[str] | None) -> list[int]:
     return out
 
 
-def paired_margin(scores, gold: list[int]) -> float:
-    """Best score among the right choices minus the best among the wrong ones."""
-    right = max(scores[i] for i in gold)
-    wrong = [s for i, s in enumerate(scores) if i not in gold]
-    return float(right - max(wrong)) if wrong else float("nan")
+def choice_probability(scores, gold: list[int]) -> float:
+    """The probability of the right choice among the choices: softmax over ``scores`` (the
+    choices' log-likelihoods), summed over the right choice(s). A probability in [0, 1]
+    (chance 1/k for k choices), so unlike a difference of log-likelihoods in nats it cannot
+    grow without bound when the output distribution merely sharpens. A question is right
+    (acc) iff its right choice has the largest score, which is not ``p > 0.5`` when there are
+    three or more choices (0.3 beside three wrong choices at 0.7/3 is right); NaN for a
+    question without a wrong choice."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    right = sorted(set(gold))
+    if len(right) >= len(s):
+        return float("nan")
+    p = np.exp(s - s.max())  # shifted by the maximum: no overflow, the same softmax
+    return float(p[right].sum() / p.sum())
 
 
 def question_record(row: dict) -> dict:
-    """``correct`` (lm-eval's acc), ``margin`` and ``margin_norm`` of one sample row."""
+    """``correct`` (lm-eval's acc), ``p_right`` and ``p_right_norm``
+    (:func:`choice_probability` on the log-likelihoods, and on them divided by each choice's
+    length in characters) of one sample row."""
     scores = choice_loglikelihoods(row)
     texts = choice_texts(row)
     gold = gold_choices(row, texts)
-    margin = paired_margin(scores, gold)
-    norm = float("nan")
+    p_right = choice_probability(scores, gold)
+    p_norm = float("nan")
     if texts is not None and len(texts) == len(scores):
-        norm = paired_margin([s / max(len(t), 1) for s, t in zip(scores, texts, strict=True)], gold)
+        p_norm = choice_probability([s / max(len(t), 1) for s, t in zip(scores, texts, strict=True)], gold)
     if "acc" in row:
         correct = bool(row["acc"] >= 0.5)
     else:
         correct = max(range(len(scores)), key=scores.__getitem__) in gold  # first maximum, as np.argmax
-    return {"doc_id": row["doc_id"], "correct": correct, "margin": margin, "margin_norm": norm,
+    return {"doc_id": row["doc_id"], "correct": correct, "p_right": p_right, "p_right_norm": p_norm,
             "_gold": gold}
 
 
@@ -105,10 +122,13 @@ def pool_record(row: dict, gold: list[int], method: str) -> dict:
 
 def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str, str] | None = None,
                    split: dict | None = None):
-    """One row per (model, compression, recovery, seed, steps, run, task, doc_id): ``split``
-    (``dev`` or ``test``, :func:`compress_recover.data.split.question_splits` with the settings
+    """One row per (model, compression, recovery, seed, steps, run, task, doc_id): ``fact``
+    (read from the sample's ``doc``: its ``fact`` field, else the built tasks' unordered
+    (subject, answer_text) pair, else the question alone,
+    :func:`compress_recover.data.facts.question_fact`), ``split`` (``dev`` or ``test``, whole
+    facts at a time, :func:`compress_recover.data.split.question_splits` with the settings
     ``split``, config.yaml ``data.split``; ``None``: every question test), ``correct``,
-    ``margin``, ``margin_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``.
+    ``p_right``, ``p_right_norm``, and for prompt-pool methods ``pool_choice`` and ``pool_correct``.
     ``steps``: the training steps of the run's checkpoint (None without training, or for
     labels written before budget curves). Runs whose recovery training failed have no
     question (:func:`compress_recover.failures.split_failed` sets them apart)."""
@@ -124,19 +144,29 @@ def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str,
             gold = record.pop("_gold")
             if row.get("task") and row["task"] != labels["task"]:  # a group task's subtask: ids repeat
                 record["doc_id"] = f"{row['task']}:{record['doc_id']}"
+            record["fact"] = question_fact(row.get("doc"), labels["task"], str(record["doc_id"]))
             rows.append({**labels, **record, **pool_record(row, gold, method)})
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("seed", "steps"):
         table[column] = table[column].astype("Int64")
     table["doc_id"] = table["doc_id"].astype(str)
     questions = {task: sorted(set(ids)) for task, ids in table.groupby("task", sort=False).doc_id}
-    splits = question_splits(questions, **split_settings(split))
+    facts = table[["task", "doc_id", "fact"]].drop_duplicates()
+    twice = facts[facts.duplicated(["task", "doc_id"], keep=False)]
+    if not twice.empty:
+        first = twice.iloc[0]
+        raise ValueError(f"task {first.task} question {first.doc_id}: its runs' docs name different facts "
+                         f"{sorted(twice[(twice.task == first.task) & (twice.doc_id == first.doc_id)].fact)}")
+    splits = question_splits(questions, **split_settings(split),
+                             facts=dict(zip(zip(facts.task, facts.doc_id, strict=True), facts.fact, strict=True)))
     table["split"] = [splits[key] for key in zip(table.task, table.doc_id, strict=True)]
     return table
 
 
 def with_pooled_task(table, knowledge_tasks: list[str]):
-    """Append the pooled task ``all_knowledge``: every knowledge question, ids made unique."""
+    """Append the pooled task ``all_knowledge``: every knowledge question, ids made unique
+    (``<task>:<doc_id>``, :func:`source_task` reads the task back), facts kept: the questions
+    of a relation and its inverse stay one fact in the pool."""
     import pandas as pd
 
     table = table.copy()
@@ -147,6 +177,12 @@ def with_pooled_task(table, knowledge_tasks: list[str]):
     pooled["doc_id"] = pooled["task"] + ":" + pooled["doc_id"]
     pooled["task"] = ALL_KNOWLEDGE
     return pd.concat([table, pooled], ignore_index=True)
+
+
+def source_task(task: str, doc_id: str) -> str:
+    """The task a question of grid ``task`` comes from: itself, or for the pooled task the
+    task its id names (:func:`with_pooled_task`)."""
+    return str(doc_id).split(":", 1)[0] if task == ALL_KNOWLEDGE else task
 
 
 def split_mask(table, which: str):

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields
 
 MAX_ITERS = 20000
+METHOD_SEEDS = 3  # seeds from which a decision is about the method (t-based seed variance), not its adapters
 
 
 @dataclass(frozen=True)
@@ -31,5 +32,6 @@ class Settings:
 def bootstrap_size(settings: Settings, smallest_tail: float) -> int:
     """Resamples so that at least ``min_tail_resamples`` lie beyond the smallest Holm bound
     (never fewer than ``bootstrap_iters``, never more than 20,000)."""
-    needed = math.ceil(settings.min_tail_resamples / smallest_tail) if smallest_tail > 0 else 0
+    # (1 - 1e-12): alpha / m / 2 and alpha / (2 m) differ in the last bit; neither should add a resample
+    needed = math.ceil(settings.min_tail_resamples / smallest_tail * (1 - 1e-12)) if smallest_tail > 0 else 0
     return max(settings.bootstrap_iters, min(needed, MAX_ITERS))

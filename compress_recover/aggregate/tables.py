@@ -19,6 +19,8 @@ from .budget import at_final_budget, final_steps
 from .questions import ALL_KNOWLEDGE
 
 PPL_METRIC = "word_perplexity"
+PPL_RECOVERY_COLUMNS = ["model", "compression", "recovery", "perplexity", "perplexity_base", "perplexity_compressed",
+                        "perplexity_control", "perplexity_recovery", "perplexity_recovery_controlled"]
 CELL = ["model", "compression", "recovery"]
 # Colours by position in the recovery registry (so fixed per method name), "none" grey;
 # a method outside the registry gets one of the remaining colours by a hash of its name.
@@ -102,7 +104,19 @@ def perplexity(summary):
 
 
 def perplexity_recovery(summary):
-    """(ppl_compressed - ppl_recovered) / (ppl_compressed - ppl_base) per recovered model."""
+    """Per recovered model, held-out perplexity against the base, the compressed model and the
+    control (the same method applied to the base model: compression none, that recovery).
+
+    The held-out text is from the domain the recovery trains on, so any training lowers its
+    perplexity; the raw fraction credits that to recovery, the controlled one does not:
+
+    - ``perplexity_recovery`` = (ppl_compressed - ppl_recovered) / (ppl_compressed - ppl_base);
+    - ``perplexity_recovery_controlled`` = (ppl_compressed - ppl_recovered - (ppl_base -
+      ppl_control)) / (ppl_compressed - ppl_base): the control's own drop subtracted, as the
+      knowledge fraction subtracts the control's gain; 1 when the recovered compressed model
+      is as good as the base model trained the same way, NaN without a control run.
+
+    Both NaN where compression did not raise perplexity."""
     import pandas as pd
 
     ppl = perplexity(summary)
@@ -113,8 +127,11 @@ def perplexity_recovery(summary):
         base, compressed = ppl.get((model, BASE, BASE)), ppl.get((model, comp, BASE))
         if base is None or compressed is None:
             continue
+        control = ppl.get((model, BASE, rec), float("nan"))
         damage = compressed - base
+        raw = (compressed - value) / damage if damage > 0 else float("nan")
+        controlled = (compressed - value - (base - control)) / damage if damage > 0 else float("nan")
         rows.append({"model": model, "compression": comp, "recovery": rec, "perplexity": value,
-                     "perplexity_base": base, "perplexity_compressed": compressed,
-                     "perplexity_recovery": (compressed - value) / damage if damage > 0 else float("nan")})
-    return pd.DataFrame(rows)
+                     "perplexity_base": base, "perplexity_compressed": compressed, "perplexity_control": control,
+                     "perplexity_recovery": raw, "perplexity_recovery_controlled": controlled})
+    return pd.DataFrame(rows, columns=PPL_RECOVERY_COLUMNS)

@@ -119,3 +119,43 @@ RELATIONS: dict[str, Relation] = {
                  "periodictable==2.1.0", "public domain", _element_name),
     )
 }
+
+
+# --------------------------------------------------------------------------- fact ids
+
+FACT_FIELD = "fact"  # a task's docs may name their fact themselves (data.task_dirs)
+
+
+def _normalised(text: str) -> str:
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFKC", str(text)).casefold().split())
+
+
+def fact_key(subject: str, answer: str) -> str:
+    """The id of the fact a (subject, answer) question asks about: the unordered pair,
+    each side NFKC-normalised, casefolded and whitespace-collapsed, joined by " | ". So a
+    relation and its inverse share it ("Iron" -> "Fe" and "Fe" -> "Iron" are both
+    ``fe | iron``), and so do a capital (France -> Paris) and the same city asked in
+    ``city_country`` (Paris -> France): one association asked two ways, whose answers are
+    correlated and which a dev question must not leak into test."""
+    return " | ".join(sorted((_normalised(subject), _normalised(answer))))
+
+
+def own_fact(task: str, doc_id: str) -> str:
+    """The fact id of a question that shares its fact with no other: ``<task>:<doc_id>``."""
+    return f"{task}:{doc_id}"
+
+
+def question_fact(doc: dict | None, task: str, doc_id: str) -> str:
+    """The fact id of one question from its lm-eval ``doc``: the doc's own ``fact`` field
+    when it has one (a custom task names its facts; equal ids share a fact, also across
+    tasks), else :func:`fact_key` of the built tasks' ``subject`` and ``answer_text``, else
+    the question is its own fact (:func:`own_fact`)."""
+    doc = doc if isinstance(doc, dict) else {}
+    given = doc.get(FACT_FIELD)
+    if given is not None and str(given).strip():
+        return str(given).strip()
+    if doc.get("subject") is not None and doc.get("answer_text") is not None:
+        return fact_key(doc["subject"], doc["answer_text"])
+    return own_fact(task, doc_id)

@@ -2,12 +2,25 @@
 
 Anything chosen by looking at results (a recipe, an objective, a budget, a learning rate)
 is chosen on the dev questions; the verdict and every headline table use the test
-questions only. Per task (stratified), the question ids are ranked by the sha256 of
-``"<seed>:<task>:<doc_id>"`` and the ``round(dev_fraction * n)`` lowest go to dev, the rest
-to test. So the split is deterministic, the same for a task whatever other tasks exist
-(adding a task moves no question of another), and changes with the seed. Every question
-of a task in ``held_out_tasks`` is test: those relations are never used for any choice,
-so what recovery does to them is collateral damage measured on untouched ground.
+questions only. The split assigns whole **facts** (:func:`compress_recover.data.facts.question_fact`:
+``element_symbol``'s Iron -> Fe and ``element_name``'s Fe -> Iron are one fact), so no
+fact is asked in dev and in test. Per task (stratified), the task's facts are ranked by the
+sha256 of ``"<seed>:<fact>"`` and the ``round(dev_fraction * facts)`` lowest are that
+task's dev candidates. A fact is dev when every task that asks it makes it a candidate
+(a fact shared by two tasks lands in one split, and test wins a disagreement); the rest is
+test. Every fact of a task in ``held_out_tasks`` is test, in every task that asks it: a
+held-out relation's inverse questions are held out too (``held_out_tasks:
+[element_name]`` makes all of ``element_symbol`` test), so those facts are never used for
+any choice and what recovery does to them is collateral damage on untouched ground.
+
+The trade-off: a task that shares no fact gets exactly ``round(dev_fraction * facts)``
+dev facts and keeps its split whatever other tasks exist; a task that shares facts can
+get a few fewer (the shared facts ranked between the two tasks' cutoffs go to test), and
+adding a task can move only the facts it shares, and only from dev to test. A question
+that is its own fact (the default for a task whose docs name none) is ranked by
+``"<seed>:<task>:<doc_id>"``, as before facts existed. The fraction counts facts, so a
+custom task that asks some facts several times gets about, not exactly, that share of
+its questions in dev. The split is deterministic and changes with the seed.
 
 Pure Python: imported by the analysis, cheap enough for anything else.
 """
@@ -16,6 +29,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+
+from .facts import own_fact
 
 DEV, TEST = "dev", "test"
 DEFAULTS = {"dev_fraction": 0.25, "seed": 0, "held_out_tasks": []}
@@ -33,20 +48,31 @@ def split_settings(split: Mapping | None) -> dict:
     return out
 
 
-def _rank_key(seed: int, task: str, doc_id: str) -> str:
-    return hashlib.sha256(f"{seed}:{task}:{doc_id}".encode()).hexdigest()
+def _rank_key(seed: int, fact: str) -> str:
+    return hashlib.sha256(f"{seed}:{fact}".encode()).hexdigest()
 
 
-def task_split(task: str, doc_ids: Iterable[str], *, dev_fraction: float, seed: int) -> dict[str, str]:
-    """doc_id -> "dev" or "test" for the questions of one task."""
-    ids = sorted(set(map(str, doc_ids)), key=lambda d: (_rank_key(seed, task, d), d))
-    n_dev = round(dev_fraction * len(ids))
-    return {d: DEV if i < n_dev else TEST for i, d in enumerate(ids)}
+def dev_candidates(facts: Iterable[str], *, dev_fraction: float, seed: int) -> set[str]:
+    """The ``round(dev_fraction * n)`` of one task's ``n`` distinct facts that rank lowest
+    by the sha256 of ``"<seed>:<fact>"``."""
+    ranked = sorted(set(facts), key=lambda f: (_rank_key(seed, f), f))
+    return set(ranked[:round(dev_fraction * len(ranked))])
+
+
+def task_split(task: str, doc_ids: Iterable[str], *, dev_fraction: float, seed: int,
+               facts: Mapping[str, str] | None = None) -> dict[str, str]:
+    """doc_id -> "dev" or "test" for the questions of one task alone (``facts``: doc_id ->
+    fact id, each question its own fact when missing)."""
+    return {d: s for (_, d), s in question_splits({task: doc_ids}, dev_fraction=dev_fraction, seed=seed,
+                                                  facts={(task, d): f for d, f in (facts or {}).items()}).items()}
 
 
 def question_splits(questions: Mapping[str, Iterable[str]], *, dev_fraction: float = 0.25, seed: int = 0,
-                    held_out_tasks: Iterable[str] = ()) -> dict[tuple[str, str], str]:
-    """(task, doc_id) -> "dev" or "test" for ``questions`` (task -> its question ids).
+                    held_out_tasks: Iterable[str] = (),
+                    facts: Mapping[tuple[str, str], str] | None = None) -> dict[tuple[str, str], str]:
+    """(task, doc_id) -> "dev" or "test" for ``questions`` (task -> its question ids), whole
+    facts at a time (``facts``: (task, doc_id) -> fact id; a question missing there is its
+    own fact, :func:`compress_recover.data.facts.own_fact`).
 
     Raises ``ValueError`` for a ``dev_fraction`` outside [0, 1) or a held-out task that is
     not one of ``questions``' tasks (a typo would otherwise hold out nothing)."""
@@ -57,11 +83,18 @@ def question_splits(questions: Mapping[str, Iterable[str]], *, dev_fraction: flo
     if missing:
         raise ValueError(f"data.split.held_out_tasks: {missing} are not knowledge tasks of this run "
                          f"(tasks: {sorted(questions)})")
-    out = {}
-    for task, doc_ids in questions.items():
-        fraction = 0.0 if task in held_out else dev_fraction
-        out.update({(task, d): s for d, s in task_split(task, doc_ids, dev_fraction=fraction, seed=seed).items()})
-    return out
+    facts = facts or {}
+    fact_of = {(task, d): facts.get((task, d)) or own_fact(task, d)
+               for task, doc_ids in questions.items() for d in map(str, doc_ids)}
+    tasks_of: dict[str, set[str]] = {}
+    facts_in: dict[str, set[str]] = {task: set() for task in questions}
+    for (task, _), fact in fact_of.items():
+        tasks_of.setdefault(fact, set()).add(task)
+        facts_in[task].add(fact)
+    candidates = {task: dev_candidates(found, dev_fraction=0.0 if task in held_out else dev_fraction, seed=seed)
+                  for task, found in facts_in.items()}
+    dev = {f for f, tasks in tasks_of.items() if all(f in candidates[t] for t in tasks)}
+    return {key: DEV if fact in dev else TEST for key, fact in fact_of.items()}
 
 
 def split_counts(splits: Mapping[tuple[str, str], str]) -> dict[str, dict[str, int]]:

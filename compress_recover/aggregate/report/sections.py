@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from pathlib import Path
 
 from ...failures import failed_groups, is_failed, shown
@@ -20,12 +21,13 @@ from ...runs import COMMIT_SHA
 from ..budget import budget_steps
 from ..questions import ALL_KNOWLEDGE
 from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
-from .frames import (accuracy_pivot, checkpoint_table, collateral_table, cost_table, failed_runs_table, fraction_table,
-                     perplexity_gaps, split_counts)
+from .frames import (GAP, accuracy_pivot, checkpoint_table, collateral_table, cost_table, failed_runs_table,
+                     fraction_table, perplexity_gaps, perplexity_uncontrolled, split_counts)
 
-METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "fraction used",
-               "F (± sd over seeds)", "interval", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
-               "margin Δ vs compressed [95% t], sign-flip p", "McNemar p per seed", "to decide at power"]
+METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "decided on",
+               "F (± sd over seeds)", "bounds at α_i/2", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
+               "P(right choice) Δ vs compressed [95% t], sign-flip p (descriptive)",
+               "McNemar p per seed (descriptive)", "to decide at power (pre-specified effect: F = 0)"]
 NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound", "confidence",
                        "margin", "p", "Holm p", "result"]
 
@@ -69,7 +71,7 @@ def rule(verdict: dict, precisions: dict[str, str]) -> dict:
 
 
 def _margin_text(m: dict) -> str:
-    margin = next((t for t in m.get("margin_test", []) if t["metric"] == "margin"), None)
+    margin = next((t for t in m.get("margin_test", []) if t["metric"] == "p_right"), None)
     if not margin:
         return "n/a (no margin test)"
     return (f"{fmt(margin['mean_difference'], '{:+.3f}')} {bracket(margin['ci_low'], margin['ci_high'], '{:.3f}')}"
@@ -93,13 +95,33 @@ def _power_needed(m: dict) -> str:
 def _seeds_cell(m: dict) -> str:
     seeds = ", ".join(str(s) for s in m["seeds"]) or "none"
     failed = ", ".join(str(s) for s in m.get("failed_seeds") or [])
-    return seeds + (f" (failed to train: {failed})" if failed else "")
+    claim = f"; about the {m['claim']}" if m.get("claim") else ""
+    return seeds + (f" (failed to train: {failed})" if failed else "") + claim
 
 
 def _control_text(m: dict) -> str:
     if not m["control_seeds"]:
         return NO_CONTROL
     return f"{fmt(m['control_gain'], '{:+.3f}')} (seed {', '.join(map(str, m['control_seeds']))})"
+
+
+def _fractions_text(m: dict) -> str:
+    """Both fractions (± sd over seeds): control-subtracted and raw; raw alone without a control run."""
+    why = why_undefined(m["base_acc"], m["compressed_acc"])
+    raw = pm(m["recovery_fraction"], m["fraction_sd"], "{:.2f}", why)
+    if not m["control_seeds"]:
+        return f"raw {raw}"
+    return f"controlled {pm(m['controlled_fraction'], m['controlled_sd'], '{:.2f}', why)}; raw {raw}"
+
+
+def _bounds_text(m: dict) -> str:
+    """The decision's bounds at α_i / 2 (recovers: the lower of both fractions' lower bounds;
+    fails: the raw upper bound), then each fraction's interval at that level."""
+    both = bracket(m["ci_low"], m["ci_high"])
+    if not m["control_seeds"]:
+        return both
+    return (f"{both} (controlled {bracket(m.get('controlled_ci_low'), m.get('controlled_ci_high'))}; raw "
+            f"{bracket(m.get('raw_ci_low'), m.get('raw_ci_high'))})")
 
 
 def _method_row(m: dict) -> dict:
@@ -110,11 +132,8 @@ def _method_row(m: dict) -> dict:
         return {"cells": [*first, ", ".join(map(str, m["seeds"]))], "failed": shown(m["failure"]),
                 "colspan": len(METHOD_HEAD) - 3}
     mcnemar = ", ".join(f"{t['b_seed'] or 'no seed'}: {fmt(t['p_value'], '{:.3g}')}" for t in m.get("mcnemar", []))
-    sd = m["controlled_sd" if m["fraction_used"] == "controlled" else "fraction_sd"]
     return {"cells": [*first, _seeds_cell(m), pm(m["recovered_acc"], m["recovered_sd"]), _control_text(m),
-                      m["fraction_used"],
-                      pm(m["fraction"], sd, "{:.2f}", why_undefined(m["base_acc"], m["compressed_acc"])),
-                      bracket(m["ci_low"], m["ci_high"]), fmt(m["confidence"], "{:.2%}"),
+                      m["fraction_used"], _fractions_text(m), _bounds_text(m), fmt(m["confidence"], "{:.2%}"),
                       fmt(m["holm_level"], "{:.4f}"), p_value(m["p_value"]), p_value(m["p_holm"])],
             "decision": m["decision"],
             "after": [_margin_text(m), mcnemar or "n/a (no McNemar test)", _power_needed(m)]}
@@ -128,17 +147,23 @@ def _noninferiority_row(t: dict, why: str) -> dict:
             "result": t["result"]}
 
 
+def verdict_class(label: str) -> str:
+    """The verdict div's CSS class from its label: "recoverable from the input side" ->
+    "recoverable-from-the-input-side" (style.css has one per verdict)."""
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+
+
 def verdict_block(v: dict, precisions: dict[str, str]) -> dict:
     """One (model, compression)'s verdict, its damage and each method's evidence."""
     e = v["evidence"]
     base = base_label(v["model"], precisions)
     why = why_undefined(e["base_acc"], e["compressed_acc"])
-    return {"kind": v["verdict"].split()[0], "model": v["model"], "compression": v["compression"],
+    return {"kind": verdict_class(v["verdict"]), "model": v["model"], "compression": v["compression"],
             "verdict": v["verdict"], "reason": v["reason"], "base": base, "Base": base[:1].upper() + base[1:],
             "base_acc": fmt(e["base_acc"]), "compressed_acc": fmt(e["compressed_acc"]), "n": e["n"],
             "lost_only": e["lost_only"], "gained_only": e["gained_only"], "damage": fmt(e["damage"]),
             "damage_upper": fmt(e["damage_upper"]), "confidence": fmt(e["confidence"], "{:.2%}"),
-            "min_damage": e["min_damage"], "p_holm": p_value(e["p_holm"]),
+            "min_damage": e["min_damage"], "p_holm": p_value(e["p_holm"]), "family_size": e.get("family_size", 1),
             "method_head": METHOD_HEAD, "methods": [_method_row(m) for m in e["methods"]],
             "noninferiority_head": NONINFERIORITY_HEAD,
             "noninferiority": [_noninferiority_row(t, why) for t in e.get("noninferiority", [])]}
@@ -168,8 +193,11 @@ def accuracy(summary, knowledge_tasks: list[str], precisions: dict[str, str], te
 
 
 def fractions(fractions_frame, ppl_rec, failures: dict) -> dict:
-    """The pooled recovery fractions beside the perplexity recovery, and where perplexity hides a knowledge loss."""
-    return {"gaps": perplexity_gaps(fractions_frame, ppl_rec),
+    """The pooled recovery fractions beside the perplexity recovery (raw and against the
+    control run), where perplexity hides a knowledge loss, and which models cannot be
+    compared so for want of a control run."""
+    return {"gaps": perplexity_gaps(fractions_frame, ppl_rec), "has_perplexity": bool(len(ppl_rec)), "gap": GAP,
+            "uncontrolled": ", ".join(perplexity_uncontrolled(fractions_frame, ppl_rec)),
             "table": table(fraction_table(fractions_frame, ppl_rec, failures), "{:.3f}")}
 
 
