@@ -10,7 +10,6 @@ question its own fact), so these tests see the rule, not the resampling unit."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -20,6 +19,7 @@ from scipy.stats import t as student_t
 from compress_recover.aggregate.bootstrap import tail_count
 from compress_recover.aggregate.decisions import confirmatory, power_needed, verdict_family
 from compress_recover.aggregate.fractions import pair_draws
+from compress_recover.aggregate.grid import Cell, Grid
 from compress_recover.aggregate.methods import Methods
 from compress_recover.aggregate.questions import ALL_KNOWLEDGE
 from compress_recover.aggregate.settings import MAX_ITERS, Settings
@@ -30,54 +30,20 @@ SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}
 METHODS = Methods({"lora": "lora", "idp": "idp", "pt": "prompt_tuning"}, SIDES)
 
 
-@dataclass(frozen=True)
-class FakeCell:
-    """What the fractions and decisions read of a grid cell: per-run correctness."""
-
-    correct: np.ndarray  # (runs, questions)
-
-    @property
-    def runs(self) -> tuple:
-        return tuple(f"r{i}" for i in range(len(self.correct)))
-
-    @property
-    def seeds(self) -> tuple:
-        return tuple(range(len(self.correct)))
-
-    @property
-    def run_accuracies(self):
-        return self.correct.mean(axis=1)
-
-    @property
-    def accuracy(self) -> float:
-        return float(self.correct.mean())
+def FakeCell(correct) -> Cell:  # noqa: N802 - reads as the record it builds
+    """A real grid cell from per-run correctness (runs, questions); seeds 0, 1, ..."""
+    correct = np.asarray(correct, dtype=float)
+    return Cell(runs=tuple(f"r{i}" for i in range(len(correct))), seeds=tuple(range(len(correct))), correct=correct,
+                p_right=correct, p_right_norm=correct)
 
 
-@dataclass(frozen=True)
-class FakeGrid:
-    cells: dict  # (compression, recovery) -> FakeCell
-    model: str = "m"
-    task: str = ALL_KNOWLEDGE
-
-    def get(self, compression, recovery):
-        return self.cells.get((compression, recovery))
-
-    @property
-    def n(self) -> int:
-        return self.cells[("none", "none")].correct.shape[1]
-
-    @property
-    def has_base(self) -> bool:
-        return ("none", "none") in self.cells
-
-    def compressions(self):
-        return sorted({c for c, r in self.cells if c != "none" and r == "none"})
-
-    def recovered(self):
-        return [(c, r) for c in self.compressions() for (c2, r) in sorted(self.cells) if c2 == c and r != "none"]
+def FakeGrid(cells: dict) -> Grid:  # noqa: N802
+    """A real pooled grid of ``cells`` ((compression, recovery) -> Cell), every question its own fact."""
+    n = cells[("none", "none")].correct.shape[1]
+    return Grid("m", ALL_KNOWLEDGE, tuple(str(i) for i in range(n)), cells)
 
 
-def question_draws(grid: FakeGrid, iters: int, rng) -> dict:
+def question_draws(grid: Grid, iters: int, rng) -> dict:
     """Paired question bootstrap: one resample of questions for every cell, (iters, runs) each."""
     n = grid.n
     idx = rng.integers(0, n, size=(iters, n)) + n * np.arange(iters)[:, None]
@@ -86,7 +52,7 @@ def question_draws(grid: FakeGrid, iters: int, rng) -> dict:
 
 
 def simulate(rng, n: int, fraction, *, gain_noise: float = 0.0, seeds: int = 1, p_base: float = 0.8,
-             p_lost: float = 0.5, churn: float = 0.0) -> FakeGrid:
+             p_lost: float = 0.5, churn: float = 0.0) -> Grid:
     """One data set: base right with probability ``p_base``, compression loses each right answer
     with probability ``p_lost``; each recovered run wins back each lost question with probability
     ``fraction`` + ``churn`` (``fraction``: a scalar, or one per seed, the seed's own adapter) and
@@ -107,7 +73,7 @@ def simulate(rng, n: int, fraction, *, gain_noise: float = 0.0, seeds: int = 1, 
                      ("q", "idp"): FakeCell(recovered), ("none", "idp"): FakeCell(control)})
 
 
-def decided(grid: FakeGrid, settings: Settings, iters: int, rng):
+def decided(grid: Grid, settings: Settings, iters: int, rng):
     """(damage, the recovery's Decision) of ``grid`` by the rule (one Holm family)."""
     draws = question_draws(grid, iters, rng)
     pair = pair_draws(grid, draws, "q", "idp", seed=int(rng.integers(1 << 30)))
@@ -216,7 +182,7 @@ def test_damage_decision_at_and_near_min_damage(lost, no_loss):
     assert damage.holm_level in (pytest.approx(0.05), pytest.approx(0.025)) and damage.family_size == 2
 
 
-def _delta_se(grid: FakeGrid, gain: bool) -> float:
+def _delta_se(grid: Grid, gain: bool) -> float:
     """Delta-method standard error of the (controlled) fraction on the question resample."""
     b, c = grid.get("none", "none").correct[0], grid.get("q", "none").correct[0]
     r, k = grid.get("q", "idp").correct[0], grid.get("none", "idp").correct[0]
