@@ -17,6 +17,7 @@ rule evaluate:
         "logs/{model}/{compression}/{recovery}/evaluate.benchmark.tsv"
     params:
         tasks=eval_tasks(),
+        cache_dir=eval_cache,
         labels=eval_labels,
         evaluation=section("evaluation"),
         runtime=RUNTIME,

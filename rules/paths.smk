@@ -22,6 +22,8 @@ TEACHER_LOGITS = {
 }
 EVAL_JSON = "results/{model}/{compression}/{recovery}/eval/{task}.json"
 EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jsonl"
+# Not an output: each task's scores kept for reuse when the evaluate job reruns (evaluate/reuse.py).
+EVAL_CACHE = "results/{model}/{compression}/{recovery}/eval_cache"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
 KNOWLEDGE_TASK = "results/data/tasks/{task}"
 PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"

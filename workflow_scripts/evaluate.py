@@ -29,5 +29,6 @@ with log_to(snakemake.log[0]):
         limit=evaluation["limit"],
         num_fewshot=evaluation["num_fewshot"],
         pool_ablation=evaluation["idp_ablation"],
+        cache_dir=snakemake.params.cache_dir,
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

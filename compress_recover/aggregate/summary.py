@@ -9,7 +9,9 @@ without training), ``steps`` the training steps of the evaluated checkpoint (emp
 training; every budget of a budget curve has its own rows) and ``run`` the run's folder
 (``<recovery>.seed<seed>``, ``<recovery>.seed<seed>.step<steps>`` for an intermediate
 checkpoint); ``base_precision`` says what each model's downloaded "base" checkpoint really
-is (from its manifest). Tables of the final budget filter on ``steps``
+is (from its manifest); ``dtype`` the precision the evaluation computed in (its labels';
+empty for a run whose training failed or results written before it was recorded). Tables
+of the final budget filter on ``steps``
 (:func:`compress_recover.aggregate.tables.headline_summary`).
 """
 
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run"]
 RUN = ["model", "compression", "run"]  # one evaluated model
-COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n", "status", "failure"]
+COLUMNS = [*KEYS, "task", "subtask", "metric", "filter", "value", "stderr", "n", "status", "failure", "dtype"]
 COST_COLUMNS = ["extra_params", "extra_bytes", "training_time_s", "disk_bytes", "latency_batch_s",
                 "latency_token_s"]
 
@@ -58,7 +60,7 @@ def failed_rows(labels: dict) -> list[dict]:
     """The one row of a task that was not evaluated because the run's recovery training failed."""
     return [{**run_labels(labels), "task": labels["task"], "subtask": labels["task"], "metric": "status",
              "filter": "", "value": float("nan"), "stderr": None, "n": None, "status": FAILED,
-             "failure": failure_of(labels)}]
+             "failure": failure_of(labels), "dtype": labels.get("dtype")}]
 
 
 def rows_from_result(result: dict) -> list[dict]:
@@ -78,7 +80,8 @@ def rows_from_result(result: dict) -> list[dict]:
             n = n_samples.get(subtask, {}).get("effective")
             rows.append({**run_labels(labels), "task": labels["task"], "subtask": subtask,
                          "metric": metric, "filter": filt, "value": _number(value), "stderr": stderr,
-                         "n": int(n) if n is not None else None, "status": OK, "failure": None})
+                         "n": int(n) if n is not None else None, "status": OK, "failure": None,
+                         "dtype": labels.get("dtype")})
     return rows
 
 

@@ -56,6 +56,15 @@ def base_precisions(summary) -> dict[str, str]:
     return dict(zip(rows.model, rows.base_precision.astype(str), strict=True))
 
 
+def compute_dtypes(summary) -> dict[str, str]:
+    """model -> the precision(s) its evaluations computed in (summary column ``dtype``),
+    ", "-joined when its runs differ (e.g. jobs resolved ``auto`` on different nodes)."""
+    if "dtype" not in summary:
+        return {}
+    rows = summary.dropna(subset=["dtype"])
+    return {model: ", ".join(sorted(group.dtype.astype(str).unique())) for model, group in rows.groupby("model")}
+
+
 def mean_sd(frame, value: str = "value"):
     """Mean, sd (NaN with one seed) and number of runs per (model, compression, recovery, task)."""
     keys = [c for c in (*CELL, "task") if c in frame]

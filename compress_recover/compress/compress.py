@@ -34,7 +34,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
     config = COMPRESSION.parse(method_config, key)
     check_divisors(model_dir, checkpoint_widths(model_dir), config, key)
     entry = COMPRESSION[config.method].load()
-    runtime = runtime.start()
+    runtime = runtime.start(storage=True)  # dtype auto: the shared checkpoint stays float32
     device, seed = runtime.device, runtime.seed
     calibration = None
     if config.uses_calibration:
@@ -62,6 +62,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
                              "tokens": int(calibration.numel()), "seed": seed}
                             if calibration is not None else {"tokens": 0, "note": "method uses no calibration data"}),
             "device": device,
+            "dtype": runtime.dtype,
             "threads": runtime.threads,
             "wall_time_s": round(time.perf_counter() - start, 2),
             "library_versions": library_versions(),

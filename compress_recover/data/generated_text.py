@@ -136,7 +136,8 @@ def generate_text(*, checkpoint_dir: str, text_dir: str, task_dirs: list[str], o
         write_json(tmp / "leak_report.json", report)
         write_manifest(tmp, {"model": model_name, "tokens_generated": tokens,
                                            "wall_time_s": round(seconds, 2), "device": runtime.device,
-                                           "threads": runtime.threads, "library_versions": library_versions()})
+                                           "dtype": runtime.dtype, "threads": runtime.threads,
+                                           "library_versions": library_versions()})
     log.info("%s wrote %d passages (%d tokens) in %.1f s; kept %d (%d too short, %d leaking)", model_name,
              len(texts), tokens, seconds, len(kept), counts["dropped_too_short"], counts["dropped_leaks"])
     return report

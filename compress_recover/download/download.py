@@ -51,12 +51,12 @@ class HubUnreachableError(RuntimeError):
 
 def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> dict:
     """Materialise model ``name`` (its config entry ``spec``) as a checkpoint in ``out_dir``,
-    in ``runtime.dtype``."""
+    in ``runtime.dtype`` (float32 under ``auto``: the checkpoint every later job shares)."""
     source = spec["source"]
     loaders = {"embedded": _load_embedded, "gguf": _load_gguf, "local": _load_local, "hub": _load_hub}
     if source not in loaders:
         raise ValueError(f"models.{name}.source: unknown source {source!r}; choose one of {sorted(loaders)}")
-    runtime = runtime.start()
+    runtime = runtime.start(storage=True)  # dtype auto: the shared checkpoint stays float32
     dtype, trust_remote_code = runtime.dtype, runtime.trust_remote_code
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="download-") as scratch:

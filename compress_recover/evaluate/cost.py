@@ -148,6 +148,7 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         "latency": latency,
         "latency_kernels": quantized_kernels(model) or ["dense"],
         "device": device,
+        "dtype": runtime.dtype,
         "threads": runtime.threads,
         "repeats": repeats,
         "library_versions": library_versions(),

@@ -22,6 +22,7 @@ from ..modeling import dense_on_cpu
 from ..prompt_choice import ChoiceRecord, choice_field_of, forced_field
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
+from .reuse import model_fingerprint, reuse, store, task_key
 
 log = logging.getLogger(__name__)
 
@@ -172,9 +173,32 @@ def write_failed_tasks(tasks: list[dict], labels: dict, failure: str) -> dict[st
     return out
 
 
+def _reused(cache_dir: str, tasks: list[dict], checkpoint_dir: str, adapter_dir: str | None, runtime: Runtime,
+            weights: str, out: dict, **settings) -> list[dict]:
+    """The tasks of ``tasks`` still to score, each with its cache key (``cache_key``); every
+    task whose scores are cached under the same key (same model, adapter, task files,
+    settings and code; :mod:`.reuse`) is copied to its outputs and put into ``out``."""
+    model = model_fingerprint(checkpoint_dir, adapter_dir)
+    settings = {**settings, "seed": runtime.seed, "device": runtime.device, "dtype": runtime.dtype,
+                "weights": weights, "trust_remote_code": runtime.trust_remote_code, "versions": library_versions()}
+    todo = []
+    for spec in tasks:
+        key = task_key(model=model, task=spec["task"], task_dir=spec["task_dir"], settings=settings)
+        cached = reuse(cache_dir, spec["out_json"], spec["out_samples"], spec["task"], key)
+        if cached is None:
+            todo.append({**spec, "cache_key": key})
+        else:
+            out[spec["task"]] = cached
+    if len(todo) < len(tasks):
+        log.info("%d of %d task(s) reused unchanged; scoring %s", len(tasks) - len(todo), len(tasks),
+                 [s["task"] for s in todo] or "nothing")
+    return todo
+
+
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
                    batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
-                   rolling_batch_size: int = 1, pool_ablation: bool = False) -> dict[str, dict]:
+                   rolling_batch_size: int = 1, pool_ablation: bool = False,
+                   cache_dir: str | None = None) -> dict[str, dict]:
     """Evaluate one model on every task of ``tasks`` in one process (the model is loaded once).
 
     ``tasks``: one dict per task with ``task``, ``task_dir`` (None: lm-eval's built-in
@@ -186,7 +210,11 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
     and memory. ``pool_ablation``: a model choosing its prompt from a pool by reading the
     context is also scored under every prompt of its pool on multiple-choice tasks (recorded in the
     samples; what it returns to lm-eval is always the chosen prompt's score). An adapter whose
-    training failed is not loaded: every task is recorded as failed (:func:`write_failed_tasks`)."""
+    training failed is not loaded: every task is recorded as failed (:func:`write_failed_tasks`).
+    ``cache_dir`` (the rule's ``<run>/eval_cache``; None: no reuse): a task whose scores are
+    cached there under an unchanged key (model, adapter, task files,
+    settings, code: :mod:`.reuse`) is not scored again: a job rerun because a task was added
+    or changed scores only that task; the model is not even loaded when nothing is left."""
     from lm_eval import simple_evaluate
 
     failure = adapter_failure(adapter_dir)
@@ -194,14 +222,20 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
         return write_failed_tasks(tasks, labels, failure)
     runtime = runtime.start()
     device, seed = runtime.device, runtime.seed
+    weights = dense_on_cpu(device)
+    out: dict[str, dict] = {}
+    if cache_dir:
+        tasks = _reused(cache_dir, tasks, checkpoint_dir, adapter_dir, runtime, weights, out, labels=labels,
+                        batch_size=batch_size, rolling_batch_size=rolling_batch_size, limit=limit,
+                        num_fewshot=num_fewshot, pool_ablation=pool_ablation)
+        if not tasks:
+            return out
     prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"])) for spec in tasks]
     start = time.perf_counter()
-    weights = dense_on_cpu(device)
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
                                       trust_remote_code=runtime.trust_remote_code, weights=weights)
     load_s = time.perf_counter() - start
     log.info("loaded %s in %.1f s; %d task(s), limit=%s, %d-shot", labels, load_s, len(tasks), limit, num_fewshot)
-    out = {}
     lm = scoring_lm(model, tokenizer=tokenizer, batch_size=batch_size, device=device)
     for spec, manager, output_types in prepared:
         task = spec["task"]
@@ -220,10 +254,12 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                                        "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
                                        "weights": weights, "scorer": type(lm).__name__,
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),
-                                       "device": device, "threads": runtime.threads,
+                                       "device": device, "dtype": runtime.dtype, "threads": runtime.threads,
                                        "library_versions": library_versions()}
         _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, choice_field_of(model),
                     what=f"{labels}")
         log.info("%s: %s", task, results["results"].get(task))
+        if cache_dir:
+            store(cache_dir, spec["out_json"], spec["out_samples"], task, spec["cache_key"])
         out[task] = results
     return out

@@ -105,6 +105,8 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
                            if isinstance(teacher, TeacherCache) else None),
         "trainable_parameters": int(trainable),
         "device": device,
+        "dtype": runtime.dtype,  # the frozen weights' precision; trainable parameters are float32
+        "trainable_dtype": "float32",
         "threads": runtime.threads,
         "weights": weights,
         "library_versions": library_versions(),

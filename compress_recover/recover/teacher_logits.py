@@ -108,7 +108,8 @@ def teacher_logits(*, teacher_dir: str, text_dir: str, out_dir: str, seq_len: in
             "blocks": int(blocks.shape[0]), "tokens": int(blocks.numel()),
             "top_k_mass_mean": round(float(mass.mean()), 6), "top_k_mass_min": round(float(mass.min()), 6),
             "sha256": sha256_file(tmp / LOGITS_FILE), "wall_time_s": round(seconds, 2),
-            "device": runtime.device, "threads": runtime.threads, "library_versions": library_versions(),
+            "device": runtime.device, "dtype": runtime.dtype, "threads": runtime.threads,
+            "library_versions": library_versions(),
         }
         write_json(tmp / MANIFEST, manifest)
     log.info("teacher logits: %d blocks x %d tokens, top %d of %d (mean mass %.4f) in %.1f s", blocks.shape[0],

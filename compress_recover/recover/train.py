@@ -97,6 +97,22 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     return loss, {k: v.item() for k, v in parts.items()}
 
 
+def float32_trainable(model) -> int:
+    """Standard mixed precision: the frozen weights stay in the model's dtype (bfloat16 under
+    ``dtype: auto`` on hardware that computes it natively), the trainable parameters (adapter
+    weights, soft prompts) and so AdamW's state are float32. peft already casts its adapters
+    to float32 (``autocast_adapter_dtype``); this casts whatever a method left in a lower
+    precision. Returns how many it cast."""
+    import torch
+
+    cast = 0
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
+            cast += 1
+    return cast
+
+
 def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_decay: float,
                seed: int, device: str, objective: Objective | None = None, teacher=None,
                log_every: int = 10, checkpoints: dict[int, Callable[[list[float]], None]] | None = None,
@@ -119,6 +135,7 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
     import torch
 
     objective = objective or Objective()
+    float32_trainable(model)  # before the optimizer, so its state is float32 too
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise RuntimeError("the recovery method left no trainable parameter")

@@ -6,17 +6,17 @@ from pathlib import Path
 
 
 def evaluate_inputs(wildcards):
-    """The model and every task folder (the files of a user's task folder) it is scored on."""
+    """The model and every task folder (the files of a user's task folder) it is scored on,
+    each listed once (a folder may define several tasks)."""
     inputs = model_inputs(wildcards)
-    inputs["tasks"] = []
+    tasks = []
     for task in PLAN.tasks:
         if task in PLAN.custom_tasks:
             folder = Path(PLAN.custom_tasks[task])
-            inputs["tasks"].extend(
-                sorted(str(f) for f in folder.rglob("*") if f.is_file())
-            )
+            tasks.extend(sorted(str(f) for f in folder.rglob("*") if f.is_file()))
         elif (folder := task_dir(task)) is not None:
-            inputs["tasks"].append(folder)
+            tasks.append(folder)
+    inputs["tasks"] = list(dict.fromkeys(tasks))
     return inputs
 
 
@@ -27,6 +27,11 @@ def task_dir(task):
     if PLAN.task_kind(task) in ("knowledge", "perplexity"):
         return KNOWLEDGE_TASK.format(task=task)
     return None
+
+
+def eval_cache(wildcards):
+    """Where an evaluate job keeps each task's scores for reuse (not an output: it survives reruns)."""
+    return EVAL_CACHE.format(**wildcards)
 
 
 def eval_tasks():

@@ -25,7 +25,7 @@ from pathlib import Path
 from ...failures import shown
 from ...io import atomic_file, read_json
 from ..figures import FIGURES
-from ..tables import base_precisions, headline_summary, perplexity_recovery, read_csv_or_empty
+from ..tables import base_precisions, compute_dtypes, headline_summary, perplexity_recovery, read_csv_or_empty
 from . import sections
 from .cells import NO_CONTROL, NO_DAMAGE, table
 
@@ -99,7 +99,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         attention=sections.attention(attention_figures),
         costs=cost_table,
         leaks=sections.leaks(verdict["leaks"]),
-        **sections.config_and_versions(config, versions),
+        **sections.config_and_versions(config, versions, compute_dtypes(summary)),
     )
     with atomic_file(out_html) as tmp:
         tmp.write_text(page, encoding="utf-8")

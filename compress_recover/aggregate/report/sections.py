@@ -251,11 +251,14 @@ def leaks(leak_counts: dict) -> list[dict]:
         for g in leak_counts.get("generated", [])]
 
 
-def config_and_versions(config: dict, versions: dict) -> dict:
-    """The exact config (YAML) and the library versions (JSON) that produced the report."""
+def config_and_versions(config: dict, versions: dict, dtypes: dict[str, str] | None = None) -> dict:
+    """The exact config (YAML), the library versions (JSON) that produced the report and the
+    precision the evaluations computed in (``dtypes``: model -> dtype used, from the summary)."""
     import yaml
 
-    return {"config": yaml.safe_dump(config, sort_keys=False), "versions": json.dumps(versions, indent=1)}
+    precision = "; ".join(f"{m}: {d}" for m, d in sorted((dtypes or {}).items()))
+    return {"config": yaml.safe_dump(config, sort_keys=False), "versions": json.dumps(versions, indent=1),
+            "compute_dtype": precision, "config_dtype": config.get("dtype", "float32")}
 
 
 def failures_at_final_budget(verdict: dict) -> dict:
