@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sides import run_sides
+from sides import build_tasks, run_sides
 
 T0 = time.perf_counter()  # this process's start, as near as Python allows: a side's time is its whole run
 
@@ -78,13 +78,10 @@ def main() -> None:
     if not Path(args.checkpoint, "config.json").is_file():
         raise SystemExit(f"{args.checkpoint}: no checkpoint; run the pipeline first (make demo) or pass --checkpoint")
 
-    from compress_recover.data.knowledge_task import build_knowledge_task
     from compress_recover.runtime import configure_threads, matmul_gflops
 
     with tempfile.TemporaryDirectory(prefix="add-task-") as tmp:
-        for task in [*OLD, NEW]:
-            build_knowledge_task(task=task, out_dir=f"{tmp}/{task}", num_choices=4, seed=0,
-                                 max_questions=args.questions or None)
+        build_tasks(tmp, [*OLD, NEW], args.questions)
         args.tasks, args.filled = tmp, f"{tmp}/filled"
         _evaluate(args, OLD, Path(args.filled), Path(f"{args.filled}_cache"))  # the finished job (untimed)
         common = ["--checkpoint", args.checkpoint, "--tasks", tmp, "--filled", args.filled, "--batch-size",

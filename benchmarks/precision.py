@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sides import run_sides
+from sides import build_tasks, lora_step_times, run_sides, task_requests
 
 TASKS = ("capitals", "currencies", "city_country", "element_symbol", "element_name")
 LORA = {"method": "lora", "rank": 8, "alpha": 16, "lr": 2.0e-4}
@@ -56,45 +56,22 @@ def train_side(args, dtype: str) -> float:
 
     from compress_recover.modeling import dense_on_cpu, load_model
     from compress_recover.recover import RECOVERY
-    from compress_recover.recover.train import train_loop
 
     model, tokenizer = load_model(args.checkpoint, device=args.device, dtype=dtype, weights=dense_on_cpu(args.device))
     config = RECOVERY.parse(_lora(args.config), "benchmark")
     model = RECOVERY["lora"].load()(model, config, 0)
     generator = torch.Generator().manual_seed(0)
     blocks = torch.randint(3, len(tokenizer), (4 * args.batch_size, args.seq_len), generator=generator)
-    times: list[float] = []
-    original = torch.optim.AdamW.step
-
-    def timed_step(self, *a, **kw):  # the end of every training step
-        out = original(self, *a, **kw)
-        times.append(time.perf_counter())
-        return out
-
-    torch.optim.AdamW.step = timed_step
-    start = time.perf_counter()
-    train_loop(model, blocks, steps=args.steps, batch_size=args.batch_size, lr=config.lr,
-               weight_decay=config.weight_decay, seed=0, device=args.device, log_every=10**9)
-    torch.optim.AdamW.step = original
-    ends = [start, *times]
-    return statistics.median([b - a for a, b in zip(ends, ends[1:])][args.warmup:])
+    times = lora_step_times(model, blocks, config, steps=args.steps, batch_size=args.batch_size, device=args.device)
+    return statistics.median(times[args.warmup:])
 
 
 def score_side(args, dtype: str) -> dict:
     """Score every question of the built tasks; returns {requests, seconds, answers}."""
-    from lm_eval.tasks import TaskManager, get_task_dict
-
     from compress_recover.evaluate.prefix_lm import PrefixScoringLM
     from compress_recover.recover.load import load_recovered
 
-    instances, targets = [], {}
-    for task in TASKS:
-        manager = TaskManager(include_path=str(Path(args.tasks) / task), include_defaults=False)
-        (obj,) = get_task_dict([task], manager).values()
-        obj.build_all_requests(rank=0, world_size=1)
-        instances.extend(obj.instances)
-        for inst in obj.instances:
-            targets[f"{task}/{inst.doc_id}"] = obj.doc_to_target(inst.doc)
+    instances, targets = task_requests(args.tasks, TASKS)
     model, tokenizer = load_recovered(args.checkpoint, args.adapter, device=args.device, dtype=dtype,
                                       weights="dense" if args.device == "cpu" else "kernel")
     lm = PrefixScoringLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size_scoring,
@@ -149,7 +126,6 @@ def main() -> None:
         side(args)
         return
 
-    from compress_recover.data.knowledge_task import build_knowledge_task
     from compress_recover.runtime import configure_threads, matmul_gflops, resolve_device, resolve_dtype
 
     args.device = resolve_device(args.device)
@@ -157,9 +133,7 @@ def main() -> None:
         checkpoint = args.checkpoint or str(tiny_checkpoint(Path(tmp)))
         if not Path(checkpoint, "config.json").is_file():
             raise SystemExit(f"{checkpoint}: no checkpoint; run the pipeline first (make demo) or omit --checkpoint")
-        for task in TASKS:
-            build_knowledge_task(task=task, out_dir=f"{tmp}/{task}", num_choices=4, seed=0,
-                                 max_questions=args.questions or None)
+        build_tasks(tmp, TASKS, args.questions)
         argv = ["--tasks", tmp, "--checkpoint", checkpoint, "--config", args.config, "--device", args.device,
                 "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
                 "--seq-len", str(args.seq_len), "--batch-size-scoring", str(args.batch_size_scoring),

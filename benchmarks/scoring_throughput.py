@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sides import run_sides
+from sides import build_tasks, run_sides, task_requests
 
 GOAL = 3.0
 TASKS = ("capitals", "currencies", "city_country", "element_symbol", "element_name")
@@ -29,19 +29,13 @@ TASKS = ("capitals", "currencies", "city_country", "element_symbol", "element_na
 def side(args) -> None:
     """One side, in this (fresh) process: print {requests, seconds} and write the scores."""
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager, get_task_dict
 
     from compress_recover.evaluate.prefix_lm import PrefixScoringLM
     from compress_recover.recover.load import load_recovered
     from compress_recover.runtime import configure_threads
 
     configure_threads(args.threads)
-    instances = []
-    for task in TASKS:
-        manager = TaskManager(include_path=str(Path(args.tasks) / task), include_defaults=False)
-        (obj,) = get_task_dict([task], manager).values()
-        obj.build_all_requests(rank=0, world_size=1)
-        instances.extend(obj.instances)
+    instances, _ = task_requests(args.tasks, TASKS)
     model, tokenizer = load_recovered(args.checkpoint, args.adapter, device="cpu")
     cls = PrefixScoringLM if args.side == "ours" else HFLM
     lm = cls(pretrained=model, tokenizer=tokenizer, batch_size=args.batch_size, device="cpu")
@@ -69,13 +63,10 @@ def main() -> None:
     if not Path(args.checkpoint, "config.json").is_file():
         raise SystemExit(f"{args.checkpoint}: no checkpoint; run the pipeline first (make demo) or pass --checkpoint")
 
-    from compress_recover.data.knowledge_task import build_knowledge_task
     from compress_recover.runtime import configure_threads, matmul_gflops
 
     with tempfile.TemporaryDirectory(prefix="scoring-") as tmp:
-        for task in TASKS:
-            build_knowledge_task(task=task, out_dir=f"{tmp}/{task}", num_choices=4, seed=0,
-                                 max_questions=args.questions or None)
+        build_tasks(tmp, TASKS, args.questions)
         runs = run_sides(__file__, ("stock", "ours"), ["--tasks", tmp, "--checkpoint", args.checkpoint,
                                                        "--batch-size", str(args.batch_size), "--threads",
                                                        str(args.threads),

@@ -26,7 +26,7 @@ import statistics
 import time
 from pathlib import Path
 
-from sides import run_sides
+from sides import lora_step_times, run_sides
 
 GOAL = 1.10
 LORA = {"method": "lora", "rank": 8, "alpha": 16, "lr": 2.0e-4}
@@ -41,30 +41,14 @@ def _blocks(checkpoint: str, text: str, seq_len: int):
 
 
 def ours(args, lora: dict) -> list[float]:
-    import torch
-
     from compress_recover.modeling import dense_on_cpu, load_model
     from compress_recover.recover import RECOVERY
-    from compress_recover.recover.train import train_loop
 
     model, _ = load_model(args.checkpoint, device="cpu", weights=dense_on_cpu("cpu"))
     config = RECOVERY.parse(lora, "benchmark")
     model = RECOVERY["lora"].load()(model, config, 0)
     blocks = _blocks(args.checkpoint, args.text, args.seq_len)
-    times: list[float] = []
-    original = torch.optim.AdamW.step
-
-    def timed_step(self, *a, **kw):  # the end of every training step
-        out = original(self, *a, **kw)
-        times.append(time.perf_counter())
-        return out
-
-    torch.optim.AdamW.step = timed_step
-    start = time.perf_counter()
-    train_loop(model, blocks, steps=args.steps, batch_size=args.batch_size, lr=config.lr,
-               weight_decay=config.weight_decay, seed=0, device="cpu", log_every=10**9)
-    ends = [start, *times]
-    return [b - a for a, b in zip(ends, ends[1:])]
+    return lora_step_times(model, blocks, config, steps=args.steps, batch_size=args.batch_size, device="cpu")
 
 
 def bare(args, lora: dict) -> list[float]:
