@@ -56,8 +56,10 @@ class PromptChooser(Protocol):
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                  past_key_values: Any = None, selected: torch.Tensor | None = None,
                  logits_to_keep: int = 0) -> ChoosingOutput:
-        """The prefill: chooses each row's prompt (``selected`` (B,) forces it instead) and fills
-        ``past_key_values`` (a transformers ``DynamicCache``) for :meth:`extend`."""
+        """The prefill: chooses each row's prompt (``selected`` (B,) forces it instead; (B, k)
+        continues each row under each of its k prompts, B*k output rows, example-major, the
+        output's ``scores`` staying (B, m)) and fills ``past_key_values`` (a transformers
+        ``DynamicCache``) for :meth:`extend`."""
         ...
 
     def extend(self, input_ids: torch.Tensor, full_mask: torch.Tensor, cache: Any,

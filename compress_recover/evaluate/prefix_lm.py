@@ -250,7 +250,8 @@ class PrefixScoringLM(HFLM):
         Each context runs alone (left-padded; nothing shared, since the choice reads every
         context token), which chooses the prompt and fills the cache; each choice continues
         a copy of that cache. With ``pool_ablation`` every context also runs under every
-        prompt of the pool, forced, beside its choice. Returns the answers under the chosen
+        prompt of the pool, forced, beside its choice (the selection layers, which every
+        prompt shares, once per context). Returns the answers under the chosen
         prompt and, per continuation, ``{"prompt": chosen, "loglikelihoods": per prompt}``.
         """
         from transformers import DynamicCache
@@ -260,11 +261,12 @@ class PrefixScoringLM(HFLM):
         pool = int(model.prompts.shape[0])
         copies = pool if self.pool_ablation and pool > 1 else 1
         ids, real = _left_padded(contexts, device)
-        ids, real = ids.repeat_interleave(copies, 0), real.repeat_interleave(copies, 0)
-        forced = torch.arange(pool, device=device).repeat(len(contexts)) if copies > 1 else None
+        # every prompt of the pool after one run of the selection layers per context
+        forced = torch.arange(pool, device=device).expand(len(contexts), pool) if copies > 1 else None
         cache = DynamicCache()
         out = model(ids, attention_mask=real, past_key_values=cache, selected=forced, logits_to_keep=1)
-        chosen = out.scores.argmax(dim=-1)[::copies].tolist()  # the choice, whatever was forced
+        chosen = out.scores.argmax(dim=-1).tolist()  # the choice, whatever was forced
+        real = real.repeat_interleave(copies, 0)
         first = F.log_softmax(out.logits[:, -1], dim=-1, dtype=self.softmax_dtype)
 
         def run(owners, tokens):

@@ -199,6 +199,15 @@ class IDPModel(nn.Module):
         scores = torch.stack([prompt_scores(a.float(), m, n, input_mask) for a in attn]).mean(dim=0)
         return x, scores
 
+    def _branch(self, x: torch.Tensor, input_mask: torch.Tensor, copies: int, cache):
+        """Repeat each example's selection-layer states (and their cache) ``copies`` times:
+        what the selection layers computed is the same whichever prompt is kept after them,
+        so forcing k prompts runs those layers once per example, not k times."""
+        if cache is not None:
+            for layer in cache.layers[: self.idp_config.selection_layers]:
+                layer.batch_repeat_interleave(copies)
+        return x.repeat_interleave(copies, dim=0), input_mask.repeat_interleave(copies, dim=0)
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, block_index: torch.Tensor | None = None,
                 selected: torch.Tensor | None = None, past_key_values=None, logits_to_keep: int = 0,
@@ -206,9 +215,11 @@ class IDPModel(nn.Module):
         """Logits (B, n + L, V) with the kept prompt's positions first (only the last
         ``logits_to_keep`` positions when it is > 0).
 
-        At inference ``selected`` (B,) forces the kept prompts instead of the argmax (the
-        ablations score a question under every prompt); ``past_key_values`` (a transformers
-        DynamicCache) is filled for :meth:`extend` and :meth:`generate`.
+        At inference ``selected`` (B,) forces the kept prompts instead of the argmax; a
+        (B, k) ``selected`` continues each example under each of its k prompts (B*k output
+        rows, example-major; the ablations score a question under every prompt of the pool)
+        with the selection layers run once per example. ``past_key_values`` (a transformers
+        DynamicCache) is filled for :meth:`extend` and :meth:`generate`; ``scores`` stay (B, m).
         """
         unknown = sorted(k for k, v in kwargs.items() if v is not None and k not in _IGNORED_KWARGS)
         if unknown:
@@ -229,7 +240,16 @@ class IDPModel(nn.Module):
         else:
             if not train_grad:
                 x, scores = self._selection_pass(pool, emb, input_mask, cache=past_key_values)
-                selected = scores.argmax(dim=-1) if selected is None else selected.to(input_ids.device)
+                if selected is None:
+                    selected = scores.argmax(dim=-1)
+                elif selected.dim() == 2:  # each example continued under each of its k prompts
+                    if labels is not None:
+                        raise ValueError("a (B, k) 'selected' gives B*k rows: no labels")
+                    x, input_mask = self._branch(x, input_mask, selected.shape[1], past_key_values)
+                    selected = selected.reshape(-1).to(input_ids.device)
+                    batch = selected.shape[0]
+                else:
+                    selected = selected.to(input_ids.device)
             else:
                 if selected is not None or past_key_values is not None:
                     raise ValueError("'selected' and 'past_key_values' are for inference (eval mode, no grad)")
