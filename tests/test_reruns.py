@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import build_tiny_llama
-from tinyflow import per_rule, planned_jobs, scheduled, snakemake, snakemake_cmd, tiny_config, write_config
+from tinyflow import dag_jobs, per_rule, planned_jobs, scheduled, snakemake, snakemake_cmd, tiny_config, write_config
 
 pytestmark = pytest.mark.workflow
 
@@ -114,3 +114,39 @@ def test_a_changed_local_model_file_reruns_its_download_and_what_follows(finishe
         config_json.write_bytes(original)
         os.utime(config_json, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert scheduled(workdir, config) == []
+
+
+def _evaluate_logs(workdir: Path, since: float) -> dict[str, str]:
+    """The evaluate logs written after ``since``: {recovery folder: text}."""
+    return {str(p.relative_to(workdir / "logs")): p.read_text() for p in (workdir / "logs").rglob("evaluate.log")
+            if p.stat().st_mtime > since}
+
+
+def test_adding_or_changing_a_task_in_a_finished_run_scores_only_it(finished_run, tmp_path):
+    """The workflow reruns every evaluate job when a task is added or changed (its inputs
+    changed), and each of them scores only that task: the others' scores are reused from the
+    job's cache, verified by hashes (compress_recover/evaluate/reuse.py)."""
+    import shutil
+
+    from conftest import write_choice_task
+
+    source, config = finished_run
+    workdir = tmp_path / "run"
+    shutil.copytree(source, workdir, symlinks=True)
+    grown = copy.deepcopy(config)
+    rows = [{"q": f"Is {n} even?", "a": n % 2} for n in range(6)]
+    folder = write_choice_task(tmp_path / "tasks", "parity", rows, ["yes", "no"])
+    grown["data"]["task_dirs"] = [{"path": str(folder), "tasks": ["parity"], "knowledge": False}]
+    evaluations = sum(rule == "evaluate" for rule, _ in dag_jobs(workdir, config))
+    for change in ("added", "changed"):
+        if change == "changed":
+            write_choice_task(folder, "parity", [{**r, "q": r["q"].replace("even", "odd")} for r in rows], ["yes", "no"])
+        jobs = per_rule(scheduled(workdir, grown))
+        assert set(jobs) - set(AGGREGATE) == {"evaluate"}, jobs  # nothing but the evaluations reruns
+        since = time.time()
+        proc = snakemake(workdir, grown, "--until", "evaluate")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        logs = _evaluate_logs(workdir, since)
+        assert len(logs) == jobs["evaluate"] == evaluations, (change, sorted(logs))
+        for name, text in logs.items():
+            assert "task(s) reused unchanged; scoring ['parity']" in text, (change, name, text[-2000:])
