@@ -53,6 +53,14 @@ class MethodConfig:
         """Recovery: (config key, positions) the method puts before the input at most (0: none)."""
         return ("", 0)
 
+    def check_budget(self, key: str, seq_len: int) -> None:
+        """Recovery: checks against the training blocks' length (recovery.budget.seq_len)."""
+
+    def training_texts(self, default: str) -> list[str]:
+        """Recovery: the training texts a run reads (``default``: its entry's text); a method
+        that trains one part per text (a pool of per-source prompts) lists them all."""
+        return [default]
+
     def divisors(self) -> dict[str, int]:
         """Config keys whose value must divide every pruned/quantized layer's input width."""
         return {}

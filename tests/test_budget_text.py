@@ -138,6 +138,22 @@ def test_generated_text_is_written_once_per_model_and_shared_by_its_recoveries(t
     assert list(jobs[("analysis", "")]["input"]["generated"]) == ["results/tiny/none/generated_text"]
 
 
+def test_a_curated_pool_reads_every_source_text(tmp_path):
+    """A curated IDP pool trains one prompt per text: its job reads both (the corpus and the
+    model's own text), which is then generated once for the model."""
+    methods = [{"method": "none"}, {"method": "idp", "name": "idp-cur", "routing": "curated", "pool_size": 2,
+                                    "sources": ["corpus", "generated"]}]
+    jobs = dag_jobs(tmp_path, _config(seeds=[0], methods=methods))
+    (idp,) = _by_rule(jobs, "recover_idp").values()
+    assert idp["input"]["sources"] == ["results/data/text", "results/tiny/none/generated_text"]
+    assert list(_by_rule(jobs, "generated_text")) == ["model=tiny"]
+    gumbel = {"method": "idp", "routing": "gumbel", "context_tokens": 32}  # blocks of 32 tokens here
+    with pytest.raises(ConfigError, match=r"recovery\.methods\[1\]\.context_tokens: 32 must be below recovery"):
+        build_plan(_config(methods=[{"method": "none"}, gumbel]))
+    with pytest.raises(ConfigError, match=r"recovery\.methods\[1\]\.pool_size: 4 must equal the number of sources"):
+        build_plan(_config(methods=[{"method": "none"}, {"method": "idp", "routing": "curated"}]))
+
+
 def test_without_generated_recoveries_no_text_is_generated(tmp_path):
     jobs = dag_jobs(tmp_path, _config(seeds=[0]))
     assert not _by_rule(jobs, "generated_text") and not _by_rule(jobs, "teacher_logits_generated")
@@ -153,7 +169,9 @@ def _adapter_tensors(folder: Path) -> dict:
     return load_file(str(weights))
 
 
-@pytest.mark.parametrize("method", [LORA, {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2}])
+@pytest.mark.parametrize("method", [LORA, {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2},
+                                    {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2, "routing": "gumbel",
+                                     "context_tokens": 4}])
 def test_a_budget_checkpoint_equals_a_run_trained_for_that_many_steps(method, tiny_checkpoint, text_dir, tmp_path):
     import torch
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from compress_recover.modeling import load_model
-from compress_recover.recover.idp import IDPModel, additive, load_idp, prompt_scores, selection_mask
+from compress_recover.recover.idp import IDPModel, load_idp
+from compress_recover.recover.idp_maths import additive, prompt_scores, selection_mask
 from compress_recover.recover.idp_config import IDPConfig
 
 IDS = torch.tensor([[5, 17, 42, 99, 120, 7, 300, 11], [9, 8, 7, 6, 5, 4, 3, 2]])
@@ -57,7 +58,8 @@ def test_selection_follows_hf_attention_of_the_selection_layer(tiny_checkpoint):
         model.set_attn_implementation("eager")  # the reference reads HF's own attention probabilities
         hf = model(inputs_embeds=x, attention_mask=mask, position_ids=positions, output_attentions=True)
         expected = prompt_scores(hf.attentions[0], m, n, torch.ones_like(IDS))
-    torch.testing.assert_close(out.scores, expected)
+    torch.testing.assert_close(out.attention, expected)
+    torch.testing.assert_close(out.scores, expected.log())  # the router's logits: not centred (offset 0)
     assert torch.equal(out.selected, expected.argmax(dim=-1))
     assert model.config._attn_implementation == "eager"  # IDP restored what it found
     assert out.logits.shape == (2, n + IDS.shape[1], model.config.vocab_size)

@@ -46,6 +46,9 @@ KNOWN_DIFFERENCES = {
     ("recovery", "lora", "weight_decay"): lambda v: v < 0,
     ("recovery", "prompt_tuning", "weight_decay"): lambda v: v < 0,
     ("recovery", "idp", "weight_decay"): lambda v: v < 0,
+    # a cross-field rule the schema does not express: curated needs pool_size == len(sources)
+    # (check() refuses the defaults' 4 prompts for 2 sources, naming both keys)
+    ("recovery", "idp", "routing"): lambda v: v == "curated",
 }
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
 

@@ -18,6 +18,7 @@ with log_to(snakemake.log[0]):
         method_config=snakemake.params.method_config,
         key=snakemake.params.key,
         text_dir=snakemake.input.text,
+        source_dirs=snakemake.input.get("sources"),
         steps=budget["steps"],
         batch_size=budget["batch_size"],
         seq_len=budget["seq_len"],

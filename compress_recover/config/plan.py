@@ -51,7 +51,7 @@ class Plan:
 
     def texts_used(self) -> list[str]:
         """The training texts some recovery run uses, in TEXTS order."""
-        used = {e.text for e in self.recoveries.values() if e.method != BASE}
+        used = {t for e in self.recoveries.values() if e.method != BASE for t in e.config.training_texts(e.text)}
         return [t for t in TEXTS if t in used]
 
     def groups(self) -> dict[str, str]:
@@ -109,6 +109,8 @@ def build_plan(config: dict) -> Plan:
     check_widths(models, compressions)
     check_grid(compressions, groups)
     check_prompt_positions(models, groups, config["recovery"]["budget"]["seq_len"])
+    for entry in groups.values():
+        entry.config.check_budget(entry.key, config["recovery"]["budget"]["seq_len"])
     check_corpus(data)
     return Plan(models=models, compressions=compressions, recoveries=expand_runs(groups, seeds, steps),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),

@@ -1,12 +1,18 @@
-"""Inference-time Dynamic Prompting (IDP): our reference implementation.
+"""Inference-time Dynamic Prompting (IDP): our reference implementation, the model.
 
 A pool of ``m`` soft prompts of ``n`` tokens each. In the first ``selection_layers``
 decoder layers all ``m`` prompts stand before the input (each prompt at positions
 0..n-1, the input after them at n, n+1, ...; a prompt attends only to itself, the input
 attends to every prompt and causally to itself). Each prompt is scored by the mean
 attention the (non-padded) input tokens pay to its tokens, averaged over heads and over
-the selection layers; per example the argmax prompt is kept and the others are dropped
-for the rest of the forward pass, so the remaining layers cost what one prompt costs.
+the selection layers; the router's logits are the log of those scores less their
+input-independent part (``score_offset``, the mean on calibration inputs; zero for the
+uncentred modes). Per example the argmax prompt is kept and the others are dropped for
+the rest of the forward pass, so the remaining layers cost what one prompt costs.
+
+The unit is laid out as peft lays out a method: the config (:mod:`.idp_config`), the
+tensor maths (:mod:`.idp_maths`), the training routes, one function per mode
+(:mod:`.idp_routing`), this model, and generation (:mod:`.idp_generation`).
 
 The output logits have the kept prompt's ``n`` positions first, as peft's prompt
 tuning has. With ``m = 1`` the model is exactly prompt tuning with that prompt.
@@ -16,16 +22,23 @@ cache (the prefill) and nothing after them. Scoring runs a question's context al
 prompt is chosen there, once for all its answer choices) and each choice on a copy of
 that cache with :meth:`IDPModel.extend`; generation chooses the same way from the same
 context, so scoring and generation agree (tested). A single call on a whole sequence
-(training) chooses from that whole sequence.
+(training) chooses as its routing mode says.
 
-Saved as ``idp_prompts.safetensors`` (tensor ``prompts``, shape (m, n, hidden)) and
-``idp_config.json``; :func:`load_idp` (the method's registered adapter loader) puts a
-saved pool on a model.
+The pool is measured, not assumed: :meth:`IDPModel.routing_summary` counts the choices on
+context spans of the training text (before and after training, in the adapter's
+manifest), every training step's choices are kept (``history``), and a curated pool's
+routing of each source's held-out blocks is its confusion table.
+
+Saved as ``idp_prompts.safetensors`` (tensors ``prompts`` (m, n, hidden) and
+``score_offset`` (m,)) and ``idp_config.json``; :func:`load_idp` (the method's
+registered adapter loader) puts a saved pool on a model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 from pathlib import Path
 from typing import ClassVar
 
@@ -33,79 +46,28 @@ import torch
 from torch import nn
 
 from .idp_config import IDPConfig
+from .idp_generation import generate
+from .idp_maths import additive, causal_mask, input_positions, normalised_entropy, prompt_scores, \
+    router_logits, selection_mask
+from .idp_routing import BY_BLOCK, CENTRED, ROUTERS, gather_kept
 
 PROMPTS_FILE = "idp_prompts.safetensors"
 CONFIG_FILE = "idp_config.json"
 
-
-# ---- pure tensor maths -------------------------------------------------------------
-
-def selection_mask(pool_size: int, prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
-    """Boolean (B, S, S) attention pattern of the selection layers, S = m*n + L.
-
-    Prompt tokens attend causally within their own prompt; input token i attends to
-    every prompt token and to non-padded input tokens j <= i.
-    """
-    batch, length = input_mask.shape
-    p = pool_size * prompt_len
-    size = p + length
-    allowed = torch.zeros(size, size, dtype=torch.bool, device=input_mask.device)
-    causal_n = torch.ones(prompt_len, prompt_len, dtype=torch.bool, device=input_mask.device).tril()
-    for j in range(pool_size):
-        s = j * prompt_len
-        allowed[s:s + prompt_len, s:s + prompt_len] = causal_n
-    allowed[p:, :p] = True
-    allowed[p:, p:] = torch.ones(length, length, dtype=torch.bool, device=input_mask.device).tril()
-    allowed = allowed.unsqueeze(0).expand(batch, size, size).clone()
-    allowed[:, :, p:] &= input_mask.bool().unsqueeze(1)
-    return allowed
-
-
-def causal_mask(prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
-    """Boolean (B, S, S) causal pattern over [prompt; input], S = n + L, padding masked."""
-    batch, length = input_mask.shape
-    size = prompt_len + length
-    allowed = torch.ones(size, size, dtype=torch.bool, device=input_mask.device).tril()
-    allowed = allowed.unsqueeze(0).expand(batch, size, size).clone()
-    allowed[:, :, prompt_len:] &= input_mask.bool().unsqueeze(1)
-    return allowed
-
-
-def input_positions(input_mask: torch.Tensor, offset: int) -> torch.Tensor:
-    """Position ids of the input tokens: ``offset``, ``offset + 1``, ... over the real
-    tokens whatever the padding side (padding repeats a neighbour's position; it is masked)."""
-    return offset + (input_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
-
-
-def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """(B, Q, K) boolean -> (B, 1, Q, K) additive mask, as HF attention layers take it."""
-    out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-    out.masked_fill_(~mask, torch.finfo(dtype).min)
-    return out.unsqueeze(1)
-
-
-def prompt_scores(attn: torch.Tensor, pool_size: int, prompt_len: int, input_mask: torch.Tensor) -> torch.Tensor:
-    """Mean attention that the input tokens pay to each prompt's tokens: (B, m).
-
-    ``attn``: (B, heads, S, S) attention probabilities of one selection layer.
-    Averaged over heads, over the prompt's tokens and over non-padded input queries.
-    """
-    p = pool_size * prompt_len
-    to_prompts = attn[:, :, p:, :p].mean(dim=1)  # (B, L, m*n), mean over heads
-    per_prompt = to_prompts.unflatten(-1, (pool_size, prompt_len)).mean(dim=-1)  # (B, L, m)
-    weights = input_mask.to(per_prompt.dtype).unsqueeze(-1)
-    return (per_prompt * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1)
-
-
-# ---- the model --------------------------------------------------------------------
-
 # Arguments HF-style callers pass that change nothing here.
 _IGNORED_KWARGS = {"use_cache", "return_dict"}
+# Steps over which the running share of each prompt's choices is averaged (load balancing).
+SHARE_WINDOW = 16
+# Momentum of the running centre of the router's logits in training.
+OFFSET_MOMENTUM = 0.9
+# Blocks per source measured for routing (context spans) and held out of a curated pool's training.
+MEASURED_BLOCKS = 32
 
 
 class _Output:
-    def __init__(self, logits, loss=None, selected=None, scores=None):
+    def __init__(self, logits, loss=None, selected=None, scores=None, attention=None, aux_loss=None):
         self.logits, self.loss, self.selected, self.scores = logits, loss, selected, scores
+        self.attention, self.aux_loss = attention, aux_loss
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -115,7 +77,7 @@ class IDPModel(nn.Module):
     """A frozen decoder-only HF causal LM (Llama family layout) with an IDP prompt pool.
 
     A :class:`compress_recover.prompt_choice.PromptChooser` (``prompts``, ``extend``, the
-    output's ``scores`` and the two attributes below)."""
+    output's ``scores``, the router's logits, and the two attributes below)."""
 
     # The prompt is chosen from the tokens of the call that fills the cache: a scorer must
     # run a context alone and continue it with `extend` (see the module docstring).
@@ -123,7 +85,8 @@ class IDPModel(nn.Module):
     # the samples field an evaluation records the chosen prompt in (and its ablation scores)
     choice_field: ClassVar[str] = IDPConfig.choice_field
 
-    def __init__(self, model, prompts: torch.Tensor, config: IDPConfig):
+    def __init__(self, model, prompts: torch.Tensor, config: IDPConfig, score_offset: torch.Tensor | None = None,
+                 seed: int = 0):
         super().__init__()
         inner = getattr(model, "model", None)
         if inner is None or not all(hasattr(inner, a) for a in ("embed_tokens", "layers", "norm", "rotary_emb")):
@@ -136,8 +99,18 @@ class IDPModel(nn.Module):
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.prompts = nn.Parameter(prompts.detach().clone().float())
+        m = self.prompts.shape[0]
+        offset = torch.zeros(m) if score_offset is None else score_offset.detach().float().clone()
+        self.register_buffer("score_offset", offset)
         self.idp_config = config
-        self.wants_block_index = config.routing == "shard"
+        self.wants_block_index = config.routing in BY_BLOCK
+        self.block_sources: torch.Tensor | None = None  # curated pools: the source of every training block
+        self.calibration: torch.Tensor | None = None  # context spans the routing is measured on
+        self.heldout: list[torch.Tensor] = []  # curated pools: each source's held-out blocks
+        self.generator = torch.Generator().manual_seed(int(seed) + 1)  # gumbel draws (the prompts used seed)
+        self.training_step = 0
+        self.share: torch.Tensor | None = None  # running share of each prompt's choices in training
+        self.history: list[list[int]] = []  # per training step: how many examples trained with each prompt
 
     # attributes lm-eval's HFLM and generation read off a model
     @property
@@ -158,6 +131,32 @@ class IDPModel(nn.Module):
 
     def tie_weights(self, *args, **kwargs):
         return None
+
+    generate = generate
+
+    # ---- the router ---------------------------------------------------------------
+
+    def router(self, attention: torch.Tensor) -> torch.Tensor:
+        """The router's logits (B, m) from the prompts' mean attention (B, m)."""
+        return router_logits(attention, self.score_offset)
+
+    def track_offset(self, raw: torch.Tensor) -> None:
+        """Training: the running centre of the router's uncentred logits (B, m) (no gradient)."""
+        mean = raw.mean(dim=0).to(self.score_offset)
+        if self.training_step == 0:
+            self.score_offset.copy_(mean)
+        else:
+            self.score_offset.mul_(OFFSET_MOMENTUM).add_((1 - OFFSET_MOMENTUM) * mean)
+
+    def track_share(self, choice: torch.Tensor) -> torch.Tensor:
+        """Training: the running share of the examples routed to each prompt (Switch's f)."""
+        m = self.prompts.shape[0]
+        batch = torch.bincount(choice.detach().cpu(), minlength=m).double() / max(len(choice), 1)
+        rate = 1.0 / SHARE_WINDOW
+        self.share = batch if self.share is None else (1 - rate) * self.share + rate * batch
+        return self.share.to(self.score_offset)
+
+    # ---- the passes -----------------------------------------------------------------
 
     def _layers(self, x, layers, mask, positions, capture: list | None = None, cache=None):
         inner = self.model.model
@@ -181,8 +180,11 @@ class IDPModel(nn.Module):
             config._attn_implementation = previous
         return x
 
-    def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor, cache=None):
-        """Run the selection layers on [all prompts; input]; return hidden states and scores."""
+    def _selection_pass(self, prompts: torch.Tensor, emb: torch.Tensor, input_mask: torch.Tensor, cache=None,
+                        score_mask: torch.Tensor | None = None):
+        """Run the selection layers on [all prompts; input]; return hidden states and each
+        prompt's mean attention (B, m) from the queries of ``score_mask`` (default: every
+        real input token)."""
         cfg = self.idp_config
         batch, length, _ = emb.shape
         m, n, _ = self.prompts.shape
@@ -196,8 +198,9 @@ class IDPModel(nn.Module):
                          cache=cache)
         if any(a is None for a in attn):
             raise RuntimeError("the selection layers returned no attention probabilities (eager attention needed)")
-        scores = torch.stack([prompt_scores(a.float(), m, n, input_mask) for a in attn]).mean(dim=0)
-        return x, scores
+        queries = input_mask if score_mask is None else score_mask
+        attention = torch.stack([prompt_scores(a.float(), m, n, queries) for a in attn]).mean(dim=0)
+        return x, attention
 
     def _branch(self, x: torch.Tensor, input_mask: torch.Tensor, copies: int, cache):
         """Repeat each example's selection-layer states (and their cache) ``copies`` times:
@@ -213,65 +216,56 @@ class IDPModel(nn.Module):
                 selected: torch.Tensor | None = None, past_key_values=None, logits_to_keep: int = 0,
                 **kwargs):
         """Logits (B, n + L, V) with the kept prompt's positions first (only the last
-        ``logits_to_keep`` positions when it is > 0).
+        ``logits_to_keep`` positions when it is > 0); ``scores`` the router's logits (B, m),
+        ``attention`` the prompts' mean attention (B, m), ``aux_loss`` the routing mode's
+        auxiliary loss in training (None otherwise).
 
-        At inference ``selected`` (B,) forces the kept prompts instead of the argmax; a
-        (B, k) ``selected`` continues each example under each of its k prompts (B*k output
-        rows, example-major; the ablations score a question under every prompt of the pool)
-        with the selection layers run once per example. ``past_key_values`` (a transformers
-        DynamicCache) is filled for :meth:`extend` and :meth:`generate`; ``scores`` stay (B, m).
+        In training (train mode with gradients) the routing mode's function chooses
+        (:data:`.idp_routing.ROUTERS`). At inference the argmax of the router's logits does;
+        ``selected`` (B,) forces the kept prompts instead; a (B, k) ``selected`` continues
+        each example under each of its k prompts (B*k output rows, example-major; the
+        ablations score a question under every prompt of the pool) with the selection
+        layers run once per example. ``past_key_values`` (a transformers DynamicCache) is
+        filled for :meth:`extend` and :meth:`generate`.
         """
         unknown = sorted(k for k, v in kwargs.items() if v is not None and k not in _IGNORED_KWARGS)
         if unknown:
             raise TypeError(f"IDPModel.forward got unsupported argument(s) {unknown}")
-        cfg = self.idp_config
         batch, length = input_ids.shape
         m, n, hidden = self.prompts.shape
         input_mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         emb = self.model.model.embed_tokens(input_ids)
         pool = self.prompts.unsqueeze(0).expand(batch, m, n, hidden)
-        train_grad = self.training and torch.is_grad_enabled()
-        scores = None
-        if train_grad and cfg.routing == "soft":
-            x, scores = self._selection_pass(pool, emb, input_mask)
-            weights = torch.softmax(scores / cfg.temperature, dim=-1)  # (B, m)
-            kept = (x[:, : m * n].unflatten(1, (m, n)) * weights[:, :, None, None].to(x.dtype)).sum(dim=1)
-            selected = scores.argmax(dim=-1)
+        aux, loss_mask = None, None
+        if self.training and torch.is_grad_enabled():
+            if selected is not None or past_key_values is not None:
+                raise ValueError("'selected' and 'past_key_values' are for inference (eval mode, no grad)")
+            routed = ROUTERS[self.idp_config.routing](self, pool, emb, input_mask, block_index)
+            x, kept, selected, scores = routed.x, routed.kept, routed.selected, routed.scores
+            aux, loss_mask, attention = routed.aux_loss, routed.loss_mask, None
+            self.history.append(torch.bincount(selected.detach().cpu(), minlength=m).tolist())
+            self.training_step += 1
         else:
-            if not train_grad:
-                x, scores = self._selection_pass(pool, emb, input_mask, cache=past_key_values)
-                if selected is None:
-                    selected = scores.argmax(dim=-1)
-                elif selected.dim() == 2:  # each example continued under each of its k prompts
-                    if labels is not None:
-                        raise ValueError("a (B, k) 'selected' gives B*k rows: no labels")
-                    x, input_mask = self._branch(x, input_mask, selected.shape[1], past_key_values)
-                    selected = selected.reshape(-1).to(input_ids.device)
-                    batch = selected.shape[0]
-                else:
-                    selected = selected.to(input_ids.device)
+            x, attention = self._selection_pass(pool, emb, input_mask, cache=past_key_values)
+            scores = self.router(attention)
+            if selected is None:
+                selected = scores.argmax(dim=-1)
+            elif selected.dim() == 2:  # each example continued under each of its k prompts
+                if labels is not None:
+                    raise ValueError("a (B, k) 'selected' gives B*k rows: no labels")
+                x, input_mask = self._branch(x, input_mask, selected.shape[1], past_key_values)
+                selected = selected.reshape(-1).to(input_ids.device)
+                batch = selected.shape[0]
             else:
-                if selected is not None or past_key_values is not None:
-                    raise ValueError("'selected' and 'past_key_values' are for inference (eval mode, no grad)")
-                if cfg.routing == "shard":
-                    if block_index is None:
-                        raise ValueError("idp routing 'shard' needs the block index of every training example")
-                    selected = block_index.to(input_ids.device) % m
-                else:
-                    with torch.no_grad():
-                        _, scores = self._selection_pass(pool, emb, input_mask)
-                    selected = scores.argmax(dim=-1)
-                # Same forward values, but only the kept prompt of each example gets gradients.
-                keep = nn.functional.one_hot(selected, m).bool()[:, :, None, None]
-                x, _ = self._selection_pass(torch.where(keep, pool, pool.detach()), emb, input_mask)
-            index = (selected[:, None] * n + torch.arange(n, device=x.device)).unsqueeze(-1).expand(batch, n, hidden)
-            kept = x[:, : m * n].gather(1, index)
+                selected = selected.to(input_ids.device)
+            kept = gather_kept(x, selected, m, n)
 
         x = torch.cat([kept, x[:, m * n:]], dim=1)
         prompt_positions = torch.arange(n, device=x.device).unsqueeze(0).expand(batch, -1)
         positions = torch.cat([prompt_positions, input_positions(input_mask, n)], dim=1)
         mask = additive(causal_mask(n, input_mask), x.dtype)
-        x = self._layers(x, self.model.model.layers[cfg.selection_layers:], mask, positions, cache=past_key_values)
+        x = self._layers(x, self.model.model.layers[self.idp_config.selection_layers:], mask, positions,
+                         cache=past_key_values)
         if logits_to_keep and labels is not None:
             raise ValueError("logits_to_keep and labels: the loss needs every position's logits")
         logits = self.model.lm_head(self.model.model.norm(x[:, -logits_to_keep:] if logits_to_keep else x))
@@ -279,12 +273,11 @@ class IDPModel(nn.Module):
         if labels is not None:
             # As peft's prompt tuning: the last prompt position predicts the first input token.
             pred = logits[:, n - 1: n + length - 1].float()
-            target = labels.masked_fill(input_mask == 0, -100)
+            target = labels.masked_fill((input_mask if loss_mask is None else loss_mask) == 0, -100)
             loss = nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
                                                ignore_index=-100)
-        return _Output(logits=logits, loss=loss, selected=selected, scores=scores)
-
-    # ---- generation -------------------------------------------------------------
+        return _Output(logits=logits, loss=loss, selected=selected, scores=scores, attention=attention,
+                       aux_loss=aux)
 
     def extend(self, input_ids: torch.Tensor, full_mask: torch.Tensor, cache, logits_to_keep: int = 0) -> torch.Tensor:
         """Logits (B, T, V) of ``input_ids`` (B, T) continuing ``cache``, filled by an earlier
@@ -310,70 +303,104 @@ class IDPModel(nn.Module):
         x = self._layers(x, layers[cfg.selection_layers:], with_prompts(n), positions, cache=cache)
         return self.model.lm_head(self.model.model.norm(x[:, -logits_to_keep:] if logits_to_keep else x))
 
+
+    # ---- training text, measurement, calibration ---------------------------------------
+
+    def use_training_text(self, sources: list[torch.Tensor], seed: int) -> torch.Tensor:
+        """The training blocks from each training text's blocks (a list, one per text).
+
+        A curated pool (one prompt per text) holds ``MEASURED_BLOCKS`` of each source out of
+        training (seeded; its routing confusion table is measured on them), trains on the same
+        number of blocks from every source (the smallest count; stated in the manifest) and
+        records each block's source. Every mode keeps a calibration sample of context spans
+        (the first ``context_tokens`` tokens of blocks of every text) to measure the routing
+        on and, for a curated pool, to centre the router."""
+        cfg = self.idp_config
+        rng = random.Random(f"{seed}:idp-sources")
+        if cfg.routing == "curated":
+            if len(sources) != self.prompts.shape[0]:
+                raise ValueError(f"a curated pool of {self.prompts.shape[0]} prompts needs as many texts, got "
+                                 f"{len(sources)}")
+            orders = [rng.sample(range(len(b)), len(b)) for b in sources]
+            held = [min(MEASURED_BLOCKS, len(b) // 10) for b in sources]
+            if min(held) < 1:
+                raise ValueError(f"a curated pool needs at least 10 blocks of every source; got {[len(b) for b in sources]}")
+            self.heldout = [b[sorted(o[:h])] for b, o, h in zip(sources, orders, held, strict=True)]
+            each = min(len(o) - h for o, h in zip(orders, held, strict=True))
+            train = [b[sorted(o[h:h + each])] for b, o, h in zip(sources, orders, held, strict=True)]
+            self.block_sources = torch.arange(len(train)).repeat_interleave(each)
+            blocks = torch.cat(train)
+            self.source_blocks = {"held_out_per_source": held, "trained_per_source": each,
+                                  "available_per_source": [len(b) for b in sources]}
+        else:
+            (blocks,) = sources
+            train = [blocks]
+        spans = [b[sorted(rng.sample(range(len(b)), min(MEASURED_BLOCKS, len(b))))] for b in train]
+        self.calibration = torch.cat(spans)[:, : cfg.context_tokens]
+        return blocks
+
     @torch.no_grad()
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
-                 max_new_tokens: int | None = None, max_length: int | None = None, min_new_tokens: int = 0,
-                 do_sample: bool = False, temperature: float | None = None, stopping_criteria=None,
-                 pad_token_id: int | None = None, eos_token_id=None, use_cache: bool = True,
-                 generator: torch.Generator | None = None, **unsupported) -> torch.Tensor:
-        """Greedy (or temperature-sampled) decoding with a KV cache; returns prompt + new tokens.
-
-        The prompt is chosen once, from the input (the prefill), and kept for every
-        generated token. Accepts what lm-eval's ``generate_until`` passes (``max_length``,
-        ``stopping_criteria``, ``pad_token_id``, left-padded batches with their mask).
-        """
-        from transformers import DynamicCache
-
-        if unsupported:
-            raise TypeError(f"IDPModel.generate does not support {sorted(unsupported)}")
-        if not use_cache:
-            raise ValueError("IDPModel.generate always uses its KV cache")
-        length = input_ids.shape[1]
-        if max_new_tokens is None:
-            if max_length is None:
-                raise ValueError("give max_new_tokens or max_length")
-            max_new_tokens = max_length - length
-        if max_new_tokens < 1:
-            return input_ids
-        if eos_token_id is None:
-            eos_token_id = self.generation_config.eos_token_id
-        eos = torch.tensor([] if eos_token_id is None else
-                           ([eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)),
-                           device=input_ids.device, dtype=torch.long)
-        pad = pad_token_id if pad_token_id is not None else (int(eos[0]) if len(eos) else 0)
-        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+    def choices(self, blocks: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """The inference rule's choice (B,) for each row of ``blocks`` read as a context."""
         was_training = self.training
         self.eval()
-        cache = DynamicCache()
-        logits = self(input_ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1).logits[:, -1]
-        ids, done = input_ids, torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        for step in range(max_new_tokens):
-            scores = logits.float()
-            if step < min_new_tokens and len(eos):
-                scores[:, eos] = -float("inf")
-            if do_sample:
-                probs = torch.softmax(scores / (temperature or 1.0), dim=-1)
-                token = torch.multinomial(probs, 1, generator=generator)[:, 0]
-            else:
-                token = scores.argmax(dim=-1)
-            token = torch.where(done, torch.full_like(token, pad), token)
-            ids = torch.cat([ids, token[:, None]], dim=1)
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)
-            done |= torch.isin(token, eos)
-            if stopping_criteria is not None:
-                done |= torch.as_tensor(stopping_criteria(ids, scores), device=ids.device).bool()
-            if bool(done.all()) or step == max_new_tokens - 1:
-                break
-            logits = self.extend(token[:, None], mask, cache, logits_to_keep=1)[:, -1]
-        self.train(was_training)
-        return ids
+        try:
+            ids = blocks[:, : self.idp_config.context_tokens].to(self.device)
+            out = self(ids)
+            return out.selected.cpu()
+        finally:
+            self.train(was_training)
+
+    def routing_summary(self) -> dict:
+        """How the inference rule uses the pool on the calibration spans: counts per prompt
+        and the normalised entropy H / log m; for a curated pool also its confusion table
+        (rows: each source's held-out blocks, columns: the prompt they choose)."""
+        if self.calibration is None:
+            return {}
+        m = self.prompts.shape[0]
+        counts = torch.bincount(self.choices(self.calibration), minlength=m)
+        out = {"spans": int(len(self.calibration)), "context_tokens": self.idp_config.context_tokens,
+               "counts": counts.tolist(), "entropy": round(normalised_entropy(counts), 4)}
+        if self.heldout:
+            out["confusion"] = [torch.bincount(self.choices(b), minlength=m).tolist() for b in self.heldout]
+        return out
+
+    @torch.no_grad()
+    def centre(self) -> None:
+        """Set ``score_offset`` to the mean uncentred router logit of each prompt on the
+        calibration spans (a curated pool's prompts never trained against each other, so the
+        part of their score that does not depend on the input is removed here)."""
+        self.score_offset.zero_()
+        was_training = self.training
+        self.eval()
+        try:
+            out = self(self.calibration.to(self.device))
+            self.score_offset.copy_(out.scores.mean(dim=0).to(self.score_offset))
+        finally:
+            self.train(was_training)
+
+    def training_record(self) -> dict:
+        """What the adapter's manifest records of the pool: the choices per training step and
+        the routing after training (:meth:`routing_summary`). A curated pool is centred first
+        (:meth:`centre`), as it is saved."""
+        if self.idp_config.routing == "curated" and self.calibration is not None:
+            self.centre()
+        record = {"routing": self.idp_config.routing, "centred": self.idp_config.routing in CENTRED,
+                  "score_offset": [round(float(v), 6) for v in self.score_offset],
+                  "trained_with": self.history, "after": self.routing_summary()}
+        if self.block_sources is not None:
+            record["sources"] = {"texts": list(self.idp_config.sources), **self.source_blocks}
+        return record
 
     def save_pretrained(self, out_dir: str, **_):
         from safetensors.torch import save_file
 
+        if self.idp_config.routing == "curated" and self.calibration is not None:
+            self.centre()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({"prompts": self.prompts.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))
+        save_file({"prompts": self.prompts.detach().cpu().contiguous(),
+                   "score_offset": self.score_offset.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))
         meta = {"method": "idp", **self.idp_config.params(), "hidden_size": int(self.prompts.shape[-1]),
                 "base_model": str(getattr(self.model, "name_or_path", ""))}
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -383,25 +410,25 @@ def load_idp(model, adapter_dir: str | Path) -> IDPModel:
     """Put the IDP prompt pool saved in ``adapter_dir`` on ``model`` (safetensors, no pickle)."""
     from safetensors.torch import load_file
 
-    import dataclasses
-
     meta = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
     config = IDPConfig(**{f.name: meta[f.name] for f in dataclasses.fields(IDPConfig) if f.name in meta})
-    prompts = load_file(str(Path(adapter_dir) / PROMPTS_FILE))["prompts"]
+    tensors = load_file(str(Path(adapter_dir) / PROMPTS_FILE))
+    prompts = tensors["prompts"]
     if prompts.shape[-1] != model.config.hidden_size:
         raise ValueError(f"{adapter_dir}: prompts of width {prompts.shape[-1]} do not fit a model of width "
                          f"{model.config.hidden_size}")
-    idp = IDPModel(model, prompts, config).to(model.device)
+    idp = IDPModel(model, prompts, config, score_offset=tensors.get("score_offset")).to(model.device)
     idp.eval()
     return idp
 
 
 def prepare(model, config: IDPConfig, seed: int) -> IDPModel:
-    """A new pool, each prompt initialised from embeddings of random vocabulary tokens,
-    drawn from ``seed`` by the helper prompt tuning shares (:mod:`.soft_prompts`): a
-    prompt-tuning prompt of the same length starts as this pool's first prompt."""
+    """A new pool, each prompt initialised from embeddings of random vocabulary tokens (each
+    prompt its own draw), drawn from ``seed`` by the helper prompt tuning shares
+    (:mod:`.soft_prompts`): a prompt-tuning prompt of the same length starts as this pool's
+    first prompt."""
     from .soft_prompts import vocab_prompts
 
     torch.manual_seed(seed)
     prompts = vocab_prompts(model.model.embed_tokens.weight, (config.pool_size, config.num_virtual_tokens), seed)
-    return IDPModel(model, prompts, config).to(model.device)
+    return IDPModel(model, prompts, config, seed=seed).to(model.device)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..registry import ConfigError, MethodConfig
 
-ROUTINGS = ("hard", "shard", "soft")
+ROUTINGS = ("hard", "shard", "soft", "curated", "gumbel")  # idp_routing.ROUTERS
 
 
 @dataclass(frozen=True)
@@ -19,13 +19,21 @@ class IDPConfig(MethodConfig):
           pool_size: 4            # m prompts
           num_virtual_tokens: 5   # n tokens each
           selection_layers: 1     # leading layers that see the whole pool and score it
-          routing: hard           # hard | shard | soft (how training picks prompts)
+          routing: hard           # hard | shard | soft | curated | gumbel (how training picks prompts)
           lr: 3.0e-2
 
-    ``routing``: ``hard`` trains with the inference rule (argmax; only the selected
-    prompt gets gradients); ``shard`` trains prompt i on the blocks with index = i mod m;
-    ``soft`` trains a softmax(scores / temperature) mixture of the pool. Inference is
-    always the argmax rule. Pool size 1 is plain prompt tuning.
+    ``routing`` (:mod:`.idp_routing`, one function per mode): ``hard`` trains with the
+    inference rule (argmax; only the selected prompt gets gradients); ``shard`` trains
+    prompt i on the blocks with index = i mod m; ``soft`` trains a softmax(attention /
+    temperature) mixture of the pool; ``curated`` trains prompt i only on the text of
+    ``sources[i]`` (pool_size = len(sources); with ``route_weight`` > 0 the router also
+    learns which source a context comes from), then centres the router on calibration
+    spans of every source; ``gumbel`` trains the pool jointly with a straight-through
+    Gumbel-softmax over centred router logits (temperature from ``temperature`` to
+    ``final_temperature`` and noise from 1 to 0 over ``anneal_steps``), a load-balancing
+    loss (weight ``balance_weight``) and the choice made from each block's first
+    ``context_tokens`` tokens. Inference is always the argmax of the router's logits.
+    Pool size 1 is plain prompt tuning.
     """
 
     method = "idp"
@@ -38,20 +46,58 @@ class IDPConfig(MethodConfig):
     selection_layers: int = 1
     routing: str = "hard"
     temperature: float = 1.0
+    final_temperature: float = 0.1
+    anneal_steps: int = 40
+    balance_weight: float = 0.01
+    context_tokens: int = 16
+    route_weight: float = 1.0
+    sources: tuple[str, ...] | list[str] = ("corpus", "generated")
     lr: float = 3.0e-2
     weight_decay: float = 0.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "sources", tuple(self.sources))
+
+    def check_budget(self, key: str, seq_len: int) -> None:
+        if self.routing == "gumbel" and self.context_tokens >= seq_len:
+            raise ConfigError(f"{key}.context_tokens: {self.context_tokens} must be below recovery.budget.seq_len "
+                              f"({seq_len}): gumbel routing chooses from a block's first tokens and trains on the rest")
+
+    def training_texts(self, default: str) -> list[str]:
+        """The texts a run trains on: its sources for a curated pool, else ``default``."""
+        return list(self.sources) if self.routing == "curated" else [default]
+
+    def params(self) -> dict:
+        out = super().params()
+        out["sources"] = list(self.sources)
+        return out
 
     def prompt_positions(self) -> tuple[str, int]:
         """In the selection layers the whole pool stands before the input."""
         return ("num_virtual_tokens", self.pool_size * self.num_virtual_tokens)
 
     def check(self, key: str) -> None:
-        for name in ("pool_size", "num_virtual_tokens", "selection_layers"):
+        for name in ("pool_size", "num_virtual_tokens", "selection_layers", "context_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}: {getattr(self, name)} must be >= 1")
         if self.routing not in ROUTINGS:
             raise ConfigError(f"{key}.routing: {self.routing!r} is not one of {list(ROUTINGS)}")
-        if self.temperature <= 0:
-            raise ConfigError(f"{key}.temperature: {self.temperature} must be > 0")
+        for name in ("temperature", "final_temperature"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{key}.{name}: {getattr(self, name)} must be > 0")
+        for name in ("anneal_steps", "balance_weight", "route_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{key}.{name}: {getattr(self, name)} must be >= 0")
+        if not self.sources:
+            raise ConfigError(f"{key}.sources: give at least one text")
+        if self.routing == "curated":
+            from ..config.entries import TEXTS
+
+            unknown = [t for t in self.sources if t not in TEXTS]
+            if unknown or len(set(self.sources)) != len(self.sources):
+                raise ConfigError(f"{key}.sources: {list(self.sources)} must be distinct texts of {list(TEXTS)}")
+            if self.pool_size != len(self.sources):
+                raise ConfigError(f"{key}.pool_size: {self.pool_size} must equal the number of sources "
+                                  f"{list(self.sources)} (one prompt per source) for routing 'curated'")
         if self.lr <= 0:
             raise ConfigError(f"{key}.lr: {self.lr} must be > 0")

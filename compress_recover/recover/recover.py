@@ -54,7 +54,8 @@ def _teacher(teacher_dir: str, blocks, load: dict):
 def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, text_dir: str,
                  steps: int | list[int], batch_size: int, seq_len: int, runtime: Runtime,
                  objective: dict | None = None, teacher_dir: str | None = None, seed: int | None = None,
-                 checkpoint_dirs: list[str] = (), gradient_clip: float | None = None) -> dict:
+                 checkpoint_dirs: list[str] = (), gradient_clip: float | None = None,
+                 source_dirs: list[str] | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
     (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
     training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
@@ -67,7 +68,10 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     before stay valid adapters) is written by :func:`save_failure`, a manifest with
     ``status`` failed and why, and no weights; the returned manifest is ``out_dir``'s.
     ``seed``: the run's training seed (one of ``recovery.seeds``): it draws the initial
-    trainable parameters and the training blocks; None takes ``runtime.seed``."""
+    trainable parameters and the training blocks; None takes ``runtime.seed``.
+    ``source_dirs``: the training texts of a method that trains one part per text (its
+    config's ``training_texts``; a curated prompt pool), in its order; it then chooses the
+    training blocks from them (``use_training_text``)."""
     all_steps = budget_steps(steps)
     if len(checkpoint_dirs) != len(all_steps) - 1:
         raise ValueError(f"{key}: budget steps {all_steps} need {len(all_steps) - 1} checkpoint folder(s) for the "
@@ -84,11 +88,23 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     load = {"device": device, "dtype": runtime.dtype, "trust_remote_code": runtime.trust_remote_code}
     weights = dense_on_cpu(device)
     model, tokenizer = load_model(checkpoint_dir, **load, weights=weights)
-    blocks = token_blocks(tokenizer, Path(text_dir) / "train.jsonl", seq_len)
+    texts = list(source_dirs) if source_dirs else [text_dir]
+    wanted = len(config.training_texts("corpus"))
+    if len(texts) != wanted:
+        raise ValueError(f"{key}: the method trains on {wanted} text(s), {len(texts)} given")
+    if len(texts) > 1 and objective.needs_teacher:
+        raise ValueError(f"{key}.objective: loss '{objective.loss}' needs the teacher's logits on one training "
+                         "text; a run that trains on several texts takes loss: lm")
+    text_blocks = [token_blocks(tokenizer, Path(t) / "train.jsonl", seq_len) for t in texts]
+    model = prepare(model, config, seed)
+    if hasattr(model, "use_training_text"):  # it chooses its training blocks and keeps what it measures on
+        blocks = model.use_training_text(text_blocks, seed)
+    else:
+        (blocks,) = text_blocks
     teacher = None
     if objective.needs_teacher:
         teacher = _teacher(teacher_dir, blocks, load)
-    model = prepare(model, config, seed)
+    pool_before = model.routing_summary() if hasattr(model, "routing_summary") else None
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     final = all_steps[-1]
     log.info("%s: %d trainable parameters; objective %s; %d steps x %d x %d tokens from %d blocks%s", config.slug(),
@@ -100,6 +116,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
         "params": config.params(),
         "objective": objective.params(),
         "text": text_dir,
+        "texts": texts,
         "teacher": teacher_dir,
         "teacher_logits": ({k: teacher.manifest[k] for k in ("teacher", "top_k", "top_k_mass_mean", "sha256")}
                            if isinstance(teacher, TeacherCache) else None),
@@ -119,7 +136,10 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
 
     def save(folder: str, losses: list[float]) -> dict:
         written.add(folder)
-        return save_adapter(model, folder, common, {**budget, "steps": len(losses)}, losses,
+        record = {}
+        if hasattr(model, "training_record"):  # a prompt pool: its choices before, during and after training
+            record["pool"] = {"before": pool_before, **model.training_record()}
+        return save_adapter(model, folder, {**common, **record}, {**budget, "steps": len(losses)}, losses,
                             time.perf_counter() - start)
 
     checkpoints = {n: partial(save, folder) for n, folder in zip(all_steps[:-1], checkpoint_dirs, strict=True)}

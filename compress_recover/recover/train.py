@@ -74,6 +74,10 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     extra = {"block_index": block_index} if getattr(model, "wants_block_index", False) else {}
     out = model(input_ids=ids, labels=ids if objective.lm_weight > 0 else None, **extra)
     parts, loss = {}, 0.0
+    aux = getattr(out, "aux_loss", None)  # a routing loss, as transformers' mixture-of-experts models return
+    if aux is not None:
+        parts["aux"] = aux
+        loss = loss + aux
     if objective.lm_weight > 0:
         parts["lm"] = out.loss
         loss = loss + objective.lm_weight * out.loss
@@ -162,6 +166,10 @@ def train_loop(model, blocks, *, steps: int, batch_size: int, lr: float, weight_
             checkpoints[step](list(losses))
         if step % log_every == 0 or step in (1, steps):
             detail = " ".join(f"{k} {v:.4f}" for k, v in parts.items()) if len(parts) > 1 else ""
+            history = getattr(model, "history", None)  # a prompt pool's choices per step
+            if history:
+                window = history[-(step % log_every or log_every):]
+                detail += " chosen " + "/".join(str(sum(c)) for c in zip(*window))
             log.info("step %d/%d loss %.4f %s(%.1f s)", step, steps, loss.item(), detail + " " if detail else "",
                      time.perf_counter() - start)
     check_finite_weights(params, steps, losses)

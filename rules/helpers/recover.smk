@@ -11,6 +11,9 @@ def recover_inputs(wildcards):
         "checkpoint": CHECKPOINT.format(**wildcards),
         "text": training_text(wildcards.model, entry.text),
     }
+    texts = entry.config.training_texts(entry.text)
+    if len(texts) > 1:  # one part of the adapter per text (a curated prompt pool)
+        inputs["sources"] = [training_text(wildcards.model, t) for t in texts]
     if entry.objective.needs_teacher:
         inputs["teacher"] = TEACHER_LOGITS[entry.text].format(model=wildcards.model)
     return inputs
