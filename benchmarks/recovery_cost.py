@@ -16,6 +16,9 @@ ratios:
 - IDP latency / LoRA latency                  (paper: ~0.4, "60% lower")
 - IDP latency / single-prompt latency         (goal: <= 1.05)
 
+Latency is on the deployment kernel (the quantized layers as the checkpoint loads them, named in
+the first line), with the machine's fp32 matmul GFLOPS beside it.
+
     python benchmarks/recovery_cost.py [--checkpoint results/smollm2-135m/gptq-w3g64/checkpoint]
 """
 
@@ -79,13 +82,17 @@ def main() -> None:
     methods = _methods(args.config)
     results_dir = Path(args.checkpoint).parent
     idp = methods["idp"]
+
+    def trained(raw: dict) -> Path:  # the run folder the pipeline trains this entry in (seed args.seed)
+        return results_dir / f"{raw.get('name') or raw['method']}.seed{args.seed}" / "adapter"
+
     variants = {
-        "lora": (methods["lora"], results_dir / "lora" / "adapter"),
-        "idp": (idp, results_dir / "idp" / "adapter"),
-        "single_prompt": ({**idp, "pool_size": 1}, None),
+        "lora": (methods["lora"], trained(methods["lora"])),
+        "idp": (idp, trained(idp)),
+        "single_prompt": ({k: v for k, v in idp.items() if k != "name"} | {"pool_size": 1, "routing": "hard"}, None),
     }
     if "prompt_tuning" in methods:
-        variants["prompt_tuning"] = (methods["prompt_tuning"], results_dir / "prompt_tuning" / "adapter")
+        variants["prompt_tuning"] = (methods["prompt_tuning"], trained(methods["prompt_tuning"]))
     models, origin, extra = {}, {}, {}
     for name, (raw, adapter) in variants.items():
         models[name], origin[name] = _build(args.checkpoint, adapter, raw, args.seed)
@@ -117,8 +124,13 @@ def main() -> None:
     med = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in timings.items()}
     per_token = {name: m["genN"] / args.new_tokens for name, m in med.items()}
 
-    print(f"checkpoint {args.checkpoint}; batch {args.batch_size} x {args.seq_len} tokens; "
-          f"{args.new_tokens} greedy tokens; {args.repeats} interleaved repeats; {args.threads} threads")
+    from compress_recover.modeling import quantized_kernels
+    from compress_recover.runtime import matmul_gflops
+
+    kernels = sorted({k for m in models.values() for k in quantized_kernels(m)}) or ["dense"]
+    print(f"checkpoint {args.checkpoint}; deployment kernel {', '.join(kernels)}; batch {args.batch_size} x "
+          f"{args.seq_len} tokens; {args.new_tokens} greedy tokens; {args.repeats} interleaved repeats; "
+          f"{args.threads} threads; fp32 matmul {matmul_gflops():.0f} GFLOPS")
     print(f"{'model':<15} {'extra params':>12} {'batch s':>9} {'token ms':>9}  adapter")
     for name in models:
         print(f"{name:<15} {extra[name]:>12,} {med[name]['batch']:>9.4f} {1000 * per_token[name]:>9.2f}  "
@@ -127,6 +139,10 @@ def main() -> None:
           f"(1/{extra['lora'] / extra['idp']:.1f}; paper ~1/21)")
     print(f"IDP latency / LoRA latency: batch {med['idp']['batch'] / med['lora']['batch']:.3f}, "
           f"per token {per_token['idp'] / per_token['lora']:.3f} (paper ~0.4)")
+    print("why: IDP's extra parameters are its m x n prompt vectors (m x n x width); LoRA's are r x (in + out) per "
+          "target matrix per layer. IDP's latency adds m x n input positions in the selection layers and n in the "
+          "others (quadratic attention over a longer input, nothing per weight); unmerged LoRA adds two low-rank "
+          "matmuls per target matrix per layer on every token (merging would remove them but undo the compression).")
     print(f"IDP latency / single-prompt latency: batch {med['idp']['batch'] / med['single_prompt']['batch']:.3f}, "
           f"per token {per_token['idp'] / per_token['single_prompt']:.3f} (goal <= 1.05)")
 

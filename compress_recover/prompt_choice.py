@@ -103,3 +103,41 @@ def forced_field(choice_field: str) -> str:
     log-likelihood of each answer choice under each prompt of the pool forced (per prompt,
     per choice)."""
     return f"{choice_field}_loglikelihoods"
+
+
+def pool_summary(record: dict | None) -> dict | None:
+    """The compact view of a prompt pool's training record (an adapter manifest's ``pool``,
+    written by the model's ``training_record``) that cost.json and the report show: the
+    routing mode, how many training examples each prompt trained on, the inference rule's
+    choices on context spans of the training text before and after training (counts as
+    "a/b/...", and H / log m after), and a per-source pool's confusion table (rows:
+    sources' held-out blocks, columns: chosen prompt, "a,b|c,d"). None without a pool."""
+    if not record:
+        return None
+
+    def counts(values) -> str:
+        return "/".join(str(int(v)) for v in values) if values else ""
+
+    trained = [sum(step[i] for step in record.get("trained_with", [])) for i in
+               range(len(record["trained_with"][0]))] if record.get("trained_with") else []
+    before, after = record.get("before") or {}, record.get("after") or {}
+    confusion = after.get("confusion")
+    return {"routing": record.get("routing"), "trained_with": counts(trained),
+            "text_before": counts(before.get("counts")), "text_after": counts(after.get("counts")),
+            "text_entropy": after.get("entropy"),
+            "confusion": "|".join(",".join(map(str, row)) for row in confusion) if confusion else ""}
+
+
+def choice_counts(prompts: list[int], pool_size: int) -> dict:
+    """How often each of ``pool_size`` prompts was chosen (one entry per question) and the
+    normalised entropy H / log m of those choices (0 for a pool of one)."""
+    import math
+
+    counts = [0] * pool_size
+    for p in prompts:
+        counts[p] += 1
+    total = sum(counts)
+    entropy = 0.0
+    if pool_size > 1 and total:
+        entropy = -sum(c / total * math.log(c / total) for c in counts if c) / math.log(pool_size)
+    return {"counts": counts, "entropy": round(entropy, 4)}

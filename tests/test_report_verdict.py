@@ -137,10 +137,14 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
                                                                  "generation": {"per_token_s": 0.01}},
             "library_versions": {"numpy": np.__version__}}
     (root / "cost.json").write_text(json.dumps(cost))
+    pool = {"routing": "gumbel", "trained_with": "131/109", "text_before": "64/0", "text_after": "30/34",
+            "text_entropy": 0.9993, "confusion": ""}
+    (root / "cost_idp.json").write_text(json.dumps({**cost, "compression": "q", "recovery": "idp", "run": "idp.seed0",
+                                                    "pool": pool}))
     page_file = root / "report.html"
     run_report(summary_csv=str(summary_csv), analysis_dir=str(out), figures=figures,
-               cost_files=[str(root / "cost.json")], config={"seed": 0}, knowledge_tasks=["capitals"],
-               out_html=str(page_file))
+               cost_files=[str(root / "cost.json"), str(root / "cost_idp.json")], config={"seed": 0},
+               knowledge_tasks=["capitals"], out_html=str(page_file))
     page = page_file.read_text()
     label = "recoverable only with new parameters"
     assert page.index("Verdict") < page.index("<b>Rule.</b>") < page.index(f"m / q: {label}") \
@@ -151,7 +155,9 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
     assert "one Holm family at alpha" in page and "is descriptive" in page and "pre-specified effect" in page
     assert f"Base ({PRECISION})" in page and f"none/none = base ({PRECISION})" in page
     assert "further compression of that" in page and "Holm" in page and "non-inferior" in page.lower()
-    assert "Prompt-pool ablation" in page and "Paired margins" in page and "Format control" in page
+    assert "Prompt pools" in page and "Paired margins" in page and "Format control" in page
+    pools = page[page.index("<h2>Prompt pools</h2>"):]
+    assert "examples trained per prompt" in pools and "131/109" in pools and "0.999" in pools
     assert page.count("data:image/png;base64,") == len(FIGURES)
     # the accuracy table: base model's column first, mean ± sd over the two seeds
     table = page[page.index("Accuracy and perplexity"):page.index("Knowledge recovery vs")]

@@ -1,7 +1,10 @@
 """The prompt-pool ablation: for a method that keeps one prompt of a pool per question, what its choice is worth.
 
-Per run: how often each prompt was chosen, the accuracy as chosen, with one prompt drawn at
-random per question, with the best fixed prompt (2-fold cross-fitted, and in sample).
+Per run and task (and over all the run's tasks): how often each prompt was chosen and the
+normalised entropy of those choices (H / log m: 1 an evenly used pool, 0 one prompt for
+everything), the accuracy as chosen, each prompt's accuracy on the questions routed to it
+against the other prompts' on the same questions, with one prompt drawn at random per
+question, with the best fixed prompt (2-fold cross-fitted, and in sample).
 
 The share of questions some prompt answers right (formerly ``acc_any_prompt``) is dropped,
 not cross-fitted: it picks a prompt per question by looking at that question's label, so
@@ -15,8 +18,9 @@ from __future__ import annotations
 
 from .bootstrap import stable_seed
 
+POOLED = "(all tasks)"  # the task name of a run's row over all its knowledge questions
 POOL_COLUMNS = ["model", "compression", "recovery", "seed", "run", "task", "n", "pool_size", "chosen_counts",
-                "acc_as_chosen", "acc_chosen_forced", "acc_random_prompt", "acc_random_expected",
+                "entropy", "acc_as_chosen", "routed_own", "routed_others", "acc_chosen_forced", "acc_random_prompt", "acc_random_expected",
                 "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample", "acc_per_prompt"]
 
 
@@ -30,11 +34,19 @@ def _pool_run_ablation(frame, seed: int) -> dict:
     size = len(forced_rows[0]) if forced_rows and len(forced_rows) == len(frame) else None
     pool = size or int(np.nanmax(chosen)) + 1
     counts = np.bincount(chosen.astype(int), minlength=pool)
-    out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)))
+    shares = counts[counts > 0] / counts.sum()
+    entropy = float(-(shares * np.log(shares)).sum() / np.log(pool)) if pool > 1 else 0.0
+    out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)), entropy=round(entropy, 4))
     if size is None:
         return out
     forced = np.array([[c == "1" for c in s] for s in frame.pool_correct], dtype=float)  # questions × prompts
     n = len(forced)
+    own, others = [], []
+    for i in range(size):  # each prompt on the questions routed to it, against the other prompts there
+        routed = forced[chosen.astype(int) == i]
+        own.append(f"{routed[:, i].mean():.3f}" if len(routed) else "-")
+        others.append(f"{np.delete(routed, i, axis=1).mean():.3f}" if len(routed) and size > 1 else "-")
+    out.update(routed_own="/".join(own), routed_others="/".join(others))
     rng = np.random.default_rng(seed)
     random_pick = rng.integers(0, size, size=n)
     halves = np.array_split(rng.permutation(n), 2)
@@ -69,4 +81,10 @@ def pool_ablation(table, *, seed: int):
         rows.append({"model": model, "compression": comp, "recovery": rec,
                      "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": task,
                      **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, task, "pool"))})
+    for (model, comp, rec, run), frame in pooled.groupby(["model", "compression", "recovery", "run"], sort=True):
+        if frame.task.nunique() > 1:  # the run over all its knowledge questions
+            run_seed = frame.seed.iloc[0]
+            rows.append({"model": model, "compression": comp, "recovery": rec,
+                         "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": POOLED,
+                         **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, POOLED, "pool"))})
     return pd.DataFrame(rows, columns=POOL_COLUMNS)

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..failures import OK, failed_record
 from ..io import dir_size, read_json, safetensors_entries, write_json
 from ..modeling import quantized_kernels
+from ..prompt_choice import pool_summary
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 from ..tokens import token_blocks
@@ -97,7 +98,7 @@ def measure_latency(model, batch, prompt, *, new_tokens: int, repeats: int, pad_
 
 
 MEASURED = ("extra_params", "extra_bytes", "adapter_dir_bytes", "checkpoint_bytes", "disk_bytes", "training_time_s",
-            "training_tokens", "compression_time_s", "latency", "latency_kernels")  # none for a failed recovery
+            "training_tokens", "compression_time_s", "latency", "latency_kernels", "pool")  # none for a failed recovery
 
 
 def failed_cost(out_json: str, labels: dict, failure: str, repeats: int, runtime: Runtime) -> dict:
@@ -147,6 +148,7 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         "compression_time_s": compression.get("wall_time_s"),
         "latency": latency,
         "latency_kernels": quantized_kernels(model) or ["dense"],
+        "pool": pool_summary(recovery.get("pool")),  # a prompt pool's routing in training (None: no pool)
         "device": device,
         "dtype": runtime.dtype,
         "threads": runtime.threads,

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..failures import OK, failed_record
 from ..io import atomic_file, verify_folder, write_json
 from ..modeling import dense_on_cpu
-from ..prompt_choice import ChoiceRecord, choice_field_of, forced_field
+from ..prompt_choice import ChoiceRecord, choice_counts, choice_field_of, forced_field
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 from .reuse import model_fingerprint, reuse, store, task_key
@@ -111,6 +111,16 @@ def annotate_choices(samples: dict[str, list[dict]], choices: dict[tuple[str, st
                 row[forced_field(field)] = [list(p) for p in zip(*(r["loglikelihoods"] for r in records))]
             annotated += 1
     return annotated
+
+
+def pool_choices(choices: dict[tuple[str, str], ChoiceRecord], model) -> dict | None:
+    """How often each prompt of a context-choosing model's pool was chosen on one task (one
+    choice per question context) and the normalised entropy of those choices; None for a
+    model without a pool."""
+    if not choices:
+        return None
+    per_context = {args[0]: record["prompt"] for args, record in choices.items()}
+    return choice_counts(list(per_context.values()), int(model.prompts.shape[0]))
 
 
 class NonFiniteScoreError(FloatingPointError):
@@ -254,6 +264,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                                        "model_load_s": round(load_s, 2), "batch_size": lm.batch_size,
                                        "weights": weights, "scorer": type(lm).__name__,
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),
+                                       "pool_choices": pool_choices(lm.choices, model),
                                        "device": device, "dtype": runtime.dtype, "threads": runtime.threads,
                                        "library_versions": library_versions()}
         _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, choice_field_of(model),

@@ -244,6 +244,28 @@ def costs(cost_files: list[str]) -> tuple[dict | None, dict]:
     return (table(frame, "{:.2f}") if len(frame) else None), versions
 
 
+POOL_HEAD = {"routing": "routing", "trained_with": "examples trained per prompt",
+             "text_before": "chosen on training-text spans, before", "text_after": "after",
+             "text_entropy": "entropy after (H / log m)", "confusion": "held-out source → prompt"}
+
+
+def pool_training(cost_files: list[str]) -> dict | None:
+    """How each prompt pool was used in training (its cost.json's ``pool``, from the adapter's
+    manifest): one row per run; None when no run has a pool."""
+    import pandas as pd
+
+    rows = []
+    for f in cost_files:
+        cost = json.loads(Path(f).read_text())
+        if cost.get("pool"):
+            rows.append({"model": cost["model"], "compression": cost["compression"],
+                         "run": cost.get("run", cost["recovery"]),
+                         **{POOL_HEAD[k]: cost["pool"].get(k) for k in POOL_HEAD}})
+    if not rows:
+        return None
+    return table(pd.DataFrame(rows).sort_values(["model", "compression", "run"], kind="stable"), "{:.3f}")
+
+
 def leaks(leak_counts: dict) -> list[dict]:
     """The leak filter's counts: the corpus text's, then each generated text's."""
     return [{"what": "Corpus text", **leak_counts}] + [
