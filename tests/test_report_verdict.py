@@ -140,10 +140,14 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
     pool = {"routing": "gumbel", "trained_with": "131/109", "text_before": "64/0", "text_after": "30/34",
             "text_entropy": 0.9993, "confusion": ""}
     (root / "cost_idp.json").write_text(json.dumps({**cost, "compression": "q", "recovery": "idp", "run": "idp.seed0",
-                                                    "pool": pool}))
+                                                    "pool": pool, "extra_params": 1000}))
+    (root / "cost_lora.json").write_text(json.dumps({**cost, "compression": "q", "recovery": "lora", "run": "lora.seed0",
+                                                     "extra_params": 21000, "latency": {
+                                                         "batch": {"median_s": 0.2}, "generation": {"per_token_s": 0.02}},
+                                                     "latency_kernels": ["TorchQuantLinear"]}))
     page_file = root / "report.html"
     run_report(summary_csv=str(summary_csv), analysis_dir=str(out), figures=figures,
-               cost_files=[str(root / "cost.json"), str(root / "cost_idp.json")], config={"seed": 0},
+               cost_files=[str(root / f) for f in ("cost.json", "cost_idp.json", "cost_lora.json")], config={"seed": 0},
                knowledge_tasks=["capitals"], out_html=str(page_file))
     page = page_file.read_text()
     label = "recoverable only with new parameters"
@@ -158,6 +162,9 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
     assert "Prompt pools" in page and "Paired margins" in page and "Format control" in page
     pools = page[page.index("<h2>Prompt pools</h2>"):]
     assert "examples trained per prompt" in pools and "131/109" in pools and "0.999" in pools
+    # the paper's claims beside ours: LoRA 21,000 / IDP 1,000 extra parameters, IDP at half LoRA's latency
+    claims = page[page.index("cost claims beside ours"):]
+    assert "21x" in claims and "-50%" in claims and "-60%" in claims and "idp vs lora" in claims
     assert page.count("data:image/png;base64,") == len(FIGURES)
     # the accuracy table: base model's column first, mean ± sd over the two seeds
     table = page[page.index("Accuracy and perplexity"):page.index("Knowledge recovery vs")]

@@ -99,6 +99,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         pictures=sections.pictures(figures, [name for name in FIGURES if name not in SECTION_FIGURES]),
         attention=sections.attention(attention_figures),
         costs=cost_table,
+        paper=sections.paper_claims(cost_files, verdict.get("methods", {})),
         leaks=sections.leaks(verdict["leaks"]),
         **sections.config_and_versions(config, versions, compute_dtypes(summary)),
     )
