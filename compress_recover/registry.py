@@ -48,6 +48,10 @@ class MethodConfig:
     # (the prompt chosen per question; see compress_recover.prompt_choice); None for every
     # other method. A class attribute like the others, never a config key.
     choice_field: ClassVar[str | None] = None
+    # Recovery: a published cost claim about the method against another method, which the
+    # report sets beside our measurement: {"against": method, "params_ratio": how many times
+    # fewer extra parameters, "latency_change": relative latency change, "source": citation}.
+    cost_claim: ClassVar[dict | None] = None
 
     def prompt_positions(self) -> tuple[str, int]:
         """Recovery: (config key, positions) the method puts before the input at most (0: none)."""

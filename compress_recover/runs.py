@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 BASE = "none"  # the compression (and the recovery) of the uncompressed model
+TEXTS = ("corpus", "generated")  # recovery training texts: data.text, or written by the uncompressed model
 SEED_MARK = ".seed"  # a trained recovery's run is f"{group}{SEED_MARK}{seed}"
 STEP_MARK = ".step"  # an intermediate budget checkpoint's run is f"{run}{STEP_MARK}{steps}"
 CHECKPOINT_MARK = "@"  # aggregate's label of one (group, steps) as a recovery group of its own

@@ -13,10 +13,9 @@ from dataclasses import dataclass, replace
 
 from ..recover.objective import Objective
 from ..registry import ConfigError, MethodConfig
-from ..runs import BASE, reserved_mark, run_name
+from ..runs import BASE, TEXTS, reserved_mark, run_name
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")  # a model's or an entry's name (its folder)
-TEXTS = ("corpus", "generated")  # recovery training text: data.text, or written by the uncompressed model
 TEXT_SUFFIX = {"corpus": "", "generated": "-gen"}
 
 

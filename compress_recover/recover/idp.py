@@ -29,8 +29,8 @@ context spans of the training text (before and after training, in the adapter's
 manifest), every training step's choices are kept (``history``), and a curated pool's
 routing of each source's held-out blocks is its confusion table.
 
-Saved as ``idp_prompts.safetensors`` (tensors ``prompts`` (m, n, hidden) and
-``score_offset`` (m,)) and ``idp_config.json``; :func:`load_idp` (the method's
+Saved as ``idp_prompts.safetensors`` (tensor ``prompts`` (m, n, hidden): the trained
+parameters) and ``idp_config.json`` (the config and the router's ``score_offset``, m numbers); :func:`load_idp` (the method's
 registered adapter loader) puts a saved pool on a model.
 """
 
@@ -399,10 +399,10 @@ class IDPModel(nn.Module):
             self.centre()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        save_file({"prompts": self.prompts.detach().cpu().contiguous(),
-                   "score_offset": self.score_offset.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))
+        save_file({"prompts": self.prompts.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))
         meta = {"method": "idp", **self.idp_config.params(), "hidden_size": int(self.prompts.shape[-1]),
-                "base_model": str(getattr(self.model, "name_or_path", ""))}
+                "base_model": str(getattr(self.model, "name_or_path", "")),
+                "score_offset": [float(v) for v in self.score_offset.detach().cpu()]}
         (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -412,12 +412,13 @@ def load_idp(model, adapter_dir: str | Path) -> IDPModel:
 
     meta = json.loads((Path(adapter_dir) / CONFIG_FILE).read_text())
     config = IDPConfig(**{f.name: meta[f.name] for f in dataclasses.fields(IDPConfig) if f.name in meta})
-    tensors = load_file(str(Path(adapter_dir) / PROMPTS_FILE))
-    prompts = tensors["prompts"]
+    prompts = load_file(str(Path(adapter_dir) / PROMPTS_FILE))["prompts"]
     if prompts.shape[-1] != model.config.hidden_size:
         raise ValueError(f"{adapter_dir}: prompts of width {prompts.shape[-1]} do not fit a model of width "
                          f"{model.config.hidden_size}")
-    idp = IDPModel(model, prompts, config, score_offset=tensors.get("score_offset")).to(model.device)
+    offset = meta.get("score_offset")  # absent in pools saved before the router was centred: not centred
+    idp = IDPModel(model, prompts, config,
+                   score_offset=None if offset is None else torch.tensor(offset, dtype=torch.float32)).to(model.device)
     idp.eval()
     return idp
 

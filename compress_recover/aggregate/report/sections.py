@@ -266,21 +266,21 @@ def pool_training(cost_files: list[str]) -> dict | None:
     return table(pd.DataFrame(rows).sort_values(["model", "compression", "run"], kind="stable"), "{:.3f}")
 
 
-# The paper's cost claims (Hoang et al., "Do Compressed LLMs Forget Knowledge?", arXiv 2310.00867,
-# abstract): IDP against LoRA, 21x fewer extra parameters and 60% lower inference latency. Data,
-# not logic: the two methods the claim names.
-PAPER_CLAIM = {"method": "idp", "against": "lora", "params_ratio": 21.0, "latency_change": -0.60}
-
-
 def paper_claims(cost_files: list[str], methods: dict[str, str]) -> dict | None:
-    """Our measurement of the paper's cost claims beside them: per (model, compression), each
-    group of the claim's method against the first group of the method it is compared with
-    (``methods``: recovery group -> method, verdict.json's), medians over seeds: extra
-    parameters (theirs / ours, "x fewer") and latency per batch and per generated token
-    (relative change) on the deployment kernel. None when a side is missing."""
+    """Our measurement of the published cost claims beside them (a recovery method's config
+    ``cost_claim``): per (model, compression), each group of a method with a claim against
+    the first group of the method the claim compares it with (``methods``: recovery group ->
+    method, verdict.json's), medians over seeds: extra parameters (theirs / ours, "x fewer")
+    and latency per batch and per generated token (relative change) on the deployment
+    kernel. None when no claim has both sides."""
     import statistics
 
     import pandas as pd
+
+    from ...recover import RECOVERY
+
+    claims = {name: RECOVERY[name].config_cls.cost_claim for name in RECOVERY.names()
+              if RECOVERY[name].config_cls.cost_claim}
 
     runs: dict[tuple, dict[str, list[dict]]] = {}
     for f in cost_files:
@@ -300,23 +300,25 @@ def paper_claims(cost_files: list[str], methods: dict[str, str]) -> dict | None:
 
     rows = []
     for (model, comp), groups in sorted(runs.items()):
-        against = next((g for g in groups if methods.get(g) == PAPER_CLAIM["against"]), None)
-        if against is None:
-            continue
-        base = groups[against]
-        for group in (g for g in groups if methods.get(g) == PAPER_CLAIM["method"]):
-            ours = groups[group]
-            rows.append({
-                "model": model, "compression": comp, "runs": f"{group} vs {against}",
-                "extra params: x fewer": median(base, "extra_params") / max(median(ours, "extra_params"), 1),
-                "paper": f"{PAPER_CLAIM['params_ratio']:.0f}x",
-                "latency per batch": median(ours, "latency", "batch", "median_s")
-                / median(base, "latency", "batch", "median_s") - 1,
-                "per token": median(ours, "latency", "generation", "per_token_s")
-                / median(base, "latency", "generation", "per_token_s") - 1,
-                "paper latency": f"{100 * PAPER_CLAIM['latency_change']:+.0f}%",
-                "kernel": ", ".join(ours[0].get("latency_kernels") or ["dense"]),
-            })
+        for method, claim in claims.items():
+            against = next((g for g in groups if methods.get(g) == claim["against"]), None)
+            if against is None:
+                continue
+            base = groups[against]
+            for group in (g for g in groups if methods.get(g) == method):
+                ours = groups[group]
+                rows.append({
+                    "model": model, "compression": comp, "runs": f"{group} vs {against}",
+                    "extra params: x fewer": median(base, "extra_params") / max(median(ours, "extra_params"), 1),
+                    "paper": f"{claim['params_ratio']:.0f}x",
+                    "latency per batch": median(ours, "latency", "batch", "median_s")
+                    / median(base, "latency", "batch", "median_s") - 1,
+                    "per token": median(ours, "latency", "generation", "per_token_s")
+                    / median(base, "latency", "generation", "per_token_s") - 1,
+                    "paper latency": f"{100 * claim['latency_change']:+.0f}%",
+                    "kernel": ", ".join(ours[0].get("latency_kernels") or ["dense"]),
+                    "source": claim["source"],
+                })
     if not rows:
         return None
     frame = pd.DataFrame(rows)
