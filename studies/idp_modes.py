@@ -22,11 +22,12 @@ import pandas as pd
 ALL = "all_knowledge"
 
 
-def entropy(choices) -> float:
-    counts = pd.Series(choices).value_counts()
-    pool = int(max(choices)) + 1 if len(choices) else 1
-    return 0.0 if pool < 2 else float(-(counts / counts.sum() * (counts / counts.sum()).map(math.log)).sum()
-                                       / math.log(pool))
+def entropy(choices, pool: int) -> float:
+    """H / log(pool) of the prompts chosen (0 for a pool of one)."""
+    if pool < 2 or not len(choices):
+        return 0.0
+    shares = pd.Series(choices).value_counts(normalize=True)
+    return abs(float(-(shares * shares.map(math.log)).sum() / math.log(pool)))
 
 
 def main() -> None:
@@ -39,21 +40,22 @@ def main() -> None:
     dev = pd.read_csv(analysis / "dev_accuracy.csv")
     questions = pd.read_csv(analysis / "questions.csv", dtype={"pool_correct": str})
     fractions = pd.read_csv(analysis / "recovery_fraction.csv")
-    idp = questions[questions.pool_choice.notna()]
+    idp = questions[questions.pool_choice.notna() & (questions.task != ALL)]  # each question once
     rows = []
     for (model, comp, rec), frame in idp.groupby(["model", "compression", "recovery"]):
-        pool = int(frame.pool_choice.max()) + 1
+        runs = sorted((results / model / comp).glob(f"{rec}.seed*/cost.json"))
+        cost = json.loads(runs[0].read_text()) if runs else {}
+        trained = (cost.get("pool") or {}).get("trained_with", "")
+        pool = len(trained.split("/")) if trained else int(frame.pool_choice.max()) + 1
         d = dev[(dev.model == model) & (dev.compression == comp) & (dev.recovery == rec)]
         f = fractions[(fractions.model == model) & (fractions.compression == comp) & (fractions.recovery == rec)
                       & (fractions.task == ALL)]
-        cost = next((json.loads(p.read_text()) for p in (results / model / comp).glob(f"{rec}.seed*/cost.json")),
-                    {})
         test = frame[frame.split == "test"]
         counts = test.pool_choice.astype(int).value_counts().reindex(range(pool), fill_value=0)
         rows.append({
             "mode": rec, "compression": comp,
             "dev_acc": float(d.recovered_acc.iloc[0]) if len(d) else float("nan"),
-            "dev_entropy": entropy(frame[frame.split == "dev"].pool_choice.astype(int).tolist()),
+            "dev_entropy": entropy(frame[frame.split == "dev"].pool_choice.astype(int).tolist(), pool),
             "test_acc": float(test.correct.mean()),
             "F": float(f.recovery_fraction.iloc[0]) if len(f) else float("nan"),
             "F_95": f"[{f.ci_low.iloc[0]:.2f}, {f.ci_high.iloc[0]:.2f}]" if len(f) else "",
