@@ -140,4 +140,4 @@ def choice_counts(prompts: list[int], pool_size: int) -> dict:
     entropy = 0.0
     if pool_size > 1 and total:
         entropy = -sum(c / total * math.log(c / total) for c in counts if c) / math.log(pool_size)
-    return {"counts": counts, "entropy": round(entropy, 4)}
+    return {"counts": counts, "entropy": abs(round(entropy, 4))}  # never -0.0

@@ -35,7 +35,7 @@ def _pool_run_ablation(frame, seed: int) -> dict:
     pool = size or int(np.nanmax(chosen)) + 1
     counts = np.bincount(chosen.astype(int), minlength=pool)
     shares = counts[counts > 0] / counts.sum()
-    entropy = float(-(shares * np.log(shares)).sum() / np.log(pool)) if pool > 1 else 0.0
+    entropy = abs(float(-(shares * np.log(shares)).sum() / np.log(pool))) if pool > 1 else 0.0
     out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)), entropy=round(entropy, 4))
     if size is None:
         return out

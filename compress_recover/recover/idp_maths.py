@@ -91,7 +91,7 @@ def normalised_entropy(counts: torch.Tensor) -> float:
     if m < 2 or total == 0:
         return 0.0
     p = counts[counts > 0] / total
-    return float(-(p * p.log()).sum() / math.log(m))
+    return abs(float(-(p * p.log()).sum() / math.log(m)))  # never -0.0
 
 
 def balance_loss(probs: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
