@@ -107,6 +107,23 @@ def _tokens(lm, instance):
     return lm._encode_pair(*instance.args)
 
 
+def _assert_causal(lm, idp, instances) -> list[tuple]:
+    """Each choice's score equals one forward pass under the prompt its context alone chose,
+    recorded as chosen, one prompt per question; returns (context, continuation, value,
+    prompt, record) per instance."""
+    checked, chosen_by_context = [], {}
+    for instance, (value, _) in zip(instances, lm.loglikelihood(instances), strict=True):
+        ctx, cont = _tokens(lm, instance)
+        expected, prompt = _idp_reference(idp, ctx, cont)
+        assert abs(value - expected) < TOLERANCE
+        record = lm.choices[instance.args]
+        assert record["prompt"] == prompt
+        chosen_by_context.setdefault(instance.args[0], set()).add(prompt)
+        checked.append((ctx, cont, value, prompt, record))
+    assert all(len(p) == 1 for p in chosen_by_context.values())  # one prompt per question
+    return checked
+
+
 @pytest.mark.parametrize("ablation", [False, True])
 def test_idp_scores_each_choice_under_the_prompt_its_context_chose(models, requests, ablation):
     """Causal IDP: the prompt comes from the context alone (never a choice's tokens), is the
@@ -116,16 +133,7 @@ def test_idp_scores_each_choice_under_the_prompt_its_context_chose(models, reque
     lm.pool_ablation = ablation
     idp = lm.model
     pool = idp.prompts.shape[0]
-    instances = requests["capitals"][:40]
-    got = lm.loglikelihood(instances)
-    chosen_by_context: dict[str, set[int]] = {}
-    for instance, (value, _) in zip(instances, got, strict=True):
-        ctx, cont = _tokens(lm, instance)
-        expected, prompt = _idp_reference(idp, ctx, cont)
-        assert abs(value - expected) < TOLERANCE
-        record = lm.choices[instance.args]
-        assert record["prompt"] == prompt
-        chosen_by_context.setdefault(instance.args[0], set()).add(record["prompt"])
+    for ctx, cont, value, prompt, record in _assert_causal(lm, idp, requests["capitals"][:40]):
         if ablation:
             assert len(record["loglikelihoods"]) == pool
             assert record["loglikelihoods"][prompt] == pytest.approx(value, abs=1e-6)
@@ -133,7 +141,6 @@ def test_idp_scores_each_choice_under_the_prompt_its_context_chose(models, reque
                 assert abs(record["loglikelihoods"][forced] - _idp_reference(idp, ctx, cont, forced)[0]) < TOLERANCE
         else:
             assert record["loglikelihoods"] is None
-    assert all(len(p) == 1 for p in chosen_by_context.values())  # one prompt per question
 
 
 def test_idp_choice_score_ignores_the_other_choices(models, requests):
@@ -226,3 +233,23 @@ def test_shared_prefix_rolling_log_likelihoods_equal_stock_hflm(variant, models,
     assert len(got) == len(instances) and all(v < 0 for v in got)
     assert max(abs(a - b) for a, b in zip(got, expected, strict=True)) < TOLERANCE * 10  # sums over many tokens
 
+
+@pytest.mark.parametrize("routing", ["hard", "shard", "soft", "curated", "gumbel"])
+def test_the_choice_stays_causal_for_every_routing_mode_with_a_centred_router(models, requests, routing):
+    """Inference is the same argmax for every mode; a centred router (curated, gumbel) shifts
+    the scores by its offsets, and the choice still comes from the context alone."""
+    import dataclasses
+
+    from compress_recover.recover.load import load_recovered
+
+    checkpoint, adapter = models["idp"]
+    idp, tokenizer = load_recovered(checkpoint, adapter, device="cpu")
+    pool = idp.prompts.shape[0]
+    idp.idp_config = dataclasses.replace(idp.idp_config, routing=routing, pool_size=pool,
+                                         sources=("corpus", "generated")[:pool] if routing == "curated"
+                                         else idp.idp_config.sources)
+    with torch.no_grad():
+        idp.score_offset.copy_(torch.linspace(-0.3, 0.3, pool))  # a router centred elsewhere
+    lm = PrefixScoringLM(pretrained=idp, tokenizer=tokenizer, batch_size=8, device="cpu")
+    lm.pool_ablation = True
+    _assert_causal(lm, idp, requests["capitals"][:24])
