@@ -56,3 +56,21 @@ def test_a_run_over_several_tasks_gets_a_pooled_row():
     pooled = table.iloc[-1]
     assert pooled.n == 4 and pooled.chosen_counts == "3/1" and pooled.entropy == round(
         -(0.75 * np.log(0.75) + 0.25 * np.log(0.25)) / np.log(2), 4)
+
+
+def test_an_evaluation_counts_one_choice_per_question_context():
+    """The results JSON's pool_choices: one choice per question context (its answer choices
+    share it), counted per prompt, with H / log m."""
+    import torch
+
+    from compress_recover.evaluate.evaluate import pool_choices
+
+    class Pool:
+        prompts = torch.zeros(3, 2, 4)
+
+    choices = {("Q1", " a"): {"prompt": 2}, ("Q1", " b"): {"prompt": 2}, ("Q2", " a"): {"prompt": 0},
+               ("Q3", " a"): {"prompt": 2}}
+    assert pool_choices(choices, Pool()) == {"counts": [1, 0, 2],
+                                             "entropy": round(-(1 / 3 * np.log(1 / 3) + 2 / 3 * np.log(2 / 3))
+                                                              / np.log(3), 4)}
+    assert pool_choices({}, Pool()) is None
