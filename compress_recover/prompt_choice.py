@@ -118,8 +118,7 @@ def pool_summary(record: dict | None) -> dict | None:
     def counts(values) -> str:
         return "/".join(str(int(v)) for v in values) if values else ""
 
-    trained = [sum(step[i] for step in record.get("trained_with", [])) for i in
-               range(len(record["trained_with"][0]))] if record.get("trained_with") else []
+    trained = [sum(per_prompt) for per_prompt in zip(*record.get("trained_with", []))]
     before, after = record.get("before") or {}, record.get("after") or {}
     confusion = after.get("confusion")
     return {"routing": record.get("routing"), "trained_with": counts(trained),
@@ -128,16 +127,23 @@ def pool_summary(record: dict | None) -> dict | None:
             "confusion": "|".join(",".join(map(str, row)) for row in confusion) if confusion else ""}
 
 
-def choice_counts(prompts: list[int], pool_size: int) -> dict:
-    """How often each of ``pool_size`` prompts was chosen (one entry per question) and the
-    normalised entropy H / log m of those choices (0 for a pool of one)."""
+def normalised_entropy(counts) -> float:
+    """H(p) / log m of how often each of a pool's m prompts was chosen (``counts``, any
+    sequence of m numbers): 1 is an evenly used pool, 0 one prompt for everything (and a
+    pool of one, or no choice at all). The one definition every table of a pool uses."""
     import math
 
+    counts = [float(c) for c in counts]
+    total = sum(counts)
+    if len(counts) < 2 or total == 0:
+        return 0.0
+    return abs(-sum(c / total * math.log(c / total) for c in counts if c) / math.log(len(counts)))  # never -0.0
+
+
+def choice_counts(prompts: list[int], pool_size: int) -> dict:
+    """How often each of ``pool_size`` prompts was chosen (one entry per question) and the
+    normalised entropy H / log m of those choices (:func:`normalised_entropy`)."""
     counts = [0] * pool_size
     for p in prompts:
         counts[p] += 1
-    total = sum(counts)
-    entropy = 0.0
-    if pool_size > 1 and total:
-        entropy = -sum(c / total * math.log(c / total) for c in counts if c) / math.log(pool_size)
-    return {"counts": counts, "entropy": abs(round(entropy, 4))}  # never -0.0
+    return {"counts": counts, "entropy": round(normalised_entropy(counts), 4)}

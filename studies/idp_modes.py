@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
 import pandas as pd
+
+from compress_recover.prompt_choice import normalised_entropy
 
 ALL = "all_knowledge"
 
 
 def entropy(choices, pool: int) -> float:
     """H / log(pool) of the prompts chosen (0 for a pool of one)."""
-    if pool < 2 or not len(choices):
-        return 0.0
-    shares = pd.Series(choices).value_counts(normalize=True)
-    return abs(float(-(shares * shares.map(math.log)).sum() / math.log(pool)))
+    return normalised_entropy(pd.Series(choices, dtype=int).value_counts().reindex(range(pool), fill_value=0))
 
 
 def main() -> None:

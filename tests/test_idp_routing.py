@@ -15,8 +15,8 @@ import torch
 from compress_recover.modeling import load_model
 from compress_recover.recover.idp import IDPModel, load_idp, prepare
 from compress_recover.recover.idp_config import IDPConfig
-from compress_recover.recover.idp_maths import (anneal, balance_loss, context_mask, normalised_entropy,
-                                                router_logits, straight_through_gumbel)
+from compress_recover.prompt_choice import normalised_entropy
+from compress_recover.recover.idp_maths import anneal, balance_loss, context_mask, router_logits, straight_through_gumbel
 from compress_recover.recover.idp_routing import ROUTERS
 from compress_recover.recover.train import train_loop
 

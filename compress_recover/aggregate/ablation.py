@@ -16,12 +16,14 @@ k independent ones), so it would read as reachable accuracy that no method can r
 
 from __future__ import annotations
 
+from ..prompt_choice import normalised_entropy
 from .bootstrap import stable_seed
 
 POOLED = "(all tasks)"  # the task name of a run's row over all its knowledge questions
 POOL_COLUMNS = ["model", "compression", "recovery", "seed", "run", "task", "n", "pool_size", "chosen_counts",
-                "entropy", "acc_as_chosen", "routed_own", "routed_others", "acc_chosen_forced", "acc_random_prompt", "acc_random_expected",
-                "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample", "acc_per_prompt"]
+                "entropy", "acc_as_chosen", "routed_own", "routed_others", "acc_chosen_forced", "acc_random_prompt",
+                "acc_random_expected", "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample",
+                "acc_per_prompt"]
 
 
 def _pool_run_ablation(frame, seed: int) -> dict:
@@ -34,9 +36,7 @@ def _pool_run_ablation(frame, seed: int) -> dict:
     size = len(forced_rows[0]) if forced_rows and len(forced_rows) == len(frame) else None
     pool = size or int(np.nanmax(chosen)) + 1
     counts = np.bincount(chosen.astype(int), minlength=pool)
-    shares = counts[counts > 0] / counts.sum()
-    entropy = abs(float(-(shares * np.log(shares)).sum() / np.log(pool))) if pool > 1 else 0.0
-    out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)), entropy=round(entropy, 4))
+    out.update(pool_size=pool, chosen_counts="/".join(map(str, counts)), entropy=round(normalised_entropy(counts), 4))
     if size is None:
         return out
     forced = np.array([[c == "1" for c in s] for s in frame.pool_correct], dtype=float)  # questions × prompts
@@ -73,18 +73,17 @@ def pool_ablation(table, *, seed: int):
     (optimistic). Descriptive, outside the verdict's error budget."""
     import pandas as pd
 
-    rows = []
     pooled = table[table.pool_choice.notna()]
-    for (model, comp, rec, run, task), frame in pooled.groupby(["model", "compression", "recovery", "run", "task"],
-                                                               sort=True):
+
+    def row(model, comp, rec, run, task, frame) -> dict:
         run_seed = frame.seed.iloc[0]
-        rows.append({"model": model, "compression": comp, "recovery": rec,
-                     "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": task,
-                     **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, task, "pool"))})
-    for (model, comp, rec, run), frame in pooled.groupby(["model", "compression", "recovery", "run"], sort=True):
-        if frame.task.nunique() > 1:  # the run over all its knowledge questions
-            run_seed = frame.seed.iloc[0]
-            rows.append({"model": model, "compression": comp, "recovery": rec,
-                         "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": POOLED,
-                         **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, POOLED, "pool"))})
+        return {"model": model, "compression": comp, "recovery": rec,
+                "seed": None if pd.isna(run_seed) else int(run_seed), "run": run, "task": task,
+                **_pool_run_ablation(frame, stable_seed(seed, model, comp, run, task, "pool"))}
+
+    rows = [row(*key, frame) for key, frame in
+            pooled.groupby(["model", "compression", "recovery", "run", "task"], sort=True)]
+    rows += [row(*key, POOLED, frame) for key, frame in
+             pooled.groupby(["model", "compression", "recovery", "run"], sort=True)
+             if frame.task.nunique() > 1]  # the run over all its knowledge questions
     return pd.DataFrame(rows, columns=POOL_COLUMNS)

@@ -30,8 +30,9 @@ manifest), every training step's choices are kept (``history``), and a curated p
 routing of each source's held-out blocks is its confusion table.
 
 Saved as ``idp_prompts.safetensors`` (tensor ``prompts`` (m, n, hidden): the trained
-parameters) and ``idp_config.json`` (the config and the router's ``score_offset``, m numbers); :func:`load_idp` (the method's
-registered adapter loader) puts a saved pool on a model.
+parameters) and ``idp_config.json`` (the config and the router's ``score_offset``, m
+numbers); :func:`load_idp` (the method's registered adapter loader) puts a saved pool on a
+model.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ from torch import nn
 
 from .idp_config import IDPConfig
 from .idp_generation import generate
-from .idp_maths import additive, causal_mask, input_positions, normalised_entropy, prompt_scores, \
-    router_logits, selection_mask
+from ..prompt_choice import normalised_entropy
+from .idp_maths import additive, causal_mask, input_positions, prompt_scores, router_logits, selection_mask
 from .idp_routing import BY_BLOCK, CENTRED, ROUTERS, gather_kept
 
 PROMPTS_FILE = "idp_prompts.safetensors"
@@ -105,6 +106,8 @@ class IDPModel(nn.Module):
         self.idp_config = config
         self.wants_block_index = config.routing in BY_BLOCK
         self.block_sources: torch.Tensor | None = None  # curated pools: the source of every training block
+        self.source_blocks: dict | None = None  # curated pools: blocks held out, trained and available per source
+        self.centred_at: int | None = None  # curated pools: the training step the router was last centred at
         self.calibration: torch.Tensor | None = None  # context spans the routing is measured on
         self.heldout: list[torch.Tensor] = []  # curated pools: each source's held-out blocks
         self.generator = torch.Generator().manual_seed(int(seed) + 1)  # gumbel draws (the prompts used seed)
@@ -303,7 +306,6 @@ class IDPModel(nn.Module):
         x = self._layers(x, layers[cfg.selection_layers:], with_prompts(n), positions, cache=cache)
         return self.model.lm_head(self.model.model.norm(x[:, -logits_to_keep:] if logits_to_keep else x))
 
-
     # ---- training text, measurement, calibration ---------------------------------------
 
     def use_training_text(self, sources: list[torch.Tensor], seed: int) -> torch.Tensor:
@@ -340,7 +342,7 @@ class IDPModel(nn.Module):
         return blocks
 
     @torch.no_grad()
-    def choices(self, blocks: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+    def choices(self, blocks: torch.Tensor) -> torch.Tensor:
         """The inference rule's choice (B,) for each row of ``blocks`` read as a context."""
         was_training = self.training
         self.eval()
@@ -358,12 +360,20 @@ class IDPModel(nn.Module):
         if self.calibration is None:
             return {}
         m = self.prompts.shape[0]
-        counts = torch.bincount(self.choices(self.calibration), minlength=m)
+        counts = torch.bincount(self.choices(self.calibration), minlength=m).tolist()
         out = {"spans": int(len(self.calibration)), "context_tokens": self.idp_config.context_tokens,
-               "counts": counts.tolist(), "entropy": round(normalised_entropy(counts), 4)}
+               "counts": counts, "entropy": round(normalised_entropy(counts), 4)}
         if self.heldout:
             out["confusion"] = [torch.bincount(self.choices(b), minlength=m).tolist() for b in self.heldout]
         return out
+
+    def _centre_curated(self) -> None:
+        """Centre a curated pool's router for its prompts as they are now (once per training
+        step: the manifest's record and the saved adapter both need it)."""
+        if self.idp_config.routing == "curated" and self.calibration is not None \
+                and self.centred_at != self.training_step:
+            self.centre()
+            self.centred_at = self.training_step
 
     @torch.no_grad()
     def centre(self) -> None:
@@ -383,20 +393,18 @@ class IDPModel(nn.Module):
         """What the adapter's manifest records of the pool: the choices per training step and
         the routing after training (:meth:`routing_summary`). A curated pool is centred first
         (:meth:`centre`), as it is saved."""
-        if self.idp_config.routing == "curated" and self.calibration is not None:
-            self.centre()
+        self._centre_curated()
         record = {"routing": self.idp_config.routing, "centred": self.idp_config.routing in CENTRED,
                   "score_offset": [round(float(v), 6) for v in self.score_offset],
                   "trained_with": self.history, "after": self.routing_summary()}
-        if self.block_sources is not None:
+        if self.source_blocks is not None:
             record["sources"] = {"texts": list(self.idp_config.sources), **self.source_blocks}
         return record
 
     def save_pretrained(self, out_dir: str, **_):
         from safetensors.torch import save_file
 
-        if self.idp_config.routing == "curated" and self.calibration is not None:
-            self.centre()
+        self._centre_curated()
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         save_file({"prompts": self.prompts.detach().cpu().contiguous()}, str(out / PROMPTS_FILE))

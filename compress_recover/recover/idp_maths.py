@@ -1,12 +1,10 @@
 """IDP's pure tensor maths: attention masks, positions, the prompt scores and the router's
-logits, the pool's entropy, the load-balancing loss and the straight-through Gumbel choice.
+logits, the load-balancing loss and the straight-through Gumbel choice.
 
 No model here: every function takes and returns tensors, so each is tested on its own.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -81,17 +79,6 @@ def context_mask(input_mask: torch.Tensor, tokens: int) -> torch.Tensor:
     """``input_mask`` kept on each row's first ``tokens`` real tokens only (the span a
     choice is made from in training, shaped like a question's context at inference)."""
     return input_mask * (input_mask.long().cumsum(dim=-1) <= tokens).to(input_mask.dtype)
-
-
-def normalised_entropy(counts: torch.Tensor) -> float:
-    """H(p) / log m of the choice frequencies ``counts`` (m,): 1 is an evenly used pool, 0
-    one prompt for everything (a pool of one: 0)."""
-    counts = counts.double()
-    m, total = counts.numel(), float(counts.sum())
-    if m < 2 or total == 0:
-        return 0.0
-    p = counts[counts > 0] / total
-    return abs(float(-(p * p.log()).sum() / math.log(m)))  # never -0.0
 
 
 def balance_loss(probs: torch.Tensor, share: torch.Tensor) -> torch.Tensor:

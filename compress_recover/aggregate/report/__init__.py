@@ -76,7 +76,8 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
     fractions = pd.read_csv(analysis / "recovery_fraction.csv")
     ppl_rec = perplexity_recovery(summary)
     failures = sections.failures_at_final_budget(verdict)
-    cost_table, versions = sections.costs(cost_files)
+    cost_records = [read_json(f) for f in cost_files]  # read once, for the cost, pool and claims tables
+    cost_table, versions = sections.costs(cost_records)
     page = render(
         "page.html.j2",
         bases=sections.bases_text(precisions),
@@ -93,13 +94,13 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         format_control=sections.shown_table(read_csv_or_empty(analysis / "format_control.csv")),
         margins=sections.margins(read_csv_or_empty(analysis / "margin_tests.csv")),
         ablation=sections.shown_table(read_csv_or_empty(analysis / "prompt_pool_ablation.csv")),
-        pool=sections.pool_training(cost_files),
+        pool=sections.pool_training(cost_records),
         flips=table(read_csv_or_empty(analysis / "flips.csv", keep_default_na=False)),
         mcnemar=table(read_csv_or_empty(analysis / "paired_tests.csv", keep_default_na=False), "{:.3g}"),
         pictures=sections.pictures(figures, [name for name in FIGURES if name not in SECTION_FIGURES]),
         attention=sections.attention(attention_figures),
         costs=cost_table,
-        paper=sections.paper_claims(cost_files, verdict.get("methods", {})),
+        paper=sections.paper_claims(cost_records, verdict.get("methods", {})),
         leaks=sections.leaks(verdict["leaks"]),
         **sections.config_and_versions(config, versions, compute_dtypes(summary)),
     )

@@ -8,7 +8,6 @@ recovery training failed says "failed: why" (:func:`compress_recover.failures.sh
 from __future__ import annotations
 
 from ...failures import FAILED_RUN_COLUMNS, failure_text, is_failed, seeds_text, shown
-from ...io import read_json
 from ...runs import BASE
 from ..questions import ALL_KNOWLEDGE
 from ..tables import CELL, PPL_METRIC, base_first_order, mean_sd
@@ -227,11 +226,10 @@ def _cost_cells(cost: dict) -> dict:
     return dict(zip(COST_HEAD, values, strict=True))
 
 
-def cost_table(cost_files: list[str]):
-    """One row per cost.json (base model first), and the library versions of the first."""
+def cost_table(costs: list[dict]):
+    """One row per cost.json record (base model first), and the library versions of the first."""
     import pandas as pd
 
-    costs = [read_json(f) for f in cost_files]
     if not costs:
         return pd.DataFrame(), {}
     table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}

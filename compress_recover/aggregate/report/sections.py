@@ -238,9 +238,9 @@ def attention(attention_figures: list[str] | None) -> list[dict] | None:
     return [figure(f, f"attention {Path(f).parent.parent.name}") for f in attention_figures]
 
 
-def costs(cost_files: list[str]) -> tuple[dict | None, dict]:
-    """The cost table (None without cost files) and the library versions."""
-    frame, versions = cost_table(cost_files)
+def costs(records: list[dict]) -> tuple[dict | None, dict]:
+    """The cost table (None without cost.json records) and the library versions."""
+    frame, versions = cost_table(records)
     return (table(frame, "{:.2f}") if len(frame) else None), versions
 
 
@@ -249,26 +249,21 @@ POOL_HEAD = {"routing": "routing", "trained_with": "examples trained per prompt"
              "text_entropy": "entropy after (H / log m)", "confusion": "held-out source → prompt"}
 
 
-def pool_training(cost_files: list[str]) -> dict | None:
+def pool_training(costs: list[dict]) -> dict | None:
     """How each prompt pool was used in training (its cost.json's ``pool``, from the adapter's
-    manifest): one row per run; None when no run has a pool."""
+    manifest; ``costs``: the cost.json records): one row per run; None when no run has a pool."""
     import pandas as pd
 
-    rows = []
-    for f in cost_files:
-        cost = json.loads(Path(f).read_text())
-        if cost.get("pool"):
-            rows.append({"model": cost["model"], "compression": cost["compression"],
-                         "run": cost.get("run", cost["recovery"]),
-                         **{POOL_HEAD[k]: cost["pool"].get(k) for k in POOL_HEAD}})
+    rows = [{"model": cost["model"], "compression": cost["compression"], "run": cost.get("run", cost["recovery"]),
+             **{POOL_HEAD[k]: cost["pool"].get(k) for k in POOL_HEAD}} for cost in costs if cost.get("pool")]
     if not rows:
         return None
     return table(pd.DataFrame(rows).sort_values(["model", "compression", "run"], kind="stable"), "{:.3f}")
 
 
-def paper_claims(cost_files: list[str], methods: dict[str, str]) -> dict | None:
+def paper_claims(costs: list[dict], methods: dict[str, str]) -> dict | None:
     """Our measurement of the published cost claims beside them (a recovery method's config
-    ``cost_claim``): per (model, compression), each group of a method with a claim against
+    ``cost_claim``; ``costs``: the cost.json records): per (model, compression), each group of a method with a claim against
     the first group of the method the claim compares it with (``methods``: recovery group ->
     method, verdict.json's), medians over seeds: extra parameters (theirs / ours, "x fewer")
     and latency per batch and per generated token (relative change) on the deployment
@@ -283,20 +278,21 @@ def paper_claims(cost_files: list[str], methods: dict[str, str]) -> dict | None:
               if RECOVERY[name].config_cls.cost_claim}
 
     runs: dict[tuple, dict[str, list[dict]]] = {}
-    for f in cost_files:
-        cost = json.loads(Path(f).read_text())
-        if cost.get("status", "ok") != "ok" or not cost.get("latency"):
-            continue
-        runs.setdefault((cost["model"], cost["compression"]), {}).setdefault(cost["recovery"], []).append(cost)
+    for cost in costs:
+        if cost.get("status", "ok") == "ok" and cost.get("latency"):
+            runs.setdefault((cost["model"], cost["compression"]), {}).setdefault(cost["recovery"], []).append(cost)
 
-    def median(costs, *path):
-        values = []
-        for c in costs:
-            v = c
-            for k in path:
-                v = v[k]
-            values.append(v)
-        return statistics.median(values)
+    def median(group: list[dict], value) -> float:
+        return statistics.median(value(c) for c in group)
+
+    def params(c):
+        return c["extra_params"]
+
+    def batch(c):
+        return c["latency"]["batch"]["median_s"]
+
+    def token(c):
+        return c["latency"]["generation"]["per_token_s"]
 
     rows = []
     for (model, comp), groups in sorted(runs.items()):
@@ -309,12 +305,10 @@ def paper_claims(cost_files: list[str], methods: dict[str, str]) -> dict | None:
                 ours = groups[group]
                 rows.append({
                     "model": model, "compression": comp, "runs": f"{group} vs {against}",
-                    "extra params: x fewer": median(base, "extra_params") / max(median(ours, "extra_params"), 1),
+                    "extra params: x fewer": median(base, params) / max(median(ours, params), 1),
                     "paper": f"{claim['params_ratio']:.0f}x",
-                    "latency per batch": median(ours, "latency", "batch", "median_s")
-                    / median(base, "latency", "batch", "median_s") - 1,
-                    "per token": median(ours, "latency", "generation", "per_token_s")
-                    / median(base, "latency", "generation", "per_token_s") - 1,
+                    "latency per batch": median(ours, batch) / median(base, batch) - 1,
+                    "per token": median(ours, token) / median(base, token) - 1,
                     "paper latency": f"{100 * claim['latency_change']:+.0f}%",
                     "kernel": ", ".join(ours[0].get("latency_kernels") or ["dense"]),
                     "source": claim["source"],
