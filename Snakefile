@@ -22,6 +22,7 @@ include: "rules/aggregate.smk"
 localrules:
     all,
     knowledge_task,
+    fewshot_task,
     text,
     perplexity_task,
     summary,

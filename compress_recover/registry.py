@@ -52,10 +52,29 @@ class MethodConfig:
     # report sets beside our measurement: {"against": method, "params_ratio": how many times
     # fewer extra parameters, "latency_change": relative latency change, "source": citation}.
     cost_claim: ClassVar[dict | None] = None
+    # Recovery: whether the method trains (False: its adapter is computed or built without
+    # training, e.g. from the weights and calibration data, or demonstrations in the prompt).
+    # With ``side`` it places the method in the report's 2 x 2 view.
+    trained: ClassVar[bool] = True
+    # Recovery: whether the method's result depends on the run's seed (False: one run, on
+    # the first of recovery.seeds, whatever the seeds).
+    seeded: ClassVar[bool] = True
+    # Recovery: whether running the method on the uncompressed model can change it (False: it
+    # corrects a compression residual, which the uncompressed model does not have, so its
+    # format control is the uncompressed model itself and no control run is made).
+    runs_on_base: ClassVar[bool] = True
+    # Recovery: what a method that trains nothing reads besides the compressed checkpoint:
+    # "uncompressed" (the uncompressed checkpoint and the calibration text), "fewshot_tasks"
+    # (the few-shot task folders, rule fewshot_task).
+    needs: ClassVar[tuple[str, ...]] = ()
 
     def prompt_positions(self) -> tuple[str, int]:
         """Recovery: (config key, positions) the method puts before the input at most (0: none)."""
         return ("", 0)
+
+    def num_fewshot(self) -> int | None:
+        """Recovery: demonstrations put in each evaluated prompt (None: evaluation.num_fewshot)."""
+        return None
 
     def check_budget(self, key: str, seq_len: int) -> None:
         """Recovery: checks against the training blocks' length (recovery.budget.seq_len)."""

@@ -17,6 +17,7 @@ rule summary:
         "logs/summary.log",
     params:
         steps=run_steps(),
+        recovery=recovery_methods(),
     threads: 1
     conda:
         "../envs/aggregate.yaml"
@@ -30,6 +31,7 @@ rule analysis:
         text=TEXT,
         generated=generated_texts(),
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+        fewshot=fewshot_inputs(),
     output:
         directory(ANALYSIS),
     log:

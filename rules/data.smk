@@ -23,6 +23,26 @@ rule knowledge_task:
         "../workflow_scripts/knowledge_task.py"
 
 
+rule fewshot_task:
+    input:
+        tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
+    output:
+        directory(FEWSHOT_TASK),
+    log:
+        "logs/data/fewshot_tasks/{task}.log",
+    params:
+        split=section("data", "split"),
+        tasks=PLAN.knowledge_tasks,
+        shots=most_shots(),
+    threads: 1
+    wildcard_constraints:
+        task=choice_regex(PLAN.knowledge_tasks),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/fewshot_task.py"
+
+
 rule text:
     input:
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),

@@ -16,10 +16,10 @@ rule evaluate:
     benchmark:
         "logs/{model}/{compression}/{recovery}/evaluate.benchmark.tsv"
     params:
-        tasks=eval_tasks(),
+        tasks=eval_tasks,
         cache_dir=eval_cache,
         labels=eval_labels,
-        evaluation=section("evaluation"),
+        evaluation=eval_settings,
         runtime=RUNTIME,
     # One thread per evaluation job: on a few cores, two 1-thread jobs side by side
     # finish ~15% sooner than two 2-thread jobs in a row (per-job start-up overlaps).

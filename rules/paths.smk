@@ -27,6 +27,8 @@ EVAL_CACHE = "results/{model}/{compression}/{recovery}/eval_cache"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
 KNOWLEDGE_TASK = "results/data/tasks/{task}"
 PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
+# A built knowledge task as few-shot runs see it: demonstrations from its dev questions.
+FEWSHOT_TASK = "results/data/fewshot_tasks/{task}"
 TEXT = "results/data/text"
 SUMMARY = "results/summary.csv"
 SUMMARY_PARQUET = "results/summary.parquet"

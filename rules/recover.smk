@@ -41,7 +41,7 @@ for method in RECOVERY_METHODS:
             unpack(recover_inputs),
         output:
             adapter=directory(ADAPTER),
-            checkpoints=checkpoint_adapters(),
+            checkpoints=checkpoint_adapters(method),
         log:
             "logs/{model}/{compression}/{recovery}/recover.log",
         benchmark:

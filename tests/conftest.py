@@ -23,6 +23,12 @@ RECOVERY_EXAMPLES = {
     "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
 }
 
+# The recovery methods that train nothing (config ``trained`` False), tested in test_training_free.py.
+TRAINING_FREE_EXAMPLES = {
+    "eora": {"method": "eora", "rank": 4, "target_modules": ["q_proj", "v_proj", "down_proj"]},
+    "fewshot": {"method": "fewshot", "k": 2},
+}
+
 TOKENIZER_TEXT = [
     "Question: What is the capital city of France?\nAnswer: Paris",
     "The quick brown fox jumps over the lazy dog near the river bank.",

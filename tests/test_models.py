@@ -148,8 +148,11 @@ def _mean_loss(model, blocks) -> float:
 
 def test_every_registered_recovery_method_has_an_example():
     from compress_recover.recover import RECOVERY
+    from conftest import TRAINING_FREE_EXAMPLES
 
-    assert set(RECOVERY.names()) - {"none"} == set(RECOVERY_EXAMPLES)
+    trained = {n for n in RECOVERY.names() if n != "none" and RECOVERY[n].config_cls.trained}
+    assert trained == set(RECOVERY_EXAMPLES)
+    assert set(RECOVERY.names()) - {"none"} - trained == set(TRAINING_FREE_EXAMPLES)
 
 
 @pytest.mark.parametrize("method", sorted(RECOVERY_EXAMPLES))

@@ -34,11 +34,14 @@ def test_adding_a_model_schedules_exactly_its_jobs_and_the_aggregate(finished_ru
     grown["models"]["tiny2"] = {"source": "local", "path": str(second)}
     jobs = scheduled(workdir, grown)
     seeds = len(config["recovery"]["seeds"])
-    cells = 1 + 1 + 3 * seeds  # the base model, and 4-bit GPTQ as is and with three recoveries per seed
+    # the base model, and 4-bit GPTQ as is, with three trained recoveries and few-shot per seed, and one EoRA
+    cells = 1 + 1 + 3 * seeds + seeds + 1
     checkpoints = 3 * seeds * (len(config["recovery"]["budget"]["steps"]) - 1)  # each evaluated, not costed
-    # one evaluate job per model scores its three tasks (two knowledge tasks, held-out perplexity)
-    assert per_rule(jobs) == {"download": 1, "teacher_logits_corpus": 1, "generated_text": 1, "compress_gptq": 1, "recover_lora": seeds,
-                              "recover_prompt_tuning": seeds, "recover_idp": seeds, "evaluate": cells + checkpoints,
+    # one evaluate job per model scores its three tasks (two knowledge tasks, held-out perplexity); the
+    # few-shot task folders are the model's too, so none is built again
+    assert per_rule(jobs) == {"download": 1, "teacher_logits_corpus": 1, "generated_text": 1, "compress_gptq": 1,
+                              "recover_lora": seeds, "recover_prompt_tuning": seeds, "recover_idp": seeds,
+                              "recover_eora": 1, "recover_fewshot": seeds, "evaluate": cells + checkpoints,
                               "cost": cells, "attention": 1, **AGGREGATE}
     # every job but the aggregate is the new model's
     assert {w.get("model") for rule, w in jobs if rule not in AGGREGATE} == {"tiny2"}
@@ -61,11 +64,11 @@ def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_r
     # the calibration budget feeds compression: everything downstream of it reruns
     changed = copy.deepcopy(config)
     changed["compression"]["calibration"]["samples"] = 3
-    runs = 1 + 3 * len(seeds)  # the compressed model as is and its recoveries
+    runs = 1 + 4 * len(seeds) + 1  # the compressed model as is and its recoveries (EoRA once)
     assert per_rule(scheduled(workdir, changed)) == {
         "compress_gptq": 1, "recover_lora": len(seeds), "recover_prompt_tuning": len(seeds),
-        "recover_idp": len(seeds), "evaluate": runs + 3 * len(seeds) * (points - 1), "cost": runs, "attention": 1,
-        **AGGREGATE}
+        "recover_idp": len(seeds), "recover_eora": 1, "recover_fewshot": len(seeds),
+        "evaluate": runs + 3 * len(seeds) * (points - 1), "cost": runs, "attention": 1, **AGGREGATE}
     assert scheduled(workdir, config) == []
 
 

@@ -17,7 +17,8 @@ from conftest import REPO
 
 
 # The Snakefile's localrules: run by the Snakemake process itself, never submitted.
-LOCAL_RULES = {"all", "knowledge_task", "text", "perplexity_task", "summary", "analysis", "figures", "report"}
+LOCAL_RULES = {"all", "knowledge_task", "fewshot_task", "text", "perplexity_task", "summary", "analysis", "figures",
+               "report"}
 
 
 def tiny_config(model_dir: Path) -> dict:
@@ -38,7 +39,9 @@ def tiny_config(model_dir: Path) -> dict:
                      "methods": [{"method": "none"}, {"method": "lora", "rank": 4, "alpha": 8},
                                  {"method": "prompt_tuning", "num_virtual_tokens": 4, "text": "generated"},
                                  {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
-                                  "objective": {"loss": "mix"}}]},
+                                  "objective": {"loss": "mix"}},
+                                 # training-free: one EoRA run (its result ignores the seed), few-shot per seed
+                                 {"method": "eora", "rank": 2}, {"method": "fewshot", "k": 2}]},
         "cost": {"batch_size": 4, "seq_len": 16, "new_tokens": 3, "repeats": 2},
         "evaluation": {"batch_size": 8},
     }

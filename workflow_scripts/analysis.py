@@ -22,6 +22,7 @@ with log_to(snakemake.log[0]):
         text_dir=snakemake.input.text,
         methods=snakemake.params.recovery["methods"],
         sides=snakemake.params.recovery["sides"],
+        trained=snakemake.params.recovery["trained"],
         alpha=report["alpha"],
         min_recovery_fraction=report["min_recovery_fraction"],
         bootstrap_iters=report["bootstrap_iters"],
@@ -31,5 +32,6 @@ with log_to(snakemake.log[0]):
         seeds=list(snakemake.params.seeds),
         split=snakemake.params.split,
         generated_text_dirs=list(snakemake.input.get("generated", [])),
+        fewshot_task_dirs=list(snakemake.input.get("fewshot", [])),
         out_dir=snakemake.output[0],
     )

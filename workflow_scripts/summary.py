@@ -14,6 +14,7 @@ with log_to(snakemake.log[0]):
         cost_files=list(snakemake.input.costs),
         base_dirs=list(snakemake.input.bases),
         steps=dict(snakemake.params.steps),
+        recovery=snakemake.params.recovery,
         out_csv=snakemake.output.csv,
         out_parquet=snakemake.output.parquet,
     )

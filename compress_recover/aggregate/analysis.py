@@ -29,7 +29,7 @@ from pathlib import Path
 
 from ..data.split import DEV, TEST, split_counts, split_settings
 from ..failures import FAILED_RUN_COLUMNS, failed_groups, split_failed
-from ..io import atomic_file, write_json
+from ..io import atomic_file, read_json, write_json
 from .ablation import pool_ablation
 from .accuracy import accuracy_table, control_table
 from .bootstrap import accuracy_draws
@@ -121,12 +121,28 @@ def _json_safe(obj):
     return obj
 
 
+def check_demonstrations(table, fewshot_task_dirs) -> None:
+    """Refuse an analysis whose few-shot prompts showed a test question: every fact a
+    few-shot task folder drew demonstrations from (its manifest's ``dev_facts``) must be a
+    dev fact of the analysis's split (a user's task sharing a fact with a built one can move
+    it to test here, after the folder was built)."""
+    for folder in fewshot_task_dirs:
+        manifest = read_json(Path(folder) / "manifest.json")
+        rows = table[table.task == manifest["task"]]
+        test = sorted(set(rows[(rows.split != DEV) & rows.fact.isin(manifest["dev_facts"])].fact))
+        if test:
+            raise ValueError(f"{folder}: few-shot demonstrations were drawn from fact(s) {test[:5]} of task "
+                             f"{manifest['task']}, which the analysis's dev/test split puts in test (a task of "
+                             "data.task_dirs shares them); rebuild the few-shot folders with that task present")
+
+
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
                  text_dir: str, methods: dict[str, str], sides: dict[str, str], budget: dict, seed: int,
+                 trained: dict[str, bool] | None = None,
                  out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
                  bootstrap_iters: int | None = None, split: dict | None = None,
-                 generated_text_dirs: list[str] = ()) -> dict:
+                 generated_text_dirs: list[str] = (), fewshot_task_dirs: list[str] = ()) -> dict:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
     model, compression, recovery, seed (None without recovery), steps (the checkpoint's
     training steps, None without recovery), run and task. An evaluation whose results JSON
@@ -139,7 +155,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     corpus text is."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
-    recovery = Methods(methods, sides)
+    recovery = Methods(methods, sides, dict(trained or {}))
     leaks = {**check_leaks(text_dir, task_dirs),
              "generated": [{"text_dir": str(d), **check_leaks(d, task_dirs)} for d in generated_text_dirs]}
     split_config = split_settings(split)
@@ -147,7 +163,9 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     for run in failed:
         log.warning("%s / %s / %s: recovery training failed (%s); no question of it enters the analysis",
                     run["model"], run["compression"], run["run"], run["failure"])
-    table = with_pooled_task(question_table(evaluated, recovery, split), knowledge_tasks)
+    questions_table = question_table(evaluated, recovery, split)
+    check_demonstrations(questions_table, fewshot_task_dirs)
+    table = with_pooled_task(questions_table, knowledge_tasks)
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,
                      held_out_tasks=split_config["held_out_tasks"], failed=failed)
     questions = result["split"]
@@ -159,6 +177,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         "seeds": list(seeds) if seeds is not None else sorted({int(s) for s in table.seed.dropna()}),
         "methods": {k: v for k, v in methods.items()},
         "sides": dict(sides),
+        "trained": dict(trained or {}),
         "budget": budget,
         "final_steps": final_steps(budget),
         "split": {**split_config,

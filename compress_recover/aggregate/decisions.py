@@ -91,6 +91,7 @@ class Decision:
     note: str = ""
     margin_test: list | None = None
     mcnemar: list | None = None
+    trained: bool = True  # False: a training-free method (the report's 2 x 2 view)
 
     @property
     def failed(self) -> bool:
@@ -113,7 +114,7 @@ class Decision:
     def as_dict(self) -> dict:
         """The decision as verdict.json's evidence writes it (and decisions.csv flattens it)."""
         head = {"model": self.model, "compression": self.compression, "recovery": self.recovery,
-                "method": self.method, "side": self.side}
+                "method": self.method, "side": self.side, "trained": self.trained}
         if self.failed:
             row = {**head, "status": self.status, "seeds": self.seeds, "runs": self.runs,
                    "failed_seeds": self.failed_seeds, "failure": self.failure, "decision": self.decision,
@@ -315,7 +316,8 @@ def _recovery(key: tuple, pair, t: HolmTest, size: int, settings: Settings, meth
             v_questions = NAN  # no damage, no fraction: nothing to size
         power = power_needed(tau, v_questions, v_seeds, e["n"], len(e["runs"]), settings.alpha / size,
                              settings.power)
-    return Decision(model, comp, rec, methods.method(rec), methods.registered_side(rec), decision, estimates=e,
+    return Decision(model, comp, rec, methods.method(rec), methods.registered_side(rec), decision,
+                    trained=methods.is_trained(rec), estimates=e,
                     fraction_used=used, fraction=point,
                     threshold=tau, test=t, ci_low=low, ci_high=high, raw_ci=raw_ci, controlled_ci=controlled_ci,
                     family_size=size, power=power)
@@ -375,6 +377,7 @@ def with_failures(decisions: list[Decision], groups: dict, damage: dict, methods
             continue
         why = failure_text(runs)
         out.append(Decision(model, comp, rec, methods.method(rec), methods.side(rec) or "", f"failed ({why})",
+                            trained=methods.is_trained(rec),
                             status=FAILED, seeds=[r["seed"] for r in runs], runs=[r["run"] for r in runs],
                             failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} failed to train: {why}"))
     return out

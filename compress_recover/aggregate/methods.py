@@ -23,10 +23,16 @@ def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | N
 
 @dataclass(frozen=True)
 class Methods:
-    """``methods``: recovery group (or run) -> registered method; ``sides``: method -> side."""
+    """``methods``: recovery group (or run) -> registered method; ``sides``: method -> side;
+    ``trained``: method -> whether it trains (a method missing there trains)."""
 
     methods: dict = field(default_factory=dict)
     sides: dict = field(default_factory=dict)
+    trained: dict = field(default_factory=dict)
+
+    def is_trained(self, recovery: str) -> bool:
+        """Whether ``recovery``'s method trains (False: computed or built without training)."""
+        return bool(self.trained.get(self.method(recovery), True))
 
     def method(self, recovery: str, run: str | None = None) -> str:
         return method_of(recovery, run, self.methods)
@@ -48,4 +54,4 @@ class Methods:
 
     def relabelled(self, back: dict[str, tuple[str, int | None]]) -> "Methods":
         """The same sides for the pseudo-groups of a budget curve (``back``: label -> (group, steps))."""
-        return Methods({name: self.method(rec) for name, (rec, _) in back.items()}, self.sides)
+        return Methods({name: self.method(rec) for name, (rec, _) in back.items()}, self.sides, self.trained)

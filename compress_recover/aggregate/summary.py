@@ -118,10 +118,13 @@ def with_steps(rows: list[dict], steps: dict[str, int | None] | None) -> list[di
 
 def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
               out_parquet: str | None = None, base_dirs: list[str] | None = None,
-              steps: dict[str, int | None] | None = None) -> "pandas.DataFrame":  # noqa: F821
+              steps: dict[str, int | None] | None = None,
+              recovery: dict | None = None) -> "pandas.DataFrame":  # noqa: F821
     """The tidy table; ``base_dirs``: the downloaded checkpoint of every model; ``steps``:
     run -> the training steps of its adapter (None without training), for evaluations whose
-    labels do not carry them."""
+    labels do not carry them; ``recovery``: {"methods": group or run -> method, "sides":
+    method -> side, "trained": method -> bool}, which give each row its ``side`` and
+    ``trained`` (empty for the unrecovered models)."""
     import pandas as pd
 
     rows = []
@@ -141,6 +144,12 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
     if len(missing):
         raise ValueError(f"no cost.json for {missing.to_dict('records')}")
     table["base_precision"] = table["model"].map(base_precisions(base_dirs or []))
+    if recovery:
+        from .methods import Methods
+
+        methods = Methods(recovery.get("methods", {}), recovery.get("sides", {}), recovery.get("trained", {}))
+        table["side"] = [methods.side(r) or "" for r in table["recovery"]]
+        table["trained"] = [methods.is_trained(r) if methods.side(r) else None for r in table["recovery"]]
     table = table.sort_values(["model", "compression", "recovery", "seed", "steps", "run", "task", "subtask",
                                "metric", "filter"], kind="stable")
     table["n"] = table["n"].astype("Int64")

@@ -67,7 +67,7 @@ def parse_entries(registry, raws: list[dict], section: str, objective: Objective
                 raise ConfigError(f"{key}.name: {cfg.name!r} contains {mark}; choose another name")
         slug = cfg.slug()
         effective, text = None, default_text
-        if objective is not None and cfg.method != BASE:
+        if objective is not None and cfg.method != BASE and cfg.trained:
             effective = Objective.from_dict(override, f"{key}.objective", base=objective)
             if text_override is not None:
                 text = check_text(text_override, f"{key}.text")
@@ -96,11 +96,18 @@ def check_text(text, key: str) -> str:
 def expand_runs(groups: dict[str, Entry], seeds: list[int], steps: list[int]) -> dict[str, Entry]:
     """Every recovery entry that trains, once per seed (run ``<name>.seed<seed>``, trained to
     the final budget ``steps[-1]``), and its checkpoint at each earlier step of ``steps`` (run
-    ``<name>.seed<seed>.step<n>``, saved by that run's training); ``none`` once."""
+    ``<name>.seed<seed>.step<n>``, saved by that run's training); ``none`` once. A method
+    that trains nothing runs once per seed (once, on the first seed, when its result does
+    not depend on the seed: ``seeded`` False), without budget checkpoints."""
     runs: dict[str, Entry] = {}
     for name, entry in groups.items():
         if entry.method == BASE:  # trains nothing: one run, named as the entry
             runs[name] = replace(entry, group=name, seed=None)
+            continue
+        if not entry.config.trained:  # computed, not trained: no budget, no checkpoints
+            for seed in seeds if entry.config.seeded else seeds[:1]:
+                run = run_name(name, seed)
+                runs[run] = replace(entry, slug=run, group=name, seed=seed)
             continue
         for seed in seeds:
             run = run_name(name, seed)

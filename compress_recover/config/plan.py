@@ -51,7 +51,8 @@ class Plan:
 
     def texts_used(self) -> list[str]:
         """The training texts some recovery run uses, in TEXTS order."""
-        used = {t for e in self.recoveries.values() if e.method != BASE for t in e.config.training_texts(e.text)}
+        used = {t for e in self.recoveries.values() if e.method != BASE and e.config.trained
+                for t in e.config.training_texts(e.text)}
         return [t for t in TEXTS if t in used]
 
     def groups(self) -> dict[str, str]:
@@ -62,13 +63,16 @@ class Plan:
         """Every (model, compression, recovery run) to evaluate.
 
         Recovery methods run on compressed models; on the base model only ``none``
-        runs, unless ``recovery.recover_base`` asks for the control.
+        runs, unless ``recovery.recover_base`` asks for the control (never for a method
+        that only corrects a compression residual, ``runs_on_base`` False: on the
+        uncompressed model it is the model itself).
         """
         cells = []
         for model in self.models:
             for comp, centry in self.compressions.items():
                 for rec, rentry in self.recoveries.items():
-                    if centry.method == BASE and rentry.method != BASE and not self.recover_base:
+                    if centry.method == BASE and rentry.method != BASE and not (
+                            self.recover_base and rentry.config.runs_on_base):
                         continue
                     cells.append((model, comp, rec))
         return cells

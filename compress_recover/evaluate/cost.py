@@ -98,6 +98,7 @@ def measure_latency(model, batch, prompt, *, new_tokens: int, repeats: int, pad_
 
 
 MEASURED = ("extra_params", "extra_bytes", "adapter_dir_bytes", "checkpoint_bytes", "disk_bytes", "training_time_s",
+            "input_tokens_added",
             "training_tokens", "compression_time_s", "latency", "latency_kernels", "pool")  # none for a failed recovery
 
 
@@ -125,12 +126,14 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
     # latency of the deployment kernel, never of the dense copy training and scoring may use
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
                                       trust_remote_code=runtime.trust_remote_code, weights="kernel")
-    batch = latency_inputs(tokenizer, text_dir, batch_size=batch_size, seq_len=seq_len).to(device)
+    recovery = read_json(Path(adapter_dir) / "manifest.json") if adapter_dir else {}
+    # a method that adds text to the input (few-shot demonstrations) is timed on the longer input
+    added = int(recovery.get("input_tokens_added") or 0)
+    batch = latency_inputs(tokenizer, text_dir, batch_size=batch_size, seq_len=seq_len + added).to(device)
     latency = measure_latency(model, batch, batch[:1], new_tokens=new_tokens, repeats=repeats,
                               pad_token_id=tokenizer.pad_token_id)
     checkpoint_manifest = Path(checkpoint_dir) / "manifest.json"
     compression = read_json(checkpoint_manifest) if checkpoint_manifest.exists() else {}
-    recovery = read_json(Path(adapter_dir) / "manifest.json") if adapter_dir else {}
     extra_params = safetensors_parameters(adapter_dir) if adapter_dir else 0
     extra_bytes = sum(f.stat().st_size for f in Path(adapter_dir).glob("*.safetensors")) if adapter_dir else 0
     checkpoint_bytes = sum(f.stat().st_size for f in Path(checkpoint_dir).glob("*.safetensors"))
@@ -144,6 +147,8 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
         "checkpoint_bytes": checkpoint_bytes,
         "disk_bytes": checkpoint_bytes + extra_bytes,
         "training_time_s": recovery.get("training_time_s", 0.0),
+        "trained": recovery.get("trained", True) if adapter_dir else None,
+        "input_tokens_added": added,
         "training_tokens": recovery.get("budget", {}).get("tokens", 0),
         "compression_time_s": compression.get("wall_time_s"),
         "latency": latency,

@@ -41,8 +41,10 @@ def _task_manager(task_dir: str | None):
     return TaskManager()
 
 
-def preflight_task(task: str, task_dir: str | None):
-    """Load ``task`` once before the model, so a missing or offline task fails fast and clearly.
+def preflight_task(task: str, task_dir: str | None, num_fewshot: int = 0):
+    """Load ``task`` once before the model, so a missing or offline task fails fast and clearly
+    (with ``num_fewshot`` > 0 also a multiple-choice or generation task that has no split
+    to draw demonstrations from, other than the one it is scored on).
 
     Returns lm-eval's task manager and the set of the task's output types."""
     from lm_eval.tasks import get_task_dict
@@ -61,15 +63,42 @@ def preflight_task(task: str, task_dir: str | None):
                 if not task_dir else "check the YAML and its local data files")
         raise TaskUnavailableError(f"could not load lm-eval task '{task}' from {where}: {hint}. "
                                    f"Cause: {type(err).__name__}: {err}") from err
+    if num_fewshot > 0:
+        missing = [t.config.task for t in _leaf_tasks(tasks)
+                   if t.OUTPUT_TYPE != "loglikelihood_rolling" and not has_fewshot_split(t.config)]
+        if missing:
+            raise TaskUnavailableError(
+                f"evaluation task(s) {missing} in {where}: {num_fewshot}-shot prompts need demonstrations from a "
+                "split other than the scored one, and the task names none; set fewshot_split (or training_split / "
+                "validation_split, or fewshot_config.samples) in its YAML, or evaluate it zero-shot")
     return manager, set(_output_types(tasks))
 
 
-def _output_types(tasks):
+def has_fewshot_split(config) -> bool:
+    """Whether an lm-eval task config names where demonstrations come from (lm-eval would
+    otherwise draw them from the scored split itself); our built knowledge tasks' few-shot
+    folders name the scored split on purpose and a sampler that keeps to dev questions."""
+    settings = config.fewshot_config or {}
+
+    def get(key):
+        return settings.get(key) if isinstance(settings, dict) else getattr(settings, key, None)
+
+    if get("samples") is not None or get("split") or get("sampler") not in (None, "default"):
+        return True
+    return any(getattr(config, key, None) for key in ("fewshot_split", "training_split", "validation_split"))
+
+
+def _leaf_tasks(tasks):
     for value in tasks.values():
         if isinstance(value, dict):
-            yield from _output_types(value)
+            yield from _leaf_tasks(value)
         else:
-            yield value.OUTPUT_TYPE
+            yield value
+
+
+def _output_types(tasks):
+    for value in _leaf_tasks(tasks):
+        yield value.OUTPUT_TYPE
 
 
 def scoring_lm(model, **hflm_kwargs):
@@ -240,7 +269,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                         num_fewshot=num_fewshot, pool_ablation=pool_ablation)
         if not tasks:
             return out
-    prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"])) for spec in tasks]
+    prepared = [(spec, *preflight_task(spec["task"], spec["task_dir"], num_fewshot)) for spec in tasks]
     start = time.perf_counter()
     model, tokenizer = load_recovered(checkpoint_dir, adapter_dir, device=device, dtype=runtime.dtype,
                                       trust_remote_code=runtime.trust_remote_code, weights=weights)
@@ -254,8 +283,9 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
         lm.pool_ablation = pool_ablation and not rolling
         lm.choices.clear()
         start = time.perf_counter()
+        shots = 0 if rolling else num_fewshot  # a perplexity document is scored without a context
         results = simple_evaluate(
-            model=lm, tasks=[task], task_manager=manager, num_fewshot=num_fewshot, limit=limit,
+            model=lm, tasks=[task], task_manager=manager, num_fewshot=shots, limit=limit,
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
             fewshot_random_seed=seed, bootstrap_iters=1000,
         )
@@ -265,6 +295,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
                                        "weights": weights, "scorer": type(lm).__name__,
                                        "pool_ablation": bool(lm.pool_ablation and lm.choices),
                                        "pool_choices": pool_choices(lm.choices, model),
+                                       "num_fewshot": shots,
                                        "device": device, "dtype": runtime.dtype, "threads": runtime.threads,
                                        "library_versions": library_versions()}
         _write_task(results, spec["out_json"], spec["out_samples"], lm.choices, choice_field_of(model),

@@ -18,12 +18,14 @@ one prompt of a pool per input also names the samples field it writes the choice
 from __future__ import annotations
 
 from ..registry import NoMethod, Registry
+from .eora_config import EoRAConfig
+from .fewshot_config import FewShotConfig
 from .idp_config import IDPConfig
 from .lora_config import LoRAConfig
 from .prompt_tuning_config import PromptTuningConfig
 
 RECOVERY = Registry("recovery", required=("entry_point", "adapter_loader", "side"))
-for _config in (NoMethod, LoRAConfig, PromptTuningConfig, IDPConfig):
+for _config in (NoMethod, LoRAConfig, PromptTuningConfig, IDPConfig, EoRAConfig, FewShotConfig):
     RECOVERY.register(_config)
 
 

@@ -55,11 +55,26 @@ def generated_texts():
     return [GENERATED_TEXT.format(model=m) for m in PLAN.models]
 
 
+def fewshot_inputs():
+    """The few-shot task folders, when an evaluation draws demonstrations (the analysis
+    checks that they drew on dev facts only)."""
+    shots = [
+        e.config.num_fewshot() or config["evaluation"]["num_fewshot"]
+        for e in PLAN.recoveries.values()
+    ]
+    return fewshot_task_dirs() if any(shots) else []
+
+
 def recovery_methods():
     """Recovery entry (group) and run name -> method, and method -> side."""
     methods = {**PLAN.groups()}
     methods.update({run: entry.method for run, entry in PLAN.recoveries.items()})
-    return canonical({"methods": methods, "sides": RECOVERY.sides()})
+    trained = {
+        m: RECOVERY[m].config_cls.trained for m in RECOVERY.names() if m != BASE
+    }
+    return canonical(
+        {"methods": methods, "sides": RECOVERY.sides(), "trained": trained}
+    )
 
 
 # rule attention
@@ -85,9 +100,15 @@ def attention_adapters(wildcards):
 
 
 def cell_recoveries(wildcards):
-    """The recoveries evaluated on one (model, compression)."""
+    """The recoveries evaluated on one (model, compression) that change the model itself
+    (not few-shot prompting: its demonstrations are built by lm-eval, and the attention
+    analysis reads the question alone)."""
     here = (wildcards.model, wildcards.compression)
-    return [r for m, c, r in final_cells() if (m, c) == here]
+    return [
+        r
+        for m, c, r in final_cells()
+        if (m, c) == here and PLAN.recoveries[r].config.num_fewshot() is None
+    ]
 
 
 def adapter_or_none(wildcards, recovery):

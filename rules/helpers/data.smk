@@ -9,3 +9,17 @@ def corpus_file():
     """The user's text file (data.text.corpus: file): changing it rebuilds the text."""
     text = config["data"]["text"]
     return [text["path"]] if text["corpus"] == "file" and text.get("path") else []
+
+
+# rule fewshot_task
+
+
+def fewshot_task_dirs():
+    """The few-shot folder of every built knowledge task."""
+    return expand(FEWSHOT_TASK, task=PLAN.knowledge_tasks)
+
+
+def most_shots():
+    """The most demonstrations any evaluation asks for (a fewshot run's k, evaluation.num_fewshot)."""
+    shots = [e.config.num_fewshot() or 0 for e in PLAN.recoveries.values()]
+    return max([config["evaluation"]["num_fewshot"], 1, *shots])

@@ -9,24 +9,35 @@ def evaluate_inputs(wildcards):
     """The model and every task folder (the files of a user's task folder) it is scored on,
     each listed once (a folder may define several tasks)."""
     inputs = model_inputs(wildcards)
+    shots = eval_shots(wildcards)
     tasks = []
     for task in PLAN.tasks:
         if task in PLAN.custom_tasks:
             folder = Path(PLAN.custom_tasks[task])
             tasks.extend(sorted(str(f) for f in folder.rglob("*") if f.is_file()))
-        elif (folder := task_dir(task)) is not None:
+        elif (folder := task_dir(task, shots)) is not None:
             tasks.append(folder)
     inputs["tasks"] = list(dict.fromkeys(tasks))
     return inputs
 
 
-def task_dir(task):
-    """A task's folder for lm-eval (one we build, or the user's), or None for a built-in task."""
+def task_dir(task, shots=0):
+    """A task's folder for lm-eval (one we build, or the user's), or None for a built-in
+    task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations)."""
     if task in PLAN.custom_tasks:
         return PLAN.custom_tasks[task]
+    if shots and task in PLAN.knowledge_tasks:
+        return FEWSHOT_TASK.format(task=task)
     if PLAN.task_kind(task) in ("knowledge", "perplexity"):
         return KNOWLEDGE_TASK.format(task=task)
     return None
+
+
+def eval_shots(wildcards):
+    """Demonstrations per prompt of an evaluation: its recovery method's (few-shot
+    prompting), else evaluation.num_fewshot."""
+    shots = PLAN.recoveries[wildcards.recovery].config.num_fewshot()
+    return config["evaluation"]["num_fewshot"] if shots is None else shots
 
 
 def eval_cache(wildcards):
@@ -34,9 +45,15 @@ def eval_cache(wildcards):
     return EVAL_CACHE.format(**wildcards)
 
 
-def eval_tasks():
+def eval_settings(wildcards):
+    """config.yaml's evaluation section, with the run's own num_fewshot (eval_shots)."""
+    return canonical({**config["evaluation"], "num_fewshot": eval_shots(wildcards)})
+
+
+def eval_tasks(wildcards):
     """Every task an evaluate job scores, in the order of its outputs."""
-    return [{"task": task, "task_dir": task_dir(task)} for task in PLAN.tasks]
+    shots = eval_shots(wildcards)
+    return [{"task": task, "task_dir": task_dir(task, shots)} for task in PLAN.tasks]
 
 
 # rule cost

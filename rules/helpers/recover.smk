@@ -11,6 +11,12 @@ def recover_inputs(wildcards):
         "checkpoint": CHECKPOINT.format(**wildcards),
         "text": training_text(wildcards.model, entry.text),
     }
+    if "uncompressed" in entry.config.needs:  # a residual's correction (and its calibration text)
+        inputs["uncompressed"] = BASE_CHECKPOINT.format(model=wildcards.model)
+    if "fewshot_tasks" in entry.config.needs:
+        inputs["fewshot_tasks"] = fewshot_task_dirs()
+    if not entry.config.trained:
+        return inputs
     texts = entry.config.training_texts(entry.text)
     if len(texts) > 1:  # one part of the adapter per text (a curated prompt pool)
         inputs["sources"] = [training_text(wildcards.model, t) for t in texts]
@@ -19,8 +25,11 @@ def recover_inputs(wildcards):
     return inputs
 
 
-def checkpoint_adapters():
-    """The recover rule's outputs for the budget's intermediate steps (wildcards kept)."""
+def checkpoint_adapters(method):
+    """The recover rule's outputs for the budget's intermediate steps (wildcards kept); none
+    for a method that trains nothing."""
+    if not RECOVERY[method].config_cls.trained:
+        return []
     return [
         directory(CHECKPOINT_ADAPTER.replace("{steps}", str(n)))
         for n in PLAN.checkpoint_steps()
@@ -36,7 +45,8 @@ def recovery_key(wildcards):
 
 
 def recovery_objective(wildcards):
-    return canonical(PLAN.recoveries[wildcards.recovery].objective.params())
+    objective = PLAN.recoveries[wildcards.recovery].objective
+    return canonical(objective.params()) if objective is not None else None
 
 
 def recovery_seed(wildcards):

@@ -16,7 +16,8 @@ from .cells import (NO_CONTROL, NO_DAMAGE, UNDEFINED, base_label, counts, interv
 
 FRACTION_COLUMNS = ["recovery fraction (± sd)", "95% interval", "control_gain", "controlled (± sd)",
                     "controlled 95% interval"]
-COST_HEAD = ["extra params", "extra bytes", "training s", "disk MB", "batch latency ms", "per-token ms"]
+COST_HEAD = ["extra params", "extra bytes", "input tokens added", "training (compute) s", "disk MB",
+             "batch latency ms", "per-token ms"]
 
 
 # --------------------------------------------------------------------------- accuracy per task
@@ -216,12 +217,19 @@ def failed_runs_table(failed: list[dict]):
 
 # --------------------------------------------------------------------------- costs
 
+def _training_time(cost: dict) -> str:
+    """The training time, or for a training-free remedy the time it took to compute, marked."""
+    seconds = f"{cost['training_time_s'] or 0.0:.2f}"
+    return seconds if cost.get("trained", True) is not False else f"({seconds}, computed)"
+
+
 def _cost_cells(cost: dict) -> dict:
     """The cost table's measurements of one cost.json; "failed: why" in each for a model whose
     recovery training failed (nothing was measured)."""
     if is_failed(cost):
         return dict.fromkeys(COST_HEAD, shown(cost["failure"]))
-    values = (cost["extra_params"], cost["extra_bytes"], cost["training_time_s"], cost["disk_bytes"] / 1e6,
+    values = (cost["extra_params"], cost["extra_bytes"], cost.get("input_tokens_added") or 0,
+              _training_time(cost), cost["disk_bytes"] / 1e6,
               cost["latency"]["batch"]["median_s"] * 1000, cost["latency"]["generation"]["per_token_s"] * 1000)
     return dict(zip(COST_HEAD, values, strict=True))
 

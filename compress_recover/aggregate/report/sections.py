@@ -342,3 +342,57 @@ def config_and_versions(config: dict, versions: dict, dtypes: dict[str, str] | N
 def failures_at_final_budget(verdict: dict) -> dict:
     """(model, compression, recovery) -> its runs that failed to train at the final budget."""
     return failed_groups(verdict.get("failed_runs", []), verdict.get("final_steps"))
+
+
+CELLS_2X2 = [(False, "input"), (False, "parameters"), (True, "input"), (True, "parameters")]
+
+
+def remedies_2x2(verdict: dict, costs: list[dict]) -> dict | None:
+    """The 2 x 2 view: per (model, compression), for {training-free, trained} x {input side,
+    parameter side}, the group with the highest recovery fraction (the one its decision
+    used) with its interval at the Holm level and decision, and its cost beside it (medians
+    over its runs: extra parameters, input tokens added, latency per batch relative to the
+    compressed model's, training or compute time). None when no decision was made."""
+    import statistics
+
+    import pandas as pd
+
+    runs: dict[tuple, list[dict]] = {}
+    for c in costs:
+        if c.get("status", "ok") == "ok" and c.get("latency"):
+            runs.setdefault((c["model"], c["compression"], c["recovery"]), []).append(c)
+
+    def median(group, value):
+        values = [value(c) for c in group]
+        return statistics.median(values) if values else float("nan")
+
+    def batch(c):
+        return c["latency"]["batch"]["median_s"]
+
+    rows = []
+    for v in verdict.get("verdicts", []):
+        model, comp = v["model"], v["compression"]
+        decided = [m for m in v["evidence"].get("methods", []) if not is_failed(m)]
+        compressed = median(runs.get((model, comp, "none"), []), batch)
+        for trained, side in CELLS_2X2:
+            cell = [m for m in decided if bool(m.get("trained", True)) == trained and m["side"] == side]
+            head = {"model": model, "compression": comp, "training": "trained" if trained else "training-free",
+                    "side": side}
+            if not cell:
+                rows.append({**head, "best": "none tried", "F [interval]": "", "decision": "", "extra params": "",
+                             "input tokens added": "", "latency per batch": "", "training / compute s": ""})
+                continue
+            best = max(cell, key=lambda m: -math.inf if isnan(m["fraction"]) else m["fraction"])
+            group = runs.get((model, comp, best["recovery"]), [])
+            rows.append({**head, "best": best["recovery"],
+                         "F [interval]": f"{fmt(best['fraction'], '{:.2f}')} "
+                                         f"[{fmt(best['ci_low'], '{:.2f}')}, {fmt(best['ci_high'], '{:.2f}')}]",
+                         "decision": best["decision"],
+                         "extra params": fmt(median(group, lambda c: c["extra_params"]), "{:,.0f}"),
+                         "input tokens added": fmt(median(group, lambda c: c.get("input_tokens_added") or 0),
+                                                   "{:.0f}"),
+                         "latency per batch": (f"{median(group, batch) / compressed:.2f}x"
+                                               if group and compressed == compressed else "n/a"),
+                         "training / compute s": fmt(median(group, lambda c: c["training_time_s"] or 0.0),
+                                                     "{:.0f}")})
+    return table(pd.DataFrame(rows)) if rows else None

@@ -1,0 +1,388 @@
+"""The training-free remedies: EoRA (a low-rank correction of the compression residual,
+GPTQModel's maths) and few-shot demonstrations (lm-eval's prompt building, dev questions only)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from compress_recover.compress.compress import run_compression
+from compress_recover.compress.pruning_masks import sparsity_of
+from compress_recover.io import read_json, read_jsonl
+from compress_recover.modeling import load_model
+from compress_recover.recover import RECOVERY
+from compress_recover.recover.eora import covariances, eora_factors, target_layers
+from compress_recover.recover.load import load_recovered
+from compress_recover.recover.recover import run_recovery
+from compress_recover.registry import ConfigError
+from compress_recover.runtime import Runtime
+from compress_recover.tokens import calibration_blocks
+from conftest import TRAINING_FREE_EXAMPLES
+
+RUNTIME = Runtime(device="cpu", threads=2)
+COMPRESSIONS = {"gptq": {"method": "gptq", "bits": 3, "group_size": 32}, "wanda": {"method": "wanda", "sparsity": 0.5}}
+CALIBRATION = {"samples": 16, "seq_len": 32}
+
+
+@pytest.fixture(scope="module", params=sorted(COMPRESSIONS))
+def compressed(request, tiny_checkpoint, text_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param) / "checkpoint"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(out), method_config=COMPRESSIONS[request.param],
+                    key="compression.methods[1]", text_dir=str(text_dir),
+                    calibration_samples=CALIBRATION["samples"], calibration_seq_len=CALIBRATION["seq_len"],
+                    runtime=RUNTIME)
+    return request.param, out
+
+
+def _eora(checkpoint, base, text_dir, out, **config):
+    raw = {**TRAINING_FREE_EXAMPLES["eora"], **config}
+    return run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=raw,
+                        key="recovery.methods[1]", text_dir=str(text_dir), steps=1, batch_size=1, seq_len=32,
+                        runtime=RUNTIME, base_dir=str(base))
+
+
+def _setup(compressed_dir, base_dir, text_dir, config):
+    model, tok = load_model(compressed_dir, device="cpu", weights="dense")
+    base, _ = load_model(base_dir, device="cpu", weights="dense")
+    blocks = calibration_blocks(tok, Path(text_dir) / "train.jsonl", seed=0, **CALIBRATION)
+    layers = target_layers(model, RECOVERY.parse(config, "k"))
+    covs = covariances(model, layers, blocks, "cpu")
+    residuals = {n: dict(base.named_modules())[n].weight.detach().float() - m.weight.detach().float()
+                 for n, m in layers.items()}
+    return model, base, blocks, layers, covs, residuals
+
+
+def _inputs(model, name, blocks):
+    """The calibration inputs of layer ``name`` (rows: tokens)."""
+    seen = []
+    handle = model.get_submodule(name).register_forward_hook(lambda m, i, o: seen.append(i[0].reshape(-1, i[0].shape[-1])))
+    with torch.no_grad():
+        for block in blocks:
+            model(input_ids=block.unsqueeze(0))
+    handle.remove()
+    return torch.cat(seen)
+
+
+def test_eora_lowers_every_layers_output_error_on_the_calibration_inputs(compressed, tiny_checkpoint, text_dir):
+    kind, checkpoint = compressed
+    model, base, blocks, layers, covs, residuals = _setup(checkpoint, tiny_checkpoint, text_dir,
+                                                          TRAINING_FREE_EXAMPLES["eora"])
+    factors, errors = eora_factors(residuals, covs, rank=4, device="cpu")
+    for name, (a, b) in factors.items():
+        x = _inputs(model, name, blocks)
+        w, w_c = dict(base.named_modules())[name].weight, layers[name].weight
+        before = (x @ (w - w_c).T).norm()
+        after = (x @ (w - w_c - b @ a).T).norm()
+        assert after < before, (kind, name, float(before), float(after))
+        assert errors[name]["after"] < errors[name]["before"]
+        assert a.shape == (4, w.shape[1]) and b.shape == (w.shape[0], 4)
+
+
+def test_eora_at_full_rank_reproduces_the_uncompressed_layers_outputs(compressed, tiny_checkpoint, text_dir):
+    kind, checkpoint = compressed
+    model, base, blocks, layers, covs, residuals = _setup(checkpoint, tiny_checkpoint, text_dir,
+                                                          TRAINING_FREE_EXAMPLES["eora"])
+    for name, delta in residuals.items():
+        full = min(delta.shape)
+        (a, b), = eora_factors({name: delta}, {name: covs[name]}, rank=full, device="cpu")[0].values()
+        x = _inputs(model, name, blocks)
+        corrected = x @ (layers[name].weight + b @ a).T
+        uncompressed = x @ dict(base.named_modules())[name].weight.T
+        torch.testing.assert_close(corrected, uncompressed, atol=2e-4, rtol=1e-3, msg=f"{kind} {name}")
+
+
+def test_eora_run_saves_a_peft_lora_adapter_that_lowers_the_loss_and_keeps_pruned_weights_sparse(
+        compressed, tiny_checkpoint, text_dir, tmp_path):
+    kind, checkpoint = compressed
+    weights_before = {f.name: f.read_bytes() for f in checkpoint.glob("*.safetensors")}
+    out = tmp_path / "eora"
+    manifest = _eora(checkpoint, tiny_checkpoint, text_dir, out)
+    assert manifest["trained"] is False and manifest["status"] == "ok"
+    assert manifest["details"]["calibration_output_error_ratio"] < 1
+    calibration = read_json(checkpoint / "manifest.json")["calibration"]
+    assert {k: manifest["details"]["calibration"][k] for k in ("samples", "seq_len", "seed")} == \
+        {k: calibration[k] for k in ("samples", "seq_len", "seed")}
+    adapter = json.loads((out / "adapter_config.json").read_text())
+    assert adapter["peft_type"] == "LORA" and adapter["r"] == 4 and adapter["lora_alpha"] == 4
+    # the checkpoint is untouched; the adapter is unmerged, so a pruned model stays sparse
+    assert {f.name: f.read_bytes() for f in checkpoint.glob("*.safetensors")} == weights_before
+    recovered, _ = load_recovered(checkpoint, out, device="cpu", weights="dense")
+    if kind == "wanda":
+        assert manifest["merge"]["merge_breaks_sparsity"] is True
+        for name, layer in target_layers(load_model(checkpoint, device="cpu")[0],
+                                         RECOVERY.parse(TRAINING_FREE_EXAMPLES["eora"], "k")).items():
+            peft_layer = recovered.base_model.model.get_submodule(name)
+            assert sparsity_of(peft_layer.base_layer.weight) == pytest.approx(0.5, abs=0.01)
+            assert sparsity_of(layer.weight) == pytest.approx(0.5, abs=0.01)
+
+
+def test_eora_refuses_a_rank_above_a_layers_width_and_an_unknown_module(tiny_checkpoint):
+    model, _ = load_model(tiny_checkpoint, device="cpu")
+    with pytest.raises(ConfigError, match=r"recovery.methods\[4\].rank: 65 exceeds"):
+        target_layers(model, RECOVERY.parse({"method": "eora", "rank": 65}, "k"), "recovery.methods[4]")
+    with pytest.raises(ConfigError, match=r"recovery.methods\[4\].target_modules: \['no_such_proj'\]"):
+        target_layers(model, RECOVERY.parse({"method": "eora", "target_modules": ["no_such_proj"]}, "k"),
+                      "recovery.methods[4]")
+
+
+def test_eora_on_the_uncompressed_model_is_the_model_itself(tiny_checkpoint, text_dir):
+    model, base, blocks, layers, covs, residuals = _setup(tiny_checkpoint, tiny_checkpoint, text_dir,
+                                                          TRAINING_FREE_EXAMPLES["eora"])
+    factors, _ = eora_factors(residuals, covs, rank=4, device="cpu")
+    assert all(float((b @ a).abs().max()) == 0.0 for a, b in factors.values())
+    assert RECOVERY["eora"].config_cls.runs_on_base is False
+
+
+# few-shot prompting
+
+SPLIT = {"dev_fraction": 0.25, "seed": 0, "held_out_tasks": []}
+
+
+@pytest.fixture(scope="module")
+def fewshot_tasks(tmp_path_factory):
+    """element_symbol and element_name (they share facts: Iron -> Fe and Fe -> Iron) and
+    element_symbol's few-shot folder."""
+    from compress_recover.data.fewshot_task import build_fewshot_task
+    from compress_recover.data.knowledge_task import build_knowledge_task
+
+    root = tmp_path_factory.mktemp("fewshot")
+    dirs = {}
+    for task in ("element_symbol", "element_name"):
+        dirs[task] = str(root / "tasks" / task)
+        build_knowledge_task(task=task, out_dir=dirs[task], num_choices=4, seed=0, max_questions=60)
+    out = root / "fewshot" / "element_symbol"
+    build_fewshot_task(task="element_symbol", task_dirs=dirs, out_dir=str(out), split=SPLIT)
+    return dirs, out
+
+
+def _analysis_split(dirs):
+    """(task, doc_id) -> dev/test as the analysis computes it, over both tasks."""
+    from compress_recover.data.facts import question_fact
+    from compress_recover.data.split import question_splits
+
+    rows = {t: read_jsonl(Path(d) / f"{t}.jsonl") for t, d in dirs.items()}
+    facts = {(t, str(i)): question_fact(r, t, str(i)) for t, rs in rows.items() for i, r in enumerate(rs)}
+    return question_splits({t: [str(i) for i in range(len(rs))] for t, rs in rows.items()}, facts=facts, **SPLIT), facts
+
+
+def _scored_contexts(folder, checkpoint, tmp_path, seed):
+    from compress_recover.evaluate.evaluate import run_evaluation
+
+    out = tmp_path / f"seed{seed}"
+    out.mkdir()
+    run_evaluation(checkpoint_dir=str(checkpoint), adapter_dir=None, labels={"seed": seed},
+                   tasks=[{"task": "element_symbol", "task_dir": str(folder), "out_json": str(out / "r.json"),
+                           "out_samples": str(out / "s.jsonl")}],
+                   batch_size=8, limit=None, num_fewshot=2, runtime=Runtime(device="cpu", threads=2, seed=seed))
+    return read_jsonl(out / "s.jsonl")
+
+
+def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(fewshot_tasks, tiny_checkpoint,
+                                                                            tmp_path):
+    import random
+
+    dirs, folder = fewshot_tasks
+    splits, facts = _analysis_split(dirs)
+    questions = read_jsonl(folder / "element_symbol.jsonl")
+    assert [q["question"] for q in questions] == [q["question"] for q in
+                                                  read_jsonl(Path(dirs["element_symbol"]) / "element_symbol.jsonl")]
+    pool = [i for i, q in enumerate(questions) if q["fewshot_pool"]]
+    assert pool and all(splits[("element_symbol", str(i))] == "dev" for i in pool)
+    assert sum(splits[("element_symbol", str(i))] == "dev" for i in range(len(questions))) == len(pool)
+    rows = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
+    assert len(rows) == len(questions)
+    # the hand-built prompt: lm-eval's format (question, " ", answer; "\n\n" between), the demonstrations
+    # drawn in document order by one generator seeded with the run's seed, from the dev questions of another fact
+    rnd = random.Random(3)
+    for row in rows:
+        doc = questions[row["doc_id"]]
+        candidates = [questions[i] for i in pool if questions[i]["fewshot_fact"] != doc["fewshot_fact"]]
+        demos = rnd.sample(candidates, 2)
+        expected = "".join(f"{d['question']} {d['choices'][d['answer']]}\n\n" for d in demos) + doc["question"]
+        contexts = {args[0] for args in row["arguments"]}
+        assert contexts == {expected}, (row["doc_id"], contexts, expected)
+        assert all(d["fewshot_fact"] != facts[("element_symbol", str(row["doc_id"]))] for d in demos)
+        assert all(splits[("element_symbol", str(questions.index(d)))] == "dev" for d in demos)
+    again = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
+    other = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=4), key=lambda r: r["doc_id"])
+    assert [r["arguments"] for r in again] == [r["arguments"] for r in rows]
+    assert [r["arguments"] for r in other] != [r["arguments"] for r in rows]
+
+
+def test_fewshot_run_records_k_and_the_input_it_adds_and_loads_as_the_model_itself(fewshot_tasks, tiny_checkpoint,
+                                                                                  text_dir, tmp_path):
+    _, folder = fewshot_tasks
+    out = tmp_path / "fewshot"
+    manifest = run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out),
+                            method_config=TRAINING_FREE_EXAMPLES["fewshot"], key="recovery.methods[5]",
+                            text_dir=str(text_dir), steps=1, batch_size=1, seq_len=32, runtime=RUNTIME,
+                            fewshot_task_dirs=[str(folder)])
+    assert manifest["trained"] is False and manifest["details"]["k"] == 2
+    assert manifest["input_tokens_added"] > 4 and not list(out.glob("*.safetensors"))
+    model, _ = load_recovered(tiny_checkpoint, out, device="cpu")
+    plain, _ = load_model(tiny_checkpoint, device="cpu")
+    ids = torch.tensor([[5, 17, 42, 99]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, plain(input_ids=ids).logits)
+
+
+def test_a_task_without_a_fewshot_split_is_refused_by_name(tmp_path):
+    from compress_recover.data.knowledge_task import build_knowledge_task
+    from compress_recover.evaluate.evaluate import TaskUnavailableError, preflight_task
+
+    folder = tmp_path / "capitals"
+    build_knowledge_task(task="capitals", out_dir=str(folder), num_choices=4, seed=0, max_questions=8)
+    preflight_task("capitals", str(folder), 0)
+    with pytest.raises(TaskUnavailableError, match=r"\['capitals'\].*fewshot_split"):
+        preflight_task("capitals", str(folder), 2)
+
+
+def test_fewshot_demonstrations_run_out_with_a_clear_error(tmp_path):
+    from compress_recover.data.fewshot_task import build_fewshot_task
+    from compress_recover.data.knowledge_task import build_knowledge_task
+
+    folder = tmp_path / "tasks" / "capitals"
+    build_knowledge_task(task="capitals", out_dir=str(folder), num_choices=4, seed=0, max_questions=8)
+    with pytest.raises(ValueError, match="no dev question"):
+        build_fewshot_task(task="capitals", task_dirs={"capitals": str(folder)}, out_dir=str(tmp_path / "f"),
+                           split={"dev_fraction": 0.0})
+
+
+def test_more_demonstrations_than_a_task_has_are_refused_before_scoring(fewshot_tasks, tmp_path):
+    from compress_recover.data.fewshot_task import build_fewshot_task
+
+    dirs, _ = fewshot_tasks
+    with pytest.raises(ValueError, match=r"500 demonstrations per question asked .* lower k"):
+        build_fewshot_task(task="element_name", task_dirs=dirs, out_dir=str(tmp_path / "f"), split=SPLIT, shots=500)
+    assert not (tmp_path / "f").exists()
+
+
+def _generate_factors(base_dir, gptq_dir, blocks, rank, out, device):
+    """GPTQModel's own EoRA (``GPTQModel.adapter.generate``) on the same checkpoints and
+    calibration blocks: layer name -> (A, B) read from the adapter it writes."""
+    from gptqmodel import GPTQModel
+    from gptqmodel.adapter.adapter import Lora
+    from safetensors.torch import load_file
+
+    GPTQModel.adapter.generate(adapter=Lora(path=str(out), rank=rank), model_id_or_path=str(base_dir),
+                               quantized_model_id_or_path=str(gptq_dir),
+                               calibration_dataset=[{"input_ids": b.tolist(), "attention_mask": [1] * len(b)}
+                                                    for b in blocks],
+                               dtype=torch.bfloat16, device=device)
+    tensors = load_file(str(out / "adapter_model.safetensors"))
+    factors = {}
+    for key, value in tensors.items():
+        name, part = key.rsplit(".lora_", 1)
+        factors.setdefault(name.split("model.", 1)[-1] if "layers." in name else name, {})[part[0]] = value.float()
+    return {f"model.{n}" if not n.startswith("model.") else n: (f["A"], f["B"]) for n, f in factors.items()}
+
+
+def gptqmodel_generate_runs_here() -> str | None:
+    """Why GPTQModel's adapter.generate cannot run here (None: it can)."""
+    return None if torch.cuda.is_available() else ("GPTQModel's EoRA generation asserts float16/bfloat16 weights and "
+                                                   "CUDA memory statistics; checked on CUDA only")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(gptqmodel_generate_runs_here() is not None, reason=str(gptqmodel_generate_runs_here()))
+def test_our_gptq_eora_matches_gptqmodels_adapter_generate_on_the_first_layer(tiny_checkpoint, text_dir, tmp_path):
+    """The first layer's q/k/v projections read the same inputs in both paths (GPTQModel
+    walks the layers in order with earlier corrections applied, so later layers differ by
+    design); their corrections B @ A must agree up to GPTQModel's bfloat16 arithmetic."""
+    gptq = tmp_path / "gptq"
+    run_compression(model_dir=str(tiny_checkpoint), out_dir=str(gptq), method_config=COMPRESSIONS["gptq"],
+                    key="compression.methods[1]", text_dir=str(text_dir), calibration_samples=16,
+                    calibration_seq_len=32, runtime=RUNTIME)
+    config = {"method": "eora", "rank": 4, "target_modules": ["q_proj", "k_proj", "v_proj"]}
+    model, base, blocks, layers, covs, residuals = _setup(gptq, tiny_checkpoint, text_dir, config)
+    ours, _ = eora_factors(residuals, covs, rank=4, device="cpu")
+    theirs = _generate_factors(tiny_checkpoint, gptq, blocks, 4, tmp_path / "generated", "cuda")
+    for name in ("model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj",
+                 "model.layers.0.self_attn.v_proj"):
+        a, b = ours[name]
+        ta, tb = theirs[name]
+        torch.testing.assert_close(tb.cpu() @ ta.cpu(), b @ a, atol=2e-2, rtol=5e-2, msg=name)
+
+
+# the 2 x 2 view
+
+
+def _decision(recovery, side, trained, fraction, decision="fails"):
+    return {"recovery": recovery, "method": recovery, "side": side, "trained": trained, "fraction": fraction,
+            "ci_low": fraction - 0.1, "ci_high": fraction + 0.1, "decision": decision, "status": "ok"}
+
+
+def _cost(recovery, params, batch_s, trained=True, tokens=0, seconds=10.0):
+    return {"model": "m", "compression": "c", "recovery": recovery, "status": "ok", "extra_params": params,
+            "input_tokens_added": tokens, "training_time_s": seconds, "trained": trained,
+            "latency": {"batch": {"median_s": batch_s}, "generation": {"per_token_s": 0.01}}}
+
+
+def test_the_2x2_view_shows_each_cells_best_method_with_its_interval_and_cost():
+    from compress_recover.aggregate.report.sections import remedies_2x2
+
+    verdict = {"verdicts": [{"model": "m", "compression": "c", "evidence": {"methods": [
+        _decision("lora", "parameters", True, 0.1), _decision("idp", "input", True, 0.3),
+        _decision("prompt_tuning", "input", True, 0.2), _decision("eora", "parameters", False, 0.6, "recovers"),
+        _decision("fewshot", "input", False, float("nan"))]}}]}
+    costs = [_cost("none", 0, 1.0), _cost("lora", 100, 1.2), _cost("idp", 10, 1.1), _cost("prompt_tuning", 20, 1.05),
+             _cost("eora", 100, 1.3, trained=False, seconds=2.0), _cost("fewshot", 0, 2.0, trained=False, tokens=40)]
+    view = remedies_2x2(verdict, costs)
+    rows = {(r[2], r[3]): dict(zip(view["head"], r, strict=True)) for r in view["rows"]}
+    assert set(rows) == {("training-free", "input"), ("training-free", "parameters"), ("trained", "input"),
+                         ("trained", "parameters")}
+    assert rows[("trained", "input")]["best"] == "idp" and rows[("trained", "input")]["F [interval]"] == \
+        "0.30 [0.20, 0.40]"
+    eora = rows[("training-free", "parameters")]
+    assert (eora["best"], eora["decision"], eora["extra params"], eora["latency per batch"]) == \
+        ("eora", "recovers", "100", "1.30x")
+    fewshot = rows[("training-free", "input")]
+    assert (fewshot["best"], fewshot["input tokens added"], fewshot["latency per batch"]) == ("fewshot", "40", "2.00x")
+    lonely = remedies_2x2({"verdicts": [{"model": "m", "compression": "c", "evidence": {"methods": [
+        _decision("lora", "parameters", True, 0.1)]}}]}, costs)
+    assert sum(r[4] == "none tried" for r in lonely["rows"]) == 3
+
+
+# the plan
+
+
+def _default_config():
+    import copy
+
+    import yaml
+
+    from conftest import REPO
+
+    return copy.deepcopy(yaml.safe_load((REPO / "config.yaml").read_text()))
+
+
+def test_the_plan_runs_eora_once_on_compressed_models_only_and_fewshot_per_seed_with_its_control():
+    from compress_recover.config import build_plan
+
+    config = _default_config()
+    config["recovery"]["seeds"] = [0, 1, 2]
+    plan = build_plan(config)
+    runs = {r: e for r, e in plan.recoveries.items() if e.method in ("eora", "fewshot")}
+    assert sorted(runs) == ["eora.seed0", "fewshot.seed0", "fewshot.seed1", "fewshot.seed2"]
+    assert all(e.objective is None and e.steps is None and e.parent is None for e in runs.values())
+    cells = plan.cells()
+    assert not [c for c in cells if c[1] == "none" and c[2].startswith("eora")]
+    assert {c[1] for c in cells if c[2].startswith("eora")} == {"gptq-w3g64", "wanda-s50"}
+    assert {c[1] for c in cells if c[2] == "fewshot.seed1"} == {"none", "gptq-w3g64", "wanda-s50"}
+    config["recovery"]["budget"]["steps"] = [30, 60]
+    assert not [r for r in build_plan(config).recoveries if r.startswith(("eora", "fewshot")) and ".step" in r]
+
+
+@pytest.mark.parametrize("override", [{"objective": {"loss": "distill"}}, {"text": "generated"}])
+def test_a_training_free_entry_refuses_a_training_setting_by_key(override):
+    from compress_recover.config import build_plan
+
+    config = _default_config()
+    index = next(i for i, m in enumerate(config["recovery"]["methods"]) if m["method"] == "eora")
+    config["recovery"]["methods"][index].update(override)
+    with pytest.raises(ConfigError, match=rf"recovery.methods\[{index}\].{next(iter(override))}: method 'eora' "
+                                          "trains nothing"):
+        build_plan(config)
