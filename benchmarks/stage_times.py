@@ -167,8 +167,8 @@ def job_floor(workdir: Path, stage: str, tsv: Path, count: Callable | None = Non
         return Floor(tokens, CALIBRATION_PASSES * 2 * n, **_where(manifest)) if tokens else None
     if stage == "recover":
         manifest = _json(results / parts[1] / parts[2] / "adapter" / "manifest.json")
-        if not manifest or manifest.get("status", "ok") != "ok" or manifest.get("trained") is False:
-            return None  # a training-free remedy trains on no tokens: no training floor
+        if not manifest or manifest.get("status", "ok") != "ok":
+            return None
         trainable = int(manifest.get("trainable_parameters", 0))
         return Floor(int(manifest["budget"]["tokens"]), 4 * n + 2 * trainable, **_where(manifest))
     if stage == "evaluate":

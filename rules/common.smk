@@ -15,6 +15,8 @@ validate(config, "../compress_recover/schema/config.schema.yaml")
 PLAN = build_plan(config)
 COMPRESSION_METHODS = [m for m in COMPRESSION.names() if m != BASE]
 RECOVERY_METHODS = [m for m in RECOVERY.names() if m != BASE]
+TRAINED_METHODS = [m for m in RECOVERY_METHODS if RECOVERY[m].config_cls.trained]
+TRAINING_FREE_METHODS = [m for m in RECOVERY_METHODS if m not in TRAINED_METHODS]
 # Where and how heavy jobs run: one object, passed to each as its `runtime` param. The
 # job's script adds its threads (Runtime.from_params): threads are not a param, so a
 # change of --cores or executor reruns nothing.

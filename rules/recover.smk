@@ -1,7 +1,8 @@
-# Stage 4: one rule per registered recovery method (recover_lora, recover_prompt_tuning, ...),
-# each trained on the compressed model with the shared budget (saving a checkpoint at every
-# earlier step of a budget curve); distilling runs read the teacher's logits, computed once
-# per model and training text.
+# Stage 4: one rule per registered recovery method that trains (recover_lora,
+# recover_prompt_tuning, ...), each trained on the compressed model with the shared budget
+# (saving a checkpoint at every earlier step of a budget curve), and one per training-free
+# method (compute_eora, compute_fewshot); distilling runs read the teacher's logits,
+# computed once per model and training text.
 
 
 include: "helpers/recover.smk"
@@ -32,7 +33,7 @@ for text, teacher_path in TEACHER_LOGITS.items():
             "../workflow_scripts/teacher_logits.py"
 
 
-for method in RECOVERY_METHODS:
+for method in TRAINED_METHODS:
 
     rule:
         name:
@@ -41,7 +42,7 @@ for method in RECOVERY_METHODS:
             unpack(recover_inputs),
         output:
             adapter=directory(ADAPTER),
-            checkpoints=checkpoint_adapters(method),
+            checkpoints=checkpoint_adapters(),
         log:
             "logs/{model}/{compression}/{recovery}/recover.log",
         benchmark:
@@ -60,3 +61,32 @@ for method in RECOVERY_METHODS:
             "../envs/recover.yaml"
         script:
             "../workflow_scripts/recover.py"
+
+
+# The remedies that train nothing (EoRA, few-shot prompting): one rule compute_<method> each,
+# computed from the weights (and calibration data) or the task folders, no budget.
+for method in TRAINING_FREE_METHODS:
+
+    rule:
+        name:
+            f"compute_{method}"
+        input:
+            unpack(compute_inputs),
+        output:
+            adapter=directory(ADAPTER),
+        log:
+            "logs/{model}/{compression}/{recovery}/compute.log",
+        benchmark:
+            "logs/{model}/{compression}/{recovery}/compute.benchmark.tsv"
+        params:
+            method_config=recovery_config,
+            key=recovery_key,
+            seed=recovery_seed,
+            runtime=RUNTIME,
+        threads: 4
+        wildcard_constraints:
+            recovery=choice_regex(PLAN.recoveries_by_method(method)),
+        conda:
+            "../envs/recover.yaml"
+        script:
+            "../workflow_scripts/compute.py"

@@ -41,7 +41,7 @@ def test_adding_a_model_schedules_exactly_its_jobs_and_the_aggregate(finished_ru
     # few-shot task folders are the model's too, so none is built again
     assert per_rule(jobs) == {"download": 1, "teacher_logits_corpus": 1, "generated_text": 1, "compress_gptq": 1,
                               "recover_lora": seeds, "recover_prompt_tuning": seeds, "recover_idp": seeds,
-                              "recover_eora": 1, "recover_fewshot": seeds, "evaluate": cells + checkpoints,
+                              "compute_eora": 1, "compute_fewshot": seeds, "evaluate": cells + checkpoints,
                               "cost": cells, "attention": 1, **AGGREGATE}
     # every job but the aggregate is the new model's
     assert {w.get("model") for rule, w in jobs if rule not in AGGREGATE} == {"tiny2"}
@@ -67,7 +67,7 @@ def test_changing_one_method_parameter_reschedules_exactly_its_branch(finished_r
     runs = 1 + 4 * len(seeds) + 1  # the compressed model as is and its recoveries (EoRA once)
     assert per_rule(scheduled(workdir, changed)) == {
         "compress_gptq": 1, "recover_lora": len(seeds), "recover_prompt_tuning": len(seeds),
-        "recover_idp": len(seeds), "recover_eora": 1, "recover_fewshot": len(seeds),
+        "recover_idp": len(seeds), "compute_eora": 1, "compute_fewshot": len(seeds),
         "evaluate": runs + 3 * len(seeds) * (points - 1), "cost": runs, "attention": 1, **AGGREGATE}
     assert scheduled(workdir, config) == []
 

@@ -131,7 +131,7 @@ def test_adding_a_seed_to_a_finished_run_schedules_exactly_its_jobs(finished_run
     jobs = scheduled(workdir, grown)
     # each new run is evaluated at its final budget and at its checkpoint (step 2 of 4)
     # few-shot runs per seed too (no checkpoint); EoRA ignores the seed, so nothing of it runs
-    assert per_rule(jobs) == {"recover_lora": 1, "recover_prompt_tuning": 1, "recover_idp": 1, "recover_fewshot": 1,
+    assert per_rule(jobs) == {"recover_lora": 1, "recover_prompt_tuning": 1, "recover_idp": 1, "compute_fewshot": 1,
                               "evaluate": 7, "cost": 4, "attention": 1, **{rule: 1 for rule in AGGREGATE}}
     runs = {"lora.seed5", "prompt_tuning-gen.seed5", "idp-mix0.5.seed5"}
     assert {w["recovery"] for rule, w in jobs if rule not in AGGREGATE | {"attention"}} == runs | {

@@ -16,7 +16,7 @@ from compress_recover.modeling import load_model
 from compress_recover.recover import RECOVERY
 from compress_recover.recover.eora import covariances, eora_factors, target_layers
 from compress_recover.recover.load import load_recovered
-from compress_recover.recover.recover import run_recovery
+from compress_recover.recover.compute import run_compute
 from compress_recover.registry import ConfigError
 from compress_recover.runtime import Runtime
 from compress_recover.tokens import calibration_blocks
@@ -39,9 +39,8 @@ def compressed(request, tiny_checkpoint, text_dir, tmp_path_factory):
 
 def _eora(checkpoint, base, text_dir, out, **config):
     raw = {**TRAINING_FREE_EXAMPLES["eora"], **config}
-    return run_recovery(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=raw,
-                        key="recovery.methods[1]", text_dir=str(text_dir), steps=1, batch_size=1, seq_len=32,
-                        runtime=RUNTIME, base_dir=str(base))
+    return run_compute(checkpoint_dir=str(checkpoint), out_dir=str(out), method_config=raw,
+                       key="recovery.methods[1]", text_dir=str(text_dir), runtime=RUNTIME, base_dir=str(base))
 
 
 def _setup(compressed_dir, base_dir, text_dir, config):
@@ -216,10 +215,9 @@ def test_fewshot_run_records_k_and_the_input_it_adds_and_loads_as_the_model_itse
                                                                                   text_dir, tmp_path):
     _, folder = fewshot_tasks
     out = tmp_path / "fewshot"
-    manifest = run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out),
-                            method_config=TRAINING_FREE_EXAMPLES["fewshot"], key="recovery.methods[5]",
-                            text_dir=str(text_dir), steps=1, batch_size=1, seq_len=32, runtime=RUNTIME,
-                            fewshot_task_dirs=[str(folder)])
+    manifest = run_compute(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out),
+                           method_config=TRAINING_FREE_EXAMPLES["fewshot"], key="recovery.methods[5]",
+                           text_dir=str(text_dir), runtime=RUNTIME, fewshot_task_dirs=str(folder))
     assert manifest["trained"] is False and manifest["details"]["k"] == 2
     assert manifest["input_tokens_added"] > 4 and not list(out.glob("*.safetensors"))
     model, _ = load_recovered(tiny_checkpoint, out, device="cpu")
@@ -386,3 +384,17 @@ def test_a_training_free_entry_refuses_a_training_setting_by_key(override):
     with pytest.raises(ConfigError, match=rf"recovery.methods\[{index}\].{next(iter(override))}: method 'eora' "
                                           "trains nothing"):
         build_plan(config)
+
+
+def test_training_and_computing_refuse_each_others_methods(tiny_checkpoint, text_dir, tmp_path):
+    from compress_recover.recover.recover import run_recovery
+    from conftest import RECOVERY_EXAMPLES
+
+    with pytest.raises(ValueError, match=r"recovery.methods\[4\]: method 'eora' trains nothing; rule compute_eora"):
+        run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "a"),
+                     method_config=TRAINING_FREE_EXAMPLES["eora"], key="recovery.methods[4]", text_dir=str(text_dir),
+                     steps=1, batch_size=1, seq_len=32, runtime=RUNTIME)
+    with pytest.raises(ValueError, match=r"recovery.methods\[1\]: method 'lora' trains; rule recover_lora"):
+        run_compute(checkpoint_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "b"),
+                    method_config=RECOVERY_EXAMPLES["lora"], key="recovery.methods[1]", runtime=RUNTIME)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -26,7 +26,5 @@ with log_to(snakemake.log[0]):
         objective=snakemake.params.objective,
         teacher_dir=snakemake.input.get("teacher"),
         seed=snakemake.params.seed,
-        base_dir=snakemake.input.get("uncompressed"),
-        fewshot_task_dirs=[snakemake.input.get("fewshot_tasks", [])],
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),
     )

@@ -13,6 +13,11 @@ adapter_dir)`` (a saved adapter put on a model), and states its side (``paramete
 loop (:mod:`.train`) spends the same budget on every method. A method whose model chooses
 one prompt of a pool per input also names the samples field it writes the choice to
 (:func:`choice_field`; the contract is :mod:`compress_recover.prompt_choice`).
+
+A method that trains nothing (``trained = False``: EoRA, few-shot prompting) has rule
+``compute_<method>`` instead (``workflow_scripts/compute.py`` ->
+:func:`compress_recover.recover.compute.run_compute`), which calls its entry point (the
+adapter to save, or None, and what it did) and writes a manifest like a trained run's.
 """
 
 from __future__ import annotations

@@ -40,13 +40,6 @@ def merge_note(checkpoint_dir: str, config: MethodConfig) -> dict:
     return {"merged": False, **effect}
 
 
-def _flat(paths) -> list[str]:
-    """Paths given as a path, a list of them or nested lists (Snakemake's named inputs)."""
-    if isinstance(paths, (str, Path)):
-        return [str(paths)]
-    return [p for item in paths for p in _flat(item)]
-
-
 def _teacher(teacher_dir: str, blocks, load: dict):
     """The cached top-k teacher logits (a folder written by rule ``teacher_logits``, checked
     against this job's training tokens), or else the uncompressed checkpoint itself."""
@@ -62,8 +55,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
                  steps: int | list[int], batch_size: int, seq_len: int, runtime: Runtime,
                  objective: dict | None = None, teacher_dir: str | None = None, seed: int | None = None,
                  checkpoint_dirs: list[str] = (), gradient_clip: float | None = None,
-                 source_dirs: list[str] | None = None, base_dir: str | None = None,
-                 fewshot_task_dirs: list[str] = ()) -> dict:
+                 source_dirs: list[str] | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
     (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
     training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
@@ -80,19 +72,12 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     ``source_dirs``: the training texts of a method that trains one part per text (its
     config's ``training_texts``; a curated prompt pool), in its order; it then chooses the
     training blocks from them (``use_training_text``).
-    A method that trains nothing (its config's ``trained`` is False) is computed instead
-    (:func:`.training_free.run_training_free`, with ``base_dir``, the uncompressed
-    checkpoint, and ``fewshot_task_dirs``, the few-shot task folders); the budget does not
-    apply to it."""
+    A method that trains nothing (its config's ``trained`` is False) is refused: rule
+    ``compute_<method>`` computes it (:func:`.compute.run_compute`)."""
     config = RECOVERY.parse(method_config, key)
     if not config.trained:
-        if checkpoint_dirs:
-            raise ValueError(f"{key}: method '{config.method}' trains nothing, so it has no budget checkpoints")
-        from .training_free import run_training_free
-
-        return run_training_free(config=config, key=key, checkpoint_dir=checkpoint_dir, out_dir=out_dir,
-                                 runtime=runtime, seed=seed, merge=merge_note(checkpoint_dir, config),
-                                 base_dir=base_dir, text_dir=text_dir, fewshot_task_dirs=_flat(fewshot_task_dirs))
+        raise ValueError(f"{key}: method '{config.method}' trains nothing; rule compute_{config.method} computes it "
+                         "(compress_recover.recover.compute.run_compute)")
     all_steps = budget_steps(steps)
     if len(checkpoint_dirs) != len(all_steps) - 1:
         raise ValueError(f"{key}: budget steps {all_steps} need {len(all_steps) - 1} checkpoint folder(s) for the "

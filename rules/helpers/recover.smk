@@ -11,12 +11,6 @@ def recover_inputs(wildcards):
         "checkpoint": CHECKPOINT.format(**wildcards),
         "text": training_text(wildcards.model, entry.text),
     }
-    if "uncompressed" in entry.config.needs:  # a residual's correction (and its calibration text)
-        inputs["uncompressed"] = BASE_CHECKPOINT.format(model=wildcards.model)
-    if "fewshot_tasks" in entry.config.needs:
-        inputs["fewshot_tasks"] = fewshot_task_dirs()
-    if not entry.config.trained:
-        return inputs
     texts = entry.config.training_texts(entry.text)
     if len(texts) > 1:  # one part of the adapter per text (a curated prompt pool)
         inputs["sources"] = [training_text(wildcards.model, t) for t in texts]
@@ -25,11 +19,8 @@ def recover_inputs(wildcards):
     return inputs
 
 
-def checkpoint_adapters(method):
-    """The recover rule's outputs for the budget's intermediate steps (wildcards kept); none
-    for a method that trains nothing."""
-    if not RECOVERY[method].config_cls.trained:
-        return []
+def checkpoint_adapters():
+    """The recover rule's outputs for the budget's intermediate steps (wildcards kept)."""
     return [
         directory(CHECKPOINT_ADAPTER.replace("{steps}", str(n)))
         for n in PLAN.checkpoint_steps()
@@ -45,8 +36,22 @@ def recovery_key(wildcards):
 
 
 def recovery_objective(wildcards):
-    objective = PLAN.recoveries[wildcards.recovery].objective
-    return canonical(objective.params()) if objective is not None else None
+    return canonical(PLAN.recoveries[wildcards.recovery].objective.params())
+
+
+# rule compute_<method>
+
+
+def compute_inputs(wildcards):
+    """The compressed checkpoint and the calibration text, and what the method needs besides:
+    the uncompressed checkpoint (a residual's correction), the few-shot task folders."""
+    entry = PLAN.recoveries[wildcards.recovery]
+    inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
+    if "uncompressed" in entry.config.needs:
+        inputs["uncompressed"] = BASE_CHECKPOINT.format(model=wildcards.model)
+    if "fewshot_tasks" in entry.config.needs:
+        inputs["fewshot_tasks"] = fewshot_task_dirs()
+    return inputs
 
 
 def recovery_seed(wildcards):

@@ -1,4 +1,4 @@
-"""Rule ``recover_<method>`` for a method that trains nothing (``trained = False``): an
+"""Rule ``compute_<method>``: a recovery method that trains nothing (``trained = False``): an
 adapter computed from the weights and calibration data, or a record of prompt settings.
 
 The method's entry point returns (a PEFT model to save, or None; its details); the folder
@@ -15,19 +15,27 @@ import time
 
 from ..failures import OK
 from ..io import atomic_dir, dir_size, write_manifest
-from ..registry import MethodConfig
 from ..runtime import Runtime, library_versions
 
 log = logging.getLogger(__name__)
 
 
-def run_training_free(*, config: MethodConfig, key: str, checkpoint_dir: str, out_dir: str, runtime: Runtime,
-                      seed: int | None, merge: dict, **inputs) -> dict:
-    """Compute (or build) the recovery ``config`` for the compressed ``checkpoint_dir`` into
-    ``out_dir``; ``inputs`` are passed to its entry point (``base_dir``, ``text_dir``,
-    ``calibration``, ``fewshot_task_dirs``). Returns the manifest."""
+def run_compute(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: str, runtime: Runtime,
+                seed: int | None = None, text_dir: str | None = None, base_dir: str | None = None,
+                fewshot_task_dirs: list[str] | str = ()) -> dict:
+    """Compute (or build) the training-free recovery ``method_config`` for the compressed
+    ``checkpoint_dir`` into ``out_dir``, with what its entry point reads: ``text_dir`` (the
+    calibration text), ``base_dir`` (the uncompressed checkpoint), ``fewshot_task_dirs``
+    (the few-shot task folders). ``seed``: the run's seed (None: the runtime's). Returns the manifest."""
     from . import RECOVERY
+    from .recover import merge_note
 
+    config = RECOVERY.parse(method_config, key)
+    if config.trained:
+        raise ValueError(f"{key}: method '{config.method}' trains; rule recover_{config.method} trains it")
+    fewshot_task_dirs = [fewshot_task_dirs] if isinstance(fewshot_task_dirs, str) else list(fewshot_task_dirs)
+    inputs = {"base_dir": base_dir, "text_dir": text_dir, "fewshot_task_dirs": fewshot_task_dirs}
+    merge = merge_note(checkpoint_dir, config)
     if seed is not None:
         runtime = dataclasses.replace(runtime, seed=seed)
     runtime = runtime.start()
