@@ -51,7 +51,8 @@ STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 CALIBRATION_PASSES = 2  # one-shot compression: capture each layer's inputs, pass its compressed outputs on
 FORCED_SUFFIX = "_loglikelihoods"  # compress_recover.prompt_choice.forced_field: a prompt-pool ablation's scores
 NO_FLOOR = {"download": "reads and converts files", "cost": "a timing run: its work is what it measures",
-            "attention": "an analysis of a few inputs"}
+            "attention": "an analysis of a few inputs",
+            "compute": "a training-free remedy: eigendecompositions and SVDs of each target layer, or nothing"}
 
 
 def stage_of(tsv: Path) -> str:
