@@ -38,17 +38,24 @@ TOKENIZER_TEXT = [
 ]
 
 
-def write_choice_task(folder: Path, task: str, rows: list[dict], choices: list[str]) -> Path:
+def write_choice_task(folder: Path, task: str, rows: list[dict], choices: list[str],
+                      demonstrations: list[dict] | None = None) -> Path:
     """A user's lm-eval multiple-choice task folder: ``rows`` ({"q", "a"}) as local JSONL and a
-    YAML asking question ``q`` with ``choices``, ``a`` the index of the right one."""
+    YAML asking question ``q`` with ``choices``, ``a`` the index of the right one; with
+    ``demonstrations``, a second file of such rows as its few-shot split."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / f"{task}.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fewshot = ""
+    if demonstrations is not None:
+        shots = folder / f"{task}.demonstrations.jsonl"
+        shots.write_text("".join(json.dumps(r) + "\n" for r in demonstrations))
+        fewshot = f"    train: {shots}\nfewshot_split: train\n"
     (folder / f"{task}.yaml").write_text(
         f"task: {task}\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
-        f"    test: {data}\ntest_split: test\noutput_type: multiple_choice\n"
+        f"    test: {data}\n{fewshot}test_split: test\noutput_type: multiple_choice\n"
         f"doc_to_text: '{{{{q}}}}'\ndoc_to_choice: {json.dumps(choices)}\ndoc_to_target: '{{{{a}}}}'\n"
         "metric_list:\n  - metric: acc\n")
     return folder

@@ -29,9 +29,11 @@ def default_config() -> dict:
 
 def test_default_config_is_valid_and_plans_the_issue_grid():
     plan = build_plan(default_config())
-    recoveries = ["none", "lora.seed0", "prompt_tuning.seed0", "idp.seed0"]
-    # the base model is recovered too (the format control), with the same methods and seed
-    assert plan.cells() == [("smollm2-135m", c, r) for c in ("none", "gptq-w3g64", "wanda-s50") for r in recoveries]
+    recoveries = ["none", "lora.seed0", "prompt_tuning.seed0", "idp.seed0", "eora.seed0", "fewshot.seed0"]
+    # the base model is recovered too (the format control), with the same methods and seed, except by
+    # EoRA: the uncompressed model has no compression residual to correct
+    assert plan.cells() == [("smollm2-135m", c, r) for c in ("none", "gptq-w3g64", "wanda-s50") for r in recoveries
+                            if (c, r) != ("none", "eora.seed0")]
     assert plan.seeds == [0] and plan.recover_base
     assert default_config()["data"]["max_questions"] is None  # every question
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name", "heldout_ppl"]
@@ -106,7 +108,8 @@ def test_missing_local_paths_are_named(tmp_path):
 
 
 def test_custom_task_folder_must_define_the_task(tmp_path):
-    (tmp_path / "t.yaml").write_text("task: my_task\ndataset_path: json\nprocess_docs: !function utils.f\n")
+    (tmp_path / "t.yaml").write_text("task: my_task\ndataset_path: json\nprocess_docs: !function utils.f\n"
+                                     "validation_split: dev\n")  # the default grid's few-shot run draws from it
     config = default_config()
     config["data"]["task_dirs"] = [{"path": str(tmp_path), "tasks": ["my_task"]}]
     assert build_plan(config).task_kind("my_task") == "custom"
@@ -262,20 +265,21 @@ def test_every_training_entry_runs_once_per_seed():
     config["recovery"]["methods"].append({"method": "lora", "rank": 4, "objective": {"loss": "distill"}})
     validate(config, SCHEMA)
     plan = build_plan(config)
+    # EoRA's result does not depend on the seed: it runs once, on the first seed
     assert list(plan.recoveries) == ["none", "lora.seed3", "lora.seed1", "prompt_tuning.seed3",
-                                     "prompt_tuning.seed1", "idp.seed3", "idp.seed1", "lora-kd.seed3",
-                                     "lora-kd.seed1"]
+                                     "prompt_tuning.seed1", "idp.seed3", "idp.seed1", "eora.seed3",
+                                     "fewshot.seed3", "fewshot.seed1", "lora-kd.seed3", "lora-kd.seed1"]
     none, run = plan.recoveries["none"], plan.recoveries["lora-kd.seed1"]
     assert (none.group, none.seed, none.slug) == ("none", None, "none")
     assert (run.group, run.seed, run.slug, run.method) == ("lora-kd", 1, "lora-kd.seed1", "lora")
-    assert run.key == "recovery.methods[4]" and run.raw["rank"] == 4 and "objective" not in run.raw
+    assert run.key == "recovery.methods[6]" and run.raw["rank"] == 4 and "objective" not in run.raw
     # the runs of one entry differ by their seed only
     a, b = plan.recoveries["idp.seed3"], plan.recoveries["idp.seed1"]
     assert (a.raw, a.config, a.objective, a.key) == (b.raw, b.config, b.objective, b.key)
     assert plan.groups() == {"none": "none", "lora": "lora", "prompt_tuning": "prompt_tuning", "idp": "idp",
-                             "lora-kd": "lora"}
-    per_compressed_model = 1 + 4 * 2
-    assert len(plan.cells()) == 3 * per_compressed_model
+                             "eora": "eora", "fewshot": "fewshot", "lora-kd": "lora"}
+    per_compressed_model = 1 + 5 * 2 + 1  # none, five seeded entries per seed, EoRA once
+    assert len(plan.cells()) == 3 * per_compressed_model - 1  # no EoRA on the uncompressed model
 
 
 def test_a_name_with_a_seed_mark_is_refused():
@@ -306,12 +310,13 @@ def test_recover_base_false_keeps_the_base_model_unrecovered():
     config = default_config()
     config["recovery"]["recover_base"] = False
     cells = build_plan(config).cells()
-    assert [r for _, c, r in cells if c == "none"] == ["none"] and len(cells) == 1 + 2 * 4
+    assert [r for _, c, r in cells if c == "none"] == ["none"] and len(cells) == 1 + 2 * 6
 
 
 def _task_folder(folder: Path, name: str, output_type: str | None, include: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    body = "dataset_path: json\ndoc_to_text: '{{q}}'\n"
+    # a few-shot split, which the default grid's few-shot run needs (test_training_free.py tests its absence)
+    body = "dataset_path: json\ndoc_to_text: '{{q}}'\nfewshot_split: train\n"
     if output_type:
         body += f"output_type: {output_type}\n"
     if include:

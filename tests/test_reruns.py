@@ -138,12 +138,14 @@ def test_adding_or_changing_a_task_in_a_finished_run_scores_only_it(finished_run
     shutil.copytree(source, workdir, symlinks=True)
     grown = copy.deepcopy(config)
     rows = [{"q": f"Is {n} even?", "a": n % 2} for n in range(6)]
-    folder = write_choice_task(tmp_path / "tasks", "parity", rows, ["yes", "no"])
+    shots = [{"q": f"Is {n} even?", "a": n % 2} for n in range(10, 14)]  # the few-shot runs' demonstrations
+    folder = write_choice_task(tmp_path / "tasks", "parity", rows, ["yes", "no"], shots)
     grown["data"]["task_dirs"] = [{"path": str(folder), "tasks": ["parity"], "knowledge": False}]
     evaluations = sum(rule == "evaluate" for rule, _ in dag_jobs(workdir, config))
     for change in ("added", "changed"):
         if change == "changed":
-            write_choice_task(folder, "parity", [{**r, "q": r["q"].replace("even", "odd")} for r in rows], ["yes", "no"])
+            write_choice_task(folder, "parity", [{**r, "q": r["q"].replace("even", "odd")} for r in rows], ["yes", "no"],
+                              shots)
         jobs = per_rule(scheduled(workdir, grown))
         assert set(jobs) - set(AGGREGATE) == {"evaluate"}, jobs  # nothing but the evaluations reruns
         since = time.time()

@@ -35,8 +35,9 @@ def test_adding_a_seed_adds_its_jobs_and_changes_no_existing_job(tmp_path):
     two = dag_jobs(tmp_path, _config(seeds=[0, 1]))
     new = set(two) - set(one)
     assert set(one) <= set(two)
+    # EoRA ignores the seed: nothing of it is added
     assert per_rule([(r, w) for r, w in new]) == {"recover_lora": 1, "recover_prompt_tuning": 1, "recover_idp": 1,
-                                                  "evaluate": 3, "cost": 3}
+                                                  "compute_fewshot": 1, "evaluate": 4, "cost": 4}
     assert all(w.endswith(".seed1") for _, w in new)
     # every job of the one-seed grid keeps its params and inputs, so Snakemake reruns none of
     # them; only the aggregate (and the attention job, which reads every adapter) see more runs
@@ -65,17 +66,18 @@ def test_a_run_trains_with_its_seed_and_is_labelled_with_group_seed_and_run(tmp_
     # the attention job compares every run of the compressed model
     attention = _by_rule(jobs, "attention")["compression=gptq-w4g32,model=tiny"]["params"]["adapters"]
     assert attention["none"] == "" and attention["lora.seed7"] == "results/tiny/gptq-w4g32/lora.seed7/adapter"
-    assert len(attention) == 1 + 3 * 2
+    assert len(attention) == 1 + 3 * 2 + 1  # few-shot runs are not, EoRA's one run is
 
 
 def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     jobs = dag_jobs(tmp_path, _config(seeds=[0, 1]))
     analysis = jobs[("analysis", "")]
     cells, samples = analysis["params"]["cells"], analysis["input"]["samples"]
-    assert len(cells) == len(samples) == (1 + 1 + 3 * 2) * 2  # (base, compressed, 3 methods x 2 seeds) x 2 tasks
+    # (base, compressed, 3 trained methods and few-shot x 2 seeds, EoRA once) x 2 tasks
+    assert len(cells) == len(samples) == (1 + 1 + 4 * 2 + 1) * 2
     for cell, path in zip(cells, samples, strict=True):
         assert set(cell) == {"model", "compression", "recovery", "seed", "run", "steps", "task"}
-        assert cell["steps"] == (None if cell["recovery"] == "none" else 4)
+        assert cell["steps"] == (None if cell["recovery"] in ("none", "eora", "fewshot") else 4)  # the last two train not
         assert path == f"results/{cell['model']}/{cell['compression']}/{cell['run']}/eval/{cell['task']}.samples.jsonl"
         assert (cell["seed"] is None) == (cell["recovery"] == "none")
         if cell["seed"] is not None:
@@ -85,7 +87,10 @@ def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     assert methods == {"none": "none", "lora": "lora", "lora.seed0": "lora", "lora.seed1": "lora",
                        "prompt_tuning": "prompt_tuning", "prompt_tuning.seed0": "prompt_tuning",
                        "prompt_tuning.seed1": "prompt_tuning", "idp-mix0.5": "idp", "idp-mix0.5.seed0": "idp",
-                       "idp-mix0.5.seed1": "idp"}
+                       "idp-mix0.5.seed1": "idp", "eora": "eora", "eora.seed0": "eora", "fewshot": "fewshot",
+                       "fewshot.seed0": "fewshot", "fewshot.seed1": "fewshot"}
+    assert analysis["params"]["recovery"]["trained"] == {"eora": False, "fewshot": False, "idp": True, "lora": True,
+                                                         "prompt_tuning": True}
     assert analysis["params"]["report"]["noninferiority_margin"] == 0.1 and analysis["params"]["report"]["power"] == 0.8
     # the summary reads every model's downloaded checkpoint (its manifest states the base precision)
     assert list(jobs[("summary", "")]["input"]["bases"]) == ["results/tiny/none/checkpoint"]
@@ -97,16 +102,18 @@ def test_the_format_control_recovers_the_base_model_with_every_method_and_seed(t
     base_runs = sorted(w for (r, w) in on if r == "evaluate" and "compression=none," in w)
     assert base_runs == sorted(f"compression=none,model=tiny,recovery={r}" for r in (
         "none", "lora.seed0", "lora.seed1", "prompt_tuning.seed0", "prompt_tuning.seed1", "idp-mix0.5.seed0",
-        "idp-mix0.5.seed1"))
+        "idp-mix0.5.seed1", "fewshot.seed0", "fewshot.seed1"))  # EoRA has no residual to correct there
     grown = per_rule(list(on))
     assert {k: grown[k] - off[k] for k in grown if grown[k] != off[k]} == {
-        "recover_lora": 2, "recover_prompt_tuning": 2, "recover_idp": 2, "evaluate": 6, "cost": 6}
+        "recover_lora": 2, "recover_prompt_tuning": 2, "recover_idp": 2, "compute_fewshot": 2, "evaluate": 8,
+        "cost": 8}
     # attention stays per compressed model
     assert grown["attention"] == 1
 
 
 def test_a_custom_knowledge_task_is_analysed_but_not_leak_checked(tmp_path):
-    folder = write_choice_task(tmp_path / "my_tasks", "my_facts", [{"q": "2+2?", "a": 0}], ["4", "5"])
+    folder = write_choice_task(tmp_path / "my_tasks", "my_facts", [{"q": "2+2?", "a": 0}], ["4", "5"],
+                               [{"q": "1+1?", "a": 1}])
     config = _config(seeds=[0])
     config["data"]["task_dirs"] = [{"path": str(folder), "tasks": ["my_facts"], "knowledge": True}]
     jobs = dag_jobs(tmp_path, config)

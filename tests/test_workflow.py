@@ -21,24 +21,40 @@ def test_summary_has_every_cell_task_and_metric(finished_run):
     cells = set(zip(table.model, table.compression, table.run, strict=True))
     finals = [f"{r}.seed{s}" for r in ("lora", "prompt_tuning-gen", "idp-mix0.5") for s in (0, 1)]
     runs = ["none", *finals, *(f"{r}.step2" for r in finals)]  # each run at step 4 and its checkpoint at 2
-    assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in runs)}
+    computed = ["eora.seed0", "fewshot.seed0", "fewshot.seed1"]  # training-free: no steps; EoRA ignores the seed
+    assert cells == {("tiny", "none", "none"), *(("tiny", "gptq-w4g32", r) for r in runs + computed)}
     # recovery is the entry, seed its training seed (empty without training), run the folder, steps its budget
     for recovery, seed, run, steps in set(zip(table.recovery, table.seed, table.run, table.steps, strict=True)):
         base = recovery if recovery == "none" else f"{recovery}.seed{int(seed)}"
-        assert run == (base if recovery == "none" or steps == 4 else f"{base}.step{int(steps)}")
-        assert (recovery == "none") == pd.isna(seed) == pd.isna(steps)
+        assert run == (base if recovery == "none" or steps == 4 or pd.isna(steps) else f"{base}.step{int(steps)}")
+        assert (recovery == "none") == pd.isna(seed) and pd.isna(steps) == (recovery in ("none", "eora", "fewshot"))
+    # each row says which side of the 2 x 2 its remedy is on, and whether it trains
+    sides = table.drop_duplicates("recovery").set_index("recovery")
+    assert sides.loc["eora", ["side", "trained"]].tolist() == ["parameters", False]
+    assert sides.loc["fewshot", ["side", "trained"]].tolist() == ["input", False]
+    assert sides.loc["lora", ["side", "trained"]].tolist() == ["parameters", True] and pd.isna(sides.loc["none", "side"])
     assert set(table.base_precision) == {"float32 safetensors, loaded as float32"}
     assert set(table.task) == {"capitals", "element_symbol", "heldout_ppl"}
     knowledge, ppl = table[table.task != "heldout_ppl"], table[table.task == "heldout_ppl"]
     assert set(knowledge.metric) == {"acc", "acc_norm"}
     assert set(ppl.metric) == {"word_perplexity", "byte_perplexity", "bits_per_byte"}
-    assert len(knowledge) == 14 * 2 * 2 and len(ppl) == 14 * 3
+    assert len(knowledge) == 17 * 2 * 2 and len(ppl) == 17 * 3
     assert (knowledge.n == 12).all()
     assert knowledge.value.between(0, 1).all() and (knowledge.stderr > 0).all()
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all()
     # cost columns: nothing extra without recovery, the adapter's size with it, latency measured
     first = table[~table.run.str.contains(".step", regex=False)].groupby("run").first()  # checkpoints: no cost job
-    assert first.loc["none", "extra_params"] == 0 and (first.drop("none")["extra_params"] > 0).all()
+    assert first.loc["none", "extra_params"] == 0 and (first.drop(["none", "fewshot.seed0", "fewshot.seed1"])[
+        "extra_params"] > 0).all()
+    # few-shot adds no parameter, only input: its latency is timed on the longer input
+    fewshot = json.loads((workdir / "results/tiny/gptq-w4g32/fewshot.seed0/cost.json").read_text())
+    assert first.loc["fewshot.seed0", "extra_params"] == 0 and fewshot["input_tokens_added"] > 0
+    assert fewshot["latency"]["batch"]["seq_len"] == 16 + fewshot["input_tokens_added"] and fewshot["trained"] is False
+    # EoRA adds what LoRA of its rank would, and is computed from the compression's calibration blocks
+    eora = json.loads((workdir / "results/tiny/gptq-w4g32/eora.seed0/adapter/manifest.json").read_text())
+    assert first.loc["eora.seed0", "extra_params"] == eora["trainable_parameters"] > 0 and eora["trained"] is False
+    assert eora["details"]["calibration"]["from"] == "the compression's" and \
+        eora["details"]["calibration_output_error_ratio"] < 1
     costed = table[table.run.isin(first.index)]
     assert (costed.latency_batch_s > 0).all() and (costed.latency_token_s > 0).all()
     assert first.loc["idp-mix0.5.seed1", "extra_params"] == 2 * 2 * 64
@@ -156,7 +172,10 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
         assert m["recovered_acc"] == pytest.approx(recovered)
         raw = (recovered - comp_acc) / (base_acc - comp_acc) if base_acc > comp_acc else None
         assert (m["recovery_fraction"] is None) if raw is None else m["recovery_fraction"] == pytest.approx(raw)
-        assert len(m["seeds"]) == 2 and "trained adapter" in m["claim"]  # 2 seeds: claims about adapters
+        # 2 seeds: claims about the runs (EoRA ignores the seed: one run)
+        assert len(m["seeds"]) == (1 if m["recovery"] == "eora" else 2)
+        assert m["claim"] == {"eora": "training-free run", "fewshot": "training-free runs"}.get(m["recovery"],
+                                                                                               "trained adapters")
     # the verdict follows from its evidence: no measurable loss exactly when the bound is below min_damage
     assert (v["verdict"] == "no measurable loss") == (e["damage_upper"] < e["min_damage"])
     assert verdict["leaks"]["remaining_leaks"] == 0 and verdict["leaks"]["dropped_leaks"] >= 0
@@ -183,6 +202,12 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     pd.testing.assert_frame_equal(parquet, pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
     page = (workdir / "results/report.html").read_text()
     assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
+    # the 2 x 2 view: EoRA and few-shot (training-free) beside the trained remedies, each cell's best with cost
+    view = page[page.index("id='remedies'"):page.index("Budget curves")]
+    for cell in ("<td>training-free</td><td>input</td><td>fewshot</td>",
+                 "<td>training-free</td><td>parameters</td><td>eora</td>",
+                 "<td>trained</td><td>parameters</td><td>lora</td>"):
+        assert cell in view, cell
     assert page.count("data:image/png;base64,") == 6 and "http://" not in page and "https://" not in page
     ppl = pd.read_csv(workdir / "results/summary.csv")
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all() and (ppl.task == "heldout_ppl").any()

@@ -108,8 +108,11 @@ class Decision:
 
     @property
     def claim(self) -> str:
-        """"method" with >= METHOD_SEEDS seeds, else "trained adapter(s)": what the decision is about."""
-        return "method" if self.n_seeds >= METHOD_SEEDS else "trained adapter" + ("s" if self.n_seeds > 1 else "")
+        """"method" with >= METHOD_SEEDS seeds, else "trained adapter(s)" (a training-free
+        method's: "training-free run(s)"): what the decision is about."""
+        if self.n_seeds >= METHOD_SEEDS:
+            return "method"
+        return ("trained adapter" if self.trained else "training-free run") + ("s" if self.n_seeds > 1 else "")
 
     def as_dict(self) -> dict:
         """The decision as verdict.json's evidence writes it (and decisions.csv flattens it)."""

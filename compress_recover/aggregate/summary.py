@@ -148,7 +148,7 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
         from .methods import Methods
 
         methods = Methods(recovery.get("methods", {}), recovery.get("sides", {}), recovery.get("trained", {}))
-        table["side"] = [methods.side(r) or "" for r in table["recovery"]]
+        table["side"] = [methods.side(r) for r in table["recovery"]]
         table["trained"] = [methods.is_trained(r) if methods.side(r) else None for r in table["recovery"]]
     table = table.sort_values(["model", "compression", "recovery", "seed", "steps", "run", "task", "subtask",
                                "metric", "filter"], kind="stable")

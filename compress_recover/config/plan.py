@@ -14,7 +14,8 @@ from ..data.perplexity_task import PERPLEXITY_TASK
 from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
-from .checks import (check_attention_task, check_corpus, check_finite, check_grid, check_knowledge_tasks,
+from .checks import (check_attention_task, check_corpus, check_demonstrations, check_finite, check_grid,
+                     check_knowledge_tasks,
                      check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
                      check_task_dirs, check_task_names, check_widths)
 from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
@@ -109,6 +110,8 @@ def build_plan(config: dict) -> Plan:
     steps = check_steps(config["recovery"].get("budget", {}).get("steps", 60))
     default_text = check_text(config["recovery"].get("text", "corpus"), "recovery.text")
     groups = parse_entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective, default_text)
+    shots = [config.get("evaluation", {}).get("num_fewshot", 0), *(e.config.num_fewshot() or 0 for e in groups.values())]
+    check_demonstrations(data["task_dirs"], max(shots))
     check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
     check_widths(models, compressions)
     check_grid(compressions, groups)

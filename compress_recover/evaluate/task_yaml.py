@@ -39,6 +39,28 @@ def task_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return doc
 
 
+DEMONSTRATION_KEYS = ("fewshot_split", "training_split", "validation_split")
+
+
+def has_demonstrations(doc: dict) -> bool:
+    """Whether a task YAML names where few-shot demonstrations come from, other than the
+    scored split (a split key, or ``fewshot_config``'s samples or sampler)."""
+    settings = doc.get("fewshot_config") if isinstance(doc.get("fewshot_config"), dict) else {}
+    return any(doc.get(k) for k in DEMONSTRATION_KEYS) or "samples" in settings or "sampler" in settings
+
+
+def tasks_without_demonstrations(folder: Path) -> list[str]:
+    """The tasks (not groups) defined in ``folder`` that name no few-shot source
+    (:func:`has_demonstrations`) and are not perplexity tasks, which read no context."""
+    missing = set()
+    for f in sorted(folder.rglob("*.yaml")) + sorted(folder.rglob("*.yml")):
+        doc = task_yaml(f)
+        if isinstance(doc.get("task"), str) and doc.get("output_type") != "loglikelihood_rolling" and \
+                not has_demonstrations(doc):
+            missing.add(doc["task"])
+    return sorted(missing)
+
+
 def tasks_in_folder(folder: Path) -> dict[str, str | None]:
     """Task and group names defined in ``folder`` -> the task's ``output_type`` (lm-eval's
     default ``generate_until`` when unset; None for a group)."""

@@ -69,9 +69,7 @@ def recovery_methods():
     """Recovery entry (group) and run name -> method, and method -> side."""
     methods = {**PLAN.groups()}
     methods.update({run: entry.method for run, entry in PLAN.recoveries.items()})
-    trained = {
-        m: RECOVERY[m].config_cls.trained for m in RECOVERY.names() if m != BASE
-    }
+    trained = {m: RECOVERY[m].config_cls.trained for m in RECOVERY.names() if m != BASE}
     return canonical(
         {"methods": methods, "sides": RECOVERY.sides(), "trained": trained}
     )

@@ -23,7 +23,8 @@ def evaluate_inputs(wildcards):
 
 def task_dir(task, shots=0):
     """A task's folder for lm-eval (one we build, or the user's), or None for a built-in
-    task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations)."""
+    task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations).
+    """
     if task in PLAN.custom_tasks:
         return PLAN.custom_tasks[task]
     if shots and task in PLAN.knowledge_tasks:

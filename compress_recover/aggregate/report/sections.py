@@ -379,8 +379,9 @@ def remedies_2x2(verdict: dict, costs: list[dict]) -> dict | None:
             head = {"model": model, "compression": comp, "training": "trained" if trained else "training-free",
                     "side": side}
             if not cell:
-                rows.append({**head, "best": "none tried", "F [interval]": "", "decision": "", "extra params": "",
-                             "input tokens added": "", "latency per batch": "", "training / compute s": ""})
+                rows.append({**head, "best": "none tried", **dict.fromkeys(
+                    ["F [interval]", "decision", "extra params", "input tokens added", "latency per batch",
+                     "training / compute s"], "n/a")})
                 continue
             best = max(cell, key=lambda m: -math.inf if isnan(m["fraction"]) else m["fraction"])
             group = runs.get((model, comp, best["recovery"]), [])
