@@ -121,7 +121,7 @@ def _json_safe(obj):
     return obj
 
 
-def check_demonstrations(table, fewshot_task_dirs) -> None:
+def check_demonstration_facts(table, fewshot_task_dirs) -> None:
     """Refuse an analysis whose few-shot prompts showed a test question: every fact a
     few-shot task folder drew demonstrations from (its manifest's ``dev_facts``) must be a
     dev fact of the analysis's split (a user's task sharing a fact with a built one can move
@@ -164,7 +164,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         log.warning("%s / %s / %s: recovery training failed (%s); no question of it enters the analysis",
                     run["model"], run["compression"], run["run"], run["failure"])
     questions_table = question_table(evaluated, recovery, split)
-    check_demonstrations(questions_table, fewshot_task_dirs)
+    check_demonstration_facts(questions_table, fewshot_task_dirs)
     table = with_pooled_task(questions_table, knowledge_tasks)
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,
                      held_out_tasks=split_config["held_out_tasks"], failed=failed)

@@ -18,7 +18,7 @@ from ..compress.widths import check_divisors, checkpoint_widths
 from ..data.facts import RELATIONS
 from ..data.perplexity_task import PERPLEXITY_TASK
 from ..download.download import EMBEDDED_MAX_POSITIONS, EMBEDDED_WIDTHS
-from ..evaluate.task_yaml import tasks_in_folder, tasks_without_demonstrations
+from ..evaluate.task_yaml import DEMONSTRATION_HINT, tasks_in_folder, tasks_without_demonstrations
 from ..recover import RECOVERY
 from ..registry import ConfigError
 from ..runs import BASE, COMMIT_SHA
@@ -119,9 +119,8 @@ def check_demonstrations(task_dirs: list[dict], shots: int) -> None:
         missing = sorted(set(entry["tasks"]) & set(tasks_without_demonstrations(Path(entry["path"]))))
         if missing:
             raise ConfigError(f"data.task_dirs[{i}]: task(s) {missing} name no split to draw {shots}-shot "
-                              "demonstrations from (a few-shot run or evaluation.num_fewshot asks for them); set "
-                              "fewshot_split (or training_split / validation_split, or fewshot_config.samples) in "
-                              "the task's YAML, or drop the few-shot run")
+                              "demonstrations from (a few-shot run or evaluation.num_fewshot asks for them); "
+                              f"{DEMONSTRATION_HINT}, or drop the few-shot run")
 
 
 def check_task_names(data: dict, custom: dict[str, str]) -> None:

@@ -34,6 +34,7 @@ class Plan:
     custom_knowledge: list[str] = field(default_factory=list)  # custom tasks marked knowledge: true
     seeds: list[int] = field(default_factory=lambda: [0])
     budget_steps: list[int] = field(default_factory=lambda: [60])  # sorted; the last is the final budget
+    num_fewshot: int = 0  # evaluation.num_fewshot: demonstrations for a run whose method sets none
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -55,6 +56,16 @@ class Plan:
         used = {t for e in self.recoveries.values() if e.method != BASE and e.config.trained
                 for t in e.config.training_texts(e.text)}
         return [t for t in TEXTS if t in used]
+
+    def shots(self, run: str) -> int:
+        """Demonstrations per prompt in the evaluation of ``run``: its method's (few-shot
+        prompting's k), else evaluation.num_fewshot."""
+        shots = self.recoveries[run].config.num_fewshot()
+        return self.num_fewshot if shots is None else shots
+
+    def most_shots(self) -> int:
+        """The most demonstrations any evaluation asks for (0: every evaluation is zero-shot)."""
+        return max([self.num_fewshot, *(self.shots(run) for run in self.recoveries)])
 
     def groups(self) -> dict[str, str]:
         """Recovery entry name (without seed) -> method."""
@@ -110,8 +121,6 @@ def build_plan(config: dict) -> Plan:
     steps = check_steps(config["recovery"].get("budget", {}).get("steps", 60))
     default_text = check_text(config["recovery"].get("text", "corpus"), "recovery.text")
     groups = parse_entries(RECOVERY, config["recovery"]["methods"], "recovery.methods", objective, default_text)
-    shots = [config.get("evaluation", {}).get("num_fewshot", 0), *(e.config.num_fewshot() or 0 for e in groups.values())]
-    check_demonstrations(data["task_dirs"], max(shots))
     check_split(data.get("split", {}), [*data["knowledge_tasks"], *custom_knowledge])
     check_widths(models, compressions)
     check_grid(compressions, groups)
@@ -119,8 +128,11 @@ def build_plan(config: dict) -> Plan:
     for entry in groups.values():
         entry.config.check_budget(entry.key, config["recovery"]["budget"]["seq_len"])
     check_corpus(data)
-    return Plan(models=models, compressions=compressions, recoveries=expand_runs(groups, seeds, steps),
+    plan = Plan(models=models, compressions=compressions, recoveries=expand_runs(groups, seeds, steps),
                 knowledge_tasks=list(data["knowledge_tasks"]), builtin_tasks=list(data["lm_eval_tasks"]),
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
-                custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps)
+                custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
+                num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0))
+    check_demonstrations(data["task_dirs"], plan.most_shots())
+    return plan

@@ -23,6 +23,7 @@ from ..prompt_choice import ChoiceRecord, choice_counts, choice_field_of, forced
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 from .reuse import model_fingerprint, reuse, store, task_key
+from .task_yaml import DEMONSTRATION_HINT, DEMONSTRATION_KEYS, has_demonstrations
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +66,24 @@ def preflight_task(task: str, task_dir: str | None, num_fewshot: int = 0):
                                    f"Cause: {type(err).__name__}: {err}") from err
     if num_fewshot > 0:
         missing = [t.config.task for t in _leaf_tasks(tasks)
-                   if t.OUTPUT_TYPE != "loglikelihood_rolling" and not has_fewshot_split(t.config)]
+                   if t.OUTPUT_TYPE != "loglikelihood_rolling" and not has_demonstrations(_demonstration_keys(t.config))]
         if missing:
             raise TaskUnavailableError(
                 f"evaluation task(s) {missing} in {where}: {num_fewshot}-shot prompts need demonstrations from a "
-                "split other than the scored one, and the task names none; set fewshot_split (or training_split / "
-                "validation_split, or fewshot_config.samples) in its YAML, or evaluate it zero-shot")
+                f"split other than the scored one, and the task names none; {DEMONSTRATION_HINT}, or evaluate it "
+                "zero-shot")
     return manager, set(_output_types(tasks))
 
 
-def has_fewshot_split(config) -> bool:
-    """Whether an lm-eval task config names where demonstrations come from (lm-eval would
-    otherwise draw them from the scored split itself); our built knowledge tasks' few-shot
-    folders name the scored split on purpose and a sampler that keeps to dev questions."""
-    settings = config.fewshot_config or {}
-
-    def get(key):
-        return settings.get(key) if isinstance(settings, dict) else getattr(settings, key, None)
-
-    if get("samples") is not None or get("split") or get("sampler") not in (None, "default"):
-        return True
-    return any(getattr(config, key, None) for key in ("fewshot_split", "training_split", "validation_split"))
+def _demonstration_keys(config) -> dict:
+    """The keys :func:`.task_yaml.has_demonstrations` reads, from lm-eval's loaded task config
+    (whose ``fewshot_config`` is a dict or a ``FewshotConfig``: its set values only, as a
+    YAML would name them; its ``split`` is the task's ``fewshot_split``)."""
+    given = config.fewshot_config or {}
+    get = given.get if isinstance(given, dict) else (lambda key: getattr(given, key, None))
+    settings = {k: v for k in ("samples", "sampler", "split") if (v := get(k)) is not None}
+    return {**{k: getattr(config, k, None) for k in DEMONSTRATION_KEYS}, "fewshot_config": settings,
+            "fewshot_split": getattr(config, "fewshot_split", None) or settings.get("split")}
 
 
 def _leaf_tasks(tasks):

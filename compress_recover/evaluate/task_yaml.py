@@ -40,13 +40,20 @@ def task_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 DEMONSTRATION_KEYS = ("fewshot_split", "training_split", "validation_split")
+# What a task without a demonstration source is told (the plan's and the evaluation's refusal).
+DEMONSTRATION_HINT = ("set fewshot_split (or training_split / validation_split, or fewshot_config.samples) in "
+                      "the task's YAML")
 
 
 def has_demonstrations(doc: dict) -> bool:
-    """Whether a task YAML names where few-shot demonstrations come from, other than the
-    scored split (a split key, or ``fewshot_config``'s samples or sampler)."""
+    """Whether a task's config (its YAML's keys, or lm-eval's loaded config as such a dict)
+    names where few-shot demonstrations come from, other than the scored split: a split key,
+    or ``fewshot_config``'s samples or a sampler other than lm-eval's default (a ``!function``
+    one reads as None here). Our built knowledge tasks' few-shot folders name the scored
+    split on purpose, with a sampler that keeps to dev questions."""
     settings = doc.get("fewshot_config") if isinstance(doc.get("fewshot_config"), dict) else {}
-    return any(doc.get(k) for k in DEMONSTRATION_KEYS) or "samples" in settings or "sampler" in settings
+    return any(doc.get(k) for k in DEMONSTRATION_KEYS) or "samples" in settings or \
+        settings.get("sampler", "default") != "default"
 
 
 def tasks_without_demonstrations(folder: Path) -> list[str]:

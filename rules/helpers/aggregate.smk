@@ -58,11 +58,7 @@ def generated_texts():
 def fewshot_inputs():
     """The few-shot task folders, when an evaluation draws demonstrations (the analysis
     checks that they drew on dev facts only)."""
-    shots = [
-        e.config.num_fewshot() or config["evaluation"]["num_fewshot"]
-        for e in PLAN.recoveries.values()
-    ]
-    return fewshot_task_dirs() if any(shots) else []
+    return fewshot_task_dirs() if PLAN.most_shots() > 0 else []
 
 
 def recovery_methods():

@@ -20,6 +20,5 @@ def fewshot_task_dirs():
 
 
 def most_shots():
-    """The most demonstrations any evaluation asks for (a fewshot run's k, evaluation.num_fewshot)."""
-    shots = [e.config.num_fewshot() or 0 for e in PLAN.recoveries.values()]
-    return max([config["evaluation"]["num_fewshot"], 1, *shots])
+    """The most demonstrations any evaluation asks for (Plan.most_shots), at least 1."""
+    return max(PLAN.most_shots(), 1)

@@ -35,10 +35,8 @@ def task_dir(task, shots=0):
 
 
 def eval_shots(wildcards):
-    """Demonstrations per prompt of an evaluation: its recovery method's (few-shot
-    prompting), else evaluation.num_fewshot."""
-    shots = PLAN.recoveries[wildcards.recovery].config.num_fewshot()
-    return config["evaluation"]["num_fewshot"] if shots is None else shots
+    """Demonstrations per prompt of an evaluation (Plan.shots)."""
+    return PLAN.shots(wildcards.recovery)
 
 
 def eval_cache(wildcards):

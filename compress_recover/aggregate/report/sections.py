@@ -261,6 +261,27 @@ def pool_training(costs: list[dict]) -> dict | None:
     return table(pd.DataFrame(rows).sort_values(["model", "compression", "run"], kind="stable"), "{:.3f}")
 
 
+def measured_costs(costs: list[dict]) -> dict[tuple, list[dict]]:
+    """(model, compression, recovery group) -> its cost.json records that measured latency
+    (status ok), one per seed."""
+    runs: dict[tuple, list[dict]] = {}
+    for cost in costs:
+        if cost.get("status", "ok") == "ok" and cost.get("latency"):
+            runs.setdefault((cost["model"], cost["compression"], cost["recovery"]), []).append(cost)
+    return runs
+
+
+def median_of(group: list[dict], value) -> float:
+    """The median of ``value(record)`` over a group of cost records (NaN for none)."""
+    import statistics
+
+    return statistics.median(value(c) for c in group) if group else float("nan")
+
+
+def batch_latency(cost: dict) -> float:
+    return cost["latency"]["batch"]["median_s"]
+
+
 def paper_claims(costs: list[dict], methods: dict[str, str]) -> dict | None:
     """Our measurement of the published cost claims beside them (a recovery method's config
     ``cost_claim``; ``costs``: the cost.json records): per (model, compression), each group of a method with a claim against
@@ -268,8 +289,6 @@ def paper_claims(costs: list[dict], methods: dict[str, str]) -> dict | None:
     method, verdict.json's), medians over seeds: extra parameters (theirs / ours, "x fewer")
     and latency per batch and per generated token (relative change) on the deployment
     kernel. None when no claim has both sides."""
-    import statistics
-
     import pandas as pd
 
     from ...recover import RECOVERY
@@ -278,18 +297,11 @@ def paper_claims(costs: list[dict], methods: dict[str, str]) -> dict | None:
               if RECOVERY[name].config_cls.cost_claim}
 
     runs: dict[tuple, dict[str, list[dict]]] = {}
-    for cost in costs:
-        if cost.get("status", "ok") == "ok" and cost.get("latency"):
-            runs.setdefault((cost["model"], cost["compression"]), {}).setdefault(cost["recovery"], []).append(cost)
-
-    def median(group: list[dict], value) -> float:
-        return statistics.median(value(c) for c in group)
+    for (model, comp, rec), group in measured_costs(costs).items():
+        runs.setdefault((model, comp), {})[rec] = group
 
     def params(c):
         return c["extra_params"]
-
-    def batch(c):
-        return c["latency"]["batch"]["median_s"]
 
     def token(c):
         return c["latency"]["generation"]["per_token_s"]
@@ -305,10 +317,10 @@ def paper_claims(costs: list[dict], methods: dict[str, str]) -> dict | None:
                 ours = groups[group]
                 rows.append({
                     "model": model, "compression": comp, "runs": f"{group} vs {against}",
-                    "extra params: x fewer": median(base, params) / max(median(ours, params), 1),
+                    "extra params: x fewer": median_of(base, params) / max(median_of(ours, params), 1),
                     "paper": f"{claim['params_ratio']:.0f}x",
-                    "latency per batch": median(ours, batch) / median(base, batch) - 1,
-                    "per token": median(ours, token) / median(base, token) - 1,
+                    "latency per batch": median_of(ours, batch_latency) / median_of(base, batch_latency) - 1,
+                    "per token": median_of(ours, token) / median_of(base, token) - 1,
                     "paper latency": f"{100 * claim['latency_change']:+.0f}%",
                     "kernel": ", ".join(ours[0].get("latency_kernels") or ["dense"]),
                     "source": claim["source"],
@@ -353,27 +365,14 @@ def remedies_2x2(verdict: dict, costs: list[dict]) -> dict | None:
     used) with its interval at the Holm level and decision, and its cost beside it (medians
     over its runs: extra parameters, input tokens added, latency per batch relative to the
     compressed model's, training or compute time). None when no decision was made."""
-    import statistics
-
     import pandas as pd
 
-    runs: dict[tuple, list[dict]] = {}
-    for c in costs:
-        if c.get("status", "ok") == "ok" and c.get("latency"):
-            runs.setdefault((c["model"], c["compression"], c["recovery"]), []).append(c)
-
-    def median(group, value):
-        values = [value(c) for c in group]
-        return statistics.median(values) if values else float("nan")
-
-    def batch(c):
-        return c["latency"]["batch"]["median_s"]
-
+    runs = measured_costs(costs)
     rows = []
     for v in verdict.get("verdicts", []):
         model, comp = v["model"], v["compression"]
         decided = [m for m in v["evidence"].get("methods", []) if not is_failed(m)]
-        compressed = median(runs.get((model, comp, "none"), []), batch)
+        compressed = median_of(runs.get((model, comp, "none"), []), batch_latency)
         for trained, side in CELLS_2X2:
             cell = [m for m in decided if bool(m.get("trained", True)) == trained and m["side"] == side]
             head = {"model": model, "compression": comp, "training": "trained" if trained else "training-free",
@@ -389,11 +388,11 @@ def remedies_2x2(verdict: dict, costs: list[dict]) -> dict | None:
                          "F [interval]": f"{fmt(best['fraction'], '{:.2f}')} "
                                          f"[{fmt(best['ci_low'], '{:.2f}')}, {fmt(best['ci_high'], '{:.2f}')}]",
                          "decision": best["decision"],
-                         "extra params": fmt(median(group, lambda c: c["extra_params"]), "{:,.0f}"),
-                         "input tokens added": fmt(median(group, lambda c: c.get("input_tokens_added") or 0),
+                         "extra params": fmt(median_of(group, lambda c: c["extra_params"]), "{:,.0f}"),
+                         "input tokens added": fmt(median_of(group, lambda c: c.get("input_tokens_added") or 0),
                                                    "{:.0f}"),
-                         "latency per batch": (f"{median(group, batch) / compressed:.2f}x"
+                         "latency per batch": (f"{median_of(group, batch_latency) / compressed:.2f}x"
                                                if group and compressed == compressed else "n/a"),
-                         "training / compute s": fmt(median(group, lambda c: c["training_time_s"] or 0.0),
+                         "training / compute s": fmt(median_of(group, lambda c: c["training_time_s"] or 0.0),
                                                      "{:.0f}")})
     return table(pd.DataFrame(rows)) if rows else None
