@@ -32,6 +32,7 @@ rule analysis:
         generated=generated_texts(),
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
         fewshot=fewshot_inputs(),
+        popularity=POPULARITY,
     output:
         directory(ANALYSIS),
     log:

@@ -43,6 +43,20 @@ rule fewshot_task:
         "../workflow_scripts/fewshot_task.py"
 
 
+rule popularity:
+    output:
+        POPULARITY,
+    log:
+        "logs/data/popularity.log",
+    params:
+        relations=PLAN.knowledge_tasks,
+    threads: 1
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/popularity.py"
+
+
 rule text:
     input:
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),

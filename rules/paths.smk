@@ -30,6 +30,8 @@ PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
 # A built knowledge task as few-shot runs see it: demonstrations from its dev questions.
 FEWSHOT_TASK = "results/data/fewshot_tasks/{task}"
 TEXT = "results/data/text"
+# How well known each built question's subject is (the anatomy of the loss).
+POPULARITY = "results/data/popularity.csv"
 SUMMARY = "results/summary.csv"
 SUMMARY_PARQUET = "results/summary.parquet"
 ANALYSIS = "results/analysis"

@@ -19,7 +19,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync", "--disable-default-apps", "--disable-extensions", "--no-first-run", "--mute-audio",
     "--disable-features=Translate,MediaRouter,OptimizationHints", "--remote-debugging-address=127.0.0.1",
-    "--remote-debugging-port=0", "--window-size=1280,2000",
+    "--remote-debugging-port=0", "--window-size=1400,2000",
 ]
 
 
@@ -97,8 +97,10 @@ class Browser:
                 out.append(params["entry"].get("text", "")[:300])
         return out
 
-    def screenshot(self, path: Path) -> None:
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+    def screenshot(self, path: Path, clip: dict | None = None) -> None:
+        """The whole page as PNG, or the region ``clip`` ({x, y, width, height} in CSS pixels)."""
+        extra = {"clip": {**clip, "scale": 1}} if clip else {}
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True, **extra)["data"]
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:

@@ -28,6 +28,8 @@ def test_flips_count_kept_lost_recovered_and_broken_per_seed(tmp_path):
     assert got == {("kept", "", ""): 2, ("lost", "", ""): 6, ("gained", "", ""): 1,
                    ("recovered", "idp", "0"): 3, ("broken", "idp", "0"): 1,
                    ("recovered", "idp", "1"): 2, ("broken", "idp", "1"): 0,
+                   # two seeds: right in a majority is right in both
+                   ("recovered", "idp", "majority"): 2, ("broken", "idp", "majority"): 1,
                    ("recovered", "lora", "0"): 1, ("broken", "lora", "0"): 0,
                    ("recovered_by_several", "", ""): 1}   # question 2: lora, and idp on both seeds
 

@@ -33,5 +33,6 @@ with log_to(snakemake.log[0]):
         split=snakemake.params.split,
         generated_text_dirs=list(snakemake.input.get("generated", [])),
         fewshot_task_dirs=list(snakemake.input.get("fewshot", [])),
+        popularity_csv=snakemake.input.popularity,
         out_dir=snakemake.output[0],
     )

@@ -37,11 +37,13 @@ from .budget import at_final_budget, budget_curve, checkpoint_steps, dev_accurac
 from .collateral import collateral
 from .decisions import confirmatory, verdict_family, with_failures
 from .fractions import fraction_rows, grid_pairs
+from .anatomy import anatomy_tables
 from .grid import base_first, build_grids
 from .leak_check import check_leaks
 from .methods import Methods
 from .paired import flips, margin_tests, paired_tests
-from .questions import ALL_KNOWLEDGE, question_table, split_mask, split_table, with_pooled_task
+from .questions import (ALL_KNOWLEDGE, question_table, read_popularity, split_mask, split_table,
+                        with_pooled_task)
 from .settings import Settings
 from .verdict import noninferiority_rule, verdict_rule, verdicts
 
@@ -49,7 +51,7 @@ log = logging.getLogger(__name__)
 
 OUTPUTS = ("questions", "split", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
            "margin_tests", "paired_tests", "flips", "prompt_pool_ablation", "dev_accuracy", "budget_curve",
-           "collateral", "failed_runs")
+           "collateral", "failed_runs", "transitions", "loss_anatomy", "loss_model")
 
 
 def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: dict | None = None,
@@ -96,6 +98,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
                                                                                       "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
+        **anatomy_tables(headline[headline.task != ALL_KNOWLEDGE]),
     }
 
 
@@ -121,6 +124,22 @@ def _json_safe(obj):
     return obj
 
 
+def check_popularity(table) -> None:
+    """Every question of a built relation is in popularity.csv (with its popularity, or a
+    row saying the package has none): a subject missing there is an error naming it, never a
+    question silently left out of the anatomy."""
+    from ..data.facts import RELATIONS
+    from ..data.popularity import NONE
+
+    missing = table[table.task.isin(list(RELATIONS)) & (table.popularity_measure == NONE)].drop_duplicates(
+        ["task", "doc_id"])
+    if not missing.empty:
+        first = missing.iloc[0]
+        raise ValueError(f"popularity.csv: no popularity for {len(missing)} question(s) of built task(s) "
+                         f"{sorted(set(missing.task))}, e.g. task {first.task} question {first.doc_id} "
+                         f"({first.question!r}); rebuild it with rule popularity")
+
+
 def check_demonstration_facts(table, fewshot_task_dirs) -> None:
     """Refuse an analysis whose few-shot prompts showed a test question: every fact a
     few-shot task folder drew demonstrations from (its manifest's ``dev_facts``) must be a
@@ -142,7 +161,8 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
                  out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
                  bootstrap_iters: int | None = None, split: dict | None = None,
-                 generated_text_dirs: list[str] = (), fewshot_task_dirs: list[str] = ()) -> dict:
+                 generated_text_dirs: list[str] = (), fewshot_task_dirs: list[str] = (),
+                 popularity_csv: str | None = None) -> dict:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
     model, compression, recovery, seed (None without recovery), steps (the checkpoint's
     training steps, None without recovery), run and task. An evaluation whose results JSON
@@ -152,7 +172,8 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     ``report``: config.yaml's ``report`` section (the keyword thresholds, if given, override
     it). ``split``: config.yaml's ``data.split`` (None: no dev set, every question test).
     ``generated_text_dirs``: each model's generated training text, leak-checked as the
-    corpus text is."""
+    corpus text is. ``popularity_csv``: rule popularity's table of the built relations'
+    subjects (None: no question has a popularity unless its doc gives one)."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
     recovery = Methods(methods, sides, dict(trained or {}))
@@ -163,7 +184,9 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     for run in failed:
         log.warning("%s / %s / %s: recovery training failed (%s); no question of it enters the analysis",
                     run["model"], run["compression"], run["run"], run["failure"])
-    questions_table = question_table(evaluated, recovery, split)
+    questions_table = question_table(evaluated, recovery, split, popularity=read_popularity(popularity_csv))
+    if popularity_csv is not None:
+        check_popularity(questions_table)
     check_demonstration_facts(questions_table, fewshot_task_dirs)
     table = with_pooled_task(questions_table, knowledge_tasks)
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,

@@ -16,12 +16,14 @@ from ..runs import BASE
 from .bootstrap import CHUNK, stable_seed
 from .grid import Cell
 from .methods import INPUT, PARAMETERS, Methods
+from .status import GAINED, KEPT, LOST, question_status
 
 PAIRED_COLUMNS = ["model", "task", "comparison", "a", "a_seed", "b", "b_seed", "n", "a_acc", "b_acc", "a_only",
                   "b_only", "p_value"]
 MARGIN_COLUMNS = ["model", "task", "compression", "recovery", "metric", "seeds", "n", "compressed_mean",
                   "recovered_mean", "mean_difference", "ci_low", "ci_high", "improved", "worsened", "p_value"]
 FLIP_COLUMNS = ["model", "compression", "task", "category", "recovery", "seed", "count"]
+MAJORITY = "majority"  # the seed label of a recovery's majority-of-seeds flips
 
 
 def mcnemar_exact(a_only: int, b_only: int) -> float:
@@ -165,14 +167,16 @@ def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
 
 
 def flips(grids: dict):
-    """Question counts per (model, compression, task, category, recovery, seed).
+    """Question counts per (model, compression, task, category, recovery, seed), counted from
+    :func:`compress_recover.aggregate.status.question_status`.
 
     Categories: ``kept`` (right before and after compression), ``lost`` (right before,
     wrong after), ``gained`` (wrong before, right after), per recovery run ``recovered``
     (lost, then right after this recovery) and ``broken`` (right after compression, wrong
-    after this recovery), and ``recovered_by_several`` (lost, won back by two or more
-    recovery methods, each counted when a majority of its seeds won it back)."""
-    import numpy as np
+    after this recovery), for a recovery with two or more seeds the same two with seed
+    ``majority`` (right after it in a majority of its seeds: what the report's explorer
+    shows), and ``recovered_by_several`` (lost, won back by two or more recovery methods,
+    each counted when a majority of its seeds won it back)."""
     import pandas as pd
 
     rows = []
@@ -182,23 +186,30 @@ def flips(grids: dict):
         b = grid.get(BASE, BASE).correct[0] > 0.5
         for comp in grid.compressions():
             c = grid.get(comp, BASE).correct[0] > 0.5
-            lost = b & ~c
 
             def add(category, count, recovery="", seed=""):
                 rows.append({"model": grid.model, "compression": comp, "task": grid.task, "category": category,
                              "recovery": recovery, "seed": seed, "count": int(count)})
 
-            add("kept", (b & c).sum())
-            add("lost", lost.sum())
-            add("gained", (~b & c).sum())
-            majorities = []
-            for rec in grid.recoveries(comp):
-                cell = grid.get(comp, rec)
+            cells = {rec: grid.get(comp, rec) for rec in grid.recoveries(comp)}
+            majority = question_status(b, c, {rec: majority_right(cell.correct) for rec, cell in cells.items()})
+            for category in (KEPT, LOST, GAINED):
+                add(category, majority.count(category))
+            for rec, cell in cells.items():
+                per_seed = question_status(b, c, {i: cell.correct[i] > 0.5 for i in range(len(cell.runs))})
                 for i in range(len(cell.runs)):
-                    r = cell.correct[i] > 0.5
-                    add("recovered", (lost & r).sum(), rec, cell.seed_label(i))
-                    add("broken", (c & ~r).sum(), rec, cell.seed_label(i))
-                majorities.append(cell.correct.mean(axis=0) > 0.5)
-            if majorities:
-                add("recovered_by_several", (lost & (np.sum(majorities, axis=0) >= 2)).sum())
+                    add("recovered", per_seed.won_back[i].sum(), rec, cell.seed_label(i))
+                    add("broken", per_seed.broken[i].sum(), rec, cell.seed_label(i))
+                if len(cell.runs) > 1:
+                    add("recovered", majority.won_back[rec].sum(), rec, MAJORITY)
+                    add("broken", majority.broken[rec].sum(), rec, MAJORITY)
+            if cells:
+                add("recovered_by_several", majority.several.sum())
     return pd.DataFrame(rows, columns=FLIP_COLUMNS)
+
+
+def majority_right(correct):
+    """Per question, right in a majority of the runs (rows of ``correct``, 1/0 per question)."""
+    import numpy as np
+
+    return np.asarray(correct, dtype=float).mean(axis=0) > 0.5

@@ -14,7 +14,9 @@ forced a right answer. The pooled task :data:`ALL_KNOWLEDGE` holds every knowled
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from ..data.facts import question_fact
 from ..data.split import DEV, TEST, question_splits, split_settings
@@ -25,7 +27,11 @@ from ..runs import RunId
 from .methods import Methods
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
-COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct"]
+COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
+           "chosen", "choice_probs"]
+# What a question is, the same in every run: its text, its choices (a JSON list), the right
+# answer's text and how well known its subject is (compress_recover.data.popularity).
+QUESTION_COLUMNS = ["question", "choices", "answer", "popularity", "popularity_measure"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
 
 
@@ -97,12 +103,61 @@ def question_record(row: dict) -> dict:
     p_norm = float("nan")
     if texts is not None and len(texts) == len(scores):
         p_norm = choice_probability([s / max(len(t), 1) for s, t in zip(scores, texts, strict=True)], gold)
-    if "acc" in row:
-        correct = bool(row["acc"] >= 0.5)
-    else:
-        correct = max(range(len(scores)), key=scores.__getitem__) in gold  # first maximum, as np.argmax
+    chosen = max(range(len(scores)), key=scores.__getitem__)  # the first maximum, as lm-eval's np.argmax
+    correct = bool(row["acc"] >= 0.5) if "acc" in row else chosen in gold
     return {"doc_id": row["doc_id"], "correct": correct, "p_right": p_right, "p_right_norm": p_norm,
-            "_gold": gold}
+            "chosen": texts[chosen] if texts is not None and len(texts) == len(scores) else str(chosen),
+            "choice_probs": choice_probabilities(scores), "_gold": gold, "_texts": texts}
+
+
+def choice_probabilities(scores) -> str:
+    """Every choice's probability among the choices (the softmax :func:`choice_probability`
+    sums for the right one), as a JSON list rounded to 4 decimals: what the explorer shows."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    p = np.exp(s - s.max())
+    return json.dumps([round(float(x), 4) for x in p / p.sum()])
+
+
+def question_text(row: dict) -> str:
+    """What was asked: the doc's ``question`` field (the built tasks'), else the prompt the
+    model scored (lm-eval's context of the first choice). Of a question's runs the analysis
+    keeps the shortest such text, so a few-shot run's demonstrations are not taken for it."""
+    doc = row.get("doc") if isinstance(row.get("doc"), dict) else {}
+    if isinstance(doc.get("question"), str):
+        return doc["question"]
+    args = row.get("arguments")
+    if isinstance(args, dict):
+        args = [[a[k] for k in sorted(a)] for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+    return str(args[0][0]) if args else ""
+
+
+def _popularity(doc, task: str, known: dict) -> tuple[float, str]:
+    """A question's popularity and what it measures: the doc's own ``popularity`` field, else
+    the built relation's measure of its subject (``known``: (relation, subject) -> (value,
+    measure), from popularity.csv), else none (NaN)."""
+    from ..data.popularity import DOC_FIELD, GIVEN, NONE
+
+    doc = doc if isinstance(doc, dict) else {}
+    if doc.get(DOC_FIELD) is not None:
+        try:
+            return float(doc[DOC_FIELD]), GIVEN
+        except (TypeError, ValueError):
+            raise ValueError(f"task {task}: a doc's {DOC_FIELD} field must be a number, got {doc[DOC_FIELD]!r}")
+    found = known.get((task, str(doc.get("subject"))))
+    return found if found is not None else (float("nan"), NONE)
+
+
+def read_popularity(path) -> dict:
+    """popularity.csv (rule ``popularity``) as (relation, subject) -> (popularity, measure); {} without a file."""
+    import pandas as pd
+
+    if path is None:
+        return {}
+    frame = pd.read_csv(path, keep_default_na=False, dtype={"subject": str, "popularity": str})
+    return {(r.relation, r.subject): (float(r.popularity) if r.popularity else float("nan"), r.measure)
+            for r in frame.itertuples()}
 
 
 def pool_record(row: dict, gold: list[int], method: str) -> dict:
@@ -121,7 +176,7 @@ def pool_record(row: dict, gold: list[int], method: str) -> dict:
 
 
 def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str, str] | None = None,
-                   split: dict | None = None):
+                   split: dict | None = None, popularity: dict | None = None):
     """One row per (model, compression, recovery, seed, steps, run, task, doc_id): ``fact``
     (read from the sample's ``doc``: its ``fact`` field, else the built tasks' unordered
     (subject, answer_text) pair, else the question alone,
@@ -135,17 +190,23 @@ def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str,
     import pandas as pd
 
     methods = methods if isinstance(methods, Methods) else Methods(methods or {})
-    rows = []
+    rows, what = [], {}
     for labels, samples_file in entries:
         labels = {**RunId.from_labels(labels).as_dict(), "task": labels["task"]}
         method = methods.method(labels["recovery"], labels["run"])
         for row in read_jsonl(samples_file):
             record = question_record(row)
-            gold = record.pop("_gold")
+            gold, texts = record.pop("_gold"), record.pop("_texts")
             if row.get("task") and row["task"] != labels["task"]:  # a group task's subtask: ids repeat
                 record["doc_id"] = f"{row['task']}:{record['doc_id']}"
             record["fact"] = question_fact(row.get("doc"), labels["task"], str(record["doc_id"]))
             rows.append({**labels, **record, **pool_record(row, gold, method)})
+            key, text = (labels["task"], str(record["doc_id"])), question_text(row)
+            if key not in what or len(text) < len(what[key]["question"]):
+                what[key] = {"question": text, "choices": json.dumps(texts, ensure_ascii=False),
+                             "answer": " / ".join(texts[g] if texts else str(g) for g in gold),
+                             **dict(zip(("popularity", "popularity_measure"),
+                                        _popularity(row.get("doc"), labels["task"], popularity or {}), strict=True))}
     table = pd.DataFrame(rows, columns=COLUMNS)
     for column in ("seed", "steps"):
         table[column] = table[column].astype("Int64")
@@ -160,7 +221,9 @@ def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str,
     splits = question_splits(questions, **split_settings(split),
                              facts=dict(zip(zip(facts.task, facts.doc_id, strict=True), facts.fact, strict=True)))
     table["split"] = [splits[key] for key in zip(table.task, table.doc_id, strict=True)]
-    return table
+    described = pd.DataFrame([{"task": t, "doc_id": d, **v} for (t, d), v in what.items()],
+                             columns=["task", "doc_id", *QUESTION_COLUMNS])
+    return table.merge(described, on=["task", "doc_id"], how="left", validate="many_to_one")
 
 
 def with_pooled_task(table, knowledge_tasks: list[str]):
@@ -199,3 +262,27 @@ def split_table(table):
     """``split.csv``: (task, doc_id, split) of every question."""
     questions = table[table.task != ALL_KNOWLEDGE][["task", "doc_id", "split"]].drop_duplicates()
     return questions.sort_values(["task", "doc_id"], kind="stable").reset_index(drop=True)
+
+
+NUMERIC_COLUMNS = ["seed", "steps", "p_right", "p_right_norm", "pool_choice", "popularity"]
+TEXT_COLUMNS = ["model", "compression", "recovery", "run", "task", "doc_id", "fact", "split", "pool_correct",
+                "chosen", "choice_probs", "question", "choices", "answer", "popularity_measure"]
+
+
+def read_questions(path):
+    """questions.csv as written: texts kept as text (an answer "NA" or "None" is not a
+    missing value), only the numeric columns' empty cells missing; an empty frame for a
+    missing file."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=[*COLUMNS, *QUESTION_COLUMNS])
+    frame = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS},
+                        dtype={c: str for c in TEXT_COLUMNS})
+    for column in ("seed", "steps"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    if "correct" in frame:
+        frame["correct"] = frame["correct"].map({"True": True, "False": False, True: True, False: False})
+    return frame

@@ -25,12 +25,14 @@ from pathlib import Path
 from ...failures import shown
 from ...io import atomic_file, read_json
 from ..figures import FIGURES
+from ..questions import read_questions
 from ..tables import base_precisions, compute_dtypes, headline_summary, perplexity_recovery, read_csv_or_empty
 from . import sections
 from .cells import NO_CONTROL, NO_DAMAGE, table
 
 TEMPLATES = Path(__file__).parent / "templates"
-SECTION_FIGURES = {"budget_curves"}  # figures shown in their own section, not under "Pictures"
+# Figures shown in their own section, not under "Pictures".
+SECTION_FIGURES = {"budget_curves", "overview", "remedy_deltas", "loss_anatomy"}
 
 __all__ = ["TEMPLATES", "render", "run_report"]
 
@@ -78,9 +80,20 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
     failures = sections.failures_at_final_budget(verdict)
     cost_records = [read_json(f) for f in cost_files]  # read once, for the cost, pool and claims tables
     cost_table, versions = sections.costs(cost_records)
+
+    def shown_figure(name: str, alt: str):
+        return sections.figure(figures[name], alt) if name in figures else None
+
     page = render(
         "page.html.j2",
         bases=sections.bases_text(precisions),
+        glance=sections.glance(verdict, precisions),
+        overview=shown_figure("overview", "Accuracy of the base, compressed and every remedy, with costs"),
+        explorer=sections.explorer(read_questions(analysis / "questions.csv"), verdict),
+        errors=sections.errors(read_csv_or_empty(analysis / "transitions.csv", keep_default_na=False)),
+        deltas=shown_figure("remedy_deltas", "Per-question change in the right choice's probability per remedy"),
+        anatomy=sections.anatomy(read_csv_or_empty(analysis / "loss_model.csv")),
+        anatomy_figure=shown_figure("loss_anatomy", "Loss rate against popularity and base confidence"),
         **sections.floating_revision(config),
         rule=sections.rule(verdict, precisions),
         verdicts=[sections.verdict_block(v, precisions) for v in verdict["verdicts"]],

@@ -396,3 +396,87 @@ def remedies_2x2(verdict: dict, costs: list[dict]) -> dict | None:
                          "training / compute s": fmt(median_of(group, lambda c: c["training_time_s"] or 0.0),
                                                      "{:.0f}")})
     return table(pd.DataFrame(rows)) if rows else None
+
+
+# --------------------------------------------------------------------------- the first screen
+
+def _best_method(methods: list[dict]) -> dict | None:
+    """The remedy with the highest recovery fraction (the one its decision used), failed ones aside."""
+    tried = [m for m in methods if m.get("status", "ok") == "ok" and not isnan(number(m.get("fraction")))]
+    return max(tried, key=lambda m: m["fraction"]) if tried else None
+
+
+def glance(verdict: dict, precisions: dict[str, str]) -> list[dict]:
+    """Per (model, compression) the plain sentence of the first screen: what compression
+    took (accuracy before and after, questions lost and gained), the remedy that won back
+    the most and the verdict; each number's table named by its anchor."""
+    out = []
+    for v in verdict["verdicts"]:
+        e = v["evidence"]
+        best = _best_method(e.get("methods", []))
+        out.append({"kind": verdict_class(v["verdict"]), "model": v["model"], "compression": v["compression"],
+                    "verdict": v["verdict"], "base": base_label(v["model"], precisions),
+                    "base_acc": fmt(e["base_acc"]), "compressed_acc": fmt(e["compressed_acc"]), "n": e["n"],
+                    "lost": e["lost_only"], "gained": e["gained_only"],
+                    "best": None if best is None else {
+                        "recovery": best["recovery"], "acc": fmt(best["recovered_acc"]),
+                        "fraction": fmt(best["fraction"], "{:.2f}"), "which": best.get("fraction_used", ""),
+                        "decision": best["decision"], "claim": best.get("claim", "")},
+                    "tried": len(e.get("methods", []))})
+    return out
+
+
+# --------------------------------------------------------------------------- explorer, errors, anatomy
+
+def explorer(questions, verdict: dict) -> dict | None:
+    """The explorer's object (:func:`compress_recover.aggregate.explorer.explorer_data`); None without questions."""
+    from ..explorer import explorer_data
+
+    if questions.empty:
+        return None
+    data = explorer_data(questions, verdict.get("final_steps"))
+    return data if data["views"] else None
+
+
+TOP_TRANSITIONS = 12
+
+
+def errors(transitions) -> list[dict]:
+    """Per (model, compression): the answers the compressed model gave most often to the
+    questions it lost (summed over the base answers they replaced), and the most frequent
+    (base answer -> compressed answer) pairs."""
+    out = []
+    if transitions.empty:
+        return out
+    for (model, comp), sub in transitions.groupby(["model", "compression"], sort=False):
+        answers = (sub.groupby(["task", "compressed_answer"]).agg(count=("count", "sum"),
+                                                                  replaced=("base_answer", lambda s: len(set(s))))
+                   .reset_index().sort_values(["count", "task"], ascending=[False, True], kind="stable")
+                   .head(TOP_TRANSITIONS))
+        pairs = sub.sort_values("count", ascending=False, kind="stable").head(TOP_TRANSITIONS)
+        out.append({"model": model, "compression": comp, "lost": int(sub["count"].sum()),
+                    "answers": table(answers.rename(columns={"compressed_answer": "compressed model's answer",
+                                                             "count": "lost questions",
+                                                             "replaced": "distinct right answers it replaced"})),
+                    "pairs": table(pairs[["task", "base_answer", "compressed_answer", "count"]].rename(
+                        columns={"base_answer": "base model's (right) answer",
+                                 "compressed_answer": "compressed model's answer"}))})
+    return out
+
+
+def anatomy(loss_model) -> dict | None:
+    """The logistic regressions of loss_model.csv: the pre-specified row per compression first."""
+    if loss_model.empty:
+        return None
+    loss_model = loss_model.assign(note=loss_model.note.fillna(""))
+    frame = loss_model.assign(order=(loss_model.status != "pre-specified").astype(int)).sort_values(
+        ["order", "model", "compression"], kind="stable")
+    shown = frame[["model", "compression", "outcome", "term", "status", "n", "events", "coef", "ci_low", "ci_high",
+                   "odds_ratio", "p_value", "without_popularity", "note"]].rename(
+        columns={"coef": "log-odds per unit", "ci_low": "95% low", "ci_high": "95% high", "p_value": "Wald p",
+                 "without_popularity": "left out (no popularity)"})
+    pre = frame[frame.status == "pre-specified"]
+    return {"table": table(shown, "{:.3g}"), "prespecified": [
+        {"model": r.model, "compression": r.compression, "coef": fmt(r.coef, "{:+.2f}"),
+         "low": fmt(r.ci_low, "{:+.2f}"), "high": fmt(r.ci_high, "{:+.2f}"), "p": p_value(r.p_value), "n": r.n,
+         "events": r.events, "note": r.note} for r in pre.itertuples()]}

@@ -1,0 +1,93 @@
+"""The report's explorer: every knowledge question with every model's answer, from questions.csv alone.
+
+:func:`explorer_data` turns the analysis's per-question table (``results/analysis/questions.csv``,
+the final budget's runs) into the one JSON object the page's script
+(``templates/explorer.js``) filters, sorts and shows: per question its task, split, text,
+choices, right answer and popularity; per model its chosen choice, right/wrong and the
+probability of every choice (means over seeds, right/wrong by majority); per compressed model
+each question's status, computed once by
+:func:`compress_recover.aggregate.status.question_status` (through
+:func:`~compress_recover.aggregate.status.status_table`), as the flips table counts it.
+Nothing here is HTML: the page embeds the object with Jinja2's ``tojson`` (``<``, ``>``,
+``&`` and quotes escaped) and the script writes every text with ``textContent``, so a task's
+text is shown, never run.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ..runs import BASE
+from .anatomy import popularity_percentiles
+from .budget import at_final_budget
+from .questions import ALL_KNOWLEDGE
+from .status import outcomes, status_table
+
+
+def _column_label(compression: str, recovery: str) -> str:
+    """A column's short name in its view (one compressed model): base, the compression, + remedy."""
+    if compression == BASE:
+        return "base" if recovery == BASE else f"base + {recovery}"
+    return compression if recovery == BASE else f"+ {recovery}"
+
+
+def explorer_data(questions, final_steps: int | None) -> dict:
+    """The explorer's object from questions.csv (read by
+    :func:`compress_recover.aggregate.questions.read_questions`): ``views`` (one per (model,
+    compression): its columns and recoveries), ``columns`` (id -> short label), ``tasks`` and
+    ``questions`` (see the module's doc)."""
+    import math
+
+    table = questions[(questions.task != ALL_KNOWLEDGE) & at_final_budget(questions, final_steps)]
+    if table.empty:
+        return {"views": [], "columns": {}, "tasks": [], "questions": []}
+    out = outcomes(table)
+    status = status_table(out)
+    described = table[["model", "task", "doc_id", "split", "question", "choices", "answer", "popularity",
+                       "popularity_measure"]].drop_duplicates(["model", "task", "doc_id"])
+    described = described.assign(pop_pct=popularity_percentiles(described))
+    columns, views = {}, []
+    for (model, comp, rec) in out[["model", "compression", "recovery"]].drop_duplicates().itertuples(index=False):
+        columns[f"{model}/{comp}/{rec}"] = _column_label(comp, rec)
+    for (model, comp) in status[["model", "compression"]].drop_duplicates().itertuples(index=False):
+        recs = [r for r in dict.fromkeys(out.recovery[(out.model == model) & (out.compression == comp)]) if r != BASE]
+        views.append({"key": f"{model}/{comp}", "model": model, "compression": comp, "recoveries": recs,
+                      "columns": [f"{model}/{BASE}/{BASE}", f"{model}/{comp}/{BASE}",
+                                  *(f"{model}/{comp}/{r}" for r in recs)]})
+    runs = {}
+    for r in out.itertuples(index=False):
+        runs.setdefault((r.model, r.task, r.doc_id), {})[f"{r.model}/{r.compression}/{r.recovery}"] = [
+            r.chosen, int(r.right), round(float(r.p_right), 4), json.loads(r.choice_probs)]
+    statuses = {}
+    for s in status.itertuples(index=False):
+        statuses.setdefault((s.model, s.task, s.doc_id), {})[f"{s.model}/{s.compression}"] = [
+            s.status, [x for x in s.won_back.split(";") if x], [x for x in s.broken.split(";") if x]]
+    rows = []
+    for d in described.itertuples(index=False):
+        key = (d.model, d.task, d.doc_id)
+        pop = None if d.popularity is None or (isinstance(d.popularity, float) and math.isnan(d.popularity)) \
+            else float(d.popularity)
+        rows.append({"m": d.model, "t": d.task, "id": str(d.doc_id), "s": d.split, "q": d.question,
+                     "c": json.loads(d.choices) if isinstance(d.choices, str) else [], "a": d.answer,
+                     "pop": pop, "pct": None if pop is None else round(float(d.pop_pct), 3),
+                     "pm": d.popularity_measure, "r": runs.get(key, {}), "st": statuses.get(key, {})})
+    return {"views": views, "columns": columns, "tasks": sorted(set(described.task)), "questions": rows}
+
+
+def explorer_counts(data: dict, view: str, split: str = "test") -> dict:
+    """Per status (and per recovery: ``won back by <r>``, ``broken by <r>``; ``won back by
+    several``) the number of questions of ``split`` in ``view``: what the page shows for
+    each status filter, computed from the same object."""
+    counts: dict[str, int] = {}
+    for q in data["questions"]:
+        if q["s"] != split or view not in q["st"]:
+            continue
+        status, won, broken = q["st"][view]
+        counts[status] = counts.get(status, 0) + 1
+        for r in won:
+            counts[f"won back by {r}"] = counts.get(f"won back by {r}", 0) + 1
+        for r in broken:
+            counts[f"broken by {r}"] = counts.get(f"broken by {r}", 0) + 1
+        if len(won) >= 2:
+            counts["won back by several"] = counts.get("won back by several", 0) + 1
+    return counts
