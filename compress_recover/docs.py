@@ -99,7 +99,7 @@ def schema_keys(schema: dict) -> list[dict]:
         if "default" in node:
             key["default"] = node["default"]
         keys.append(key)
-        walk(node, key["path"], None)
+        walk(node, key["path"], method)
 
     def walk(node: dict, path: str, method: str | None) -> None:
         for name, sub in node.get("properties", {}).items():
@@ -215,7 +215,40 @@ def _num(text: str):
     return int(value) if value.is_integer() and "." not in text else value
 
 
-def snapshot(results: Path, commit: str) -> dict:
+TOP_ANSWERS = 5
+
+
+def _anatomy(analysis: Path) -> dict:
+    """Per (model, compression): the pre-specified loss model's popularity term, the loss
+    rate per quartile of popularity and of base confidence (all tasks), and the answers the
+    compressed model gave most often to the questions it lost; {} for a run written before
+    the anatomy existed."""
+    if not (analysis / "loss_model.csv").is_file():
+        return {}
+    out: dict = {}
+    for r in _rows(analysis / "loss_model.csv"):
+        if r["status"] == "pre-specified":
+            out.setdefault(r["model"], {}).setdefault(r["compression"], {})["loss_model"] = {
+                "term": r["term"], "coef": _num(r["coef"]), "ci_95": [_num(r["ci_low"]), _num(r["ci_high"])],
+                "p_value": _num(r["p_value"]), "n": int(r["n"]), "events": int(r["events"]), "note": r["note"]}
+    for r in _rows(analysis / "loss_anatomy.csv"):
+        if r["task"] == "all" and r["outcome"] == "lost":
+            rates = out.setdefault(r["model"], {}).setdefault(r["compression"], {}).setdefault(
+                "lost_rate", {}).setdefault(r["axis"], [])
+            rates.append({"quartile": int(r["bin"]), "rate": _num(r["rate"]), "n": int(r["n"]),
+                          "ci_95": [_num(r["ci_low"]), _num(r["ci_high"])]})
+    answers: dict = {}
+    for r in _rows(analysis / "transitions.csv"):
+        key = (r["model"], r["compression"], r["task"], r["compressed_answer"])
+        answers[key] = answers.get(key, 0) + int(r["count"])
+    for (model, comp, task, answer), count in sorted(answers.items(), key=lambda kv: (-kv[1], kv[0])):
+        top = out.setdefault(model, {}).setdefault(comp, {}).setdefault("top_wrong_answers", [])
+        if len(top) < TOP_ANSWERS:
+            top.append({"task": task, "answer": answer, "lost_questions": count})
+    return out
+
+
+def snapshot(results: Path, commit: str, aggregate_commit: str | None = None) -> dict:
     """The headline numbers of a finished run, from ``results/``: pooled test accuracy of
     every model, each remedy's recovery fractions and decision, the verdicts, held-out
     perplexity and extra parameters, with the commit and the seeds."""
@@ -271,6 +304,11 @@ def snapshot(results: Path, commit: str) -> dict:
             model["perplexity"].setdefault(row["compression"], {})[row["recovery"]] = _num(row["value"])
         if row["extra_params"] != "":
             model["extra_params"].setdefault(row["compression"], {})[row["recovery"]] = _num(row["extra_params"])
+    for name, anatomy in _anatomy(analysis).items():
+        if name in out["models"]:
+            out["models"][name]["anatomy"] = anatomy
+    if aggregate_commit:
+        out["aggregate_commit"] = aggregate_commit
     return out
 
 
@@ -390,7 +428,35 @@ def render_results_doc(snap: dict) -> str:
             lines.append(f"| `{c}` | " + " | ".join(_fmt(model["perplexity"].get(c, {}).get(r), 1)
                                                      for r in remedies) + " |")
         lines.append("")
+        lines += _anatomy_lines(snap, name, model)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _anatomy_lines(snap: dict, name: str, model: dict) -> list[str]:
+    """Which facts were lost: the pre-specified test, the loss rate per quartile and the
+    compressed model's most frequent wrong answers."""
+    anatomy = model.get("anatomy")
+    if not anatomy:
+        return []
+    where = f" (the analysis re-run at {snap['aggregate_commit']} on the same evaluations)" \
+        if snap.get("aggregate_commit") else ""
+    lines = [f"### Which facts were lost, `{name}`", "",
+             f"Test questions the base model answered right{where}. Pre-specified: a logistic regression of lost on "
+             "the question's popularity percentile within its relation and the base model's confidence (relation "
+             "fixed effects, standard errors clustered by fact); the popularity term's log-odds per unit "
+             "(least → most popular) and its 95% interval. The rest is descriptive.", "",
+             "| compression | lost / at risk | popularity log-odds [95%], p | lost by popularity quartile (Q1 least) "
+             "| lost by base-confidence quartile (Q1 least) | most frequent wrong answers (lost questions) |",
+             "|---|---|---|---|---|---|"]
+    for comp, a in anatomy.items():
+        m = a.get("loss_model", {})
+        test = m.get("note") or f"{_interval(m.get('coef'), m.get('ci_95', [None, None]))}, p = {_fmt(m.get('p_value'), 2)}"
+        rates = {axis: " / ".join(_fmt(q["rate"], 2) for q in sorted(qs, key=lambda q: q["quartile"]))
+                 for axis, qs in a.get("lost_rate", {}).items()}
+        answers = ", ".join(f"{w['answer']} ({w['task']}, {w['lost_questions']})" for w in a.get("top_wrong_answers", []))
+        lines.append(f"| `{comp}` | {m.get('events', '')} / {m.get('n', '')} | {test} | {rates.get('popularity', '')} "
+                     f"| {rates.get('base confidence', '')} | {answers} |")
+    return [*lines, ""]
 
 
 # ---------------------------------------------------------------- blocks, check, CLI
@@ -445,11 +511,12 @@ def main(argv: list[str] | None = None) -> int:
     snap = sub.add_parser("snapshot", help="write docs/results/snapshot.json from a results/ folder")
     snap.add_argument("results", type=Path)
     snap.add_argument("--commit", required=True, help="the commit the run's code was at")
+    snap.add_argument("--aggregate-commit", help="the commit the analysis was (re-)run at, if later")
     snap.add_argument("--out", type=Path, default=SNAPSHOT)
     args = parser.parse_args(argv)
     if args.command == "snapshot":
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(snapshot(args.results, args.commit), indent=2, ensure_ascii=False) + "\n")
+        args.out.write_text(json.dumps(snapshot(args.results, args.commit, args.aggregate_commit), indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {args.out}")
         return 0
     if args.check:

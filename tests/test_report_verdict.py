@@ -151,8 +151,10 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
                knowledge_tasks=["capitals"], out_html=str(page_file))
     page = page_file.read_text()
     label = "recoverable only with new parameters"
-    assert page.index("Verdict") < page.index("<b>Rule.</b>") < page.index(f"m / q: {label}") \
-        < page.index("Accuracy and perplexity") < page.index("Pictures")
+    # the reader's order: the verdict in a sentence, the explorer, the evidence by topic, the rule last
+    assert page.index("At a glance") < page.index(f"m / q: {label}.") < page.index("id='explorer'") \
+        < page.index("Verdict: the evidence per method") < page.index(f"m / q: {label}</h3>") \
+        < page.index("Accuracy and perplexity") < page.index("Pictures") < page.index("<b>Rule.</b>")
     # the verdict's div takes its class from the label, and the style sheet has that class
     assert '<div class="verdict recoverable-only-with-new-parameters">' in page
     assert ".recoverable-only-with-new-parameters{" in page

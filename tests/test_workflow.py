@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pandas as pd
 import pytest
 import yaml
 
 from compress_recover.aggregate.verdict import VERDICTS
+from compress_recover.aggregate.figures import FIGURES
 from tinyflow import planned_jobs, snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
@@ -201,14 +203,17 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     parquet["seed"] = parquet["seed"].astype(float)  # Int64 with <NA>; the CSV reads back floats with NaN
     pd.testing.assert_frame_equal(parquet, pd.read_csv(workdir / "results/summary.csv"), check_dtype=False, rtol=1e-5)
     page = (workdir / "results/report.html").read_text()
-    assert page.index("Verdict") < page.index("Accuracy and perplexity") < page.index("Pictures")
+    assert page.index("At a glance") < page.index("id='explorer'") < page.index("Verdict: the evidence") \
+        < page.index("Accuracy and perplexity") < page.index("Pictures") < page.index("<b>Rule.</b>")
     # the 2 x 2 view: EoRA and few-shot (training-free) beside the trained remedies, each cell's best with cost
     view = page[page.index("id='remedies'"):page.index("Budget curves")]
     for cell in ("<td>training-free</td><td>input</td><td>fewshot</td>",
                  "<td>training-free</td><td>parameters</td><td>eora</td>",
                  "<td>trained</td><td>parameters</td><td>lora</td>"):
         assert cell in view, cell
-    assert page.count("data:image/png;base64,") == 6 and "http://" not in page and "https://" not in page
+    # every figure (FIGURES) and the attention plot, inlined; nothing fetched from a network; under 5 MB
+    assert page.count("data:image/png;base64,") == len(FIGURES) + 1 and "http://" not in page and "https://" not in page
+    assert len(page.encode()) < 5_000_000
     ppl = pd.read_csv(workdir / "results/summary.csv")
     assert (ppl[ppl.metric == "word_perplexity"].value > 1).all() and (ppl.task == "heldout_ppl").any()
 
@@ -224,8 +229,7 @@ def test_snakemake_report_collects_the_figures(finished_run, tmp_path):
     assert sum(n.endswith(".png") for n in names) >= 4, names
 
 
-def test_report_renders_in_a_real_browser(finished_run):
-    """Chromium opens the report: verdict, tables and every image render, no console error."""
+def _browser():
     from browser import Browser, find_chromium
 
     binary = find_chromium()
@@ -233,11 +237,44 @@ def test_report_renders_in_a_real_browser(finished_run):
         if os.environ.get("REQUIRE_BROWSER") == "1":
             pytest.fail("chromium is not installed (REQUIRE_BROWSER=1)")
         pytest.skip("chromium not installed; .ci/run installs it and sets REQUIRE_BROWSER=1")
+    return Browser, binary
+
+
+SET = """((id, value) => { const e = document.getElementById(id); e.value = value;
+    e.dispatchEvent(new Event(e.tagName === 'INPUT' ? 'input' : 'change')); })"""
+
+
+def _status_questions(workdir) -> tuple[str, int, int]:
+    """From questions.csv alone, with pandas: the test questions of the compressed model that
+    the base model answers right and the compressed one wrong (lost; kept when the tiny
+    model loses none), and those of them whose question text contains "capital" (the
+    explorer's search also reads the answers shown: none of them contains it, checked)."""
+    from compress_recover.aggregate.questions import read_questions
+
+    q = read_questions(workdir / "results/analysis/questions.csv")
+    q = q[(q.task != "all_knowledge") & (q.split == "test") & (q.recovery == "none")]
+    assert not q.answer.str.lower().str.contains("capital").any()
+    assert not q.chosen.str.lower().str.contains("capital").any()
+    base = q[q.compression == "none"].set_index(["task", "doc_id"])
+    comp = q[q.compression == "gptq-w4g32"].set_index(["task", "doc_id"]).reindex(base.index)
+    right, still = base.correct.astype(bool), comp.correct.astype(bool)
+    status, chosen = ("lost", base[right & ~still]) if (right & ~still).any() else ("kept", base[right & still])
+    return status, len(chosen), int(chosen.question.str.lower().str.contains("capital").sum())
+
+
+def test_report_renders_in_a_real_browser(finished_run):
+    """Chromium opens the report: the verdict sentence first, every image, no console error,
+    no table wider than the page; the explorer's status filter and text search show as many
+    rows as questions.csv says, its counts equal flips.csv's, and a row opens its choices."""
+    Browser, binary = _browser()
     workdir, _ = finished_run
     report = workdir / "results/report.html"
     profile = workdir / "chromium-profile"
     profile.mkdir(exist_ok=True)
     browser = Browser(binary, profile)
+    flips = pd.read_csv(workdir / "results/analysis/flips.csv", keep_default_na=False)
+    flips = flips[(flips.task == "all_knowledge") & (flips.compression == "gptq-w4g32")]
+    status, chosen, chosen_capitals = _status_questions(workdir)
     try:
         browser.open(report.resolve().as_uri())
         state = browser.evaluate("""(() => {
@@ -247,14 +284,95 @@ def test_report_renders_in_a_real_browser(finished_run):
                     tables: document.querySelectorAll('table').length,
                     verdicts: [...document.querySelectorAll('.verdict h3')].map(h => h.textContent),
                     firstHeading: document.querySelector('h2').textContent,
-                    height: document.body.scrollHeight};
+                    sentence: document.querySelector('#glance ~ .verdict').textContent,
+                    pageWidth: document.documentElement.scrollWidth, window: window.innerWidth,
+                    rows: document.querySelectorAll('#ex-body tr.ex-row').length,
+                    count: document.getElementById('ex-count').textContent};
         })()""")
         browser.screenshot(workdir / "results" / "report_screenshot.png")
+        browser.evaluate(f"{SET}('ex-status', 'status:{status}')")
+        by_status = browser.evaluate("document.querySelectorAll('#ex-body tr.ex-row').length")
+        browser.evaluate(f"{SET}('ex-search', 'CAPITAL')")
+        by_both = browser.evaluate("[document.querySelectorAll('#ex-body tr.ex-row').length, "
+                                   "document.getElementById('ex-count').textContent]")
+        browser.evaluate(f"{SET}('ex-search', '')")
+        browser.evaluate("document.querySelector('#ex-body tr.ex-row').click()")
+        choices = browser.evaluate("document.querySelectorAll('#ex-body tr.ex-detail table tr').length - 1")
+        explorer_top = browser.evaluate("document.getElementById('explorer').getBoundingClientRect().top + scrollY")
+        browser.screenshot(workdir / "results" / "explorer_screenshot.png",
+                           {"x": 0, "y": explorer_top, "width": 1400, "height": 1000})
+        counts = {}
+        for option in ("won:lora", "broken:prompt_tuning-gen", "several"):
+            browser.evaluate(f"{SET}('ex-status', '{option}')")
+            counts[option] = browser.evaluate("document.querySelectorAll('#ex-body tr.ex-row').length")
         errors = browser.errors()
     finally:
         browser.close()
-    assert state["images"] == 6 and state["broken"] == 0, state
-    assert state["tables"] >= 5 and state["firstHeading"] == "Verdict"
+    assert state["images"] == len(FIGURES) + 1 and state["broken"] == 0, state
+    assert state["tables"] >= 5 and state["firstHeading"] == "At a glance"
+    assert "tiny / gptq-w4g32:" in state["sentence"] and "Compression lost" in state["sentence"]
     assert len(state["verdicts"]) == 1 and "gptq-w4g32" in state["verdicts"][0]
+    assert state["pageWidth"] <= state["window"], state  # wide tables scroll inside their box
+    test = pd.read_csv(workdir / "results/analysis/split.csv").split.eq("test").sum()
+    assert state["rows"] == test and state["count"] == f"{test} of {test} test questions", state
+    assert by_status == chosen == int(flips[flips.category == status]["count"].iloc[0]) > 0
+    assert by_both == [chosen_capitals, f"{chosen_capitals} of {test} test questions"] and chosen_capitals <= chosen
+    assert choices == 4
+    # two seeds: the explorer shows the majority, the flips table's majority rows
+
+    def flip(category, recovery, seed):
+        row = flips[(flips.category == category) & (flips.recovery == recovery) & (flips.seed.astype(str) == seed)]
+        return int(row["count"].iloc[0])
+
+    assert counts["won:lora"] == flip("recovered", "lora", "majority")
+    assert counts["broken:prompt_tuning-gen"] == flip("broken", "prompt_tuning-gen", "majority")
+    assert counts["several"] == flip("recovered_by_several", "", "")
     assert not errors, errors
     assert (workdir / "results/report_screenshot.png").stat().st_size > 10_000
+    assert (workdir / "results/explorer_screenshot.png").stat().st_size > 10_000
+
+
+def test_a_task_text_is_shown_as_text_never_run(finished_run, tmp_path):
+    """A custom task's question "<script>...</script>" and a choice carrying an onerror
+    handler, put into questions.csv and rendered by the report step: the explorer shows both
+    as text (found by the search, in the row and its choices) and nothing runs."""
+    import json
+
+    from compress_recover.aggregate.report import run_report
+
+    Browser, binary = _browser()
+    workdir, config = finished_run
+    results = workdir / "results"
+    analysis = tmp_path / "analysis"
+    shutil.copytree(results / "analysis", analysis)
+    questions = pd.read_csv(analysis / "questions.csv", keep_default_na=False, dtype=str)
+    first = (questions.task == "capitals") & (questions.doc_id == questions[questions.task == "capitals"].doc_id.iloc[0])
+    script, trap = "<script>window.__ran = 1</script>Which?", '<img src=x onerror="window.__ran = 2">'
+    choices = json.loads(questions[first].choices.iloc[0])
+    choices[1] = trap
+    questions.loc[first, "question"] = script
+    questions.loc[first, "choices"] = json.dumps(choices)
+    questions.to_csv(analysis / "questions.csv", index=False)
+    out = tmp_path / "report.html"
+    run_report(summary_csv=str(results / "summary.csv"), analysis_dir=str(analysis),
+               figures={name: str(results / "figures" / f"{name}.png") for name in FIGURES},
+               cost_files=[str(p) for p in sorted(results.rglob("cost.json"))], config=config,
+               knowledge_tasks=config["data"]["knowledge_tasks"], out_html=str(out))
+    page = out.read_text()
+    assert "<script>window.__ran" not in page and "<img src=x" not in page  # escaped in the embedded JSON
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    browser = Browser(binary, profile)
+    try:
+        browser.open(out.resolve().as_uri())
+        browser.evaluate(f"{SET}('ex-split', {json.dumps(questions[first].split.iloc[0])})")
+        browser.evaluate(f"{SET}('ex-search', 'window.__ran = 1')")
+        shown = browser.evaluate("[...document.querySelectorAll('#ex-body tr.ex-row td.ex-q')].map(t => t.textContent)")
+        browser.evaluate("document.querySelector('#ex-body tr.ex-row').click()")
+        detail = browser.evaluate("document.querySelector('#ex-body tr.ex-detail').textContent")
+        ran = browser.evaluate("typeof window.__ran")
+        errors = browser.errors()
+    finally:
+        browser.close()
+    assert shown == [script] and trap in detail and ran == "undefined"
+    assert not errors, errors

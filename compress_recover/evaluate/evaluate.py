@@ -232,6 +232,13 @@ def _reused(cache_dir: str, tasks: list[dict], checkpoint_dir: str, adapter_dir:
     return todo
 
 
+def demonstration_seed(labels: dict, seed: int) -> int:
+    """The seed that draws a run's few-shot demonstrations: the run's own seed (so a run's
+    seeds 0 and 1 see different demonstrations, as two seeds of a trained method see
+    different batches), else the config's ``seed``."""
+    return seed if labels.get("seed") is None else int(labels["seed"])
+
+
 def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[dict], labels: dict,
                    batch_size: int, limit: int | None, num_fewshot: int, runtime: Runtime,
                    rolling_batch_size: int = 1, pool_ablation: bool = False,
@@ -285,7 +292,7 @@ def run_evaluation(*, checkpoint_dir: str, adapter_dir: str | None, tasks: list[
         results = simple_evaluate(
             model=lm, tasks=[task], task_manager=manager, num_fewshot=shots, limit=limit,
             log_samples=True, random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed,
-            fewshot_random_seed=seed, bootstrap_iters=1000,
+            fewshot_random_seed=demonstration_seed(labels, seed), bootstrap_iters=1000,
         )
         results["compress_recover"] = {**labels, "task": task, "status": OK,
                                        "wall_time_s": round(time.perf_counter() - start, 2),

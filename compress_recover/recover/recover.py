@@ -41,7 +41,7 @@ def merge_note(checkpoint_dir: str, config: MethodConfig) -> dict:
 
 
 def _teacher(teacher_dir: str, blocks, load: dict):
-    """The cached top-k teacher logits (a folder written by rule ``teacher_logits``, checked
+    """The cached top-k teacher logits (a folder written by rule ``teacher_logits_<text>``, checked
     against this job's training tokens), or else the uncompressed checkpoint itself."""
     if (Path(teacher_dir) / LOGITS_FILE).is_file():
         return TeacherCache(teacher_dir, blocks, device=load["device"])
@@ -58,7 +58,7 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
                  source_dirs: list[str] | None = None) -> dict:
     """Train recovery method ``method_config`` on the compressed model with ``objective``
     (distillation needs ``teacher_dir``: the uncompressed model's cached logits on the
-    training text, rule ``teacher_logits``, or the uncompressed checkpoint); save it in ``out_dir``.
+    training text, rule ``teacher_logits_<text>``, or the uncompressed checkpoint); save it in ``out_dir``.
 
     ``steps``: the budget, or a list of budgets: training runs to the largest (saved in
     ``out_dir``) and saves the adapter after each earlier one in ``checkpoint_dirs`` (same

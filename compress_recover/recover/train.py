@@ -88,7 +88,7 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
         if out.logits.shape[1] < length:
             raise RuntimeError(f"the model returned {out.logits.shape[1]} positions for {length} input tokens")
         student = out.logits[:, -length:]
-        if hasattr(teacher, "topk_for"):  # the cached top-k logits (rule teacher_logits)
+        if hasattr(teacher, "topk_for"):  # the cached top-k logits (rule teacher_logits_<text>)
             if block_index is None:
                 raise ValueError("cached teacher logits are looked up by block index; none given")
             values, indices = teacher.topk_for(block_index)
