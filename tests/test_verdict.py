@@ -5,6 +5,8 @@ seeds, the format control, margins."""
 
 from __future__ import annotations
 
+import json
+
 import math
 
 import numpy as np
@@ -13,7 +15,7 @@ import pytest
 
 from compress_recover.aggregate.analysis import analyse
 from compress_recover.aggregate.methods import Methods
-from compress_recover.aggregate.questions import COLUMNS, with_pooled_task
+from compress_recover.aggregate.questions import COLUMNS, QUESTION_COLUMNS, with_pooled_task
 from compress_recover.aggregate.settings import Settings
 from compress_recover.aggregate.verdict import decide, verdict_rule
 from samples import damage_record, decision_record
@@ -45,8 +47,11 @@ def question_frame(cells: dict, margins: dict | None = None, model: str = "m", d
             rows.append({"model": model, "compression": comp, "recovery": rec, "seed": seed, "run": run,
                          "task": "capitals", "doc_id": str(i), "split": "dev" if i in dev else "test",
                          "correct": bool(c), "p_right": m, "p_right_norm": m / 2, "pool_choice": float("nan"),
-                         "pool_correct": ""})
-    table = pd.DataFrame(rows, columns=COLUMNS)
+                         "pool_correct": "", "chosen": "right" if c else "wrong",
+                         "choice_probs": json.dumps([m, 1 - m]), "question": f"Question {i}?",
+                         "choices": '["right", "wrong"]', "answer": "right", "popularity": float(i),
+                         "popularity_measure": "the question's index"})
+    table = pd.DataFrame(rows, columns=[*COLUMNS, *QUESTION_COLUMNS])
     table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
     return with_pooled_task(table, ["capitals"])
 
