@@ -1,6 +1,9 @@
 # Set-up, the default demo and the tests. torch is installed first as torch==2.13.0 so
 # that pip takes the local CPU build instead of the CUDA wheels.
 VENV ?= .venv
+# The interpreter the venv is built with: Python 3.11, the one the pinned set is installed
+# for (requires-python in pyproject.toml); python3.11 if on PATH, else python3 if it is 3.11.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= all
@@ -9,9 +12,15 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: setup demo test lint gpu-check clean-results
 
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
+	  echo "make setup: needs Python 3.11 (pyproject.toml: requires-python >=3.11,<3.12; torch 2.13.0's CPU build," \
+	       "gptqmodel 7.6.0 and llmcompressor 0.14.0.1 are pinned for it), found '$(PYTHON)'" \
+	       "($$($(PYTHON) --version 2>&1 || echo 'no such interpreter'));" \
+	       "install Python 3.11 or run: make setup PYTHON=/path/to/python3.11" >&2; exit 2; }
+	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m compress_recover.config.offline
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -124,12 +124,21 @@ def _hash_cache_dir() -> Path:
     return Path(os.environ.get("COMPRESS_RECOVER_HASH_CACHE") or Path.home() / ".cache/compress_recover/sha256")
 
 
+VERIFY_ENV = "COMPRESS_RECOVER_VERIFY"  # "full": rehash every file on every reuse, no cache
+
+
 def cached_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, hashed once per (path, size, mtime): a verified file read again by
-    another job costs a stat, not a read."""
+    """sha256 of a file, hashed once per (path, device, inode, size, mtime, ctime): a verified
+    file read again by another job costs a stat, not a read. A write in place changes the
+    ctime, which ``touch`` cannot set back, so a flipped byte with its mtime restored is
+    hashed again, not taken from the cache. ``COMPRESS_RECOVER_VERIFY=full`` rehashes every
+    file every time."""
     path = Path(path).resolve()
+    if os.environ.get(VERIFY_ENV, "").strip().lower() == "full":
+        return sha256_file(path)
     st = path.stat()
-    key = hashlib.sha1(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()
+    key = hashlib.sha1(f"{path}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode()
+                       ).hexdigest()
     entry = _hash_cache_dir() / key
     if entry.is_file():
         return entry.read_text().strip()
@@ -234,3 +243,11 @@ def log_to(path: str | os.PathLike | None) -> Iterator[None]:
         finally:
             root.removeHandler(handler)
             sys.stdout, sys.stderr = old_out, old_err
+
+
+def shortfall(key: str, what: str, asked: int, served: int) -> dict:
+    """A request served with less than asked (``key``: the config key that asked), logged as
+    a warning; jobs keep it in their manifest's ``shortfalls`` and the report's data section
+    lists it."""
+    log.warning("%s: asked for %d %s, served %d (the input holds no more)", key, asked, what, served)
+    return {"key": key, "what": what, "asked": int(asked), "served": int(served)}

@@ -79,6 +79,10 @@ class MethodConfig:
     def check_budget(self, key: str, seq_len: int) -> None:
         """Recovery: checks against the training blocks' length (recovery.budget.seq_len)."""
 
+    def check_shape(self, key: str, model: str, shape) -> None:
+        """Checks against the model at hand (a :class:`compress_recover.shape.ModelShape`):
+        raise ConfigError naming ``key`` and ``model`` for a value this model cannot take."""
+
     def training_texts(self, default: str) -> list[str]:
         """Recovery: the training texts a run reads (``default``: its entry's text); a method
         that trains one part per text (a pool of per-source prompts) lists them all."""

@@ -102,6 +102,7 @@ rule report:
         summary=SUMMARY,
         analysis=ANALYSIS,
         costs=cost_results(),
+        manifests=shortfall_sources(),
     output:
         report(REPORT, category="Report", labels={"page": "compress-recover report"}),
     log:

@@ -38,7 +38,17 @@ wildcard_constraints:
 
 
 def all_targets():
-    return [SUMMARY, SUMMARY_PARQUET, REPORT]
+    """Every file a user reads from results/: the report and the tables, and the files no
+    later rule reads (the attention CSVs), so a missing one is made again."""
+    return [
+        SUMMARY,
+        SUMMARY_PARQUET,
+        REPORT,
+        ANALYSIS,
+        *figure_files().values(),
+        *attention_figures(),
+        *[ATTENTION_CSV.format(model=m, compression=c) for m, c in attention_cells()],
+    ]
 
 
 def final_cells():

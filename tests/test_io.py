@@ -103,6 +103,44 @@ def test_a_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
     assert len(hashed) == 3
 
 
+def test_a_byte_flipped_in_place_with_its_mtime_restored_is_still_refused(tmp_path, monkeypatch):
+    """Bit rot or a careless copy: the file changes, its size and mtime do not. The cache
+    key holds the inode and ctime too, which a write in place changes and touch cannot
+    restore, so the verification reads the file again and refuses it."""
+    import os
+
+    from compress_recover.io import ChangedFileError, verify_folder
+
+    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
+    folder = _stage_folder(tmp_path / "stage")
+    verify_folder(folder)  # hashed and remembered
+    weights = folder / "model.safetensors"
+    before = weights.stat()
+    with open(weights, "r+b") as f:  # in place: same inode, same size
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0xFF]))
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = weights.stat()
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (before.st_ino, before.st_size, before.st_mtime_ns)
+    with pytest.raises(ChangedFileError, match=r"model\.safetensors: its sha256 differs"):
+        verify_folder(folder)
+
+
+def test_full_verification_rehashes_every_file_every_time(tmp_path, monkeypatch):
+    from compress_recover import io
+
+    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(io.VERIFY_ENV, "full")
+    folder = _stage_folder(tmp_path / "stage")
+    hashed = []
+    real = io.sha256_file
+    monkeypatch.setattr(io, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    io.verify_folder(folder)
+    io.verify_folder(folder)
+    assert len(hashed) == 4 and not (tmp_path / "cache").exists()
+
+
 def test_an_adapter_changed_after_training_is_refused_when_loaded(tiny_checkpoint, text_dir, tmp_path, monkeypatch):
     from compress_recover.io import ChangedFileError
     from compress_recover.recover.load import load_recovered

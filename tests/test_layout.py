@@ -17,7 +17,7 @@ PACKAGE = REPO / "compress_recover"
 # The stages in DAG order: a stage may import the stages before it (whose outputs it
 # reads), never one after it.
 STAGES = ["download", "data", "compress", "recover", "evaluate", "aggregate"]
-SHARED = {"registry", "io", "runtime", "modeling", "tokens", "wheels", "runs", "failures", "prompt_choice", "docs"}
+SHARED = {"registry", "io", "runtime", "modeling", "tokens", "wheels", "runs", "failures", "prompt_choice", "docs", "shape"}
 TOP = {"config"}  # the plan (a package), read by rules/common.smk: may import every stage
 
 

@@ -16,6 +16,7 @@ with log_to(snakemake.log[0]):
         figures={name: snakemake.input[name] for name in FIGURES},
         attention_figures=list(snakemake.input.attention),
         cost_files=list(snakemake.input.costs),
+        manifest_dirs=list(snakemake.input.manifests),
         config=snakemake.params.config,
         knowledge_tasks=snakemake.params.knowledge_tasks,
         out_html=snakemake.output[0],

@@ -99,6 +99,12 @@ def run_attention_analysis(*, base_dir: str, checkpoint_dir: str, adapters: dict
     import pandas as pd
     import torch
 
+    from ..shape import ModelShape, llama_like
+
+    shape = ModelShape.of_checkpoint(base_dir)
+    if not llama_like(shape):
+        raise ValueError(f"report.attention_analysis: the attention analysis walks a Llama-style decoder "
+                         f"(model.model.layers); {base_dir} is '{shape.model_type}': set it to false")
     adapters = trained_adapters(adapters)
     runtime = runtime.start()
     device = runtime.device

@@ -7,8 +7,9 @@ import shutil
 import time
 from pathlib import Path
 
-from ..io import atomic_dir, dir_size, read_json, write_manifest
+from ..io import atomic_dir, dir_size, read_json, shortfall, write_manifest
 from ..runtime import Runtime, library_versions
+from ..shape import ModelShape
 from ..tokens import calibration_blocks
 from . import COMPRESSION
 from .widths import check_divisors, checkpoint_widths
@@ -33,6 +34,7 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
     """
     config = COMPRESSION.parse(method_config, key)
     check_divisors(model_dir, checkpoint_widths(model_dir), config, key)
+    config.check_shape(key, str(model_dir), ModelShape.of_checkpoint(model_dir))
     entry = COMPRESSION[config.method].load()
     runtime = runtime.start(storage=True)  # dtype auto: the shared checkpoint stays float32
     device, seed = runtime.device, runtime.seed
@@ -61,6 +63,9 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "calibration": ({"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
                              "tokens": int(calibration.numel()), "seed": seed}
                             if calibration is not None else {"tokens": 0, "note": "method uses no calibration data"}),
+            "shortfalls": ([shortfall("compression.calibration.samples", "calibration blocks", calibration_samples,
+                                      int(calibration.shape[0]))]
+                           if calibration is not None and calibration.shape[0] < calibration_samples else []),
             "device": device,
             "dtype": runtime.dtype,
             "threads": runtime.threads,

@@ -55,6 +55,11 @@ class PruningConfig(MethodConfig):
         return {"merge_breaks_sparsity": True,
                 "note": f"merging would densify layers pruned to {details['pruned_layers_sparsity']:.3f} sparsity"}
 
+    def check_shape(self, key: str, model: str, shape) -> None:
+        from ..shape import check_family
+
+        check_family(key, model, shape, self.method, "prunes the linear layers of")
+
     def check(self, key: str) -> None:
         if (self.sparsity is None) == (self.n_m is None):
             raise ConfigError(f"{key}: set exactly one of 'sparsity' (unstructured ratio) or 'n_m' (e.g. '2:4')")

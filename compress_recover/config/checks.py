@@ -229,6 +229,68 @@ def check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> 
             raise ConfigError(f"{section}: only '{BASE}' is listed, so there is nothing to compare; add {other}")
 
 
+NAME_MAX = 255  # bytes in one path component (ext4, xfs, btrfs, tmpfs)
+# The longest suffix a name gets in a file name under results/ or logs/.
+SUFFIXES = {"model": "", "compression": "", "run": ".benchmark.tsv", "task": ".samples.jsonl"}
+
+
+def check_names(plan) -> None:
+    """Every model, compression, recovery run and task name fits in one path component
+    (with the longest suffix it gets) and is not a piece repeated 20 times; the error names
+    the config key."""
+    names = [(f"models.{m}", m, SUFFIXES["model"]) for m in plan.models]
+    names += [(e.key, slug, SUFFIXES["compression"]) for slug, e in plan.compressions.items()]
+    names += [(e.key, run, SUFFIXES["run"]) for run, e in plan.recoveries.items()]
+    names += [("data", t, SUFFIXES["task"]) for t in plan.tasks]
+    for key, name, suffix in names:
+        size = len((name + suffix).encode())
+        if size > NAME_MAX:
+            raise ConfigError(f"{key}: the name {name[:40]!r}... makes a file name of {size} bytes with its "
+                              f"suffix {suffix!r} (the filesystem's limit is {NAME_MAX}); shorten it by at least "
+                              f"{size - NAME_MAX} bytes")
+        piece = periodic(name)
+        if piece is not None:
+            raise ConfigError(f"{key}: the name {name[:40]!r}{'...' if len(name) > 40 else ''} ends in one piece "
+                              f"repeated 20 times or more ({piece[:20]!r}); Snakemake takes such a value for a rule "
+                              "feeding itself and would skip its jobs without an error: rename it")
+
+
+def periodic(name: str) -> str | None:
+    """The repeated piece Snakemake's own detector finds in a wildcard value (it refuses
+    such a value with PeriodicWildcardError and plans nothing for it), else None."""
+    from snakemake.io import PeriodicityDetector
+
+    return PeriodicityDetector().is_periodic(name)
+
+
+def check_runtime(config: dict) -> None:
+    """Half precision on a CPU: refused where the plan knows the device."""
+    if config.get("device") == "cpu" and config.get("dtype") == "float16":
+        raise ConfigError("dtype: float16 on device: cpu is slow or unsupported in many CPU kernels; use "
+                          "bfloat16 (fast on CPUs with bf16 matrix units) or float32")
+
+
+def check_shapes(models: dict, compressions: dict[str, Entry], recoveries: dict[str, Entry],
+                 report: dict) -> None:
+    """Every value that depends on the model (a low-rank adapter's rank against the target
+    layers' widths, a prompt pool's selection layers against the layer count) and every
+    method that walks a Llama-style decoder (its config's ``check_shape``; the attention
+    analysis too), against each
+    model whose shape is known before download; the others are checked by the job that reads
+    their checkpoint, before any work."""
+    from ..shape import known_shape, llama_like
+
+    for model, spec in models.items():
+        shape = known_shape(spec)
+        if shape is None:
+            continue
+        for entry in [*compressions.values(), *recoveries.values()]:
+            entry.config.check_shape(entry.key, model, shape)
+        if report.get("attention_analysis") and not llama_like(shape):
+            raise ConfigError(f"report.attention_analysis: the attention analysis walks a Llama-style decoder "
+                              f"(model.model.layers); model '{model}' is '{shape.model_type}': set it to false")
+
+
 def check_prompt_positions(models: dict, recoveries: dict[str, Entry], seq_len: int) -> None:
     """Input-side prompts and a training block must fit the model's context."""
     for model, spec in models.items():

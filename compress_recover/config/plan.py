@@ -15,7 +15,7 @@ from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
 from .checks import (check_attention_task, check_corpus, check_demonstrations, check_finite, check_grid,
-                     check_knowledge_tasks,
+                     check_knowledge_tasks, check_names, check_runtime, check_shapes,
                      check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
                      check_task_dirs, check_task_names, check_widths)
 from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
@@ -106,6 +106,7 @@ class Plan:
 def build_plan(config: dict) -> Plan:
     """Check the semantics the schema cannot express and return the job grid."""
     check_finite(config)
+    check_runtime(config)
     models = config["models"]
     check_models(models)
     data = config["data"]
@@ -125,6 +126,7 @@ def build_plan(config: dict) -> Plan:
     check_widths(models, compressions)
     check_grid(compressions, groups)
     check_prompt_positions(models, groups, config["recovery"]["budget"]["seq_len"])
+    check_shapes(models, compressions, groups, report)
     for entry in groups.values():
         entry.config.check_budget(entry.key, config["recovery"]["budget"]["seq_len"])
     check_corpus(data)
@@ -135,4 +137,5 @@ def build_plan(config: dict) -> Plan:
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
                 num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0))
     check_demonstrations(data["task_dirs"], plan.most_shots())
+    check_names(plan)
     return plan

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from ..io import atomic_dir, write_jsonl, write_manifest
+from ..io import atomic_dir, shortfall, write_jsonl, write_manifest
 from .facts import RELATIONS, Relation
 
 
@@ -91,8 +91,10 @@ def build_knowledge_task(*, task: str, out_dir: str, num_choices: int, seed: int
         # The YAML names the data file at its final place, where lm-eval will read it.
         config = lm_eval_task_config(task, final / f"{task}.jsonl")
         (tmp / f"{task}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+        short = [shortfall("data.max_questions", f"{task} questions", max_questions, len(questions))] \
+            if max_questions is not None and len(questions) < max_questions else []
         manifest = {"task": task, "questions": len(questions), "num_choices": num_choices,
                     "chance_accuracy": 1.0 / num_choices, "seed": seed, "source": relation.source,
-                    "license": relation.license}
+                    "license": relation.license, "shortfalls": short}
         manifest = write_manifest(tmp, manifest)
     return manifest

@@ -16,6 +16,7 @@ import time
 from ..failures import OK
 from ..io import atomic_dir, dir_size, write_manifest
 from ..runtime import Runtime, library_versions
+from ..shape import ModelShape
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ def run_compute(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: 
     from .recover import merge_note
 
     config = RECOVERY.parse(method_config, key)
+    config.check_shape(key, str(checkpoint_dir), ModelShape.of_checkpoint(checkpoint_dir))
     if config.trained:
         raise ValueError(f"{key}: method '{config.method}' trains; rule recover_{config.method} trains it")
     fewshot_task_dirs = [fewshot_task_dirs] if isinstance(fewshot_task_dirs, str) else list(fewshot_task_dirs)
@@ -52,6 +54,7 @@ def run_compute(*, checkpoint_dir: str, out_dir: str, method_config: dict, key: 
             "method": config.method, "name": config.slug(), "params": config.params(), "trained": False,
             "objective": None, "text": inputs.get("text_dir"), "texts": [], "teacher": None, "teacher_logits": None,
             "status": OK, "details": details, "input_tokens_added": details.get("input_tokens_added", 0),
+            "shortfalls": details.get("shortfalls", []),
             "trainable_parameters": int(trainable), "device": runtime.device, "dtype": "float32",
             "threads": runtime.threads, "seed": runtime.seed, "library_versions": library_versions(), "merge": merge,
             "budget": {"steps": 0, "tokens": 0, "seed": runtime.seed},

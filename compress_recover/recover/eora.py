@@ -139,7 +139,7 @@ def run(*, config: EoRAConfig, key: str, checkpoint_dir: str, base_dir: str, tex
     weights, the calibration blocks the compression used (its manifest's samples, length and
     seed; for a compression that used none, the config's ``calibration_samples`` and
     ``calibration_seq_len`` with the run's seed), and :func:`compute`. Returns (PEFT model, details)."""
-    from ..io import read_json
+    from ..io import read_json, shortfall
     from ..modeling import load_model
     from ..tokens import calibration_blocks
 
@@ -155,6 +155,10 @@ def run(*, config: EoRAConfig, key: str, checkpoint_dir: str, base_dir: str, tex
     blocks = calibration_blocks(tokenizer, Path(text_dir) / "train.jsonl", **settings)
     model, details = compute(base_model=base, compressed_model=compressed, calibration=blocks, config=config,
                              device=runtime.device, key=key)
+    short = [] if blocks.shape[0] >= settings["samples"] else [shortfall(
+        f"{key}.calibration_samples" if not used.get("tokens") else "compression.calibration.samples",
+        "calibration blocks", settings["samples"], int(blocks.shape[0]))]
     return model, {**details, "calibration": {**settings, "tokens": int(blocks.numel()),
                                               "from": "the compression's" if used.get("tokens")
-                                              else "the config's (the compression used none)"}}
+                                              else "the config's (the compression used none)"},
+                   "shortfalls": short}

@@ -49,3 +49,8 @@ class EoRAConfig(MethodConfig):
         for name in ("calibration_samples", "calibration_seq_len"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{key}.{name}: {getattr(self, name)} must be >= 1")
+
+    def check_shape(self, key: str, model: str, shape) -> None:
+        from ..shape import check_rank
+
+        check_rank(key, model, shape, self.rank, self.target_modules)

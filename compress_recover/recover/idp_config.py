@@ -81,6 +81,15 @@ class IDPConfig(MethodConfig):
         """In the selection layers the whole pool stands before the input."""
         return ("num_virtual_tokens", self.pool_size * self.num_virtual_tokens)
 
+    def check_shape(self, key: str, model: str, shape) -> None:
+        """A Llama-style decoder, and selection layers that leave at least one layer after them."""
+        from ..shape import check_family
+
+        check_family(key, model, shape, self.method, "runs its own forward pass through")
+        if shape.layers and self.selection_layers > shape.layers - 1:
+            raise ConfigError(f"{key}.selection_layers: {self.selection_layers} is not below model '{model}''s "
+                              f"{shape.layers} layers; use 1 to {shape.layers - 1}")
+
     def check(self, key: str) -> None:
         for name in ("pool_size", "num_virtual_tokens", "selection_layers", "context_tokens"):
             if getattr(self, name) < 1:

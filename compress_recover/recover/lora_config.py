@@ -44,3 +44,8 @@ class LoRAConfig(MethodConfig):
             raise ConfigError(f"{key}.lr: {self.lr} must be > 0")
         if not self.target_modules:
             raise ConfigError(f"{key}.target_modules: name at least one module")
+
+    def check_shape(self, key: str, model: str, shape) -> None:
+        from ..shape import check_rank
+
+        check_rank(key, model, shape, self.rank, self.target_modules)

@@ -128,3 +128,22 @@ def attention_cells():
     if not config["report"]["attention_analysis"]:
         return []
     return sorted({(m, c) for m, c, _ in final_cells() if c != BASE})
+
+
+def shortfall_sources():
+    """The folders whose manifest.json records what a job served with less than asked
+    (calibration blocks, questions): compressed checkpoints, built knowledge tasks and the
+    training-free runs' adapters; the report lists their shortfalls."""
+    folders = [
+        CHECKPOINT.format(model=m, compression=c)
+        for m in PLAN.models
+        for c in PLAN.compressions
+        if c != BASE
+    ]
+    folders += expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks)
+    folders += [
+        ADAPTER.format(model=m, compression=c, recovery=r)
+        for m, c, r in final_cells()
+        if r != BASE and not PLAN.recoveries[r].config.trained
+    ]
+    return folders

@@ -68,7 +68,7 @@ def _floating_revision_html(config: dict) -> str:
 
 def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], cost_files: list[str],
                config: dict, knowledge_tasks: list[str], out_html: str,
-               attention_figures: list[str] | None = None) -> None:
+               attention_figures: list[str] | None = None, manifest_dirs: list[str] = ()) -> None:
     import pandas as pd
 
     analysis = Path(analysis_dir)
@@ -116,6 +116,7 @@ def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], 
         remedies=sections.remedies_2x2(verdict, cost_records),
         paper=sections.paper_claims(cost_records, verdict.get("methods", {})),
         leaks=sections.leaks(verdict["leaks"]),
+        shortfalls=sections.shortfalls(manifest_dirs),
         **sections.config_and_versions(config, versions, compute_dtypes(summary)),
     )
     with atomic_file(out_html) as tmp:

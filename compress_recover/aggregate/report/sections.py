@@ -341,6 +341,22 @@ def leaks(leak_counts: dict) -> list[dict]:
         for g in leak_counts.get("generated", [])]
 
 
+def shortfalls(folders) -> dict | None:
+    """What jobs served with less than asked (their manifest.json's ``shortfalls``: the key
+    that asked, what, how many asked and served), by folder; None when nothing fell short."""
+    import pandas as pd
+
+    rows = []
+    for folder in folders:
+        manifest = Path(folder) / "manifest.json"
+        if manifest.is_file():
+            rows += [{"folder": str(folder), **s} for s in json.loads(manifest.read_text()).get("shortfalls", [])]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows, columns=["folder", "key", "what", "asked", "served"])
+    return table(frame.rename(columns={"key": "config key"}))
+
+
 def config_and_versions(config: dict, versions: dict, dtypes: dict[str, str] | None = None) -> dict:
     """The exact config (YAML), the library versions (JSON) that produced the report and the
     precision the evaluations computed in (``dtypes``: model -> dtype used, from the summary)."""
