@@ -107,3 +107,15 @@ def check_rank(key: str, model: str, shape: ModelShape, rank: int, target_module
         if dims and rank > min(dims):
             raise ConfigError(f"{key}.rank: {rank} exceeds model '{model}''s {module} ({dims[0]} -> {dims[1]}), "
                               f"whose rank is at most {min(dims)}; use rank <= {min(dims)}")
+
+
+def check_context(key: str, model: str, shape: ModelShape, config, seq_len: int) -> None:
+    """The positions a method puts before the input plus a training block must fit the
+    model's context (``config``: a recovery MethodConfig; its ``prompt_positions``)."""
+    from .registry import ConfigError
+
+    field_name, positions = config.prompt_positions()
+    if positions and shape.max_positions and positions + seq_len > shape.max_positions:
+        raise ConfigError(f"{key}.{field_name}: {positions} prompt positions + {seq_len} tokens of a training block "
+                          f"(recovery.budget.seq_len) exceed model '{model}''s context of {shape.max_positions} "
+                          "positions")

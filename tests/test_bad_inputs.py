@@ -208,6 +208,8 @@ def test_every_numeric_field_refuses_nan_and_infinities(value):
     ({"method": "lora", "rank": 100000}, "recover", r"recovery\.methods\[1\]\.rank: 100000 exceeds model '.*checkpoint'"),
     ({"method": "idp", "selection_layers": 99}, "recover", r"recovery\.methods\[1\]\.selection_layers: 99 is not below"),
     ({"method": "eora", "rank": 100000}, "compute", r"recovery\.methods\[1\]\.rank: 100000 exceeds"),
+    ({"method": "prompt_tuning", "num_virtual_tokens": 1000}, "recover",
+     r"recovery\.methods\[1\]\.num_virtual_tokens: 1000 prompt positions \+ 16 tokens .*context of 512 positions"),
 ])
 def test_a_model_limit_unknown_at_plan_time_fails_in_the_job_naming_the_key(tiny_checkpoint, text_dir, tmp_path,
                                                                            method_config, runner, message):

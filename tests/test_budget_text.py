@@ -236,6 +236,17 @@ def test_generated_text_is_deterministic_for_a_seed(tiny_checkpoint, text_dir, t
     assert read_jsonl(tmp_path / "a" / "heldout.jsonl") == []
     report = json.loads((tmp_path / "a" / "leak_report.json").read_text())
     assert report["train_passages"] == len(a) and report["dropped_leaks"] == 0 and report["model"] == "tiny"
+    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["shortfalls"] == []  # every passage kept
+
+
+def test_generated_passages_the_filters_drop_are_a_recorded_shortfall(tiny_checkpoint, text_dir, tmp_path):
+    _generate(tiny_checkpoint, text_dir, tmp_path / "short", min_chars=52)
+    report = json.loads((tmp_path / "short" / "leak_report.json").read_text())
+    manifest = json.loads((tmp_path / "short" / "manifest.json").read_text())
+    assert 0 < report["dropped_too_short"] < GENERATION["count"], report  # some of the tiny model's passages are shorter
+    assert manifest["shortfalls"] == [{"key": "data.generated.count", "what": "generated passages kept by the "
+                                       "length and leak filters", "asked": GENERATION["count"],
+                                       "served": report["train_passages"]}]
 
 
 def test_generation_draws_other_text_with_another_seed(tiny_checkpoint, text_dir, tmp_path):

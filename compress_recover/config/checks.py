@@ -9,7 +9,6 @@ dev/test split and the report's thresholds.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from ..compress import COMPRESSION
 from ..compress.widths import check_divisors, checkpoint_widths
 from ..data.facts import RELATIONS
 from ..data.perplexity_task import PERPLEXITY_TASK
-from ..download.download import EMBEDDED_MAX_POSITIONS, EMBEDDED_WIDTHS
+from ..download.download import EMBEDDED_WIDTHS
 from ..evaluate.task_yaml import DEMONSTRATION_HINT, tasks_in_folder, tasks_without_demonstrations
 from ..recover import RECOVERY
 from ..registry import ConfigError
@@ -198,16 +197,6 @@ def known_widths(spec: dict) -> dict[str, int]:
     return {}  # hub and GGUF models: checked by the compress job before any work
 
 
-def known_max_positions(spec: dict) -> int | None:
-    """A model's context length when knowable before download (embedded, local), else None."""
-    if spec["source"] == "embedded":
-        return EMBEDDED_MAX_POSITIONS
-    if spec["source"] == "local":
-        value = json.loads((Path(spec["path"]) / "config.json").read_text()).get("max_position_embeddings")
-        return value if isinstance(value, int) else None
-    return None
-
-
 def check_widths(models: dict, compressions: dict[str, Entry]) -> None:
     """A group size or N:M's M must divide every linear layer's input width."""
     for model, spec in models.items():
@@ -292,17 +281,16 @@ def check_shapes(models: dict, compressions: dict[str, Entry], recoveries: dict[
 
 
 def check_prompt_positions(models: dict, recoveries: dict[str, Entry], seq_len: int) -> None:
-    """Input-side prompts and a training block must fit the model's context."""
+    """Input-side prompts and a training block must fit the model's context (where known
+    before download; else the recover job checks it first)."""
+    from ..shape import check_context, known_shape
+
     for model, spec in models.items():
-        limit = known_max_positions(spec)
-        if limit is None:
+        shape = known_shape(spec)
+        if shape is None:
             continue
         for entry in recoveries.values():
-            field_name, positions = entry.config.prompt_positions()
-            if positions and positions + seq_len > limit:
-                raise ConfigError(f"{entry.key}.{field_name}: {positions} prompt positions + {seq_len} tokens of a "
-                                  f"training block (recovery.budget.seq_len) exceed model '{model}''s context of "
-                                  f"{limit} positions")
+            check_context(entry.key, model, shape, entry.config, seq_len)
 
 
 def check_corpus(data: dict) -> None:

