@@ -80,43 +80,37 @@ def build_tiny_tokenizer():
                                    pad_token="</s>")
 
 
-def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
-    """A 2-layer Llama (width 64, MLP 128) with real tokenizer files, saved as safetensors."""
+def _save_tiny(model_class, config_class, out_dir: Path, seed: int, **dims) -> Path:
+    """A tiny random causal LM of ``model_class`` with the tests' tokenizer, saved as safetensors."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = config_class(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **dims)
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = model_class(config)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_llama(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama (width 64, MLP 128) with real tokenizer files, saved as safetensors."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    return _save_tiny(LlamaForCausalLM, LlamaConfig, out_dir, seed, hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=512, tie_word_embeddings=True)
 
 
 def build_tiny_neox(out_dir: Path, seed: int = 0) -> Path:
     """A 2-layer GPT-NeoX (width 64, MLP 128; fused query_key_value, untied head): a second
     decoder family, with the same tokenizer files, saved as safetensors."""
-    import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-    tokenizer = build_tiny_tokenizer()
-    config = GPTNeoXConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, max_position_embeddings=512, tie_word_embeddings=False,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(seed)
-    model = GPTNeoXForCausalLM(config)
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
-    return out_dir
+    return _save_tiny(GPTNeoXForCausalLM, GPTNeoXConfig, out_dir, seed, hidden_size=64, intermediate_size=128,
+                      num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=512,
+                      tie_word_embeddings=False)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ killed writer are removed by the next one."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from compress_recover.io import atomic_dir, atomic_file
@@ -84,9 +86,8 @@ def test_a_stage_folder_is_verified_against_its_manifest_on_reuse(tmp_path, monk
         verify_folder(folder)
 
 
-def test_a_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
-    import os
-
+def _counted_hashes(tmp_path, monkeypatch) -> tuple[Path, list]:
+    """A stage folder, and the list every file hash appends its path to."""
     from compress_recover import io
 
     monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
@@ -94,6 +95,15 @@ def test_a_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
     hashed = []
     real = io.sha256_file
     monkeypatch.setattr(io, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    return folder, hashed
+
+
+def test_a_verified_file_is_hashed_once_until_it_changes(tmp_path, monkeypatch):
+    import os
+
+    from compress_recover import io
+
+    folder, hashed = _counted_hashes(tmp_path, monkeypatch)
     io.verify_folder(folder)
     io.verify_folder(folder)
     assert len(hashed) == 2  # two files, each hashed once
@@ -130,12 +140,8 @@ def test_a_byte_flipped_in_place_with_its_mtime_restored_is_still_refused(tmp_pa
 def test_full_verification_rehashes_every_file_every_time(tmp_path, monkeypatch):
     from compress_recover import io
 
-    monkeypatch.setenv("COMPRESS_RECOVER_HASH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv(io.VERIFY_ENV, "full")
-    folder = _stage_folder(tmp_path / "stage")
-    hashed = []
-    real = io.sha256_file
-    monkeypatch.setattr(io, "sha256_file", lambda p, *a: hashed.append(p) or real(p, *a))
+    folder, hashed = _counted_hashes(tmp_path, monkeypatch)
     io.verify_folder(folder)
     io.verify_folder(folder)
     assert len(hashed) == 4 and not (tmp_path / "cache").exists()
