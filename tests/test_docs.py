@@ -54,6 +54,7 @@ def rule_names() -> frozenset[str]:
     return frozenset(names)
 
 
+@cache
 def make_targets() -> set[str]:
     text = (REPO / "Makefile").read_text()
     targets = set(re.findall(r"^([A-Za-z][\w.-]*)\s*:(?!=)", text, re.MULTILINE))
@@ -277,29 +278,27 @@ def test_every_schema_key_is_in_the_configuration_reference():
         assert key["description"], f"{key['path']}: no description in the schema"
 
 
+def _repository_paths(text: str) -> set[str]:
+    """The files a page names, outputs of the workflow (results/, logs/) left out."""
+    return {p for p in named_paths(text) if p.split("/", 1)[0] not in OUTPUT_ROOTS}
+
+
+# What a page may name, how the names are found and whether one exists: each kind checked
+# the same way (every name it finds must exist).
+NAMED = {
+    "rules the workflow does not have": (named_rules, rule_exists),
+    "make targets the Makefile does not have": (named_make_targets, lambda name: name in make_targets()),
+    "configuration keys the schema does not have": (named_options, option_exists),
+    "files the repository does not have": (_repository_paths, path_exists),
+}
+
+
+@pytest.mark.parametrize("what", NAMED)
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_named_rules_exist(page):
-    missing = sorted(name for name in named_rules(page.read_text()) if not rule_exists(name))
-    assert not missing, f"{page.name} names rules the workflow does not have: {missing}"
-
-
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_named_make_targets_exist(page):
-    missing = sorted(named_make_targets(page.read_text()) - make_targets())
-    assert not missing, f"{page.name} names make targets the Makefile does not have: {missing}"
-
-
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_named_config_options_exist(page):
-    missing = sorted(path for path in named_options(page.read_text()) if not option_exists(path))
-    assert not missing, f"{page.name} names configuration keys the schema does not have: {missing}"
-
-
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
-def test_named_files_exist(page):
-    missing = sorted(p for p in named_paths(page.read_text())
-                     if p.split("/", 1)[0] not in OUTPUT_ROOTS and not path_exists(p))
-    assert not missing, f"{page.name} names files the repository does not have: {missing}"
+def test_everything_a_page_names_exists(page, what):
+    names, exists = NAMED[what]
+    missing = sorted(name for name in names(page.read_text()) if not exists(name))
+    assert not missing, f"{page.name} names {what}: {missing}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)

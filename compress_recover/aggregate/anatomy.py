@@ -24,7 +24,7 @@ question's status (:func:`compress_recover.aggregate.status.status_table`):
 from __future__ import annotations
 
 from ..runs import BASE
-from .status import LOST, outcomes, status_table
+from .status import KEPT, LOST, outcomes, status_table
 
 AXES = {"popularity": "pop_pct", "base confidence": "base_confidence"}
 QUARTILES = 4
@@ -82,7 +82,7 @@ def transitions(frame):
 
 def _at_risk(frame):
     """(outcome name, at-risk rows, event mask) per outcome of one (model, compression)."""
-    risk = frame[frame.status.isin([LOST, "kept"])]
+    risk = frame[frame.status.isin([LOST, KEPT])]
     yield "lost", risk, risk.status == LOST
     lost = frame[frame.status == LOST]
     recs = sorted({r for won in frame.won_back for r in won.split(";") if r}

@@ -36,7 +36,7 @@ def explorer_data(questions, final_steps: int | None) -> dict:
     :func:`compress_recover.aggregate.questions.read_questions`): ``views`` (one per (model,
     compression): its columns and recoveries), ``columns`` (id -> short label), ``tasks`` and
     ``questions`` (see the module's doc)."""
-    import math
+    import pandas as pd
 
     table = questions[(questions.task != ALL_KNOWLEDGE) & at_final_budget(questions, final_steps)]
     if table.empty:
@@ -65,8 +65,7 @@ def explorer_data(questions, final_steps: int | None) -> dict:
     rows = []
     for d in described.itertuples(index=False):
         key = (d.model, d.task, d.doc_id)
-        pop = None if d.popularity is None or (isinstance(d.popularity, float) and math.isnan(d.popularity)) \
-            else float(d.popularity)
+        pop = None if pd.isna(d.popularity) else float(d.popularity)
         rows.append({"m": d.model, "t": d.task, "id": str(d.doc_id), "s": d.split, "q": d.question,
                      "c": json.loads(d.choices) if isinstance(d.choices, str) else [], "a": d.answer,
                      "pop": pop, "pct": None if pop is None else round(float(d.pop_pct), 3),

@@ -16,7 +16,7 @@ from ..runs import BASE
 from .bootstrap import CHUNK, stable_seed
 from .grid import Cell
 from .methods import INPUT, PARAMETERS, Methods
-from .status import GAINED, KEPT, LOST, question_status
+from .status import GAINED, KEPT, LOST, majority_right, question_status
 
 PAIRED_COLUMNS = ["model", "task", "comparison", "a", "a_seed", "b", "b_seed", "n", "a_acc", "b_acc", "a_only",
                   "b_only", "p_value"]
@@ -206,10 +206,3 @@ def flips(grids: dict):
             if cells:
                 add("recovered_by_several", majority.several.sum())
     return pd.DataFrame(rows, columns=FLIP_COLUMNS)
-
-
-def majority_right(correct):
-    """Per question, right in a majority of the runs (rows of ``correct``, 1/0 per question)."""
-    import numpy as np
-
-    return np.asarray(correct, dtype=float).mean(axis=0) > 0.5

@@ -45,14 +45,21 @@ def choice_loglikelihoods(row: dict) -> list[float]:
     return out
 
 
+def request_arguments(row: dict) -> list[list]:
+    """A sample row's ``arguments`` as one [context, continuation] list per choice, from
+    either layout lm-eval writes (a list, or its EvaluationTracker's gen_args_i -> arg_j); [] for none."""
+    args = row.get("arguments")
+    if isinstance(args, dict):
+        args = [[a[k] for k in sorted(a)] for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+    return args or []
+
+
 def choice_texts(row: dict) -> list[str] | None:
     """The choices' texts: the continuations of ``arguments`` without the delimiter every
     continuation starts with (lm-eval's ``target_delimiter``, a space by default)."""
-    args = row.get("arguments")
+    args = request_arguments(row)
     if not args:
         return None
-    if isinstance(args, dict):  # the layout of lm-eval's EvaluationTracker: gen_args_i -> arg_j
-        args = [[a[k] for k in sorted(a)] for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
     continuations = [str(a[1]) for a in args]
     prefix = os.path.commonprefix(continuations)
     delimiter = len(prefix) - len(prefix.lstrip())
@@ -82,14 +89,20 @@ def choice_probability(scores, gold: list[int]) -> float:
     (acc) iff its right choice has the largest score, which is not ``p > 0.5`` when there are
     three or more choices (0.3 beside three wrong choices at 0.7/3 is right); NaN for a
     question without a wrong choice."""
+    right = sorted(set(gold))
+    if len(right) >= len(scores):
+        return float("nan")
+    p = shifted_exp(scores)
+    return float(p[right].sum() / p.sum())
+
+
+def shifted_exp(scores):
+    """exp of the choices' log-likelihoods shifted by their maximum: the softmax's numerator
+    (no overflow, the same softmax once divided by its sum)."""
     import numpy as np
 
     s = np.asarray(scores, dtype=float)
-    right = sorted(set(gold))
-    if len(right) >= len(s):
-        return float("nan")
-    p = np.exp(s - s.max())  # shifted by the maximum: no overflow, the same softmax
-    return float(p[right].sum() / p.sum())
+    return np.exp(s - s.max())
 
 
 def question_record(row: dict) -> dict:
@@ -113,10 +126,7 @@ def question_record(row: dict) -> dict:
 def choice_probabilities(scores) -> str:
     """Every choice's probability among the choices (the softmax :func:`choice_probability`
     sums for the right one), as a JSON list rounded to 4 decimals: what the explorer shows."""
-    import numpy as np
-
-    s = np.asarray(scores, dtype=float)
-    p = np.exp(s - s.max())
+    p = shifted_exp(scores)
     return json.dumps([round(float(x), 4) for x in p / p.sum()])
 
 
@@ -127,9 +137,7 @@ def question_text(row: dict) -> str:
     doc = row.get("doc") if isinstance(row.get("doc"), dict) else {}
     if isinstance(doc.get("question"), str):
         return doc["question"]
-    args = row.get("arguments")
-    if isinstance(args, dict):
-        args = [[a[k] for k in sorted(a)] for _, a in sorted(args.items(), key=lambda kv: int(kv[0].split("_")[-1]))]
+    args = request_arguments(row)
     return str(args[0][0]) if args else ""
 
 

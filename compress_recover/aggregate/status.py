@@ -50,12 +50,20 @@ def question_status(base, compressed, recovered: dict | None = None) -> Question
     return QuestionStatus(status, won, broken, lost & several)
 
 
+def majority_right(correct):
+    """Right in a majority of the runs: per question for rows of ``correct`` (1/0 per
+    question, one row per run), or for one question's runs as a flat array."""
+    import numpy as np
+
+    return np.asarray(correct, dtype=float).mean(axis=0) > 0.5
+
+
 OUTCOME_KEYS = ["model", "compression", "recovery", "task", "doc_id"]
 
 
 def outcomes(table):
     """Per (model, compression, recovery, task, doc_id) of a question table (one budget's
-    runs): ``right`` (in a majority of the seeds: :func:`.paired.majority_right`'s rule),
+    runs): ``right`` (in a majority of the seeds: :func:`majority_right`),
     ``p_right`` and ``choice_probs`` (means over seeds; the probabilities a JSON list),
     ``chosen`` (the choice of the single run, or of the highest mean probability) and
     ``seeds`` (the number of runs)."""
@@ -74,7 +82,7 @@ def outcomes(table):
             top = int(np.argmax(probs))
             chosen = choices[top] if choices and len(choices) == len(probs) else str(top)
         rows.append({**dict(zip(OUTCOME_KEYS, key, strict=True)),
-                     "right": bool(group.correct.astype(float).mean() > 0.5), "p_right": float(group.p_right.mean()),
+                     "right": bool(majority_right(group.correct)), "p_right": float(group.p_right.mean()),
                      "choice_probs": json.dumps([round(float(x), 4) for x in probs]), "chosen": chosen,
                      "seeds": len(group)})
     return pd.DataFrame(rows, columns=[*OUTCOME_KEYS, "right", "p_right", "choice_probs", "chosen", "seeds"])

