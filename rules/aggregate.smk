@@ -73,28 +73,6 @@ rule figures:
         "../workflow_scripts/figures.py"
 
 
-rule attention:
-    input:
-        unpack(attention_inputs),
-    output:
-        csv=ATTENTION_CSV,
-        png=report(ATTENTION_PNG, category="Attention and activations"),
-    log:
-        "logs/{model}/{compression}/attention.log",
-    benchmark:
-        "logs/{model}/{compression}/attention.benchmark.tsv"
-    params:
-        adapters=attention_adapters,
-        questions=config["report"]["attention_questions"],
-        labels=compression_labels,
-        runtime=RUNTIME,
-    threads: 4
-    conda:
-        "../envs/evaluate.yaml"
-    script:
-        "../workflow_scripts/attention.py"
-
-
 rule report:
     input:
         unpack(figure_files),

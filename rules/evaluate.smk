@@ -1,5 +1,6 @@
 # Stage 5: lm-eval on every (model, compression, recovery), all its tasks in one job (one
-# results + samples file per task), and the cost of every model.
+# results + samples file per task), the cost of every model, and the attention and
+# activation analysis of every compressed model (it loads the models, as evaluation does).
 
 
 include: "helpers/evaluate.smk"
@@ -49,3 +50,25 @@ rule cost:
         "../envs/evaluate.yaml"
     script:
         "../workflow_scripts/cost.py"
+
+
+rule attention:
+    input:
+        unpack(attention_inputs),
+    output:
+        csv=ATTENTION_CSV,
+        png=report(ATTENTION_PNG, category="Attention and activations"),
+    log:
+        "logs/{model}/{compression}/attention.log",
+    benchmark:
+        "logs/{model}/{compression}/attention.benchmark.tsv"
+    params:
+        adapters=attention_adapters,
+        questions=config["report"]["attention_questions"],
+        labels=compression_labels,
+        runtime=RUNTIME,
+    threads: 4
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/attention.py"

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 
-from compress_recover.aggregate.grid import build_grids
-from compress_recover.aggregate.questions import question_table, with_pooled_task
+from compress_recover.aggregate.stats.grid import build_grids
+from compress_recover.aggregate.stats.questions import question_table, with_pooled_task
 
 METHODS = {"none": "none", "lora": "lora", "idp": "idp", "pt": "prompt_tuning"}
 SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}
@@ -55,7 +55,7 @@ CELLS = {("none", "none", None): BASE, ("q", "none", None): COMP, ("q", "lora", 
 
 def damage_record(no_measurable_loss: bool = False, **values):
     """A :class:`Damage` with placeholder numbers (``values`` override them)."""
-    from compress_recover.aggregate.decisions import Damage
+    from compress_recover.aggregate.stats.decisions import Damage
 
     fields = {"base_acc": 1.0, "compressed_acc": 1.0, "damage": 0.0, "damage_upper": 0.0, "damage_low": 0.0,
               "holm_level": 0.05, "confidence": 0.95, "p_value": 0.0, "p_holm": 0.0, "min_damage": 0.02,
@@ -66,8 +66,8 @@ def damage_record(no_measurable_loss: bool = False, **values):
 def decision_record(recovery: str, side: str, decision: str, status: str = "ok", *, ci=(0.1, 0.9), **values):
     """A :class:`Decision` of ``recovery`` on compression q with F = 0.5 at threshold 0.5,
     its interval ``ci`` at 95%; ``values`` set any other field (power, note, failure)."""
-    from compress_recover.aggregate.bootstrap import HolmTest
-    from compress_recover.aggregate.decisions import Decision
+    from compress_recover.aggregate.stats.bootstrap import HolmTest
+    from compress_recover.aggregate.stats.decisions import Decision
 
     return Decision("m", "q", recovery, recovery, side, decision, status=status, fraction=0.5, threshold=0.5,
                     test=HolmTest(0.5, 0.5, 0.05, False), ci_low=ci[0], ci_high=ci[1], **values)

@@ -1,10 +1,10 @@
-"""aggregate.ablation: the prompt-pool ablation's numbers on pools with known answers."""
+"""aggregate.stats.ablation: the prompt-pool ablation's numbers on pools with known answers."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from compress_recover.aggregate.ablation import pool_ablation
+from compress_recover.aggregate.stats.ablation import pool_ablation
 
 
 def test_prompt_pool_ablation_numbers(tmp_path):
@@ -46,7 +46,7 @@ def test_prompt_pool_ablation_numbers(tmp_path):
 def test_a_run_over_several_tasks_gets_a_pooled_row():
     import pandas as pd
 
-    from compress_recover.aggregate.ablation import POOLED
+    from compress_recover.aggregate.stats.ablation import POOLED
 
     rows = [{"model": "m", "compression": "q", "recovery": "idp", "seed": 0, "run": "idp.seed0", "task": t,
              "doc_id": str(i), "correct": True, "p_right": 0.5, "p_right_norm": 0.5, "pool_choice": float(c),

@@ -1,11 +1,11 @@
-"""aggregate.bootstrap: paired seeded draws, bounds that agree with their p-values, Holm."""
+"""aggregate.stats.bootstrap: paired seeded draws, bounds that agree with their p-values, Holm."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from compress_recover.aggregate.bootstrap import (accuracy_draws, holm, lower_bound, share_at_or_above, share_below,
+from compress_recover.aggregate.stats.bootstrap import (accuracy_draws, holm, lower_bound, share_at_or_above, share_below,
                                                   upper_bound)
 from samples import BASE, CELLS, _grids
 
@@ -38,7 +38,7 @@ def test_bounds_are_numpy_quantiles_of_the_same_draws():
     # the bound with tail a is the order statistic that leaves floor(a * B) draws beyond it on
     # its side: numpy's inverted-CDF quantile at 1 - a (of -draws, for the lower bound), the
     # same number of draws excluded on each side of the interval
-    from compress_recover.aggregate.bootstrap import interval
+    from compress_recover.aggregate.stats.bootstrap import interval
 
     rng = np.random.default_rng(7)
     for iters in (100, 999, 1000, 2000, 4001):
@@ -90,7 +90,7 @@ def test_holm_adjusted_p_values_equal_statsmodels_and_levels_decide_as_holm():
 
 
 def test_holm_family_checks_each_bound_against_holm():
-    from compress_recover.aggregate.bootstrap import holm_family
+    from compress_recover.aggregate.stats.bootstrap import holm_family
 
     tests = holm_family(["a", "b"], [0.001, 0.5], 0.05, lambda i, level: i == 0, "bound")
     assert [t.rejected for t in tests] == [True, False] and tests[0].confidence == pytest.approx(1 - 0.025)
@@ -104,14 +104,14 @@ def _cell(correct):
     """A one-run cell of ``correct`` (the cell's other arrays are not read by the draws)."""
     from dataclasses import fields
 
-    from compress_recover.aggregate.grid import Cell
+    from compress_recover.aggregate.stats.grid import Cell
 
     return Cell(**{**{f.name: None for f in fields(Cell)}, "runs": ("r",), "seeds": (None,),
                    "correct": np.asarray(correct, dtype=float)[None, :]})
 
 
 def test_with_one_question_per_fact_the_fact_bootstrap_is_the_question_bootstrap_draw_for_draw(tmp_path):
-    from compress_recover.aggregate.bootstrap import CHUNK, stable_seed
+    from compress_recover.aggregate.stats.bootstrap import CHUNK, stable_seed
 
     grid = _grids(tmp_path, CELLS)[("m", "capitals")]
     assert len(set(grid.question_facts)) == grid.n  # the sample rows name no facts: each its own
@@ -131,7 +131,7 @@ def test_with_one_question_per_fact_the_fact_bootstrap_is_the_question_bootstrap
 
 
 def test_a_drawn_fact_brings_all_its_questions_and_every_task_keeps_its_size():
-    from compress_recover.aggregate.bootstrap import cluster_weights, fact_strata
+    from compress_recover.aggregate.stats.bootstrap import cluster_weights, fact_strata
 
     # the pooled task: facts 0-3 asked by a relation (a) and its inverse (b), fact 4 only by
     # a, facts 5-6 only by c, fact 7 by a, b and c
@@ -170,9 +170,9 @@ def _clustered_data(rng, k: int):
 
 
 def test_the_fact_bootstrap_covers_the_truth_on_clustered_facts_and_the_question_bootstrap_does_not():
-    from compress_recover.aggregate.bootstrap import interval
-    from compress_recover.aggregate.grid import Grid
-    from compress_recover.aggregate.questions import ALL_KNOWLEDGE
+    from compress_recover.aggregate.stats.bootstrap import interval
+    from compress_recover.aggregate.stats.grid import Grid
+    from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
 
     true_f, true_d = 0.5, 0.3 * (0.97 - 0.2)
     datasets, iters = 1000, 400

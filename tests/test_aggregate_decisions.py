@@ -1,4 +1,4 @@
-"""aggregate.decisions and aggregate.fractions against known truths: simulated per-question
+"""aggregate.stats.decisions and aggregate.stats.fractions against known truths: simulated per-question
 data sets whose true recovery fraction, control gain and damage are set by construction.
 
 Each simulation checks an error rate or a bias of the rule itself (a wrong "recovers" at
@@ -16,14 +16,14 @@ import pytest
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
-from compress_recover.aggregate.bootstrap import tail_count
-from compress_recover.aggregate.decisions import confirmatory, power_needed, verdict_family
-from compress_recover.aggregate.fractions import pair_draws
-from compress_recover.aggregate.grid import Cell, Grid
-from compress_recover.aggregate.methods import Methods
-from compress_recover.aggregate.questions import ALL_KNOWLEDGE
-from compress_recover.aggregate.settings import MAX_ITERS, Settings
-from compress_recover.aggregate.verdict import decide
+from compress_recover.aggregate.stats.bootstrap import tail_count
+from compress_recover.aggregate.stats.decisions import confirmatory, power_needed, verdict_family
+from compress_recover.aggregate.stats.fractions import pair_draws
+from compress_recover.aggregate.stats.grid import Cell, Grid
+from compress_recover.aggregate.stats.methods import Methods
+from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
+from compress_recover.aggregate.stats.settings import MAX_ITERS, Settings
+from compress_recover.aggregate.stats.verdict import decide
 from samples import damage_record, decision_record
 
 SIDES = {"lora": "parameters", "idp": "input", "prompt_tuning": "input"}

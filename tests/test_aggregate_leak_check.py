@@ -1,4 +1,4 @@
-"""aggregate.leak_check: the analysis refuses a kept passage that names a question's subject and answer."""
+"""aggregate.stats.leak_check: the analysis refuses a kept passage that names a question's subject and answer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 
 def test_leak_check_fails_when_a_kept_passage_names_subject_and_answer(tmp_path):
-    from compress_recover.aggregate.leak_check import LeakError, check_leaks
+    from compress_recover.aggregate.stats.leak_check import LeakError, check_leaks
 
     task = tmp_path / "capitals"
     task.mkdir()

@@ -1,10 +1,10 @@
-"""aggregate.methods: the method and side of each recovery group."""
+"""aggregate.stats.methods: the method and side of each recovery group."""
 
 from __future__ import annotations
 
 import pytest
 
-from compress_recover.aggregate.methods import Methods, method_of
+from compress_recover.aggregate.stats.methods import Methods, method_of
 
 
 def test_methods_map_groups_runs_and_sides():

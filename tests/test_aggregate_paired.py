@@ -1,4 +1,4 @@
-"""aggregate.paired: McNemar's exact test, sign-flip and t interval, paired tests per seed, knowledge flips."""
+"""aggregate.stats.paired: McNemar's exact test, sign-flip and t interval, paired tests per seed, knowledge flips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from compress_recover.aggregate.methods import Methods
-from compress_recover.aggregate.paired import (flips, margin_tests, mcnemar_exact, paired_tests, sign_flip_p,
+from compress_recover.aggregate.stats.methods import Methods
+from compress_recover.aggregate.stats.paired import (flips, margin_tests, mcnemar_exact, paired_tests, sign_flip_p,
                                                t_interval)
 from samples import BASE, CELLS, COMP, IDP, IDP2, LORA, METHODS, SIDES, _grids
 
@@ -140,7 +140,7 @@ def test_sign_flip_p_holds_its_level_under_the_null_and_sees_a_shift():
 
 
 def test_margin_tests_treat_a_fact_as_one_unit():
-    from compress_recover.aggregate.paired import fact_sums
+    from compress_recover.aggregate.stats.paired import fact_sums
 
     d = np.array([0.2, 0.4, -0.1, 0.3])
     np.testing.assert_array_equal(fact_sums(d, ["a", "b", "c", "d"]), d)  # one question a fact: unchanged

@@ -1,4 +1,4 @@
-"""aggregate.questions: the per-question table read from lm-eval samples (the right choice's
+"""aggregate.stats.questions: the per-question table read from lm-eval samples (the right choice's
 probability, seeds, prompt pools, group tasks, the pooled task)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compress_recover.aggregate.questions import (ALL_KNOWLEDGE, choice_probability, choice_texts, question_record,
+from compress_recover.aggregate.stats.questions import (ALL_KNOWLEDGE, choice_probability, choice_texts, question_record,
                                                   question_table, with_pooled_task)
 from samples import CHOICES, METHODS, sample_row, write_samples
 
@@ -165,7 +165,7 @@ def test_the_question_table_carries_facts_and_splits_whole_facts(tmp_path):
     pool = pooled[pooled.task == ALL_KNOWLEDGE]
     assert pool.fact.nunique() == 6 and (pool.groupby("fact").size() == 2).all()  # the pool keeps the facts
 
-    from compress_recover.aggregate.grid import build_grids
+    from compress_recover.aggregate.stats.grid import build_grids
 
     grid = build_grids(pooled)[("m", ALL_KNOWLEDGE)]
     assert len(set(grid.question_facts)) == 6

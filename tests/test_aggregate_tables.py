@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from compress_recover.aggregate.questions import ALL_KNOWLEDGE
+from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
 from compress_recover.aggregate.report.frames import perplexity_gaps, perplexity_uncontrolled
 from compress_recover.aggregate.tables import perplexity_recovery
 

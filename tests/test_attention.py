@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from compress_recover.aggregate.attention import layer_metrics, run_attention_analysis
+from compress_recover.evaluate.attention import layer_metrics, run_attention_analysis
 from compress_recover.recover.recover import run_recovery
 from compress_recover.runtime import Runtime
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from compress_recover.aggregate.analysis import run_analysis
-from compress_recover.aggregate.budget import checkpoint_steps
-from compress_recover.aggregate.leak_check import LeakError
+from compress_recover.aggregate.stats.budget import checkpoint_steps
+from compress_recover.aggregate.stats.leak_check import LeakError
 from compress_recover.aggregate.figures import FIGURES, Inputs, budget_curves, run_figures
 from compress_recover.aggregate.report import run_report
 from compress_recover.aggregate.summary import summarize
@@ -94,7 +94,7 @@ def run(tmp_path_factory):
     out = root / "analysis"
     verdict = run_analysis(samples=samples, knowledge_tasks=list(N), task_dirs=tasks, text_dir=text,
                            methods=METHODS, sides=SIDES, budget=BUDGET, seed=0, out_dir=str(out), report=REPORT,
-                           split=SPLIT, generated_text_dirs=[generated])
+                           split=SPLIT, generated_text_dirs=[generated]).verdict_json()
     return root, out, verdict, samples, tasks
 
 

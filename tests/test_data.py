@@ -106,7 +106,7 @@ def test_build_text_names_a_missing_file(tmp_path):
 
 
 def test_a_demonym_names_its_country_for_the_filter_and_for_the_analysis_check():
-    from compress_recover.aggregate.leak_check import RegexLeakMatcher
+    from compress_recover.aggregate.stats.leak_check import RegexLeakMatcher
     from compress_recover.data.facts import country_demonyms
     from compress_recover.data.leaks import LeakFilter
 
@@ -132,7 +132,7 @@ def test_the_analysis_catches_a_leak_the_text_filter_let_through(tmp_path):
     text after filtering (or missed by a broken filter) stops the analysis, naming it."""
     import json
 
-    from compress_recover.aggregate.leak_check import LeakError, check_leaks
+    from compress_recover.aggregate.stats.leak_check import LeakError, check_leaks
 
     task = tmp_path / "capitals"
     task.mkdir()

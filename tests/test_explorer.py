@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 
 from compress_recover.aggregate.analysis import run_analysis
-from compress_recover.aggregate.anatomy import fit_logit, popularity_percentiles
+from compress_recover.aggregate.stats.anatomy import fit_logit, popularity_percentiles
 from compress_recover.aggregate.explorer import explorer_counts, explorer_data
-from compress_recover.aggregate.questions import question_table, read_questions
-from compress_recover.aggregate.status import GAINED, KEPT, LOST, NEVER, question_status
+from compress_recover.aggregate.stats.questions import question_table, read_questions
+from compress_recover.aggregate.stats.status import GAINED, KEPT, LOST, NEVER, question_status
 from compress_recover.data.facts import RELATIONS
 from compress_recover.data.popularity import GIVEN, NONE, popularity_rows, run_popularity
 
@@ -103,7 +103,7 @@ def run(tmp_path_factory):
     kwargs = dict(samples=samples, knowledge_tasks=list(n), task_dirs=tasks, text_dir=str(text), methods=METHODS,
                   sides=SIDES, trained=TRAINED, budget=BUDGET, seed=0, report={"bootstrap_iters": 200},
                   split={"dev_fraction": 0.25, "seed": 0})
-    verdict = run_analysis(**kwargs, out_dir=str(out), popularity_csv=str(popularity))
+    verdict = run_analysis(**kwargs, out_dir=str(out), popularity_csv=str(popularity)).verdict_json()
     return {"root": root, "out": out, "verdict": verdict, "kwargs": kwargs, "popularity": popularity}
 
 

@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from compress_recover.aggregate.analysis import run_analysis
-from compress_recover.aggregate.attention import trained_adapters
+from compress_recover.evaluate.attention import trained_adapters
 from compress_recover.aggregate.figures import FIGURES, Inputs, accuracy_vs_compression, run_figures
 from compress_recover.aggregate.report import run_report
 from compress_recover.aggregate.report.frames import COST_HEAD
 from compress_recover.aggregate.summary import summarize
-from compress_recover.aggregate.verdict import decide
+from compress_recover.aggregate.stats.verdict import decide
 from compress_recover.evaluate import cost as cost_module
 from compress_recover.evaluate import evaluate as evaluate_module
 from compress_recover.evaluate.cost import MEASURED, failed_cost, run_cost
@@ -233,7 +233,7 @@ def failed_run(tmp_path_factory):
     text, task = _leak_free_inputs(root)
     verdict = run_analysis(samples=samples, knowledge_tasks=["capitals"], task_dirs=[task], text_dir=text,
                            methods=METHODS, sides=SIDES, budget=BUDGET, seed=0, out_dir=str(root / "analysis"),
-                           report=REPORT, seeds=list(SEEDS))
+                           report=REPORT, seeds=list(SEEDS)).verdict_json()
     summary = summarize(eval_files=evals, cost_files=costs, out_csv=str(root / "summary.csv"))
     return SimpleNamespace(root=root, analysis=root / "analysis", verdict=verdict, summary=summary, costs=costs)
 

@@ -80,7 +80,7 @@ def analysed(tmp_path_factory):
                            methods=METHODS, sides=SIDES, budget=BUDGET, seed=0, out_dir=str(out),
                            report={"alpha": 0.05, "min_recovery_fraction": 0.5, "bootstrap_iters": 500,
                                    "noninferiority_margin": 0.1, "power": 0.8, "attention_analysis": False},
-                           seeds=[0, 1])
+                           seeds=[0, 1]).verdict_json()
     summary_csv = root / "summary.csv"
     pd.DataFrame(summary).to_csv(summary_csv, index=False)
     return root, out, verdict, summary_csv
@@ -110,7 +110,7 @@ def test_run_analysis_writes_every_table_and_strict_json(analysed):
     ablation = pd.read_csv(out / "prompt_pool_ablation.csv")
     row = ablation[(ablation.task == "capitals") & (ablation.compression == "q") & (ablation.seed == 0)].iloc[0]
     assert row.chosen_counts == f"{N}/0" and row.acc_best_fixed_crossfit == pytest.approx(50 / N)
-    assert "acc_any_prompt" not in ablation   # dropped (aggregate.ablation)
+    assert "acc_any_prompt" not in ablation   # dropped (aggregate.stats.ablation)
 
 
 def test_figures_give_each_recovery_method_one_colour(analysed):

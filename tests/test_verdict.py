@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from compress_recover.aggregate.analysis import analyse
-from compress_recover.aggregate.methods import Methods
-from compress_recover.aggregate.questions import COLUMNS, QUESTION_COLUMNS, with_pooled_task
-from compress_recover.aggregate.settings import Settings
-from compress_recover.aggregate.verdict import decide, verdict_rule
+from compress_recover.aggregate.stats.methods import Methods
+from compress_recover.aggregate.stats.questions import COLUMNS, QUESTION_COLUMNS, with_pooled_task
+from compress_recover.aggregate.stats.settings import Settings
+from compress_recover.aggregate.stats.verdict import decide, verdict_rule
 from samples import damage_record, decision_record
 
 METHODS = {"lora": "lora", "idp": "idp", "pt": "prompt_tuning"}
@@ -62,7 +62,7 @@ def analysed(cells: dict, margins: dict | None = None, **settings) -> dict:
 
 
 def one_verdict(result: dict, compression: str = "q") -> dict:
-    (v,) = [v for v in result["verdicts"] if v["compression"] == compression]
+    (v,) = [v.as_dict() for v in result["verdicts"] if v.compression == compression]
     return v
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from compress_recover.aggregate.verdict import VERDICTS
+from compress_recover.aggregate.stats.verdict import VERDICTS
 from compress_recover.aggregate.figures import FIGURES
 from tinyflow import planned_jobs, snakemake, tiny_config
 
@@ -249,7 +249,7 @@ def _status_questions(workdir) -> tuple[str, int, int]:
     the base model answers right and the compressed one wrong (lost; kept when the tiny
     model loses none), and those of them whose question text contains "capital" (the
     explorer's search also reads the answers shown: none of them contains it, checked)."""
-    from compress_recover.aggregate.questions import read_questions
+    from compress_recover.aggregate.stats.questions import read_questions
 
     q = read_questions(workdir / "results/analysis/questions.csv")
     q = q[(q.task != "all_knowledge") & (q.split == "test") & (q.recovery == "none")]

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.aggregate.attention import run_attention_analysis
+    from compress_recover.evaluate.attention import run_attention_analysis
 
     run_attention_analysis(
         base_dir=snakemake.input.base,

@@ -5,7 +5,7 @@
 | ``summary`` | :func:`compress_recover.aggregate.summary.summarize` |
 | ``analysis`` | :func:`compress_recover.aggregate.analysis.run_analysis` (the path below) |
 | ``figures`` | :func:`compress_recover.aggregate.figures.run_figures` (one function per figure) |
-| ``attention`` | :func:`compress_recover.aggregate.attention.run_attention_analysis` |
+| ``attention`` | :func:`compress_recover.evaluate.attention.run_attention_analysis` |
 | ``report`` | :func:`compress_recover.aggregate.report.run_report` (renders the records, :mod:`.report`) |
 
 The analysis is a typed path, one idea per module: :mod:`.leak_check` → :mod:`.questions`

@@ -21,37 +21,31 @@ on, and the failed runs).
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from dataclasses import asdict
 from pathlib import Path
 
 from ..data.split import DEV, TEST, split_counts, split_settings
 from ..failures import FAILED_RUN_COLUMNS, failed_groups, split_failed
-from ..io import atomic_file, read_json, write_json
-from .ablation import pool_ablation
-from .accuracy import accuracy_table, control_table
-from .bootstrap import accuracy_draws
-from .budget import at_final_budget, budget_curve, checkpoint_steps, dev_accuracy, final_steps
-from .collateral import collateral
-from .decisions import confirmatory, verdict_family, with_failures
-from .fractions import fraction_rows, grid_pairs
-from .anatomy import anatomy_tables
-from .grid import base_first, build_grids
-from .leak_check import check_leaks
-from .methods import Methods
-from .paired import flips, margin_tests, paired_tests
-from .questions import (ALL_KNOWLEDGE, question_table, read_popularity, split_mask, split_table,
-                        with_pooled_task)
-from .settings import Settings
-from .verdict import noninferiority_rule, verdict_rule, verdicts
+from ..io import read_json
+from .results import TABLE_SPECS, Results, Tables
+from .stats.ablation import pool_ablation
+from .stats.accuracy import accuracy_table, control_table
+from .stats.bootstrap import accuracy_draws
+from .stats.budget import at_final_budget, budget_curve, checkpoint_steps, dev_accuracy, final_steps
+from .stats.collateral import collateral
+from .stats.decisions import confirmatory, verdict_family, with_failures
+from .stats.fractions import fraction_rows, grid_pairs
+from .stats.anatomy import anatomy_tables
+from .stats.grid import base_first, build_grids
+from .stats.leak_check import check_leaks
+from .stats.methods import Methods
+from .stats.paired import flips, margin_tests, paired_tests
+from .stats.questions import (ALL_KNOWLEDGE, question_table, read_popularity, split_mask, split_table,
+                              with_pooled_task)
+from .stats.settings import Settings
+from .stats.verdict import noninferiority_rule, verdict_rule, verdicts
 
 log = logging.getLogger(__name__)
-
-OUTPUTS = ("questions", "split", "accuracy", "recovery_fraction", "decisions", "noninferiority", "format_control",
-           "margin_tests", "paired_tests", "flips", "prompt_pool_ablation", "dev_accuracy", "budget_curve",
-           "collateral", "failed_runs", "transitions", "loss_anatomy", "loss_model")
 
 
 def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: dict | None = None,
@@ -94,7 +88,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "dev_accuracy": dev_accuracy(table[split_mask(table, DEV)], list(dict.fromkeys(table.recovery)), **curves),
         "budget_curve": budget_curve(test, **curves),
         "collateral": collateral(grids, draws, untouched_tasks(table, held_out_tasks)),
-        "verdicts": [v.as_dict() for v in verdicts(damage, decisions, ni, margins, mcnemar, budget)],
+        "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
                                                                                       "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
@@ -109,19 +103,6 @@ def untouched_tasks(table, held_out_tasks) -> set[str]:
     tasks = set(table.task) - {ALL_KNOWLEDGE}
     with_dev = set(table[table.split == DEV].task) - {ALL_KNOWLEDGE}
     return set(held_out_tasks) | ((tasks - with_dev) if with_dev else set())
-
-
-def _json_safe(obj):
-    """NaN and infinities as null (strict JSON), numpy scalars as Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    return obj
 
 
 def check_popularity(table) -> None:
@@ -162,7 +143,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
                  bootstrap_iters: int | None = None, split: dict | None = None,
                  generated_text_dirs: list[str] = (), fewshot_task_dirs: list[str] = (),
-                 popularity_csv: str | None = None) -> dict:
+                 popularity_csv: str | None = None) -> Results:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
     model, compression, recovery, seed (None without recovery), steps (the checkpoint's
     training steps, None without recovery), run and task. An evaluation whose results JSON
@@ -192,28 +173,18 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,
                      held_out_tasks=split_config["held_out_tasks"], failed=failed)
     questions = result["split"]
-    verdict = {
-        "rule": verdict_rule(recovery, settings, budget),
-        "noninferiority_rule": noninferiority_rule(settings),
-        "thresholds": asdict(settings),
-        "bootstrap_iters": result["bootstrap_iters"],
-        "seeds": list(seeds) if seeds is not None else sorted({int(s) for s in table.seed.dropna()}),
-        "methods": {k: v for k, v in methods.items()},
-        "sides": dict(sides),
-        "trained": dict(trained or {}),
-        "budget": budget,
-        "final_steps": final_steps(budget),
-        "split": {**split_config,
-                  "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},
-        "leaks": leaks,
-        "verdicts": result["verdicts"],
-        "failed_runs": failed,
-    }
-    out = Path(out_dir)
-    for name in OUTPUTS:
-        with atomic_file(out / f"{name}.csv") as tmp:
-            result[name].to_csv(tmp, index=False, float_format="%.6g")
-    write_json(out / "verdict.json", _json_safe(json.loads(json.dumps(_json_safe(verdict), default=str))))
-    for v in verdict["verdicts"]:
-        log.info("%s / %s: %s (%s)", v["model"], v["compression"], v["verdict"], v["reason"])
-    return verdict
+    results = Results(
+        verdicts=result["verdicts"], rule=verdict_rule(recovery, settings, budget),
+        noninferiority_rule=noninferiority_rule(settings), settings=settings,
+        bootstrap_iters=result["bootstrap_iters"],
+        seeds=list(seeds) if seeds is not None else sorted({int(s) for s in table.seed.dropna()}),
+        methods=Methods(dict(methods), dict(sides), dict(trained or {})), budget=budget,
+        final_steps=final_steps(budget),
+        split={**split_config,
+               "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},
+        leaks=leaks, failed_runs=failed, tables=Tables(**{spec.name: result[spec.name] for spec in TABLE_SPECS}))
+    results.save(out_dir)
+    for v in results.verdicts:
+        log.info("%s / %s: %s (%s)", v.model, v.compression, v.verdict, v.reason)
+    return results
+

@@ -6,8 +6,8 @@ the final budget's runs) into the one JSON object the page's script
 choices, right answer and popularity; per model its chosen choice, right/wrong and the
 probability of every choice (means over seeds, right/wrong by majority); per compressed model
 each question's status, computed once by
-:func:`compress_recover.aggregate.status.question_status` (through
-:func:`~compress_recover.aggregate.status.status_table`), as the flips table counts it.
+:func:`compress_recover.aggregate.stats.status.question_status` (through
+:func:`~compress_recover.aggregate.stats.status.status_table`), as the flips table counts it.
 Nothing here is HTML: the page embeds the object with Jinja2's ``tojson`` (``<``, ``>``,
 ``&`` and quotes escaped) and the script writes every text with ``textContent``, so a task's
 text is shown, never run.
@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 
 from ..runs import BASE
-from .anatomy import popularity_percentiles
-from .budget import at_final_budget
-from .questions import ALL_KNOWLEDGE
-from .status import outcomes, status_table
+from .stats.anatomy import popularity_percentiles
+from .stats.budget import at_final_budget
+from .stats.questions import ALL_KNOWLEDGE
+from .stats.status import outcomes, status_table
 
 
 def _column_label(compression: str, recovery: str) -> str:
@@ -33,7 +33,7 @@ def _column_label(compression: str, recovery: str) -> str:
 
 def explorer_data(questions, final_steps: int | None) -> dict:
     """The explorer's object from questions.csv (read by
-    :func:`compress_recover.aggregate.questions.read_questions`): ``views`` (one per (model,
+    :func:`compress_recover.aggregate.stats.questions.read_questions`): ``views`` (one per (model,
     compression): its columns and recoveries), ``columns`` (id -> short label), ``tasks`` and
     ``questions`` (see the module's doc)."""
     import pandas as pd

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..io import atomic_file, read_json
-from .budget import at_final_budget
-from .methods import method_of
-from .paired import MAJORITY
-from .questions import ALL_KNOWLEDGE, read_questions
+from .stats.budget import at_final_budget
+from .stats.methods import method_of
+from .stats.paired import MAJORITY
+from .stats.questions import ALL_KNOWLEDGE, read_questions
 from ..runs import BASE
 from .tables import (base_first_order, headline_summary, method_colour, perplexity_recovery,
                      pooled_test_accuracy, read_csv_or_empty)

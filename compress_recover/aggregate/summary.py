@@ -145,7 +145,7 @@ def summarize(*, eval_files: list[str], cost_files: list[str], out_csv: str,
         raise ValueError(f"no cost.json for {missing.to_dict('records')}")
     table["base_precision"] = table["model"].map(base_precisions(base_dirs or []))
     if recovery:
-        from .methods import Methods
+        from .stats.methods import Methods
 
         methods = Methods(recovery.get("methods", {}), recovery.get("sides", {}), recovery.get("trained", {}))
         table["side"] = [methods.side(r) for r in table["recovery"]]

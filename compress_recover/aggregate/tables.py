@@ -15,8 +15,8 @@ import zlib
 from pathlib import Path
 
 from ..runs import BASE
-from .budget import at_final_budget, final_steps
-from .questions import ALL_KNOWLEDGE
+from .stats.budget import at_final_budget, final_steps
+from .stats.questions import ALL_KNOWLEDGE
 
 PPL_METRIC = "word_perplexity"
 PPL_RECOVERY_COLUMNS = ["model", "compression", "recovery", "perplexity", "perplexity_base", "perplexity_compressed",

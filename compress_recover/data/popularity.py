@@ -12,7 +12,7 @@ popularity measure read from the same packages the facts come from, one per rela
   elements, the ones taught first, count as the better known: a proxy, the weakest of the five.
 
 Measures differ in kind across relations, so the analysis compares questions within a
-relation only (percentile ranks, :func:`compress_recover.aggregate.anatomy.popularity_percentiles`).
+relation only (percentile ranks, :func:`compress_recover.aggregate.stats.anatomy.popularity_percentiles`).
 A question of a task outside these relations (``data.task_dirs``) takes the ``popularity``
 field of its doc when it has one, and otherwise has none, shown as such.
 """

@@ -71,63 +71,7 @@ def recovery_methods():
     )
 
 
-# rule attention
-
-
-def attention_inputs(wildcards):
-    task = config["report"]["attention_task"]
-    return {
-        "base": BASE_CHECKPOINT.format(model=wildcards.model),
-        "checkpoint": CHECKPOINT.format(**wildcards),
-        "task": KNOWLEDGE_TASK.format(task=task),
-        "adapters": [
-            a
-            for r in cell_recoveries(wildcards)
-            if (a := adapter_or_none(wildcards, r))
-        ],
-    }
-
-
-def attention_adapters(wildcards):
-    """Recovery name -> adapter folder ("" for the compressed model itself)."""
-    return {r: adapter_or_none(wildcards, r) for r in cell_recoveries(wildcards)}
-
-
-def cell_recoveries(wildcards):
-    """The recoveries evaluated on one (model, compression) that change the model itself
-    (not few-shot prompting: its demonstrations are built by lm-eval, and the attention
-    analysis reads the question alone)."""
-    here = (wildcards.model, wildcards.compression)
-    return [
-        r
-        for m, c, r in final_cells()
-        if (m, c) == here and PLAN.recoveries[r].config.num_fewshot() is None
-    ]
-
-
-def adapter_or_none(wildcards, recovery):
-    """A recovery's adapter folder, or "" for the compressed model itself."""
-    if PLAN.recoveries[recovery].method == BASE:
-        return ""
-    return ADAPTER.format(recovery=recovery, **wildcards)
-
-
-def compression_labels(wildcards):
-    return {"model": wildcards.model, "compression": wildcards.compression}
-
-
 # rule report
-
-
-def attention_figures():
-    return [ATTENTION_PNG.format(model=m, compression=c) for m, c in attention_cells()]
-
-
-def attention_cells():
-    """(model, compression) of every compressed model, when the analysis is on."""
-    if not config["report"]["attention_analysis"]:
-        return []
-    return sorted({(m, c) for m, c, _ in final_cells() if c != BASE})
 
 
 def shortfall_sources():

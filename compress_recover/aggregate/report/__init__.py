@@ -25,7 +25,7 @@ from pathlib import Path
 from ...failures import shown
 from ...io import atomic_file, read_json
 from ..figures import FIGURES
-from ..questions import read_questions
+from ..stats.questions import read_questions
 from ..tables import base_precisions, compute_dtypes, headline_summary, perplexity_recovery, read_csv_or_empty
 from . import sections
 from .cells import NO_CONTROL, NO_DAMAGE, table

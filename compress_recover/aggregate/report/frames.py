@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ...failures import FAILED_RUN_COLUMNS, failure_text, is_failed, seeds_text, shown
 from ...runs import BASE
-from ..questions import ALL_KNOWLEDGE
+from ..stats.questions import ALL_KNOWLEDGE
 from ..tables import CELL, PPL_METRIC, base_first_order, mean_sd
 from .cells import (NO_CONTROL, NO_DAMAGE, UNDEFINED, base_label, counts, interval_or_why, isnan, number, or_why, pm,
                     why_undefined, with_interval)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from ...failures import failed_groups, is_failed, shown
 from ...runs import COMMIT_SHA
-from ..budget import budget_steps
-from ..questions import ALL_KNOWLEDGE
+from ..stats.budget import budget_steps
+from ..stats.questions import ALL_KNOWLEDGE
 from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
 from .frames import (GAP, accuracy_pivot, checkpoint_table, collateral_table, cost_table, failed_runs_table,
                      fraction_table, perplexity_gaps, perplexity_uncontrolled, split_counts)

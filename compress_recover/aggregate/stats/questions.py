@@ -18,12 +18,12 @@ import json
 import os
 from pathlib import Path
 
-from ..data.facts import question_fact
-from ..data.split import DEV, TEST, question_splits, split_settings
-from ..io import read_jsonl
-from ..prompt_choice import forced_field
-from ..recover import choice_field
-from ..runs import RunId
+from ...data.facts import question_fact
+from ...data.split import DEV, TEST, question_splits, split_settings
+from ...io import read_jsonl
+from ...prompt_choice import forced_field
+from ...recover import choice_field
+from ...runs import RunId
 from .methods import Methods
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
@@ -145,7 +145,7 @@ def _popularity(doc, task: str, known: dict) -> tuple[float, str]:
     """A question's popularity and what it measures: the doc's own ``popularity`` field, else
     the built relation's measure of its subject (``known``: (relation, subject) -> (value,
     measure), from popularity.csv), else none (NaN)."""
-    from ..data.popularity import DOC_FIELD, GIVEN, NONE
+    from ...data.popularity import DOC_FIELD, GIVEN, NONE
 
     doc = doc if isinstance(doc, dict) else {}
     if doc.get(DOC_FIELD) is not None:

@@ -8,7 +8,7 @@ minus the base model, with a 95% two-level bootstrap interval.
 
 from __future__ import annotations
 
-from ..runs import BASE
+from ...runs import BASE
 from .bootstrap import interval, sd, seed_means, stable_seed
 from .grid import base_first
 

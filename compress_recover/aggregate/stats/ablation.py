@@ -16,7 +16,7 @@ k independent ones), so it would read as reachable accuracy that no method can r
 
 from __future__ import annotations
 
-from ..prompt_choice import normalised_entropy
+from ...prompt_choice import normalised_entropy
 from .bootstrap import stable_seed
 
 POOLED = "(all tasks)"  # the task name of a run's row over all its knowledge questions

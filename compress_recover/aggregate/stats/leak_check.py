@@ -16,8 +16,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-from ..data.leaks import default_variants, pairs_from_tasks
-from ..io import read_json, read_jsonl
+from ...data.leaks import default_variants, pairs_from_tasks
+from ...io import read_json, read_jsonl
 
 
 class LeakError(RuntimeError):

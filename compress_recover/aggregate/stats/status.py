@@ -6,7 +6,7 @@ Per compressed model, a question is ``kept`` (right in the base model and after 
 answers it right, and a question right after compression is ``broken`` when the recovered
 model answers it wrong; a lost question won back by two or more recoveries is ``won back by
 several``. :func:`question_status` computes all of it from right/wrong arrays; the flips
-table (:func:`compress_recover.aggregate.paired.flips`) counts it and the report's explorer
+table (:func:`compress_recover.aggregate.stats.paired.flips`) counts it and the report's explorer
 (:mod:`compress_recover.aggregate.explorer`) shows it per question, so their counts agree.
 """
 
@@ -96,7 +96,7 @@ def status_table(outcome):
     :func:`question_status`: ``won_back`` / ``broken`` list the recoveries (``;``-joined)."""
     import pandas as pd
 
-    from ..runs import BASE
+    from ...runs import BASE
 
     rows = []
     for model, runs in outcome.groupby("model", sort=False):

@@ -1,7 +1,7 @@
 """The anatomy of the loss: which facts compression takes, what the errors look like, what remedies win back.
 
 All on the test questions of the final budget's runs, per (model, compression), from each
-question's status (:func:`compress_recover.aggregate.status.status_table`):
+question's status (:func:`compress_recover.aggregate.stats.status.status_table`):
 
 - ``transitions.csv``: of the questions lost, the base model's answer -> the compressed
   model's answer, with counts (the errors' shape: a capital replaced by a larger city, one
@@ -23,7 +23,7 @@ question's status (:func:`compress_recover.aggregate.status.status_table`):
 
 from __future__ import annotations
 
-from ..runs import BASE
+from ...runs import BASE
 from .status import KEPT, LOST, outcomes, status_table
 
 AXES = {"popularity": "pop_pct", "base confidence": "base_confidence"}

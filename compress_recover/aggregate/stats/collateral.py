@@ -7,7 +7,7 @@ by task, held-out tasks flagged: what recovery does to relations nothing was tun
 
 from __future__ import annotations
 
-from ..runs import BASE
+from ...runs import BASE
 from .bootstrap import interval
 from .grid import base_first
 from .questions import ALL_KNOWLEDGE

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..data.facts import own_fact
-from ..runs import BASE
+from ...data.facts import own_fact
+from ...runs import BASE
 from .questions import source_task
 
 

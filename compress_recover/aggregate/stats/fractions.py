@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..runs import BASE
+from ...runs import BASE
 from .bootstrap import finite_var, interval, sd, stable_seed
 from .methods import Methods
 from .settings import METHOD_SEEDS

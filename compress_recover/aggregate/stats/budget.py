@@ -10,8 +10,8 @@ questions the table recipes are chosen from (:func:`dev_accuracy`).
 
 from __future__ import annotations
 
-from ..runs import BASE, budget_tokens, checkpoint_label
-from ..tokens import budget_steps as steps_list
+from ...runs import BASE, budget_tokens, checkpoint_label
+from ...tokens import budget_steps as steps_list
 from .bootstrap import accuracy_draws, interval
 from .fractions import fraction, fraction_rows, grid_pairs
 from .grid import build_grids

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..runs import BASE
+from ...runs import BASE
 from .bootstrap import CHUNK, stable_seed
 from .grid import Cell
 from .methods import INPUT, PARAMETERS, Methods
@@ -168,7 +168,7 @@ def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
 
 def flips(grids: dict):
     """Question counts per (model, compression, task, category, recovery, seed), counted from
-    :func:`compress_recover.aggregate.status.question_status`.
+    :func:`compress_recover.aggregate.stats.status.question_status`.
 
     Categories: ``kept`` (right before and after compression), ``lost`` (right before,
     wrong after), ``gained`` (wrong before, right after), per recovery run ``recovered``

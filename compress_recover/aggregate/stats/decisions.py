@@ -22,16 +22,25 @@ a ``failed`` :class:`Decision` outside the family (:func:`with_failures`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-from ..failures import failure_text, seeds_text
-from ..runs import BASE, FAILED, OK
+from ...failures import failure_text, seeds_text
+from ...runs import BASE, FAILED, OK
 from .bootstrap import (HolmTest, holm_family, lower_bound, share_at_or_above, share_at_or_below, share_below,
                         upper_bound)
 from .methods import INPUT, PARAMETERS, Methods
 from .settings import METHOD_SEEDS, Settings, bootstrap_size
 
 NAN = float("nan")
+
+
+def from_json_number(v):
+    """A float field read back from verdict.json: null was NaN, "inf"/"-inf" an infinity."""
+    if v is None:
+        return NAN
+    if isinstance(v, str) and v in ("inf", "-inf"):
+        return float(v)
+    return v
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,25 @@ class Damage:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Damage":
+        """The inverse of :meth:`as_dict` (extra keys, e.g. a verdict's evidence's, ignored)."""
+        return cls(**{f.name: from_json_number(d[f.name]) if f.type == "float" else d[f.name]
+                      for f in fields(cls) if f.name in d})
+
+
+class _Estimate:
+    """One of a decision's point estimates (:func:`.fractions.pair_draws`) read as an attribute:
+    ``decision.recovered_acc`` (NaN, or no seeds, for a failed group, which has none)."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        return obj.estimates.get(self.name, [] if self.name.endswith("seeds") else NAN)
 
 
 @dataclass
@@ -92,6 +120,23 @@ class Decision:
     margin_test: list | None = None
     mcnemar: list | None = None
     trained: bool = True  # False: a training-free method (the report's 2 x 2 view)
+
+    n = _Estimate()  # questions
+    base_acc = _Estimate()
+    compressed_acc = _Estimate()
+    recovered_acc = _Estimate()  # mean over seeds
+    recovered_sd = _Estimate()
+    recovery_fraction = _Estimate()  # raw F
+    fraction_sd = _Estimate()
+    control_gain = _Estimate()
+    control_seeds = _Estimate()
+    controlled_fraction = _Estimate()
+    controlled_sd = _Estimate()
+
+    @property
+    def run_seeds(self) -> list:
+        """The seeds of its runs: those the estimates rest on, or a failed group's."""
+        return self.seeds if self.failed else self.estimates.get("seeds", [])
 
     @property
     def failed(self) -> bool:
@@ -139,6 +184,30 @@ class Decision:
         if self.mcnemar is not None:
             row["mcnemar"] = self.mcnemar
         return row
+
+    # as_dict's keys that are not the fraction's estimates (a failed group's seeds and runs are its own)
+    _OWN = ("model", "compression", "recovery", "method", "side", "trained", "status", "fraction_used", "fraction",
+            "threshold", "holm_level", "confidence", "ci_low", "ci_high", "raw_ci_low", "raw_ci_high",
+            "controlled_ci_low", "controlled_ci_high", "p_value", "p_holm", "decision", "family_size", "power",
+            "failed_seeds", "failure", "note", "margin_test", "mcnemar")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Decision":
+        """The inverse of :meth:`as_dict`, as read back from verdict.json (null: NaN)."""
+        head = dict(model=d["model"], compression=d["compression"], recovery=d["recovery"], method=d["method"],
+                    side=d["side"], decision=d["decision"], status=d.get("status", OK),
+                    trained=d.get("trained", True), failed_seeds=list(d.get("failed_seeds") or []),
+                    failure=d.get("failure", ""), note=d.get("note", ""), family_size=d.get("family_size"),
+                    margin_test=d.get("margin_test"), mcnemar=d.get("mcnemar"))
+        if head["status"] == FAILED:
+            return cls(**head, seeds=list(d.get("seeds", [])), runs=list(d.get("runs", [])))
+        f = from_json_number
+        estimates = {k: f(v) for k, v in d.items() if k not in cls._OWN}
+        test = HolmTest(f(d["p_value"]), f(d["p_holm"]), f(d["holm_level"]), d["decision"] in ("recovers", "fails"))
+        return cls(**head, estimates=estimates, fraction_used=d["fraction_used"], fraction=f(d["fraction"]),
+                   threshold=f(d["threshold"]), test=test, ci_low=f(d["ci_low"]), ci_high=f(d["ci_high"]),
+                   raw_ci=(f(d["raw_ci_low"]), f(d["raw_ci_high"])),
+                   controlled_ci=(f(d["controlled_ci_low"]), f(d["controlled_ci_high"])), power=d.get("power"))
 
     def csv_row(self) -> dict:
         """One row of decisions.csv: lists joined with '|', the power estimate as its own columns."""

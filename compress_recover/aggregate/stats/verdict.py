@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 from .budget import budget_steps, final_budget
-from .decisions import Damage, Decision
+from .decisions import Damage, Decision, from_json_number
 from .methods import INPUT, PARAMETERS, Methods
 from .questions import ALL_KNOWLEDGE
 from .settings import METHOD_SEEDS, Settings
@@ -47,6 +47,14 @@ class Verdict:
         return {"model": self.model, "compression": self.compression, "verdict": self.verdict, "reason": self.reason,
                 "evidence": {**self.damage.as_dict(), "methods": [m.as_dict() for m in self.methods],
                              "noninferiority": self.noninferiority}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Verdict":
+        """The inverse of :meth:`as_dict`, as read back from verdict.json (null: NaN)."""
+        e = d["evidence"]
+        return cls(d["model"], d["compression"], d["verdict"], d["reason"], Damage.from_dict(e),
+                   [Decision.from_dict(m) for m in e.get("methods", [])],
+                   [{k: from_json_number(v) for k, v in t.items()} for t in e.get("noninferiority", [])])
 
 
 def verdict_rule(methods: Methods, settings: Settings | None = None, budget: dict | None = None) -> str:
