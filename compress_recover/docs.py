@@ -3,8 +3,11 @@
 - ``docs/configuration.md``: every key of ``compress_recover/schema/config.schema.yaml``
   (path, type, default, description) with config.yaml's value beside the default;
 - ``docs/results/snapshot.json``: the headline numbers of a finished run, read from its
-  ``results/`` folder (:func:`snapshot`), with the commit it ran at and its seeds;
+  ``results/`` folder, with the commit it ran at and its seeds;
 - the results tables of ``README.md`` and ``docs/results.md``, rendered from that snapshot.
+
+The snapshot and its tables are a view of the run, :mod:`compress_recover.aggregate.results_docs`
+(beside the report); this module holds the configuration reference and the blocks' machinery.
 
 Each generated part sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``.
 
@@ -12,13 +15,13 @@ Each generated part sits between ``<!-- generated: NAME -->`` and ``<!-- end gen
     python -m compress_recover.docs --check    # exit 1 when one is stale
     python -m compress_recover.docs snapshot RESULTS_DIR --commit SHA   # write the snapshot
 
-Imports nothing heavy and no stage: it reads YAML, CSV and JSON.
+Imports nothing heavy and no stage at import: it reads YAML and JSON, and imports the results
+view only to render its blocks or take a snapshot (pandas then, for the snapshot only).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
 import sys
@@ -32,8 +35,6 @@ SCHEMA = REPO / "compress_recover" / "schema" / "config.schema.yaml"
 CONFIG = REPO / "config.yaml"
 SNAPSHOT = REPO / "docs" / "results" / "snapshot.json"
 END = "<!-- end generated -->"
-BASE = "none"  # the uncompressed model's compression folder and the no-recovery run
-POOLED = "all_knowledge"  # the analysis's pooled knowledge task
 # Departures of config.yaml from the schema's defaults, each with its reason. None today:
 # `snakemake --replace-workflow-config` exposes the schema's defaults, so they are the demo's.
 ALLOWED_DEPARTURES: dict[str, str] = {}
@@ -201,274 +202,28 @@ def config_departures(schema: dict, config: dict) -> dict[str, tuple]:
     return found
 
 
-# ---------------------------------------------------------------- the results snapshot
-
-def _rows(path: Path) -> list[dict]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _num(text: str):
-    if text in ("", None):
-        return None
-    value = float(text)
-    return int(value) if value.is_integer() and "." not in text else value
-
-
-TOP_ANSWERS = 5
-
-
-def _anatomy(analysis: Path) -> dict:
-    """Per (model, compression): the pre-specified loss model's popularity term, the loss
-    rate per quartile of popularity and of base confidence (all tasks), and the answers the
-    compressed model gave most often to the questions it lost; {} for a run written before
-    the anatomy existed."""
-    if not (analysis / "loss_model.csv").is_file():
-        return {}
-    out: dict = {}
-    for r in _rows(analysis / "loss_model.csv"):
-        if r["status"] == "pre-specified":
-            out.setdefault(r["model"], {}).setdefault(r["compression"], {})["loss_model"] = {
-                "term": r["term"], "coef": _num(r["coef"]), "ci_95": [_num(r["ci_low"]), _num(r["ci_high"])],
-                "p_value": _num(r["p_value"]), "n": int(r["n"]), "events": int(r["events"]), "note": r["note"]}
-    for r in _rows(analysis / "loss_anatomy.csv"):
-        if r["task"] == "all" and r["outcome"] == "lost":
-            rates = out.setdefault(r["model"], {}).setdefault(r["compression"], {}).setdefault(
-                "lost_rate", {}).setdefault(r["axis"], [])
-            rates.append({"quartile": int(r["bin"]), "rate": _num(r["rate"]), "n": int(r["n"]),
-                          "ci_95": [_num(r["ci_low"]), _num(r["ci_high"])]})
-    answers: dict = {}
-    for r in _rows(analysis / "transitions.csv"):
-        key = (r["model"], r["compression"], r["task"], r["compressed_answer"])
-        answers[key] = answers.get(key, 0) + int(r["count"])
-    for (model, comp, task, answer), count in sorted(answers.items(), key=lambda kv: (-kv[1], kv[0])):
-        top = out.setdefault(model, {}).setdefault(comp, {}).setdefault("top_wrong_answers", [])
-        if len(top) < TOP_ANSWERS:
-            top.append({"task": task, "answer": answer, "lost_questions": count})
-    return out
-
-
-def snapshot(results: Path, commit: str, aggregate_commit: str | None = None) -> dict:
-    """The headline numbers of a finished run, from ``results/``: pooled test accuracy of
-    every model, each remedy's recovery fractions and decision, the verdicts, held-out
-    perplexity and extra parameters, with the commit and the seeds."""
-    results = Path(results)
-    analysis = results / "analysis"
-    verdict = json.loads((analysis / "verdict.json").read_text())
-    text_manifest = results / "data" / "text" / "manifest.json"
-    run_seed = json.loads(text_manifest.read_text()).get("seed") if text_manifest.is_file() else None
-    split = verdict["split"]
-    counts = split["counts"]
-    out = {
-        "commit": commit,
-        "what": "headline numbers of one run, written by `python -m compress_recover.docs snapshot`",
-        "seeds": {"seed": run_seed, "data.split.seed": split["seed"], "recovery.seeds": verdict["seeds"]},
-        "budget": verdict["budget"],
-        "thresholds": verdict["thresholds"],
-        "questions": {"dev": sum(c["dev"] for c in counts.values()), "test": sum(c["test"] for c in counts.values()),
-                      "per_task": counts},
-        "sides": verdict["sides"],
-        "trained": verdict["trained"],
-        "models": {},
-    }
-    summary = _rows(results / "summary.csv")
-    for row in _rows(analysis / "accuracy.csv"):
-        if row["task"] != POOLED:
-            continue
-        model = out["models"].setdefault(row["model"], {"accuracy": {}, "n": int(row["n"]), "remedies": {},
-                                                        "verdicts": {}, "perplexity": {}, "extra_params": {}})
-        model["accuracy"].setdefault(row["compression"], {})[row["recovery"]] = _num(row["acc"])
-        model["seeds_per_run"] = max(model.get("seeds_per_run", 0), int(row["seeds"]))
-    fractions = {(r["model"], r["compression"], r["recovery"]): r
-                 for r in _rows(analysis / "recovery_fraction.csv") if r["task"] == POOLED}
-    for d in _rows(analysis / "decisions.csv"):
-        f = fractions.get((d["model"], d["compression"], d["recovery"]), {})
-        out["models"][d["model"]]["remedies"].setdefault(d["compression"], {})[d["recovery"]] = {
-            "side": d["side"], "trained": d["trained"] == "True", "runs": d["runs"],
-            "accuracy": _num(d["recovered_acc"]), "raw_f": _num(d["recovery_fraction"]),
-            "raw_f_95": [_num(f.get("ci_low", "")), _num(f.get("ci_high", ""))],
-            "control_gain": _num(d["control_gain"]), "controlled_f": _num(d["controlled_fraction"]),
-            "controlled_f_95": [_num(f.get("controlled_ci_low", "")), _num(f.get("controlled_ci_high", ""))],
-            "raw_f_holm": [_num(d["raw_ci_low"]), _num(d["raw_ci_high"])], "holm_level": _num(d["holm_level"]),
-            "family_size": _num(d["family_size"]), "decision": d["decision"]}
-    for v in verdict["verdicts"]:
-        out["models"][v["model"]]["verdicts"][v["compression"]] = v["verdict"]
-    for row in summary:
-        model = out["models"].get(row["model"])
-        if model is None:
-            continue
-        model["base_precision"] = row["base_precision"]
-        if ".step" in row["run"]:  # a budget curve's earlier checkpoint: the headline is the final budget
-            continue
-        if row["metric"] == "word_perplexity":
-            model["perplexity"].setdefault(row["compression"], {})[row["recovery"]] = _num(row["value"])
-        if row["extra_params"] != "":
-            model["extra_params"].setdefault(row["compression"], {})[row["recovery"]] = _num(row["extra_params"])
-    for name, anatomy in _anatomy(analysis).items():
-        if name in out["models"]:
-            out["models"][name]["anatomy"] = anatomy
-    if aggregate_commit:
-        out["aggregate_commit"] = aggregate_commit
-    return out
-
-
-# ---------------------------------------------------------------- results tables
-
-def _fmt(value, digits: int) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.{digits}f}".replace("-", "−")
-
-
-def _interval(value, bounds, digits: int = 2) -> str:
-    if value is None:
-        return "—"
-    low, high = bounds
-    return f"{_fmt(value, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
-
-
-def _compressions(model: dict) -> list[str]:
-    return [c for c in model["accuracy"] if c != BASE]
-
-
-def _remedies(model: dict) -> list[str]:
-    names = [r for c in _compressions(model) for r in model["accuracy"][c]]
-    return [BASE, *sorted(dict.fromkeys(r for r in names if r != BASE), key=lambda r: (*_kind(model, r), r))]
-
-
-def _kind(model: dict, remedy: str) -> tuple[str, bool]:
-    """(side, trained) of a remedy: parameter side first, trained first."""
-    for per in model["remedies"].values():
-        if remedy in per:
-            return per[remedy]["side"] != "parameters", not per[remedy]["trained"]
-    return True, True
-
-
-def model_side(model: dict, remedy: str) -> str:
-    for per in model["remedies"].values():
-        if remedy in per:
-            side = per[remedy]["side"]
-            return f"{side}, {'trained' if per[remedy]['trained'] else 'training-free'}"
-    return ""
-
-
-def _caption(snap: dict, name: str, model: dict) -> list[str]:
-    seeds, q = snap["seeds"], snap["questions"]
-    family = next((r["family_size"] for per in model["remedies"].values() for r in per.values()), None)
-    budget = snap["budget"]
-    many = len(seeds["recovery.seeds"])
-    per_method = "one seed per trained method, so each trained row is one trained adapter, not the method" \
-        if many == 1 else f"{many} seeds per trained method" + (
-            ", so each trained row is about the adapters trained, not the method" if many < 3 else "")
-    return [f"Model `{name}`; base = {model['base_precision']} (every compression compresses that model "
-            f"further). Commit {snap['commit']}; seeds: `seed` {seeds['seed']}, `data.split.seed` "
-            f"{seeds['data.split.seed']}, `recovery.seeds` {_flow(seeds['recovery.seeds'])}: "
-            f"{per_method}. Pooled test questions: {q['test']} (dev: {q['dev']}). Training budget "
-            f"{budget['steps']} steps × {budget['batch_size']} × {budget['seq_len']} tokens. Holm family: "
-            f"{family} claims at α = {snap['thresholds']['alpha']}."]
-
-
-def render_results_readme(snap: dict) -> str:
-    """One table: every remedy's pooled test accuracy and raw recovery fraction per compression."""
-    lines = []
-    for name, model in snap["models"].items():
-        comps = _compressions(model)
-        head = ["remedy (side)"]
-        for c in comps:
-            head += [f"`{c}` accuracy", f"`{c}` raw F [Holm interval], decision"]
-        head.append("on the base (format control)")
-        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for remedy in _remedies(model):
-            label = "none: the model as compressed (last column: the uncompressed base)" if remedy == BASE else \
-                f"`{remedy}` ({model_side(model, remedy)})"
-            cells = [label]
-            for c in comps:
-                r = model["remedies"].get(c, {}).get(remedy)
-                cells.append(_fmt(model["accuracy"][c].get(remedy), 3))
-                cells.append("" if r is None else f"{_interval(r['raw_f'], r['raw_f_holm'])} {r['decision']}")
-            cells.append(_fmt(model["accuracy"][BASE].get(remedy), 3))
-            lines.append("| " + " | ".join(cells) + " |")
-        verdicts = "; ".join(f"`{c}`: **{v}**" for c, v in model["verdicts"].items())
-        lines += ["", *_caption(snap, name, model), "",
-                  "F = (remedy − compressed) / (base − compressed), on the same questions; a remedy *fails* when the "
-                  f"upper end of its raw F's Holm interval is below {snap['thresholds']['min_recovery_fraction']}. "
-                  f"Verdicts: {verdicts}.", ""]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def render_results_doc(snap: dict) -> str:
-    """The results reference: accuracy, recovery fractions and decisions, perplexity."""
-    lines = []
-    for name, model in snap["models"].items():
-        comps, remedies = [BASE, *_compressions(model)], _remedies(model)
-        lines += [f"### Pooled test accuracy, `{name}`", "", *_caption(snap, name, model), "",
-                  "| compression | " + " | ".join(f"`{r}`" for r in remedies) + " |",
-                  "|" + "---|" * (len(remedies) + 1)]
-        for c in comps:
-            lines.append(f"| `{c}` | " + " | ".join(_fmt(model["accuracy"][c].get(r), 3) for r in remedies) + " |")
-        lines += ["", "(Row `none`: the uncompressed base model, as is and after each remedy: the format control.)",
-                  "", f"### Recovery fractions and decisions, `{name}`", "",
-                  "Raw F and control-subtracted F_c with their 95% two-level bootstrap intervals (descriptive); the "
-                  "raw F's interval at its Holm level, which the decision reads.", "",
-                  "| compression, remedy | side | extra parameters | raw F [95%] | control gain | F_c [95%] "
-                  "| raw F [Holm] | Holm level | decision |", "|---|---|---|---|---|---|---|---|---|"]
-        for c in comps[1:]:
-            for remedy, r in model["remedies"].get(c, {}).items():
-                params = model["extra_params"].get(c, {}).get(remedy)
-                lines.append(f"| `{c}`, `{remedy}` | {model_side(model, remedy)} | "
-                             f"{'—' if params is None else f'{params:,}'} | {_interval(r['raw_f'], r['raw_f_95'])} | "
-                             f"{_fmt(r['control_gain'], 3)} | {_interval(r['controlled_f'], r['controlled_f_95'])} | "
-                             f"{_interval(r['raw_f'], r['raw_f_holm'])} | {_fmt(r['holm_level'], 4)} | "
-                             f"{r['decision']} |")
-        lines += ["", "Verdicts: " + "; ".join(f"`{c}`: **{v}**" for c, v in model["verdicts"].items()) + ".", "",
-                  f"### Held-out word perplexity, `{name}`", "",
-                  "| compression | " + " | ".join(f"`{r}`" for r in remedies) + " |",
-                  "|" + "---|" * (len(remedies) + 1)]
-        for c in comps:
-            lines.append(f"| `{c}` | " + " | ".join(_fmt(model["perplexity"].get(c, {}).get(r), 1)
-                                                     for r in remedies) + " |")
-        lines.append("")
-        lines += _anatomy_lines(snap, name, model)
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _anatomy_lines(snap: dict, name: str, model: dict) -> list[str]:
-    """Which facts were lost: the pre-specified test, the loss rate per quartile and the
-    compressed model's most frequent wrong answers."""
-    anatomy = model.get("anatomy")
-    if not anatomy:
-        return []
-    where = f" (the analysis re-run at {snap['aggregate_commit']} on the same evaluations)" \
-        if snap.get("aggregate_commit") else ""
-    lines = [f"### Which facts were lost, `{name}`", "",
-             f"Test questions the base model answered right{where}. Pre-specified: a logistic regression of lost on "
-             "the question's popularity percentile within its relation and the base model's confidence (relation "
-             "fixed effects, standard errors clustered by fact); the popularity term's log-odds per unit "
-             "(least → most popular) and its 95% interval. The rest is descriptive.", "",
-             "| compression | lost / at risk | popularity log-odds [95%], p | lost by popularity quartile (Q1 least) "
-             "| lost by base-confidence quartile (Q1 least) | most frequent wrong answers (lost questions) |",
-             "|---|---|---|---|---|---|"]
-    for comp, a in anatomy.items():
-        m = a.get("loss_model", {})
-        test = m.get("note") or f"{_interval(m.get('coef'), m.get('ci_95', [None, None]))}, p = {_fmt(m.get('p_value'), 2)}"
-        rates = {axis: " / ".join(_fmt(q["rate"], 2) for q in sorted(qs, key=lambda q: q["quartile"]))
-                 for axis, qs in a.get("lost_rate", {}).items()}
-        answers = ", ".join(f"{w['answer']} ({w['task']}, {w['lost_questions']})" for w in a.get("top_wrong_answers", []))
-        lines.append(f"| `{comp}` | {m.get('events', '')} / {m.get('n', '')} | {test} | {rates.get('popularity', '')} "
-                     f"| {rates.get('base confidence', '')} | {answers} |")
-    return [*lines, ""]
-
-
 # ---------------------------------------------------------------- blocks, check, CLI
 
 def read_snapshot(path: Path = SNAPSHOT) -> dict:
     return json.loads(path.read_text())
 
 
+def _results_readme() -> str:
+    from .aggregate.results_docs import render_results_readme
+
+    return render_results_readme(read_snapshot())
+
+
+def _results_doc() -> str:
+    from .aggregate.results_docs import render_results_doc
+
+    return render_results_doc(read_snapshot())
+
+
 GENERATED: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/configuration.md", "configuration"): lambda: render_configuration(load_yaml(SCHEMA), load_yaml(CONFIG)),
-    ("README.md", "results"): lambda: render_results_readme(read_snapshot()),
-    ("docs/results.md", "results"): lambda: render_results_doc(read_snapshot()),
+    ("README.md", "results"): _results_readme,
+    ("docs/results.md", "results"): _results_doc,
 }
 
 
@@ -515,6 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     snap.add_argument("--out", type=Path, default=SNAPSHOT)
     args = parser.parse_args(argv)
     if args.command == "snapshot":
+        from .aggregate.results_docs import snapshot
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(snapshot(args.results, args.commit, args.aggregate_commit), indent=2, ensure_ascii=False) + "\n")
         print(f"wrote {args.out}")

@@ -1,7 +1,8 @@
 """The IDP routing study's table and the pre-written rule's pick (studies/idp_modes.yaml).
 
-Reads what the pipeline wrote under results/ (analysis/dev_accuracy.csv, questions.csv,
-recovery_fraction.csv and every IDP run's cost.json) and prints, per routing mode and
+Reads what the pipeline wrote under results/ (the analysis record, through
+:meth:`compress_recover.aggregate.results.Results.load`: its dev accuracy, question and
+recovery fraction tables; and every IDP run's cost.json) and prints, per routing mode and
 compression: dev accuracy, the pool's entropy on the dev questions (H / log m), test
 accuracy and recovery fraction with its 95% interval (pooled knowledge questions), the
 prompts chosen per test question, and the routing on the training text (cost.json's
@@ -14,13 +15,30 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
+from compress_recover.aggregate.results import Results, analysis_path
+from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE as ALL
+from compress_recover.data.split import DEV, TEST
 from compress_recover.prompt_choice import normalised_entropy
 
-ALL = "all_knowledge"
+
+@dataclass(frozen=True)
+class Routing:
+    """What a run's cost.json says of its pool's routing in training (``pool``: prompt_choice.pool_summary)."""
+
+    trained_with: str = ""  # training examples per prompt, "a/b/..."
+    text_after: str = ""  # choices on the training text after training
+    confusion: str = ""  # a per-source pool's confusion table
+
+    @classmethod
+    def of(cls, run: Path | None) -> "Routing":
+        """The routing in ``run``'s cost.json (empty without a run or a pool)."""
+        pool = (json.loads(run.read_text()).get("pool") if run else None) or {}
+        return cls(**{f.name: pool.get(f.name) or "" for f in fields(cls)})
 
 
 def entropy(choices, pool: int) -> float:
@@ -34,38 +52,34 @@ def main() -> None:
     parser.add_argument("--floor", type=float, default=0.5)
     args = parser.parse_args()
     results = Path(args.results)
-    analysis = results / "analysis"
-    dev = pd.read_csv(analysis / "dev_accuracy.csv")
-    questions = pd.read_csv(analysis / "questions.csv", dtype={"pool_correct": str})
-    fractions = pd.read_csv(analysis / "recovery_fraction.csv")
+    tables = Results.load(analysis_path(results)).tables
+    dev, questions, fractions = tables.dev_accuracy, tables.questions, tables.recovery_fraction
     idp = questions[questions.pool_choice.notna() & (questions.task != ALL)]  # each question once
-    rows = []
+    rows, order = [], []
     for (model, comp, rec), frame in idp.groupby(["model", "compression", "recovery"]):
         runs = sorted((results / model / comp).glob(f"{rec}.seed*/cost.json"))
-        cost = json.loads(runs[0].read_text()) if runs else {}
-        trained = (cost.get("pool") or {}).get("trained_with", "")
-        pool = len(trained.split("/")) if trained else int(frame.pool_choice.max()) + 1
+        routing = Routing.of(runs[0] if runs else None)
+        pool = len(routing.trained_with.split("/")) if routing.trained_with else int(frame.pool_choice.max()) + 1
         d = dev[(dev.model == model) & (dev.compression == comp) & (dev.recovery == rec)]
         f = fractions[(fractions.model == model) & (fractions.compression == comp) & (fractions.recovery == rec)
                       & (fractions.task == ALL)]
-        test = frame[frame.split == "test"]
+        test = frame[frame.split == TEST]
         counts = test.pool_choice.astype(int).value_counts().reindex(range(pool), fill_value=0)
         rows.append({
             "mode": rec, "compression": comp,
             "dev_acc": float(d.recovered_acc.iloc[0]) if len(d) else float("nan"),
-            "dev_entropy": entropy(frame[frame.split == "dev"].pool_choice.astype(int).tolist(), pool),
+            "dev_entropy": entropy(frame[frame.split == DEV].pool_choice.astype(int).tolist(), pool),
             "test_acc": float(test.correct.mean()),
             "F": float(f.recovery_fraction.iloc[0]) if len(f) else float("nan"),
             "F_95": f"[{f.ci_low.iloc[0]:.2f}, {f.ci_high.iloc[0]:.2f}]" if len(f) else "",
             "test_choices": "/".join(map(str, counts.tolist())),
-            "train_choices": (cost.get("pool") or {}).get("trained_with", ""),
-            "text_after": (cost.get("pool") or {}).get("text_after", ""),
-            "confusion": (cost.get("pool") or {}).get("confusion", ""),
+            "train_choices": routing.trained_with, "text_after": routing.text_after, "confusion": routing.confusion,
         })
+        order.append(rec)
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 250, "display.max_columns", 20):
         print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
-    order = list(dict.fromkeys(table["mode"]))
+    order = list(dict.fromkeys(order))  # the modes in the table's order
     per_mode = table.groupby("mode", sort=False)[["dev_acc", "dev_entropy"]].mean().reindex(order)
     print("\nper mode, mean over compressions:")
     print(per_mode.to_string(float_format=lambda x: f"{x:.3f}"))

@@ -137,7 +137,11 @@ def test_a_malformed_task_yaml_is_a_config_error_naming_the_file(tmp_path):
 
 
 def test_an_explicitly_floating_hub_revision_is_accepted_and_the_report_says_it_is_not_reproducible():
-    from compress_recover.aggregate.report import _floating_revision_html
+    from compress_recover.aggregate.report import ReportInputs, render_section
+
+    def _floating_revision_html(config):
+        return render_section("floating_revision", ReportInputs(results=None, figures={}, costs=[], config=config,
+                                                                knowledge_tasks=[]))
 
     config = default_config()
     config["models"]["hub"] = {"source": "hub", "id": "a/b", "revision": "main", "allow_floating_revision": True}
@@ -235,7 +239,7 @@ def test_a_model_limit_unknown_at_plan_time_fails_in_the_job_naming_the_key(tiny
 def test_a_request_served_with_less_is_recorded_and_shown(tiny_checkpoint, text_dir, tmp_path):
     """Calibration blocks and questions the input cannot supply: the job serves what there is,
     warns, records it in its manifest, and the report's data section lists it."""
-    from compress_recover.aggregate.report.sections import shortfalls
+    from compress_recover.aggregate.report.costs import shortfalls
     from compress_recover.compress.compress import run_compression
     from compress_recover.data.facts import RELATIONS
     from compress_recover.data.knowledge_task import build_knowledge_task

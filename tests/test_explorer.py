@@ -11,7 +11,8 @@ import pytest
 from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.aggregate.stats.anatomy import fit_logit, popularity_percentiles
 from compress_recover.aggregate.explorer import explorer_counts, explorer_data
-from compress_recover.aggregate.stats.questions import question_table, read_questions
+from compress_recover.aggregate.results import QUESTIONS
+from compress_recover.aggregate.stats.questions import question_table
 from compress_recover.aggregate.stats.status import GAINED, KEPT, LOST, NEVER, question_status
 from compress_recover.data.facts import RELATIONS
 from compress_recover.data.popularity import GIVEN, NONE, popularity_rows, run_popularity
@@ -108,7 +109,7 @@ def run(tmp_path_factory):
 
 
 def test_the_explorer_counts_equal_the_flips_table(run):
-    questions = read_questions(run["out"] / "questions.csv")
+    questions = QUESTIONS.read(run["out"])
     data = explorer_data(questions, run["verdict"]["final_steps"])
     counts = explorer_counts(data, "m/q", "test")
     flips = pd.read_csv(run["out"] / "flips.csv", keep_default_na=False)
@@ -133,7 +134,7 @@ def test_the_explorer_counts_equal_the_flips_table(run):
 
 
 def test_questions_csv_carries_what_the_explorer_shows(run):
-    questions = read_questions(run["out"] / "questions.csv")
+    questions = QUESTIONS.read(run["out"])
     for column in ("question", "choices", "answer", "chosen", "choice_probs", "popularity", "popularity_measure"):
         assert column in questions, column
     built = questions[questions.task.isin(["capitals", "city_country"])]

@@ -163,11 +163,15 @@ def capitals_task(tmp_path_factory):
 def test_the_report_states_the_precision_computed_in():
     import pandas as pd
 
-    from compress_recover.aggregate.report.sections import config_and_versions
+    from types import SimpleNamespace
+
+    from compress_recover.aggregate.report.costs import config
+    from compress_recover.aggregate.report.inputs import ReportInputs
     from compress_recover.aggregate.tables import compute_dtypes
 
     summary = pd.DataFrame({"model": ["a", "a", "b", "b"], "dtype": ["bfloat16", "bfloat16", "float32", None]})
     assert compute_dtypes(summary) == {"a": "bfloat16", "b": "float32"}
     assert compute_dtypes(summary.drop(columns="dtype")) == {}  # a summary written before dtype was recorded
-    section = config_and_versions({"dtype": "auto"}, {"torch": "x"}, compute_dtypes(summary))
+    section = config(ReportInputs(results=SimpleNamespace(summary=summary, budget=None),
+                                  figures={}, costs=[], config={"dtype": "auto"}, knowledge_tasks=[]))
     assert section["compute_dtype"] == "a: bfloat16; b: float32" and section["config_dtype"] == "auto"

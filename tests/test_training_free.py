@@ -306,8 +306,23 @@ def test_our_gptq_eora_matches_gptqmodels_adapter_generate_where_their_inputs_ag
 
 
 def _decision(recovery, side, trained, fraction, decision="fails"):
-    return {"recovery": recovery, "method": recovery, "side": side, "trained": trained, "fraction": fraction,
-            "ci_low": fraction - 0.1, "ci_high": fraction + 0.1, "decision": decision, "status": "ok"}
+    from compress_recover.aggregate.stats.decisions import Decision
+
+    return Decision("m", "c", recovery, recovery, side, decision, trained=trained, fraction=fraction,
+                    ci_low=fraction - 0.1, ci_high=fraction + 0.1)
+
+
+def _remedies_view(methods, costs):
+    """The report's 2 x 2 section for one verdict on (m, c) with these decisions."""
+    from types import SimpleNamespace
+
+    from compress_recover.aggregate.report.costs import remedies
+    from compress_recover.aggregate.report.inputs import ReportInputs
+
+    verdict = SimpleNamespace(model="m", compression="c", methods=methods)
+    inputs = ReportInputs(results=SimpleNamespace(verdicts=[verdict]), figures={}, costs=costs, config={},
+                          knowledge_tasks=[])
+    return remedies(inputs)["remedies"]
 
 
 def _cost(recovery, params, batch_s, trained=True, tokens=0, seconds=10.0):
@@ -317,15 +332,12 @@ def _cost(recovery, params, batch_s, trained=True, tokens=0, seconds=10.0):
 
 
 def test_the_2x2_view_shows_each_cells_best_method_with_its_interval_and_cost():
-    from compress_recover.aggregate.report.sections import remedies_2x2
-
-    verdict = {"verdicts": [{"model": "m", "compression": "c", "evidence": {"methods": [
-        _decision("lora", "parameters", True, 0.1), _decision("idp", "input", True, 0.3),
-        _decision("prompt_tuning", "input", True, 0.2), _decision("eora", "parameters", False, 0.6, "recovers"),
-        _decision("fewshot", "input", False, float("nan"))]}}]}
+    methods = [_decision("lora", "parameters", True, 0.1), _decision("idp", "input", True, 0.3),
+               _decision("prompt_tuning", "input", True, 0.2), _decision("eora", "parameters", False, 0.6, "recovers"),
+               _decision("fewshot", "input", False, float("nan"))]
     costs = [_cost("none", 0, 1.0), _cost("lora", 100, 1.2), _cost("idp", 10, 1.1), _cost("prompt_tuning", 20, 1.05),
              _cost("eora", 100, 1.3, trained=False, seconds=2.0), _cost("fewshot", 0, 2.0, trained=False, tokens=40)]
-    view = remedies_2x2(verdict, costs)
+    view = _remedies_view(methods, costs)
     rows = {(r[2], r[3]): dict(zip(view["head"], r, strict=True)) for r in view["rows"]}
     assert set(rows) == {("training-free", "input"), ("training-free", "parameters"), ("trained", "input"),
                          ("trained", "parameters")}
@@ -336,8 +348,7 @@ def test_the_2x2_view_shows_each_cells_best_method_with_its_interval_and_cost():
         ("eora", "recovers", "100", "1.30x")
     fewshot = rows[("training-free", "input")]
     assert (fewshot["best"], fewshot["input tokens added"], fewshot["latency per batch"]) == ("fewshot", "40", "2.00x")
-    lonely = remedies_2x2({"verdicts": [{"model": "m", "compression": "c", "evidence": {"methods": [
-        _decision("lora", "parameters", True, 0.1)]}}]}, costs)
+    lonely = _remedies_view([_decision("lora", "parameters", True, 0.1)], costs)
     assert sum(r[4] == "none tried" for r in lonely["rows"]) == 3
 
 

@@ -249,9 +249,9 @@ def _status_questions(workdir) -> tuple[str, int, int]:
     the base model answers right and the compressed one wrong (lost; kept when the tiny
     model loses none), and those of them whose question text contains "capital" (the
     explorer's search also reads the answers shown: none of them contains it, checked)."""
-    from compress_recover.aggregate.stats.questions import read_questions
+    from compress_recover.aggregate.results import QUESTIONS
 
-    q = read_questions(workdir / "results/analysis/questions.csv")
+    q = QUESTIONS.read(workdir / "results/analysis")
     q = q[(q.task != "all_knowledge") & (q.split == "test") & (q.recovery == "none")]
     assert not q.answer.str.lower().str.contains("capital").any()
     assert not q.chosen.str.lower().str.contains("capital").any()

@@ -17,14 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..io import atomic_file, read_json
+from ..data.split import TEST
+from ..io import atomic_file
+from .results import Results
 from .stats.budget import at_final_budget
 from .stats.methods import method_of
 from .stats.paired import MAJORITY
-from .stats.questions import ALL_KNOWLEDGE, read_questions
+from .stats.questions import ALL_KNOWLEDGE
 from ..runs import BASE
-from .tables import (base_first_order, headline_summary, method_colour, perplexity_recovery,
-                     pooled_test_accuracy, read_csv_or_empty)
+from .tables import (at_final_budget_rows, base_first_order, method_colour, perplexity_recovery,
+                     pooled_test_accuracy)
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 LINESTYLES = ["-", "-.", ":", (0, (5, 1))]
@@ -45,20 +47,19 @@ class Inputs:
     def read(cls, summary_csv: str, analysis_dir: str, knowledge_tasks: list[str]) -> "Inputs":
         """The summary at the final budget and the analysis's tables (``knowledge_tasks`` is
         kept for the rule's call: the analysis already pooled them)."""
-        import pandas as pd
+        return cls.of(Results.load(analysis_dir, summary=summary_csv))
 
-        analysis = Path(analysis_dir)
-        verdict = read_json(analysis / "verdict.json") if (analysis / "verdict.json").exists() else {}
-        questions = read_questions(analysis / "questions.csv")
+    @classmethod
+    def of(cls, results: Results) -> "Inputs":
+        """What the figures draw from a results record (read with its summary)."""
+        t = results.tables
+        questions = t.questions
         if not questions.empty:
-            questions = questions[(questions.task != ALL_KNOWLEDGE) & (questions.split == "test")
-                                  & at_final_budget(questions, verdict.get("final_steps"))]
-        return cls(summary=headline_summary(summary_csv, verdict.get("budget")),
-                   fractions=pd.read_csv(analysis / "recovery_fraction.csv"),
-                   flips=pd.read_csv(analysis / "flips.csv", keep_default_na=False),
-                   accuracy=pooled_test_accuracy(read_csv_or_empty(analysis / "accuracy.csv")),
-                   methods=verdict.get("methods", {}), budget_curve=read_csv_or_empty(analysis / "budget_curve.csv"),
-                   questions=questions, loss_anatomy=read_csv_or_empty(analysis / "loss_anatomy.csv"))
+            questions = questions[(questions.task != ALL_KNOWLEDGE) & (questions.split == TEST)
+                                  & at_final_budget(questions, results.final_steps)]
+        return cls(summary=at_final_budget_rows(results.summary, results.budget), fractions=t.recovery_fraction,
+                   flips=t.flips, accuracy=pooled_test_accuracy(t.accuracy), methods=results.method_names,
+                   budget_curve=t.budget_curve, questions=questions, loss_anatomy=t.loss_anatomy)
 
     def method(self, recovery: str) -> str:
         return method_of(recovery, None, self.methods)

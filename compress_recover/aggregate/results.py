@@ -30,11 +30,15 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import SimpleNamespace
 
+from typing import TYPE_CHECKING
+
 from ..failures import FAILED_RUN_COLUMNS
 from ..io import atomic_file, read_json, write_json
-from .stats.methods import Methods
-from .stats.settings import Settings
-from .stats.verdict import Verdict
+
+if TYPE_CHECKING:  # the statistics import their tables' specs from here: their types are imported where used
+    from .stats.methods import Methods
+    from .stats.settings import Settings
+    from .stats.verdict import Verdict
 
 SCHEMA_VERSION = 1
 VERDICT_FILE = "verdict.json"
@@ -121,11 +125,14 @@ class TableSpec:
 CELL = ("model", "compression", "recovery")
 RUN = ("seed", "steps", "run")
 QUESTION_KEYS = ("model", "compression", "recovery", "seed", "steps", "run", "task")
+# What a question is, the same in every run: its text, its choices (a JSON list), the right
+# answer's text and how well known its subject is (compress_recover.data.popularity).
+QUESTION_TEXT = ("question", "choices", "answer", "popularity", "popularity_measure")
 
 QUESTIONS = TableSpec(
     "questions",
     (*QUESTION_KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
-     "chosen", "choice_probs", "question", "choices", "answer", "popularity", "popularity_measure"),
+     "chosen", "choice_probs", *QUESTION_TEXT),
     "every scored question of every run: right or not, the right choice's probability, the chosen answer, every "
     "choice's probability (JSON), the prompt a pool chose, the question's text, choices (JSON), answer, popularity",
     dtypes={**dict.fromkeys(("model", "compression", "recovery", "run", "task", "doc_id", "fact", "split",
@@ -317,6 +324,10 @@ class Results:
     @classmethod
     def from_verdict_dict(cls, d: dict, tables: Tables, summary=None) -> "Results":
         """The inverse of :meth:`verdict_dict` (as read back from verdict.json)."""
+        from .stats.methods import Methods
+        from .stats.settings import Settings
+        from .stats.verdict import Verdict
+
         return cls(verdicts=[Verdict.from_dict(v) for v in d["verdicts"]], rule=d["rule"],
                    noninferiority_rule=d.get("noninferiority_rule", ""), settings=Settings(**d["thresholds"]),
                    bootstrap_iters=d.get("bootstrap_iters", {}), seeds=list(d.get("seeds", [])),

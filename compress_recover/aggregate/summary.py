@@ -12,7 +12,7 @@ checkpoint); ``base_precision`` says what each model's downloaded "base" checkpo
 is (from its manifest); ``dtype`` the precision the evaluation computed in (its labels';
 empty for a run whose training failed or results written before it was recorded). Tables
 of the final budget filter on ``steps``
-(:func:`compress_recover.aggregate.tables.headline_summary`).
+(:func:`compress_recover.aggregate.tables.at_final_budget_rows`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Runs of the same recovery with different seeds are separate rows of the summary (columns
 ``seed`` and ``run``); these tables give their mean and their standard deviation over
 seeds, and order rows and columns with the base model first. The headline tables show the
-final budget's runs only (:func:`headline_summary`; intermediate checkpoints enter the
+final budget's runs only (:func:`at_final_budget_rows`; intermediate checkpoints enter the
 budget curve alone) and knowledge accuracy on the test questions only (from the
 analysis's ``accuracy.csv``, :func:`pooled_test_accuracy`). Recovery methods get one
 colour each, fixed by the method's name (:func:`method_colour`).
@@ -12,7 +12,6 @@ colour each, fixed by the method's name (:func:`method_colour`).
 from __future__ import annotations
 
 import zlib
-from pathlib import Path
 
 from ..runs import BASE
 from .stats.budget import at_final_budget, final_steps
@@ -84,25 +83,9 @@ def pooled_test_accuracy(accuracy):
     return pooled
 
 
-def read_csv_or_empty(path: str | Path, **kw):
-    """A CSV file as a frame; an empty frame for a missing or empty file (a table with no row)."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame()
-    try:
-        return pd.read_csv(path, **kw)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
-def headline_summary(summary_csv: str | Path, budget: dict | None):
-    """The summary's rows at the final budget of ``budget`` (verdict.json's ``budget``):
-    what every headline table and figure shows."""
-    import pandas as pd
-
-    summary = pd.read_csv(summary_csv)
+def at_final_budget_rows(summary, budget: dict | None):
+    """The summary's rows at the final budget of ``budget`` (the record's ``budget``): what
+    every headline table and figure shows."""
     return summary[at_final_budget(summary, final_steps(budget))].reset_index(drop=True)
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from ...data.facts import question_fact
 from ...data.split import DEV, TEST, question_splits, split_settings
@@ -24,14 +23,12 @@ from ...io import read_jsonl
 from ...prompt_choice import forced_field
 from ...recover import choice_field
 from ...runs import RunId
+from ..results import QUESTION_KEYS, QUESTION_TEXT, QUESTIONS
 from .methods import Methods
 
-KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
-COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
-           "chosen", "choice_probs"]
-# What a question is, the same in every run: its text, its choices (a JSON list), the right
-# answer's text and how well known its subject is (compress_recover.data.popularity).
-QUESTION_COLUMNS = ["question", "choices", "answer", "popularity", "popularity_measure"]
+KEYS = list(QUESTION_KEYS)
+COLUMNS = [c for c in QUESTIONS.columns if c not in QUESTION_TEXT]  # a run's answer to a question
+QUESTION_COLUMNS = list(QUESTION_TEXT)
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
 
 
@@ -270,27 +267,3 @@ def split_table(table):
     """``split.csv``: (task, doc_id, split) of every question."""
     questions = table[table.task != ALL_KNOWLEDGE][["task", "doc_id", "split"]].drop_duplicates()
     return questions.sort_values(["task", "doc_id"], kind="stable").reset_index(drop=True)
-
-
-NUMERIC_COLUMNS = ["seed", "steps", "p_right", "p_right_norm", "pool_choice", "popularity"]
-TEXT_COLUMNS = ["model", "compression", "recovery", "run", "task", "doc_id", "fact", "split", "pool_correct",
-                "chosen", "choice_probs", "question", "choices", "answer", "popularity_measure"]
-
-
-def read_questions(path):
-    """questions.csv as written: texts kept as text (an answer "NA" or "None" is not a
-    missing value), only the numeric columns' empty cells missing; an empty frame for a
-    missing file."""
-    import pandas as pd
-
-    path = Path(path)
-    if not path.exists() or path.stat().st_size == 0:
-        return pd.DataFrame(columns=[*COLUMNS, *QUESTION_COLUMNS])
-    frame = pd.read_csv(path, keep_default_na=False, na_values={c: [""] for c in NUMERIC_COLUMNS},
-                        dtype={c: str for c in TEXT_COLUMNS})
-    for column in ("seed", "steps"):
-        if column in frame:
-            frame[column] = frame[column].astype("Int64")
-    if "correct" in frame:
-        frame["correct"] = frame["correct"].map({"True": True, "False": False, True: True, False: False})
-    return frame

@@ -1,0 +1,67 @@
+"""What every section of the report reads: the results record, the figures, the cost records, the config.
+
+One :class:`ReportInputs` is built per report; a section's context function takes it and
+reads what it needs. The values several sections share (the base models' precisions, the
+runs that failed at the final budget, the perplexity recovery, the cost table) are computed
+once here, numbers only; the sections format them.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+from ...failures import failed_groups
+from ...io import read_json
+from ..results import Results
+from ..tables import at_final_budget_rows, base_precisions, compute_dtypes, perplexity_recovery
+
+
+@dataclass
+class ReportInputs:
+    """``results``: the analysis's record with rule summary's table (:meth:`Results.load`);
+    ``figures``: figure name -> PNG; ``attention_figures``: one PNG per compressed model;
+    ``costs``: every cost.json record; ``manifest_dirs``: the folders whose manifest records
+    shortfalls; ``config``: the run's config; ``knowledge_tasks``: the built and user
+    knowledge tasks."""
+
+    results: Results
+    figures: dict[str, str]
+    costs: list[dict]
+    config: dict
+    knowledge_tasks: list[str]
+    attention_figures: list[str] = field(default_factory=list)
+    manifest_dirs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def read(cls, *, summary_csv: str, analysis_dir: str, cost_files: list[str], **kw) -> "ReportInputs":
+        """The record and the cost records read once (each cost.json for the cost, pool and claims tables)."""
+        return cls(results=Results.load(analysis_dir, summary=summary_csv), costs=[read_json(f) for f in cost_files],
+                   **kw)
+
+    @functools.cached_property
+    def summary(self):
+        """The summary's rows at the final budget: what every headline table shows."""
+        return at_final_budget_rows(self.results.summary, self.results.budget)
+
+    @functools.cached_property
+    def precisions(self) -> dict[str, str]:
+        """model -> its base model's precision."""
+        return base_precisions(self.summary)
+
+    @functools.cached_property
+    def failures(self) -> dict:
+        """(model, compression, recovery) -> its runs that failed to train at the final budget."""
+        return failed_groups(self.results.failed_runs, self.results.final_steps)
+
+    @functools.cached_property
+    def perplexity_recovery(self):
+        return perplexity_recovery(self.summary)
+
+    @functools.cached_property
+    def compute_dtypes(self) -> dict[str, str]:
+        return compute_dtypes(self.summary)
+
+    def figure(self, name: str) -> str | None:
+        """The PNG of figure ``name``, None when the run drew none."""
+        return self.figures.get(name)

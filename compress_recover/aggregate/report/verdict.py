@@ -1,0 +1,137 @@
+"""The verdict's sections: per compression the damage and each remedy's evidence, the failed runs, the rule and its settings.
+
+Each function is one section's context (:data:`..registry.SECTIONS`), reading the typed
+:class:`~..stats.verdict.Verdict` records of the results; cells as text (:mod:`.cells`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from ...failures import shown
+from ..stats.budget import budget_steps
+from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
+from .first_screen import bases_text, verdict_class
+from .frames import failed_runs_table
+from .inputs import ReportInputs
+
+METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "decided on",
+               "F (± sd over seeds)", "bounds at α_i/2", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
+               "P(right choice) Δ vs compressed [95% t], sign-flip p (descriptive)",
+               "McNemar p per seed (descriptive)", "to decide at power (pre-specified effect: F = 0)"]
+NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound", "confidence",
+                       "margin", "p", "Holm p", "result"]
+
+
+def _margin_text(m) -> str:
+    margin = next((t for t in m.margin_test or [] if t["metric"] == "p_right"), None)
+    if not margin:
+        return "n/a (no margin test)"
+    return (f"{fmt(margin['mean_difference'], '{:+.3f}')} {bracket(margin['ci_low'], margin['ci_high'], '{:.3f}')}"
+            f", p = {fmt(margin['p_value'], '{:.3g}')}")
+
+
+def _power_needed(m) -> str:
+    """What would decide an undecided method (its power estimate); decided ones need nothing."""
+    power = m.power or {}
+    if not power:
+        return "not needed (decided)"
+    q, s = number(power.get("questions_needed")), number(power.get("seeds_needed"))
+    k = number(power.get("scale_both"))
+    return "; ".join(x for x in (
+        None if isnan(q) else f"{fmt(q, '{:,.0f}')} questions",
+        None if isnan(s) else f"{fmt(s, '{:,.0f}')} seeds",
+        None if isnan(k) or not (math.isinf(q) and math.isinf(s)) else f"or {k:g}× both") if x) \
+        or power.get("note", "no estimate")
+
+
+def _seeds_cell(m) -> str:
+    seeds = ", ".join(str(s) for s in m.run_seeds) or "none"
+    failed = ", ".join(str(s) for s in m.failed_seeds)
+    return seeds + (f" (failed to train: {failed})" if failed else "") + f"; about the {m.claim}"
+
+
+def _control_text(m) -> str:
+    if not m.control_seeds:
+        return NO_CONTROL
+    return f"{fmt(m.control_gain, '{:+.3f}')} (seed {', '.join(map(str, m.control_seeds))})"
+
+
+def _fractions_text(m) -> str:
+    """Both fractions (± sd over seeds): control-subtracted and raw; raw alone without a control run."""
+    why = why_undefined(m.base_acc, m.compressed_acc)
+    raw = pm(m.recovery_fraction, m.fraction_sd, "{:.2f}", why)
+    if not m.control_seeds:
+        return f"raw {raw}"
+    return f"controlled {pm(m.controlled_fraction, m.controlled_sd, '{:.2f}', why)}; raw {raw}"
+
+
+def _bounds_text(m) -> str:
+    """The decision's bounds at α_i / 2 (recovers: the lower of both fractions' lower bounds;
+    fails: the raw upper bound), then each fraction's interval at that level."""
+    both = bracket(m.ci_low, m.ci_high)
+    if not m.control_seeds:
+        return both
+    return f"{both} (controlled {bracket(*m.controlled_ci)}; raw {bracket(*m.raw_ci)})"
+
+
+def _method_row(m) -> dict:
+    """One method's evidence: the cells before the decision, the decision, the cells after;
+    for a method whose every run failed to train, its first three cells and why."""
+    first = [m.recovery, m.side]
+    if m.failed:
+        return {"cells": [*first, ", ".join(map(str, m.seeds))], "failed": shown(m.failure),
+                "colspan": len(METHOD_HEAD) - 3}
+    mcnemar = ", ".join(f"{t['b_seed'] or 'no seed'}: {fmt(t['p_value'], '{:.3g}')}" for t in m.mcnemar or [])
+    t = m.test
+    return {"cells": [*first, _seeds_cell(m), pm(m.recovered_acc, m.recovered_sd), _control_text(m),
+                      m.fraction_used, _fractions_text(m), _bounds_text(m), fmt(t.confidence, "{:.2%}"),
+                      fmt(t.level, "{:.4f}"), p_value(t.p_value), p_value(t.p_holm)],
+            "decision": m.decision,
+            "after": [_margin_text(m), mcnemar or "n/a (no McNemar test)", _power_needed(m)]}
+
+
+def _noninferiority_row(t: dict, why: str) -> dict:
+    """One non-inferiority test; ``why``: why a difference of fractions is NaN (no damage)."""
+    return {"cells": [f"{t['input']} vs {t['parameters']}", t["fractions"], or_why(t["difference"], why, "{:+.2f}"),
+                      fmt(t["lower_bound"], "{:+.2f}"), fmt(t["confidence"], "{:.2%}"), f"−{t['margin']}",
+                      p_value(t["p_value"]), p_value(t["p_holm"])],
+            "result": t["result"]}
+
+
+def verdict_block(v, precisions: dict[str, str]) -> dict:
+    """One (model, compression)'s verdict, its damage and each method's evidence."""
+    d = v.damage
+    base = base_label(v.model, precisions)
+    why = why_undefined(d.base_acc, d.compressed_acc)
+    return {"kind": verdict_class(v.verdict), "model": v.model, "compression": v.compression,
+            "verdict": v.verdict, "reason": v.reason, "base": base, "Base": base[:1].upper() + base[1:],
+            "base_acc": fmt(d.base_acc), "compressed_acc": fmt(d.compressed_acc), "n": d.n,
+            "lost_only": d.lost_only, "gained_only": d.gained_only, "damage": fmt(d.damage),
+            "damage_upper": fmt(d.damage_upper), "confidence": fmt(d.confidence, "{:.2%}"),
+            "min_damage": d.min_damage, "p_holm": p_value(d.p_holm), "family_size": d.family_size,
+            "method_head": METHOD_HEAD, "methods": [_method_row(m) for m in v.methods],
+            "noninferiority_head": NONINFERIORITY_HEAD,
+            "noninferiority": [_noninferiority_row(t, why) for t in v.noninferiority]}
+
+
+def verdicts(r: ReportInputs) -> dict:
+    return {"verdicts": [verdict_block(v, r.precisions) for v in r.results.verdicts]}
+
+
+def failed_runs(r: ReportInputs) -> dict | None:
+    """The runs whose recovery training failed; None (the section left out) when none did."""
+    failed = r.results.failed_runs
+    return {"failed_runs": {"table": table(failed_runs_table(failed))}} if failed else None
+
+
+def rule(r: ReportInputs) -> dict:
+    """The verdict's rule, the non-inferiority rule and the settings they ran with."""
+    res = r.results
+    steps = budget_steps(res.budget)
+    return {"rule": {"rule": res.rule, "noninferiority_rule": res.noninferiority_rule,
+                     "thresholds": res.settings, "resamples_pooled": res.bootstrap_iters.get("pooled", "?"),
+                     "resamples_per_task": res.bootstrap_iters.get("per_task", "?"),
+                     "seeds": ", ".join(map(str, res.seeds)) or "none", "final_steps": steps[-1],
+                     "curve_steps": ", ".join(map(str, steps[:-1])), "batch_size": res.budget["batch_size"],
+                     "seq_len": res.budget["seq_len"], "bases": bases_text(r.precisions)}}
