@@ -6,8 +6,9 @@
   ``results/`` folder, with the commit it ran at and its seeds;
 - the results tables of ``README.md`` and ``docs/results.md``, rendered from that snapshot.
 
-The snapshot and its tables are a view of the run, :mod:`compress_recover.aggregate.results_docs`
-(beside the report); this module holds the configuration reference and the blocks' machinery.
+The snapshot and its tables are views of the run beside the report
+(:mod:`compress_recover.aggregate.snapshot`, :mod:`compress_recover.aggregate.results_pages`);
+this module holds the configuration reference and the blocks' machinery.
 
 Each generated part sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``.
 
@@ -209,13 +210,13 @@ def read_snapshot(path: Path = SNAPSHOT) -> dict:
 
 
 def _results_readme() -> str:
-    from .aggregate.results_docs import render_results_readme
+    from .aggregate.results_pages import render_results_readme
 
     return render_results_readme(read_snapshot())
 
 
 def _results_doc() -> str:
-    from .aggregate.results_docs import render_results_doc
+    from .aggregate.results_pages import render_results_doc
 
     return render_results_doc(read_snapshot())
 
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     snap.add_argument("--out", type=Path, default=SNAPSHOT)
     args = parser.parse_args(argv)
     if args.command == "snapshot":
-        from .aggregate.results_docs import snapshot
+        from .aggregate.snapshot import snapshot
 
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(snapshot(args.results, args.commit, args.aggregate_commit), indent=2, ensure_ascii=False) + "\n")

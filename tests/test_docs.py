@@ -392,6 +392,15 @@ def test_a_stale_block_is_found(tmp_path):
     assert docs.main(["--check"]) == 0
 
 
+def test_the_docs_check_imports_nothing_heavy():
+    """Importing compress_recover.docs and checking every generated part (the results tables
+    included, rendered by the results view from the snapshot) imports no pandas or numpy."""
+    code = ("import sys; from compress_recover import docs; assert docs.stale() == []; "
+            "heavy = sorted({'pandas', 'numpy', 'torch'} & set(sys.modules)); assert not heavy, heavy")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_the_schema_defaults_plan_the_default_grid():
     """An empty config, filled with the schema's defaults (as `--replace-workflow-config` leaves
     a config that omits keys), plans exactly config.yaml's grid."""

@@ -26,19 +26,23 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from typing import TYPE_CHECKING
-
 from ..failures import FAILED_RUN_COLUMNS
 from ..io import atomic_file, read_json, write_json
-
-if TYPE_CHECKING:  # the statistics import their tables' specs from here: their types are imported where used
-    from .stats.methods import Methods
-    from .stats.settings import Settings
-    from .stats.verdict import Verdict
+from .stats.ablation import POOL_COLUMNS
+from .stats.accuracy import CONTROL_COLUMNS
+from .stats.anatomy import ANATOMY_COLUMNS, MODEL_COLUMNS, TRANSITION_COLUMNS
+from .stats.budget import CHECKPOINT_COLUMNS
+from .stats.collateral import COLLATERAL_COLUMNS
+from .stats.methods import Methods
+from .stats.paired import FLIP_COLUMNS, MARGIN_COLUMNS, PAIRED_COLUMNS
+from .stats.questions import COLUMNS as ANSWER_COLUMNS
+from .stats.questions import QUESTION_COLUMNS
+from .stats.settings import Settings
+from .stats.verdict import Verdict
 
 SCHEMA_VERSION = 1
 VERDICT_FILE = "verdict.json"
@@ -122,17 +126,13 @@ class TableSpec:
             frame.to_csv(tmp, index=False, float_format=FLOAT_FORMAT)
 
 
+# The columns of a table its producer builds from a list are that list (stats/*.py), named here
+# with their meaning and dtypes; the others are listed here, and checked when written.
 CELL = ("model", "compression", "recovery")
-RUN = ("seed", "steps", "run")
-QUESTION_KEYS = ("model", "compression", "recovery", "seed", "steps", "run", "task")
-# What a question is, the same in every run: its text, its choices (a JSON list), the right
-# answer's text and how well known its subject is (compress_recover.data.popularity).
-QUESTION_TEXT = ("question", "choices", "answer", "popularity", "popularity_measure")
 
 QUESTIONS = TableSpec(
     "questions",
-    (*QUESTION_KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
-     "chosen", "choice_probs", *QUESTION_TEXT),
+    (*ANSWER_COLUMNS, *QUESTION_COLUMNS),
     "every scored question of every run: right or not, the right choice's probability, the chosen answer, every "
     "choice's probability (JSON), the prompt a pool chose, the question's text, choices (JSON), answer, popularity",
     dtypes={**dict.fromkeys(("model", "compression", "recovery", "run", "task", "doc_id", "fact", "split",
@@ -162,32 +162,24 @@ NONINFERIORITY = TableSpec(
     "every input-side remedy against every parameter-side one: F_I - F_P, its bound at the Holm level, the result")
 FORMAT_CONTROL = TableSpec(
     "format_control",
-    ("model", "task", "recovery", "seeds", "base_acc", "control_acc", "control_sd", "control_gain", "ci_low",
-     "ci_high"),
+    tuple(CONTROL_COLUMNS),
     "how much each remedy gains on the uncompressed model (the control run), with its 95% interval")
 MARGIN_TESTS = TableSpec(
     "margin_tests",
-    ("model", "task", "compression", "recovery", "metric", "seeds", "n", "compressed_mean", "recovered_mean",
-     "mean_difference", "ci_low", "ci_high", "improved", "worsened", "p_value"),
+    tuple(MARGIN_COLUMNS),
     "paired change in the right choice's probability per remedy: mean, 95% t interval, sign-flip p (descriptive)")
 PAIRED_TESTS = TableSpec(
     "paired_tests",
-    ("model", "task", "comparison", "a", "a_seed", "b", "b_seed", "n", "a_acc", "b_acc", "a_only", "b_only",
-     "p_value"),
+    tuple(PAIRED_COLUMNS),
     "exact McNemar tests per seed (descriptive)", keep_na=False)
 FLIPS = TableSpec(
-    "flips", ("model", "compression", "task", "category", "recovery", "seed", "count"),
+    "flips", tuple(FLIP_COLUMNS),
     "questions kept, lost, gained, won back and newly broken, per seed and by majority of seeds", keep_na=False)
 PROMPT_POOL_ABLATION = TableSpec(
     "prompt_pool_ablation",
-    ("model", "compression", "recovery", "seed", "run", "task", "n", "pool_size", "chosen_counts", "entropy",
-     "acc_as_chosen", "routed_own", "routed_others", "acc_chosen_forced", "acc_random_prompt", "acc_random_expected",
-     "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample", "acc_per_prompt"),
+    tuple(POOL_COLUMNS),
     "per prompt pool: which prompt each question kept and what the pool adds over a random or the best fixed prompt")
-_CHECKPOINT = ("model", "compression", "recovery", "method", "side", "steps", "tokens", "n", "seeds", "base_acc",
-               "compressed_acc", "recovered_acc", "recovered_sd", "acc_ci_low", "acc_ci_high", "recovery_fraction",
-               "ci_low", "ci_high", "has_control", "control_gain", "controlled_fraction", "controlled_ci_low",
-               "controlled_ci_high")
+_CHECKPOINT = tuple(CHECKPOINT_COLUMNS)
 DEV_ACCURACY = TableSpec(
     "dev_accuracy", (*_CHECKPOINT, "rank"),
     "every remedy and checkpoint on the pooled dev questions, ranked per method: what choices are made on",
@@ -197,23 +189,22 @@ BUDGET_CURVE = TableSpec(
     "accuracy and recovery fraction against training tokens, every checkpoint, test questions (descriptive)")
 COLLATERAL = TableSpec(
     "collateral",
-    ("model", "compression", "recovery", "task", "held_out", "n", "seeds", "compressed_acc", "recovered_acc",
-     "newly_broken", "newly_fixed", "difference", "ci_low", "ci_high"),
+    tuple(COLLATERAL_COLUMNS),
     "what a remedy did to each knowledge task, held-out tasks flagged")
 FAILED_RUNS = TableSpec("failed_runs", tuple(FAILED_RUN_COLUMNS),
                         "the recovery trainings that produced no adapter, and why", dtypes={"seed": "Int64",
                                                                                             "steps": "Int64"})
 TRANSITIONS = TableSpec(
-    "transitions", ("model", "compression", "task", "base_answer", "compressed_answer", "count"),
-    "for each lost question, the base model's (right) answer and the compressed model's", keep_na=False)
+    "transitions", tuple(TRANSITION_COLUMNS),
+    "for each lost question, the base model's (right) answer and the compressed model's", keep_na=False,
+    dtypes=dict.fromkeys(("task", "base_answer", "compressed_answer"), "str"))
 LOSS_ANATOMY = TableSpec(
     "loss_anatomy",
-    ("model", "compression", "task", "outcome", "axis", "bin", "range", "n", "events", "rate", "ci_low", "ci_high"),
+    tuple(ANATOMY_COLUMNS),
     "loss rate per quartile of popularity and of base confidence, with Wilson 95% intervals (descriptive)")
 LOSS_MODEL = TableSpec(
     "loss_model",
-    ("model", "compression", "outcome", "term", "n", "events", "without_popularity", "coef", "odds_ratio", "ci_low",
-     "ci_high", "p_value", "status", "note"),
+    tuple(MODEL_COLUMNS),
     "logistic regressions of a question's loss on popularity and base confidence; the pre-specified row first")
 
 TABLE_SPECS = (QUESTIONS, SPLIT, ACCURACY, RECOVERY_FRACTION, DECISIONS, NONINFERIORITY, FORMAT_CONTROL,
@@ -229,34 +220,17 @@ SUMMARY = TableSpec(
     "one row per (model, compression, recovery run, task, metric) with the cost columns", open=True)
 
 
-@dataclass
-class Tables:
-    """One frame per analysis table, in :data:`TABLE_SPECS` order (a field per spec)."""
-
-    questions: object
-    split: object
-    accuracy: object
-    recovery_fraction: object
-    decisions: object
-    noninferiority: object
-    format_control: object
-    margin_tests: object
-    paired_tests: object
-    flips: object
-    prompt_pool_ablation: object
-    dev_accuracy: object
-    budget_curve: object
-    collateral: object
-    failed_runs: object
-    transitions: object
-    loss_anatomy: object
-    loss_model: object
-
+def tables_class(specs=TABLE_SPECS) -> type:
+    """The record's tables: a dataclass with one field (a frame) per spec, in order, and
+    ``items()``: (spec, frame) pairs. Built from the specs, so a new table is one spec."""
     def items(self):
-        return [(spec, getattr(self, spec.name)) for spec in TABLE_SPECS]
+        return [(spec, getattr(self, spec.name)) for spec in specs]
+
+    return make_dataclass("Tables", [(spec.name, object) for spec in specs], namespace={
+        "items": items, "__doc__": "One frame per analysis table, in TABLE_SPECS order."})
 
 
-assert [f.name for f in fields(Tables)] == [s.name for s in TABLE_SPECS], "Tables must follow TABLE_SPECS"
+Tables = tables_class()
 
 
 def json_safe(obj):
@@ -324,10 +298,6 @@ class Results:
     @classmethod
     def from_verdict_dict(cls, d: dict, tables: Tables, summary=None) -> "Results":
         """The inverse of :meth:`verdict_dict` (as read back from verdict.json)."""
-        from .stats.methods import Methods
-        from .stats.settings import Settings
-        from .stats.verdict import Verdict
-
         return cls(verdicts=[Verdict.from_dict(v) for v in d["verdicts"]], rule=d["rule"],
                    noninferiority_rule=d.get("noninferiority_rule", ""), settings=Settings(**d["thresholds"]),
                    bootstrap_iters=d.get("bootstrap_iters", {}), seeds=list(d.get("seeds", [])),

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from ...prompt_choice import normalised_entropy
 from .bootstrap import stable_seed
-from ..results import PROMPT_POOL_ABLATION
 
 POOLED = "(all tasks)"  # the task name of a run's row over all its knowledge questions
-POOL_COLUMNS = list(PROMPT_POOL_ABLATION.columns)
+POOL_COLUMNS = ["model", "compression", "recovery", "seed", "run", "task", "n", "pool_size", "chosen_counts",
+                "entropy", "acc_as_chosen", "routed_own", "routed_others", "acc_chosen_forced", "acc_random_prompt",
+                "acc_random_expected", "acc_best_fixed_crossfit", "best_fixed_prompts", "acc_best_fixed_in_sample",
+                "acc_per_prompt"]
 
 
 def _pool_run_ablation(frame, seed: int) -> dict:

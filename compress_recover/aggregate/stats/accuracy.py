@@ -11,9 +11,9 @@ from __future__ import annotations
 from ...runs import BASE
 from .bootstrap import interval, sd, seed_means, stable_seed
 from .grid import base_first
-from ..results import FORMAT_CONTROL
 
-CONTROL_COLUMNS = list(FORMAT_CONTROL.columns)
+CONTROL_COLUMNS = ["model", "task", "recovery", "seeds", "base_acc", "control_acc", "control_sd", "control_gain",
+                   "ci_low", "ci_high"]
 
 
 def accuracy_table(grids: dict):

@@ -25,15 +25,16 @@ from __future__ import annotations
 
 from ...runs import BASE
 from .status import KEPT, LOST, outcomes, status_table
-from ..results import LOSS_ANATOMY, LOSS_MODEL, TRANSITIONS
 
 AXES = {"popularity": "pop_pct", "base confidence": "base_confidence"}
 QUARTILES = 4
 MIN_EVENTS = 10
 PRESPECIFIED, DESCRIPTIVE = "pre-specified", "descriptive"
-TRANSITION_COLUMNS = list(TRANSITIONS.columns)
-ANATOMY_COLUMNS = list(LOSS_ANATOMY.columns)
-MODEL_COLUMNS = list(LOSS_MODEL.columns)
+TRANSITION_COLUMNS = ["model", "compression", "task", "base_answer", "compressed_answer", "count"]
+ANATOMY_COLUMNS = ["model", "compression", "task", "outcome", "axis", "bin", "range", "n", "events", "rate",
+                   "ci_low", "ci_high"]
+MODEL_COLUMNS = ["model", "compression", "outcome", "term", "n", "events", "without_popularity", "coef",
+                 "odds_ratio", "ci_low", "ci_high", "p_value", "status", "note"]
 ALL_TASKS = "all"
 
 

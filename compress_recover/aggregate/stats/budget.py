@@ -17,9 +17,11 @@ from .fractions import fraction, fraction_rows, grid_pairs
 from .grid import build_grids
 from .methods import Methods
 from .questions import ALL_KNOWLEDGE
-from ..results import BUDGET_CURVE
 
-CHECKPOINT_COLUMNS = list(BUDGET_CURVE.columns)
+CHECKPOINT_COLUMNS = ["model", "compression", "recovery", "method", "side", "steps", "tokens", "n", "seeds",
+                      "base_acc", "compressed_acc", "recovered_acc", "recovered_sd", "acc_ci_low", "acc_ci_high",
+                      "recovery_fraction", "ci_low", "ci_high", "has_control", "control_gain",
+                      "controlled_fraction", "controlled_ci_low", "controlled_ci_high"]
 
 
 def budget_steps(budget: dict | None) -> list[int]:

@@ -11,9 +11,9 @@ from ...runs import BASE
 from .bootstrap import interval
 from .grid import base_first
 from .questions import ALL_KNOWLEDGE
-from ..results import COLLATERAL
 
-COLLATERAL_COLUMNS = list(COLLATERAL.columns)
+COLLATERAL_COLUMNS = ["model", "compression", "recovery", "task", "held_out", "n", "seeds", "compressed_acc",
+                      "recovered_acc", "newly_broken", "newly_fixed", "difference", "ci_low", "ci_high"]
 
 
 def _collateral_row(grid, draws: dict, comp: str, rec: str) -> dict:

@@ -229,18 +229,30 @@ def noninferiority_pairs(family: list, methods: Methods) -> list[tuple]:
             for (m2, c2, p) in family if (m2, c2) == (m, c) and side[(m2, c2, p)] == PARAMETERS]
 
 
+def family_members(pooled: dict, methods: Methods) -> list[tuple]:
+    """The key of every hypothesis of the one confirmatory family, its kind first, in the
+    family's order: ("damage", model, compression) per compression, ("recovery", model,
+    compression, recovery) per recovered model, ("non-inferiority", model, compression, input,
+    parameters) per pair (:func:`noninferiority_pairs`). ``pooled``: the pooled grids with a
+    base model. The one enumeration: :func:`verdict_family` sizes the bootstrap from it and
+    :func:`confirmatory` checks its members against it."""
+    damage = [("damage", m, c) for (m, _), g in pooled.items() for c in g.compressions()]
+    recovered = [(m, c, r) for (m, _), g in pooled.items() for c, r in g.recovered()]
+    return (damage + [("recovery", *k) for k in recovered]
+            + [("non-inferiority", *k) for k in noninferiority_pairs(recovered, methods)])
+
+
 def verdict_family(grids: dict, settings: Settings, methods: Methods) -> tuple[dict, list, int]:
     """The pooled grids, the verdict's family of (model, compression, recovery) and the
-    resamples its smallest Holm bound needs (:func:`.settings.bootstrap_size`): the one
-    confirmatory family has m = compressions + recoveries + non-inferiority pairs members, its
-    smallest level is alpha / m, and a recovery's two-sided bound sits at half its level."""
+    resamples its smallest Holm bound needs (:func:`.settings.bootstrap_size`): the family
+    has m = len(:func:`family_members`) members, its smallest level is alpha / m, and a
+    recovery's two-sided bound sits at half its level."""
     from .questions import ALL_KNOWLEDGE
 
     pooled = {k: g for k, g in grids.items() if k[1] == ALL_KNOWLEDGE and g.has_base}
-    family = [(m, c, r) for (m, _), g in pooled.items() for c, r in g.recovered()]
-    n_comp = sum(len(g.compressions()) for g in pooled.values())
-    size = max(n_comp + len(family) + len(noninferiority_pairs(family, methods)), 1)
-    tail = settings.alpha / size / (2 if family else 1)
+    members = family_members(pooled, methods)
+    family = [key[1:] for key in members if key[0] == "recovery"]
+    tail = settings.alpha / max(len(members), 1) / (2 if family else 1)
     return pooled, family, bootstrap_size(settings, tail)
 
 
@@ -264,6 +276,9 @@ def confirmatory(pooled: dict, draws: dict, pairs: dict, settings: Settings,
     recovery = _recovery_members(pairs, settings, methods)
     ni = _noninferiority_members(pairs, settings, methods)
     members = [m for group in (damage, recovery, ni) for m, _ in group]
+    if [m.key for m in members] != family_members(pooled, methods):
+        raise AssertionError("the confirmatory family's members differ from family_members(), which sized its "
+                             "bootstrap")
     tests = holm_family([m.key for m in members], [m.p_value for m in members], settings.alpha,
                         lambda i, level: members[i].decides(level), "confirmatory bound")
     size = len(members)

@@ -17,11 +17,12 @@ from .bootstrap import CHUNK, stable_seed
 from .grid import Cell
 from .methods import INPUT, PARAMETERS, Methods
 from .status import GAINED, KEPT, LOST, majority_right, question_status
-from ..results import FLIPS, MARGIN_TESTS, PAIRED_TESTS
 
-PAIRED_COLUMNS = list(PAIRED_TESTS.columns)
-MARGIN_COLUMNS = list(MARGIN_TESTS.columns)
-FLIP_COLUMNS = list(FLIPS.columns)
+PAIRED_COLUMNS = ["model", "task", "comparison", "a", "a_seed", "b", "b_seed", "n", "a_acc", "b_acc", "a_only",
+                  "b_only", "p_value"]
+MARGIN_COLUMNS = ["model", "task", "compression", "recovery", "metric", "seeds", "n", "compressed_mean",
+                  "recovered_mean", "mean_difference", "ci_low", "ci_high", "improved", "worsened", "p_value"]
+FLIP_COLUMNS = ["model", "compression", "task", "category", "recovery", "seed", "count"]
 MAJORITY = "majority"  # the seed label of a recovery's majority-of-seeds flips
 
 

@@ -23,12 +23,14 @@ from ...io import read_jsonl
 from ...prompt_choice import forced_field
 from ...recover import choice_field
 from ...runs import RunId
-from ..results import QUESTION_KEYS, QUESTION_TEXT, QUESTIONS
 from .methods import Methods
 
-KEYS = list(QUESTION_KEYS)
-COLUMNS = [c for c in QUESTIONS.columns if c not in QUESTION_TEXT]  # a run's answer to a question
-QUESTION_COLUMNS = list(QUESTION_TEXT)
+KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
+COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
+           "chosen", "choice_probs"]
+# What a question is, the same in every run: its text, its choices (a JSON list), the right
+# answer's text and how well known its subject is (compress_recover.data.popularity).
+QUESTION_COLUMNS = ["question", "choices", "answer", "popularity", "popularity_measure"]
 ALL_KNOWLEDGE = "all_knowledge"  # the pooled questions of every knowledge task
 
 
