@@ -1,21 +1,32 @@
-"""Stage 6, aggregate: the tidy table, the statistics and verdict, the pictures, the report.
+"""Stage 6, aggregate: the tidy table, the statistics and verdict, the results record, and its views.
 
 | rule | function |
 |---|---|
 | ``summary`` | :func:`compress_recover.aggregate.summary.summarize` |
-| ``analysis`` | :func:`compress_recover.aggregate.analysis.run_analysis` (the path below) |
+| ``analysis`` | :func:`compress_recover.aggregate.analysis.run_analysis` (statistics → :class:`.results.Results`) |
 | ``figures`` | :func:`compress_recover.aggregate.figures.run_figures` (one function per figure) |
-| ``attention`` | :func:`compress_recover.evaluate.attention.run_attention_analysis` |
-| ``report`` | :func:`compress_recover.aggregate.report.run_report` (renders the records, :mod:`.report`) |
+| ``report`` | :func:`compress_recover.aggregate.report.run_report` (the sections of :data:`.report.SECTIONS`) |
 
-The analysis is a typed path, one idea per module: :mod:`.leak_check` → :mod:`.questions`
-(the only reader of lm-eval's sample format) → :mod:`.grid` → :mod:`.bootstrap` (draws,
-bounds, the one Holm-family helper) → :mod:`.fractions` → :mod:`.decisions` (``Damage``,
-``Decision``) → :mod:`.verdict` (``Verdict``, the rule). Beside it: :mod:`.accuracy`
-(accuracy and the format control), :mod:`.paired` (McNemar, margins, flips),
-:mod:`.ablation` (prompt pools), :mod:`.budget` (final budget, budget curve, dev accuracy),
-:mod:`.collateral`; :mod:`.methods` answers which method and side a recovery group has,
-:mod:`.settings` holds the thresholds. A failed run's status is
-:mod:`compress_recover.failures`', a run's identity :mod:`compress_recover.runs`'.
-:mod:`.tables` derives the tables the figures and the report share from the summary.
+Three layers, imports running down only:
+
+1. :mod:`.stats`: the statistics, pure functions and typed records, one idea per module:
+   :mod:`.stats.leak_check` → :mod:`.stats.questions` (the only reader of lm-eval's sample
+   format) → :mod:`.stats.grid` → :mod:`.stats.bootstrap` (draws, bounds, the one
+   Holm-family helper) → :mod:`.stats.fractions` → :mod:`.stats.decisions` (``Damage``,
+   ``Decision``, the family's members) → :mod:`.stats.verdict` (``Verdict``, the rule);
+   beside it :mod:`.stats.accuracy`, :mod:`.stats.paired`, :mod:`.stats.ablation`,
+   :mod:`.stats.budget`, :mod:`.stats.collateral`, :mod:`.stats.anatomy`,
+   :mod:`.stats.status`, :mod:`.stats.methods`, :mod:`.stats.settings`, and
+   :mod:`.stats.costs` (medians over seeds, the published claims against ours, the 2 × 2's
+   best remedy).
+2. :mod:`.results`: the record between them and every reader: each table's spec (name,
+   columns, dtypes, meaning), :class:`.results.Results` with ``save`` / ``load`` (the files of
+   ``results/analysis/``, byte for byte, and the schema version).
+3. The views, which read only :meth:`.results.Results.load`: :mod:`.figures`, :mod:`.report`,
+   :mod:`.snapshot` and :mod:`.results_pages` (the results docs), :mod:`.explorer`;
+   :mod:`.tables` derives what the figures and the report share from the summary.
+
+The attention analysis loads models, so it is a stage-5 job:
+:mod:`compress_recover.evaluate.attention`. Adding a statistic or a report section:
+docs/extending.md.
 """

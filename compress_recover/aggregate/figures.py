@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..data.split import TEST
 from ..io import atomic_file
-from .results import Results
+from .results import FLIPS, Results
 from .stats.budget import at_final_budget
 from .stats.methods import method_of
 from .stats.paired import MAJORITY
@@ -175,12 +175,13 @@ def flips(data: Inputs):
     plt = _pyplot()
     from matplotlib.patches import Patch
 
+    c = FLIPS.c
     pooled = data.flips[(data.flips.task == ALL_KNOWLEDGE) & (data.flips.seed.astype(str) != MAJORITY)]
     bars = []
-    for (_, comp), sub in pooled.groupby(["model", "compression"], sort=False):
-        lost = int(sub[sub.category == "lost"]["count"].sum())
-        won = sub[sub.category == "recovered"].groupby("recovery", sort=True)["count"].mean()
-        broken = sub[sub.category == "broken"].groupby("recovery", sort=True)["count"].mean()
+    for (_, comp), sub in pooled.groupby([c.model, c.compression], sort=False):
+        lost = int(sub[sub.category == "lost"][c.count].sum())
+        won = sub[sub.category == "recovered"].groupby(c.recovery, sort=True)[c.count].mean()
+        broken = sub[sub.category == "broken"].groupby(c.recovery, sort=True)[c.count].mean()
         for rec, count in won.items():
             bars.append((f"{comp}\n{rec}", rec, count, lost - count, broken.get(rec, 0.0)))
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(bars)), 4))

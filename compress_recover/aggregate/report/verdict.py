@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from ...failures import shown
+from ..results import MARGIN_TESTS, NONINFERIORITY, PAIRED_TESTS
 from ..stats.budget import budget_steps
 from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
 from .first_screen import bases_text, verdict_class
@@ -23,12 +24,16 @@ NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parame
                        "margin", "p", "Holm p", "result"]
 
 
+M, P, N = MARGIN_TESTS.c, PAIRED_TESTS.c, NONINFERIORITY.c  # the rows the verdict carries, by column
+P_RIGHT = "p_right"  # the margin test on the right choice's probability
+
+
 def _margin_text(m) -> str:
-    margin = next((t for t in m.margin_test or [] if t["metric"] == "p_right"), None)
+    margin = next((t for t in m.margin_test or [] if t[M.metric] == P_RIGHT), None)
     if not margin:
         return "n/a (no margin test)"
-    return (f"{fmt(margin['mean_difference'], '{:+.3f}')} {bracket(margin['ci_low'], margin['ci_high'], '{:.3f}')}"
-            f", p = {fmt(margin['p_value'], '{:.3g}')}")
+    return (f"{fmt(margin[M.mean_difference], '{:+.3f}')} {bracket(margin[M.ci_low], margin[M.ci_high], '{:.3f}')}"
+            f", p = {fmt(margin[M.p_value], '{:.3g}')}")
 
 
 def _power_needed(m) -> str:
@@ -82,7 +87,7 @@ def _method_row(m) -> dict:
     if m.failed:
         return {"cells": [*first, ", ".join(map(str, m.seeds))], "failed": shown(m.failure),
                 "colspan": len(METHOD_HEAD) - 3}
-    mcnemar = ", ".join(f"{t['b_seed'] or 'no seed'}: {fmt(t['p_value'], '{:.3g}')}" for t in m.mcnemar or [])
+    mcnemar = ", ".join(f"{t[P.b_seed] or 'no seed'}: {fmt(t[P.p_value], '{:.3g}')}" for t in m.mcnemar or [])
     t = m.test
     return {"cells": [*first, _seeds_cell(m), pm(m.recovered_acc, m.recovered_sd), _control_text(m),
                       m.fraction_used, _fractions_text(m), _bounds_text(m), fmt(t.confidence, "{:.2%}"),
@@ -93,10 +98,10 @@ def _method_row(m) -> dict:
 
 def _noninferiority_row(t: dict, why: str) -> dict:
     """One non-inferiority test; ``why``: why a difference of fractions is NaN (no damage)."""
-    return {"cells": [f"{t['input']} vs {t['parameters']}", t["fractions"], or_why(t["difference"], why, "{:+.2f}"),
-                      fmt(t["lower_bound"], "{:+.2f}"), fmt(t["confidence"], "{:.2%}"), f"−{t['margin']}",
-                      p_value(t["p_value"]), p_value(t["p_holm"])],
-            "result": t["result"]}
+    return {"cells": [f"{t[N.input]} vs {t[N.parameters]}", t[N.fractions], or_why(t[N.difference], why, "{:+.2f}"),
+                      fmt(t[N.lower_bound], "{:+.2f}"), fmt(t[N.confidence], "{:.2%}"), f"−{t[N.margin]}",
+                      p_value(t[N.p_value]), p_value(t[N.p_holm])],
+            "result": t[N.result]}
 
 
 def verdict_block(v, precisions: dict[str, str]) -> dict:
