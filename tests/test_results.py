@@ -167,3 +167,22 @@ def test_sections_are_in_reading_order_with_unique_ids_and_existing_templates():
     for s in SECTIONS:
         assert (TEMPLATES / s.template).is_file(), s.template
         assert bool(s.summary) == s.collapsed, s.id  # a collapsed box needs its one line; an open one has none
+
+
+def test_the_family_section_lists_every_member_of_the_holm_family_once(analysed):  # noqa: F811
+    """The report's confirmatory family: one row per member (the family's size), the no-loss
+    and recovery tests marked as able to change the verdict, non-inferiority not."""
+    from compress_recover.aggregate.report import ReportInputs
+    from compress_recover.aggregate.report.verdict import family
+
+    _, out, verdict, summary_csv = analysed
+    inputs = ReportInputs.read(summary_csv=str(summary_csv), analysis_dir=str(out), cost_files=[], figures={},
+                               config={}, knowledge_tasks=["capitals"])
+    shown = family(inputs)["family"]
+    (v,) = verdict["verdicts"]
+    methods, ni = v["evidence"]["methods"], v["evidence"]["noninferiority"]
+    assert shown["size"] == v["evidence"]["family_size"] == len(shown["rows"]) == 1 + len(methods) + len(ni)
+    assert [row[0] for row in shown["rows"]] == ["no measurable loss", *["recovery"] * len(methods),
+                                                 *["non-inferiority"] * len(ni)]
+    assert shown["used"] == 1 + len(methods) and {row[-1] for row in shown["rows"][shown["used"]:]} == {"no"}
+    assert [row[6] for row in shown["rows"][1:1 + len(methods)]] == [m["decision"] for m in methods]

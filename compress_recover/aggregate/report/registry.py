@@ -45,6 +45,8 @@ SECTIONS: list[Section] = [
     _open("anatomy", "sections/anatomy.html.j2", first_screen.anatomy),
     _box("verdict", "Verdict: per compression, each remedy's recovery fraction, Holm interval, p, control, power",
          "verdict", verdict.verdicts),
+    _box("family", "The confirmatory family: every claim Holm corrects for, its p-value and the level it was decided at",
+         "family", verdict.family),
     _box("failed", "Failed runs: recovery trainings that produced no adapter", "failed_runs", verdict.failed_runs),
     _box("split", "Dev/test split: which questions chose settings, which decided", "split", evidence.split),
     _box("accuracy", "Accuracy per task and held-out perplexity, every model", "accuracy", evidence.accuracy),

@@ -124,6 +124,33 @@ def verdicts(r: ReportInputs) -> dict:
     return {"verdicts": [verdict_block(v, r.precisions) for v in r.results.verdicts]}
 
 
+FAMILY_HEAD = ["hypothesis", "model / compression", "what", "p", "Holm p", "Holm α_i", "result",
+               "can change the verdict"]
+
+
+def family(r: ReportInputs) -> dict | None:
+    """Every member of the one confirmatory Holm family, in the family's order: each
+    compression's no-loss test, each remedy's test against the threshold, each
+    non-inferiority comparison; whether the verdict's rule reads it. None without a verdict."""
+    rows = []
+    for v in r.results.verdicts:
+        d, where = v.damage, f"{v.model} / {v.compression}"
+        rows.append(["no measurable loss", where, f"damage < {d.min_damage}", p_value(d.p_value),
+                     p_value(d.p_holm), fmt(d.holm_level, "{:.4f}"),
+                     "no measurable loss" if d.no_measurable_loss else "loss not ruled out", "yes"])
+        rows += [["recovery", where, f"{m.recovery}: F vs {m.threshold}", p_value(m.test.p_value),
+                  p_value(m.test.p_holm), fmt(m.test.level, "{:.4f}"), m.decision, "yes"]
+                 for m in v.methods if not m.failed]
+        rows += [["non-inferiority", where, f"{t[N.input]} vs {t[N.parameters]}, margin {t[N.margin]}",
+                  p_value(t[N.p_value]), p_value(t[N.p_holm]), fmt(t[N.holm_level], "{:.4f}"), t[N.result], "no"]
+                 for t in v.noninferiority]
+    if not rows:
+        return None
+    size = r.results.verdicts[0].damage.family_size
+    used = sum(row[-1] == "yes" for row in rows)
+    return {"family": {"size": size, "used": used, "head": FAMILY_HEAD, "rows": rows}}
+
+
 def failed_runs(r: ReportInputs) -> dict | None:
     """The runs whose recovery training failed; None (the section left out) when none did."""
     failed = r.results.failed_runs
