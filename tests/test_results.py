@@ -106,6 +106,36 @@ def test_no_module_outside_results_spells_an_analysis_file_name():
     assert not found, "open the record with Results.load instead:\n" + "\n".join(found)
 
 
+# The views: they read columns as attributes of a frame's rows or through a spec's names
+# (``FLIPS.c.count``). Names a table shares with the cost.json records, the config's dicts and
+# the manifests the views also read are not the record's to police.
+VIEWS = [*sorted((REPO / "compress_recover/aggregate/report").glob("*.py")),
+         *(REPO / "compress_recover/aggregate" / f for f in ("figures.py", "tables.py", "explorer.py", "snapshot.py",
+                                                             "results_pages.py")),
+         REPO / "studies/idp_modes.py"]
+NOT_ONLY_THE_RECORDS = {"model", "compression", "recovery", "run", "seed", "steps", "trained", "failure", "note",
+                        "task", "status", "n"}
+
+
+def _string_keys(path: Path) -> list[tuple[int, str]]:
+    """(line, key) of every ``x["key"]`` read and ``x.get("key")`` of a module."""
+    out = []
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Subscript) and isinstance(n.ctx, ast.Load) and isinstance(n.slice, ast.Constant):
+            out.append((n.lineno, n.slice.value))
+        elif (isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "get" and n.args
+              and isinstance(n.args[0], ast.Constant)):
+            out.append((n.lineno, n.args[0].value))
+    return [(line, key) for line, key in out if isinstance(key, str)]
+
+
+def test_no_view_looks_up_a_column_of_the_record_by_a_string():
+    columns = set().union(*(s.columns for s in TABLE_SPECS)) - NOT_ONLY_THE_RECORDS
+    found = [f"{path.relative_to(REPO)}:{line}: {key!r}" for path in VIEWS for line, key in _string_keys(path)
+             if key in columns]
+    assert not found, "read it as an attribute or through the table's spec (TableSpec.c):\n" + "\n".join(found)
+
+
 # --------------------------------------------------------------------------- the recipes of docs/extending.md
 
 def test_recipe_a_new_statistic_in_the_verdict(analysed, tmp_path, monkeypatch):  # noqa: F811
