@@ -21,7 +21,7 @@ from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.evaluate.attention import trained_adapters
 from compress_recover.aggregate.figures import FIGURES, Inputs, accuracy_vs_compression, run_figures
 from compress_recover.aggregate.report import run_report
-from compress_recover.aggregate.report.frames import COST_HEAD
+from compress_recover.aggregate.report.costs import COST_HEAD
 from compress_recover.aggregate.summary import summarize
 from compress_recover.aggregate.stats.verdict import decide
 from compress_recover.evaluate import cost as cost_module

@@ -13,7 +13,7 @@ import pytest
 from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.aggregate.figures import FIGURES, Inputs, accuracy_vs_compression, run_figures
 from compress_recover.aggregate.report import run_report
-from compress_recover.aggregate.tables import method_colour
+from compress_recover.recover.colours import method_colour
 
 METHODS = {"none": "none", "lora": "lora", "lora.seed0": "lora", "lora.seed1": "lora", "idp": "idp",
            "idp.seed0": "idp", "idp.seed1": "idp"}

@@ -109,9 +109,10 @@ def test_no_module_outside_results_spells_an_analysis_file_name():
 # The views: they read columns as attributes of a frame's rows or through a spec's names
 # (``FLIPS.c.count``). Names a table shares with the cost.json records, the config's dicts and
 # the manifests the views also read are not the record's to police.
-VIEWS = [*sorted((REPO / "compress_recover/aggregate/report").glob("*.py")),
-         *(REPO / "compress_recover/aggregate" / f for f in ("figures.py", "tables.py", "explorer.py", "snapshot.py",
-                                                             "results_pages.py")),
+AGGREGATE = REPO / "compress_recover/aggregate"
+VIEWS = [*sorted((AGGREGATE / "report").glob("*.py")), *sorted((AGGREGATE / "figures").glob("*.py")),
+         *(AGGREGATE / f for f in ("tables.py", "explorer.py", "snapshot.py", "snapshot_records.py",
+                                   "results_pages.py")),
          REPO / "studies/idp_modes.py"]
 NOT_ONLY_THE_RECORDS = {"model", "compression", "recovery", "run", "seed", "steps", "trained", "failure", "note",
                         "task", "status", "n"}

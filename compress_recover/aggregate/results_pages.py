@@ -8,7 +8,7 @@ so a page shows no number the snapshot lacks (``tests/test_docs.py`` checks it);
 from __future__ import annotations
 
 from ..runs import BASE
-from .snapshot import CONFIDENCE, POPULARITY, Anatomy, ModelResults, Snapshot
+from .snapshot_records import CONFIDENCE, POPULARITY, Anatomy, ModelResults, Snapshot
 
 
 # ---------------------------------------------------------------- the results tables

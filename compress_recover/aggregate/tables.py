@@ -1,17 +1,15 @@
-"""The summary-derived tables the figures and the report share: mean ± sd over seeds, base model first, one colour per method.
+"""The summary-derived tables the figures and the report share: mean ± sd over seeds, base model first.
 
 Runs of the same recovery with different seeds are separate rows of the summary (columns
 ``seed`` and ``run``); these tables give their mean and their standard deviation over
 seeds, and order rows and columns with the base model first. The headline tables show the
 final budget's runs only (:func:`at_final_budget_rows`; intermediate checkpoints enter the
 budget curve alone) and knowledge accuracy on the test questions only (from the
-analysis's ``accuracy.csv``, :func:`pooled_test_accuracy`). Recovery methods get one
-colour each, fixed by the method's name (:func:`method_colour`).
+analysis's accuracy table, :func:`pooled_test_accuracy`). A recovery method's colour:
+:func:`compress_recover.recover.colours.method_colour`.
 """
 
 from __future__ import annotations
-
-import zlib
 
 from ..runs import BASE
 from .stats.budget import at_final_budget, final_steps
@@ -21,25 +19,6 @@ PPL_METRIC = "word_perplexity"
 PPL_RECOVERY_COLUMNS = ["model", "compression", "recovery", "perplexity", "perplexity_base", "perplexity_compressed",
                         "perplexity_control", "perplexity_recovery", "perplexity_recovery_controlled"]
 CELL = ["model", "compression", "recovery"]
-# Colours by position in the recovery registry (so fixed per method name), "none" grey;
-# a method outside the registry gets one of the remaining colours by a hash of its name.
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
-NONE_COLOUR = "#555555"
-
-
-def method_colour(method: str) -> str:
-    """The colour of a recovery method in every figure."""
-    from ..recover import RECOVERY
-
-    if method == BASE:
-        return NONE_COLOUR
-    names = [n for n in RECOVERY.names() if n != BASE]
-    if method in names:
-        return PALETTE[names.index(method) % len(PALETTE)]
-    spare = PALETTE[len(names):] or PALETTE
-    return spare[zlib.crc32(method.encode()) % len(spare)]
-
-
 def base_first_order(cells) -> list[tuple]:
     """(model, compression, recovery) cells: per model the base model first, then every
     compression with its recoveries, ``none`` first."""

@@ -162,7 +162,7 @@ def plot_attention(table, out_png: str, title: str, methods: dict[str, str] | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .tables import method_colour
+    from ..recover.colours import method_colour
 
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     for ax, metric in zip(axes.flat, METRICS, strict=True):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...failures import is_failed, shown
 from ..stats.costs import claim_checks, registered_claims, remedies_2x2
+from ..tables import CELL, base_first_order
 from .cells import fmt, table
 from .first_screen import figure
-from .frames import cost_table
 from .inputs import ReportInputs
 
 # The figures shown in their own section, not under "Pictures".
@@ -21,6 +22,8 @@ SECTION_FIGURES = {"budget_curves", "overview", "remedy_deltas", "loss_anatomy"}
 POOL_HEAD = {"routing": "routing", "trained_with": "examples trained per prompt",
              "text_before": "chosen on training-text spans, before", "text_after": "after",
              "text_entropy": "entropy after (H / log m)", "confusion": "held-out source → prompt"}
+COST_HEAD = ["extra params", "extra bytes", "input tokens added", "training (compute) s", "disk MB",
+             "batch latency ms", "per-token ms"]
 REMEDY_COSTS = ["F [interval]", "decision", "extra params", "input tokens added", "latency per batch",
                 "training / compute s"]
 
@@ -128,3 +131,36 @@ def config(r: ReportInputs) -> dict:
     precision = "; ".join(f"{m}: {d}" for m, d in sorted(r.compute_dtypes.items()))
     return {"config": yaml.safe_dump(r.config, sort_keys=False), "versions": json.dumps(versions, indent=1),
             "compute_dtype": precision, "config_dtype": r.config.get("dtype", "float32")}
+
+
+# --------------------------------------------------------------------------- the cost table
+
+def _training_time(cost: dict) -> str:
+    """The training time, or for a training-free remedy the time it took to compute, marked."""
+    seconds = f"{cost['training_time_s'] or 0.0:.2f}"
+    return seconds if cost.get("trained", True) is not False else f"({seconds}, computed)"
+
+
+def _cost_cells(cost: dict) -> dict:
+    """The cost table's measurements of one cost.json; "failed: why" in each for a model whose
+    recovery training failed (nothing was measured)."""
+    if is_failed(cost):
+        return dict.fromkeys(COST_HEAD, shown(cost["failure"]))
+    values = (cost["extra_params"], cost["extra_bytes"], cost.get("input_tokens_added") or 0,
+              _training_time(cost), cost["disk_bytes"] / 1e6,
+              cost["latency"]["batch"]["median_s"] * 1000, cost["latency"]["generation"]["per_token_s"] * 1000)
+    return dict(zip(COST_HEAD, values, strict=True))
+
+
+def cost_table(costs: list[dict]):
+    """One row per cost.json record (base model first), and the library versions of the first."""
+    import pandas as pd
+
+    if not costs:
+        return pd.DataFrame(), {}
+    table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}
+                          for c in costs], columns=[*CELL, "run", *COST_HEAD])
+    order = {c: i for i, c in enumerate(base_first_order(table[CELL].itertuples(index=False)))}
+    table = table.assign(_o=[order[tuple(c)] for c in table[CELL].itertuples(index=False)])
+    table = table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")
+    return table, costs[0]["library_versions"]

@@ -12,7 +12,7 @@ from ..stats.questions import ALL_KNOWLEDGE
 from .cells import table
 from .first_screen import bases_text, figure
 from .frames import (GAP, accuracy_pivot, checkpoint_table, collateral_table, fraction_table, perplexity_gaps,
-                     perplexity_uncontrolled, split_counts)
+                     perplexity_uncontrolled)
 from .inputs import ReportInputs
 
 
@@ -85,3 +85,12 @@ def flips(r: ReportInputs) -> dict:
 
 def mcnemar(r: ReportInputs) -> dict:
     return {"bases": bases_text(r.precisions), "mcnemar": table(r.results.tables.paired_tests, "{:.3g}")}
+
+
+def split_counts(split: dict):
+    """Dev and test questions per knowledge task, and which tasks are held out."""
+    import pandas as pd
+
+    held = split.get("held_out_tasks", [])
+    return pd.DataFrame([{"task": t, "dev questions": c["dev"], "test questions": c["test"],
+                          "held out": "yes" if t in held else ""} for t, c in split["counts"].items()])

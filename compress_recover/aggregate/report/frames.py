@@ -1,4 +1,4 @@
-"""The report's own tables as frames of cell texts: accuracy, recovery fractions, checkpoints, collateral, costs.
+"""The report's own tables as frames of cell texts: accuracy, recovery fractions, checkpoints, collateral.
 
 Each function turns the analysis's records (its CSVs, the summary, the cost JSONs) into a
 frame whose cells are already text (:mod:`.cells`): a missing value says why, a run whose
@@ -7,7 +7,7 @@ recovery training failed says "failed: why" (:func:`compress_recover.failures.sh
 
 from __future__ import annotations
 
-from ...failures import FAILED_RUN_COLUMNS, failure_text, is_failed, seeds_text, shown
+from ...failures import failure_text, seeds_text, shown
 from ...runs import BASE
 from ..stats.questions import ALL_KNOWLEDGE
 from ..tables import CELL, PPL_METRIC, base_first_order, mean_sd
@@ -16,8 +16,6 @@ from .cells import (NO_CONTROL, NO_DAMAGE, UNDEFINED, base_label, counts, interv
 
 FRACTION_COLUMNS = ["recovery fraction (± sd)", "95% interval", "control_gain", "controlled (± sd)",
                     "controlled 95% interval"]
-COST_HEAD = ["extra params", "extra bytes", "input tokens added", "training (compute) s", "disk MB",
-             "batch latency ms", "per-token ms"]
 
 
 # --------------------------------------------------------------------------- accuracy per task
@@ -196,53 +194,3 @@ def collateral_table(frame):
     out["newly fixed"] = counts(frame.newly_fixed, "{:.1f}")
     out["Δ accuracy [95%]"] = with_interval(frame.difference, frame.ci_low, frame.ci_high)
     return out
-
-
-def split_counts(split: dict):
-    """Dev and test questions per knowledge task, and which tasks are held out."""
-    import pandas as pd
-
-    held = split.get("held_out_tasks", [])
-    return pd.DataFrame([{"task": t, "dev questions": c["dev"], "test questions": c["test"],
-                          "held out": "yes" if t in held else ""} for t, c in split["counts"].items()])
-
-
-def failed_runs_table(failed: list[dict]):
-    """Every run (and checkpoint) whose recovery training failed, with why (analysis/failed_runs.csv's columns)."""
-    import pandas as pd
-
-    return pd.DataFrame([{k: "" if r[k] is None else r[k] for k in FAILED_RUN_COLUMNS} for r in failed],
-                        dtype=object)
-
-
-# --------------------------------------------------------------------------- costs
-
-def _training_time(cost: dict) -> str:
-    """The training time, or for a training-free remedy the time it took to compute, marked."""
-    seconds = f"{cost['training_time_s'] or 0.0:.2f}"
-    return seconds if cost.get("trained", True) is not False else f"({seconds}, computed)"
-
-
-def _cost_cells(cost: dict) -> dict:
-    """The cost table's measurements of one cost.json; "failed: why" in each for a model whose
-    recovery training failed (nothing was measured)."""
-    if is_failed(cost):
-        return dict.fromkeys(COST_HEAD, shown(cost["failure"]))
-    values = (cost["extra_params"], cost["extra_bytes"], cost.get("input_tokens_added") or 0,
-              _training_time(cost), cost["disk_bytes"] / 1e6,
-              cost["latency"]["batch"]["median_s"] * 1000, cost["latency"]["generation"]["per_token_s"] * 1000)
-    return dict(zip(COST_HEAD, values, strict=True))
-
-
-def cost_table(costs: list[dict]):
-    """One row per cost.json record (base model first), and the library versions of the first."""
-    import pandas as pd
-
-    if not costs:
-        return pd.DataFrame(), {}
-    table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}
-                          for c in costs], columns=[*CELL, "run", *COST_HEAD])
-    order = {c: i for i, c in enumerate(base_first_order(table[CELL].itertuples(index=False)))}
-    table = table.assign(_o=[order[tuple(c)] for c in table[CELL].itertuples(index=False)])
-    table = table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")
-    return table, costs[0]["library_versions"]

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import math
 
-from ...failures import shown
+from ...failures import FAILED_RUN_COLUMNS, shown
 from ..results import MARGIN_TESTS, NONINFERIORITY, PAIRED_TESTS
 from ..stats.budget import budget_steps
 from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
 from .first_screen import bases_text, verdict_class
-from .frames import failed_runs_table
 from .inputs import ReportInputs
 
 METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "decided on",
@@ -167,3 +166,11 @@ def rule(r: ReportInputs) -> dict:
                      "seeds": ", ".join(map(str, res.seeds)) or "none", "final_steps": steps[-1],
                      "curve_steps": ", ".join(map(str, steps[:-1])), "batch_size": res.budget["batch_size"],
                      "seq_len": res.budget["seq_len"], "bases": bases_text(r.precisions)}}
+
+
+def failed_runs_table(failed: list[dict]):
+    """Every run (and checkpoint) whose recovery training failed, with why (analysis/failed_runs.csv's columns)."""
+    import pandas as pd
+
+    return pd.DataFrame([{k: "" if r[k] is None else r[k] for k in FAILED_RUN_COLUMNS} for r in failed],
+                        dtype=object)

@@ -1,0 +1,226 @@
+"""The snapshot's layout (docs/results/snapshot.json), typed once: records written by :func:`as_json` and read back by :meth:`Snapshot.from_dict`.
+
+:mod:`.snapshot` fills them from a finished run's results record; :mod:`.results_pages`
+renders the README's and docs/results.md's tables from them. Import-light: JSON only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+
+from ..runs import BASE
+from .results import json_safe
+from .stats.anatomy import AXES
+from .stats.settings import Settings
+
+POPULARITY, CONFIDENCE = AXES  # the loss anatomy's two axes
+
+# field metadata of the records below: the JSON key where it is not the field's name; a
+# field left out of the JSON while None (absent in snapshots of older runs); a value kept
+# key-sorted, as verdict.json writes it
+KEY, OPTIONAL, AS_WRITTEN = "key", "optional", "as_written"
+
+
+def _optional():
+    return field(default=None, metadata={OPTIONAL: True})
+
+
+def _as_written():
+    return field(metadata={AS_WRITTEN: True})
+
+
+# ---------------------------------------------------------------- the snapshot's records
+
+@dataclass
+class Remedy:
+    """One remedy on one compressed model, pooled test questions: decisions.csv's row with
+    recovery_fraction.csv's 95% intervals (``raw_f_holm``: the interval at its Holm level)."""
+
+    side: str
+    trained: bool
+    runs: str
+    accuracy: float | None
+    raw_f: float | None
+    raw_f_95: list
+    control_gain: float | None
+    controlled_f: float | None
+    controlled_f_95: list
+    raw_f_holm: list
+    holm_level: float | None
+    family_size: int | None
+    decision: str
+
+    @property
+    def kind(self) -> str:
+        """"side, trained" or "side, training-free"."""
+        return f"{self.side}, {'trained' if self.trained else 'training-free'}"
+
+
+@dataclass
+class LossModel:
+    """The pre-specified loss model's popularity term (``note``: why it has no estimate)."""
+
+    term: str
+    coef: float | None
+    ci_95: list
+    p_value: float | None
+    n: int
+    events: int
+    note: str
+
+
+@dataclass
+class LostRate:
+    """The loss rate in one quartile of an axis (all tasks), with its Wilson 95% interval."""
+
+    quartile: int
+    rate: float | None
+    n: int
+    ci_95: list
+
+
+@dataclass
+class WrongAnswer:
+    task: str
+    answer: str
+    lost_questions: int
+
+
+@dataclass
+class Anatomy:
+    """Which facts one compression lost; each part absent when the analysis found none."""
+
+    loss_model: LossModel | None = _optional()
+    lost_rate: dict | None = _optional()  # axis -> [LostRate]
+    top_wrong_answers: list | None = _optional()  # [WrongAnswer], most frequent first
+
+    def __post_init__(self):  # read back from JSON
+        if isinstance(self.loss_model, dict):
+            self.loss_model = LossModel(**self.loss_model)
+        if self.lost_rate is not None:
+            self.lost_rate = {axis: [_record(LostRate, q) for q in qs] for axis, qs in self.lost_rate.items()}
+        if self.top_wrong_answers is not None:
+            self.top_wrong_answers = [_record(WrongAnswer, w) for w in self.top_wrong_answers]
+
+
+@dataclass
+class ModelResults:
+    """One model's headline numbers: ``accuracy``, ``perplexity`` and ``extra_params`` are
+    compression -> remedy -> value; ``remedies`` compression -> remedy -> :class:`Remedy`;
+    ``verdicts`` compression -> verdict; ``anatomy`` compression -> :class:`Anatomy`."""
+
+    accuracy: dict
+    n: int
+    remedies: dict = field(default_factory=dict)
+    verdicts: dict = field(default_factory=dict)
+    perplexity: dict = field(default_factory=dict)
+    extra_params: dict = field(default_factory=dict)
+    seeds_per_run: int = 0
+    base_precision: str | None = _optional()
+    anatomy: dict | None = _optional()
+
+    def __post_init__(self):  # read back from JSON
+        self.remedies = {c: {r: _record(Remedy, d) for r, d in per.items()} for c, per in self.remedies.items()}
+        if self.anatomy is not None:
+            self.anatomy = {c: _record(Anatomy, a) for c, a in self.anatomy.items()}
+
+    def compressions(self) -> list[str]:
+        return [c for c in self.accuracy if c != BASE]
+
+    def remedy(self, name: str) -> Remedy | None:
+        """``name``'s record on the first compression that has one (its side is the same on each)."""
+        return next((per[name] for per in self.remedies.values() if name in per), None)
+
+    def remedy_names(self) -> list[str]:
+        """Every remedy: none first, then parameter side before input side, trained before training-free."""
+        names = [r for c in self.compressions() for r in self.accuracy[c]]
+        return [BASE, *sorted(dict.fromkeys(r for r in names if r != BASE), key=lambda r: (*self._order(r), r))]
+
+    def _order(self, name: str) -> tuple[bool, bool]:
+        r = self.remedy(name)
+        return (True, True) if r is None else (r.side != "parameters", not r.trained)
+
+    def side(self, name: str) -> str:
+        r = self.remedy(name)
+        return "" if r is None else r.kind
+
+    def family_size(self):
+        """The Holm family's size (every decision of the run shares it)."""
+        return next((r.family_size for per in self.remedies.values() for r in per.values()), None)
+
+
+@dataclass
+class Seeds:
+    """The run's three seeds, under their config.yaml keys."""
+
+    seed: int | None = field(metadata={KEY: "seed"})
+    split_seed: int | None = field(metadata={KEY: "data.split.seed"})
+    recovery_seeds: list = field(metadata={KEY: "recovery.seeds"})
+
+
+@dataclass
+class Questions:
+    dev: int
+    test: int
+    per_task: dict = _as_written()  # task -> {"dev": n, "test": n}
+
+
+@dataclass
+class Snapshot:
+    """The headline numbers of one run (docs/results/snapshot.json)."""
+
+    commit: str
+    what: str
+    seeds: Seeds
+    budget: dict | None = _as_written()  # config.yaml recovery.budget as the analysis recorded it
+    thresholds: dict = _as_written()  # config.yaml report: the verdict's thresholds (Settings' fields)
+    questions: Questions
+    sides: dict = _as_written()  # method -> side
+    trained: dict = _as_written()  # method -> whether it trains
+    models: dict = field(default_factory=dict)  # model -> ModelResults
+    aggregate_commit: str | None = _optional()
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Snapshot":
+        """The snapshot as read from its JSON."""
+        snap = _record(cls, d)
+        snap.seeds = _record(Seeds, snap.seeds)
+        snap.questions = _record(Questions, snap.questions)
+        snap.models = {name: _record(ModelResults, m) for name, m in snap.models.items()}
+        return snap
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_report(self.thresholds)
+
+
+def _record(cls, value):
+    """``value`` as a ``cls`` record: as is, or built from its JSON dict (keys per :data:`KEY`)."""
+    if not isinstance(value, dict):
+        return value
+    return cls(**{f.name: value[f.metadata.get(KEY, f.name)] for f in fields(cls)
+                  if f.metadata.get(KEY, f.name) in value})
+
+
+def as_json(value):
+    """A record as the snapshot's JSON data: fields in order under their keys, an optional
+    field left out while None, an :data:`AS_WRITTEN` value key-sorted (strict JSON)."""
+    if is_dataclass(value):
+        out = {}
+        for f in fields(value):
+            v = getattr(value, f.name)
+            if f.metadata.get(OPTIONAL) and v is None:
+                continue
+            out[f.metadata.get(KEY, f.name)] = _written(v) if f.metadata.get(AS_WRITTEN) else as_json(v)
+        return out
+    if isinstance(value, dict):
+        return {k: as_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_json(v) for v in value]
+    return value
+
+
+def _written(value):
+    """``value`` as verdict.json holds it: strict JSON, keys sorted."""
+    return json.loads(json.dumps(json_safe(value), sort_keys=True, default=str))
