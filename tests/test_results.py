@@ -167,6 +167,7 @@ def test_recipe_a_new_report_section(analysed, tmp_path):  # noqa: F811
     templates/sections/; (3) one line of SECTIONS. The page shows it, collapsed behind its
     summary, among the evidence."""
     from compress_recover.aggregate import report
+    from compress_recover.aggregate.figures import FIGURES, run_figures
     from compress_recover.aggregate.report import SECTIONS, ReportInputs, Section, render_page
 
     root, out, _, summary_csv = analysed
@@ -174,13 +175,15 @@ def test_recipe_a_new_report_section(analysed, tmp_path):  # noqa: F811
     def verdict_count(r: ReportInputs) -> dict:  # (1)
         return {"count": len(r.results.verdicts)}
 
+    figures = {name: str(tmp_path / f"{name}.png") for name in FIGURES}
+    run_figures(summary_csv=str(summary_csv), analysis_dir=str(out), knowledge_tasks=["capitals"], out_files=figures)
     template = report.TEMPLATES / "sections" / "toy_recipe_test.html.j2"  # (2)
     template.write_text("<h2 id='toy'>Toy</h2>\n<p>{{ count }} verdict(s)</p>\n")
     try:
         sections = [*SECTIONS[:-1], Section("toy", "Toy: how many verdicts", "sections/toy_recipe_test.html.j2",
                                             verdict_count), SECTIONS[-1]]  # (3)
-        inputs = ReportInputs.read(summary_csv=str(summary_csv), analysis_dir=str(out), cost_files=[], figures={},
-                                   config={}, knowledge_tasks=["capitals"])
+        inputs = ReportInputs.read(summary_csv=str(summary_csv), analysis_dir=str(out), cost_files=[],
+                                   figures=figures, config={}, knowledge_tasks=["capitals"])
         page = render_page(inputs, sections)
     finally:
         template.unlink()
@@ -217,3 +220,14 @@ def test_the_family_section_lists_every_member_of_the_holm_family_once(analysed)
                                                  *["non-inferiority"] * len(ni)]
     assert shown["used"] == 1 + len(methods) and {row[-1] for row in shown["rows"][shown["used"]:]} == {"no"}
     assert [row[6] for row in shown["rows"][1:1 + len(methods)]] == [m["decision"] for m in methods]
+
+
+def test_a_figure_a_section_shows_is_required(analysed):  # noqa: F811
+    """A report without a picture it shows is an error naming the figure, never a thinner page."""
+    from compress_recover.aggregate.report import ReportInputs, render_section
+
+    _, out, _, summary_csv = analysed
+    inputs = ReportInputs.read(summary_csv=str(summary_csv), analysis_dir=str(out), cost_files=[], figures={},
+                               config={}, knowledge_tasks=["capitals"])
+    with pytest.raises(KeyError, match="the report needs figure 'accuracy_vs_compression'"):
+        render_section("figures", inputs)

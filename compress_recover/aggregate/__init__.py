@@ -22,9 +22,10 @@ Three layers, imports running down only:
 2. :mod:`.results`: the record between them and every reader: each table's spec (name,
    columns, dtypes, meaning), :class:`.results.Results` with ``save`` / ``load`` (the files of
    ``results/analysis/``, byte for byte, and the schema version).
-3. The views, which read only :meth:`.results.Results.load`: :mod:`.figures`, :mod:`.report`,
-   :mod:`.snapshot` and :mod:`.results_pages` (the results docs), :mod:`.explorer`;
-   :mod:`.tables` derives what the figures and the report share from the summary.
+3. The views, which open the run only with :meth:`.results.Results.load`: :mod:`.figures`,
+   :mod:`.report` (its explorer's data from :mod:`.explorer`) and :mod:`.snapshot` (the
+   results docs' snapshot, whose tables :mod:`.results_pages` renders from the snapshot's
+   JSON); :mod:`.tables` derives what the figures and the report share from the summary.
 
 The attention analysis loads models, so it is a stage-5 job:
 :mod:`compress_recover.evaluate.attention`. Adding a statistic or a report section:

@@ -32,8 +32,8 @@ def _column_label(compression: str, recovery: str) -> str:
 
 
 def explorer_data(questions, final_steps: int | None) -> dict:
-    """The explorer's object from questions.csv (read by
-    :func:`compress_recover.aggregate.stats.questions.read_questions`): ``views`` (one per (model,
+    """The explorer's object from the questions table (``results.tables.questions``, read by
+    :data:`compress_recover.aggregate.results.QUESTIONS`): ``views`` (one per (model,
     compression): its columns and recoveries), ``columns`` (id -> short label), ``tasks`` and
     ``questions`` (see the module's doc)."""
     import pandas as pd

@@ -7,9 +7,10 @@ reader â€” the figures, the report, the results docs and snapshot, the studies â
 :meth:`Results.load` and reads typed values: :class:`~.stats.verdict.Verdict` records (each
 with its :class:`~.stats.decisions.Damage` and :class:`~.stats.decisions.Decision` s, rebuilt
 by their ``from_dict``), the settings, the split, and one pandas frame per table. This module
-is the only place that spells an analysis file name or a table's columns; a reader names a
-table by attribute (``results.tables.flips``) and a column through the table's spec
-(``FLIPS.c.count``) or by attribute access on the frame.
+is the only place that spells an analysis file name, and the one place a reader finds every
+table and its columns: a reader names a table by attribute (``results.tables.flips``) and
+reads a column by attribute on the frame or its rows, or through the table's spec
+(``FLIPS.c.count``), never by a spelled string (``tests/test_results.py`` checks both).
 
 The files are those the analysis has always written, byte for byte (the same CSV float
 format, the same key-sorted JSON), plus ``record.json``. :data:`SCHEMA_VERSION` changes when

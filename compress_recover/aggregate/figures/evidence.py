@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...runs import BASE
-from ..results import FLIPS
+from ..results import BUDGET_CURVE, FLIPS
 from ..stats.paired import MAJORITY
 from ..stats.questions import ALL_KNOWLEDGE
 from ..tables import base_first_order, perplexity_recovery
@@ -132,16 +132,17 @@ def flips(data: Inputs):
     return fig
 
 
-CURVE_PANELS = [("recovered_acc", "acc_ci_low", "acc_ci_high", "knowledge accuracy (pooled test questions)"),
-                ("fraction", "fraction_low", "fraction_high", "recovery fraction")]
+B = BUDGET_CURVE.c
+CURVE_PANELS = [(B.recovered_acc, B.acc_ci_low, B.acc_ci_high, "knowledge accuracy (pooled test questions)"),
+                ("fraction", "fraction_low", "fraction_high", "recovery fraction")]  # the columns _curve_frame adds
 
 
 def _curve_frame(sub):
     """One recovery group's curve sorted by steps, with the fraction it plots: control-
     subtracted where every checkpoint has a control run, else raw."""
     controlled = bool(sub.has_control.astype(bool).all())
-    point, low, high = (("controlled_fraction", "controlled_ci_low", "controlled_ci_high") if controlled
-                        else ("recovery_fraction", "ci_low", "ci_high"))
+    point, low, high = ((B.controlled_fraction, B.controlled_ci_low, B.controlled_ci_high) if controlled
+                        else (B.recovery_fraction, B.ci_low, B.ci_high))
     x = sub.tokens.where(sub.tokens.notna(), sub.steps)
     curve = sub.assign(x=x, fraction=sub[point], fraction_low=sub[low], fraction_high=sub[high])
     return curve.sort_values("steps"), controlled

@@ -92,8 +92,8 @@ def pictures(r: ReportInputs) -> dict:
     attention and activation figures (one per compressed model; None without)."""
     from ..figures import FIGURES
 
-    shown = [figure(r.figures[name], name.replace("_", " ")) for name in FIGURES
-             if name not in SECTION_FIGURES and name in r.figures]
+    shown = [figure(r.figure(name, required=True), name.replace("_", " ")) for name in FIGURES
+             if name not in SECTION_FIGURES]
     attention = [figure(f, f"attention {Path(f).parent.parent.name}") for f in r.attention_figures]
     return {"pictures": shown, "attention": attention or None}
 

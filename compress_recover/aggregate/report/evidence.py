@@ -53,7 +53,8 @@ def fractions(r: ReportInputs) -> dict:
 def budget(r: ReportInputs) -> dict:
     """The budget curves' figure and table; None with one budget."""
     curve = r.results.tables.budget_curve
-    return {"budget": None if curve.empty else {"figure": figure(r.figure("budget_curves"), "budget curves"),
+    return {"budget": None if curve.empty else {"figure": figure(r.figure("budget_curves", required=True),
+                                                                 "budget curves"),
                                                 "table": table(checkpoint_table(curve))}}
 
 

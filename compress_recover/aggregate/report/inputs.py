@@ -62,6 +62,9 @@ class ReportInputs:
     def compute_dtypes(self) -> dict[str, str]:
         return compute_dtypes(self.summary)
 
-    def figure(self, name: str) -> str | None:
-        """The PNG of figure ``name``, None when the run drew none."""
+    def figure(self, name: str, required: bool = False) -> str | None:
+        """The PNG of figure ``name``; None when the run drew none, unless ``required`` (a
+        section that shows it: an error naming it, never a page silently without it)."""
+        if required and name not in self.figures:
+            raise KeyError(f"the report needs figure {name!r} (rule figures draws it); given: {sorted(self.figures)}")
         return self.figures.get(name)

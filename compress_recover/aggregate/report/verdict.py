@@ -128,9 +128,9 @@ FAMILY_HEAD = ["hypothesis", "model / compression", "what", "p", "Holm p", "Holm
 
 
 def family(r: ReportInputs) -> dict | None:
-    """Every member of the one confirmatory Holm family, in the family's order: each
-    compression's no-loss test, each remedy's test against the threshold, each
-    non-inferiority comparison; whether the verdict's rule reads it. None without a verdict."""
+    """Every member of the one confirmatory Holm family, grouped by compression: its no-loss
+    test, each remedy's test against the threshold, each non-inferiority comparison; whether
+    the verdict's rule reads it. None without a verdict."""
     rows = []
     for v in r.results.verdicts:
         d, where = v.damage, f"{v.model} / {v.compression}"

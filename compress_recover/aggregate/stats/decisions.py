@@ -185,12 +185,6 @@ class Decision:
             row["mcnemar"] = self.mcnemar
         return row
 
-    # as_dict's keys that are not the fraction's estimates (a failed group's seeds and runs are its own)
-    _OWN = ("model", "compression", "recovery", "method", "side", "trained", "status", "fraction_used", "fraction",
-            "threshold", "holm_level", "confidence", "ci_low", "ci_high", "raw_ci_low", "raw_ci_high",
-            "controlled_ci_low", "controlled_ci_high", "p_value", "p_holm", "decision", "family_size", "power",
-            "failed_seeds", "failure", "note", "margin_test", "mcnemar")
-
     @classmethod
     def from_dict(cls, d: dict) -> "Decision":
         """The inverse of :meth:`as_dict`, as read back from verdict.json (null: NaN)."""
@@ -202,7 +196,7 @@ class Decision:
         if head["status"] == FAILED:
             return cls(**head, seeds=list(d.get("seeds", [])), runs=list(d.get("runs", [])))
         f = from_json_number
-        estimates = {k: f(v) for k, v in d.items() if k not in cls._OWN}
+        estimates = {k: f(v) for k, v in d.items() if k not in _own_keys()}
         test = HolmTest(f(d["p_value"]), f(d["p_holm"]), f(d["holm_level"]), d["decision"] in ("recovers", "fails"))
         return cls(**head, estimates=estimates, fraction_used=d["fraction_used"], fraction=f(d["fraction"]),
                    threshold=f(d["threshold"]), test=test, ci_low=f(d["ci_low"]), ci_high=f(d["ci_high"]),
@@ -220,6 +214,16 @@ class Decision:
 
 
 # --------------------------------------------------------------------------- the family
+
+def _own_keys() -> set[str]:
+    """The keys of :meth:`Decision.as_dict` that are not the fraction's estimates: its fields
+    (a field added later is its own too) and the test's and bounds' flattened names; a
+    non-failed decision's seeds and runs are its estimates'."""
+    flattened = {"holm_level", "confidence", "p_value", "p_holm", "raw_ci_low", "raw_ci_high", "controlled_ci_low",
+                 "controlled_ci_high"}
+    return ({f.name for f in fields(Decision)} - {"estimates", "test", "raw_ci", "controlled_ci", "seeds", "runs"}
+            | flattened)
+
 
 def noninferiority_pairs(family: list, methods: Methods) -> list[tuple]:
     """(model, compression, input recovery, parameter recovery) for every input-side
