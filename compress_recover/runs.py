@@ -118,3 +118,8 @@ class RunId:
     def as_dict(self) -> dict:
         return {"model": self.model, "compression": self.compression, "recovery": self.recovery,
                 "seed": self.seed, "steps": self.steps, "run": self.run}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunId":
+        """The inverse of :meth:`as_dict` (a run's labels are the same keys)."""
+        return cls.from_labels(d)

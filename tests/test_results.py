@@ -42,6 +42,13 @@ def test_from_dict_inverts_as_dict_through_json(analysed):  # noqa: F811
     assert Damage.from_dict(v.damage.as_dict()) == v.damage
 
 
+def test_a_run_id_round_trips():
+    from compress_recover.runs import RunId
+
+    for run in (RunId("m", "q", "lora", 1, 60), RunId("m", "none", "none")):
+        assert RunId.from_dict(json.loads(json.dumps(run.as_dict()))) == run
+
+
 def test_a_failed_decision_round_trips():
     failed = Decision("m", "q", "lora", "lora", "parameters", "failed (diverged)", status="failed", seeds=[0, 1],
                       runs=["lora.seed0", "lora.seed1"], failed_seeds=[0, 1], failure="diverged", note="n",
