@@ -326,11 +326,12 @@ class Results:
         record = folder / RECORD_FILE
         if not record.is_file():
             raise FileNotFoundError(f"{folder}: no {RECORD_FILE}; not a results record of this version "
-                                    f"(schema {SCHEMA_VERSION}): run rule analysis again")
+                                    f"(schema {SCHEMA_VERSION}): run rule analysis again "
+                                    "(snakemake --forcerun analysis)")
         version = read_json(record).get("schema_version")
         if version != SCHEMA_VERSION:
             raise ValueError(f"{record}: schema version {version}, this code reads {SCHEMA_VERSION}; "
-                             "run rule analysis again")
+                             "run rule analysis again (snakemake --forcerun analysis)")
         tables = Tables(**{spec.name: spec.read(folder) for spec in TABLE_SPECS})
         return cls.from_verdict_dict(read_json(folder / VERDICT_FILE), tables,
                                      None if summary is None else read_summary(summary))
