@@ -1,7 +1,7 @@
 """The results record: every analysis table and the verdict, typed, between the statistics and every reader.
 
 Rule ``analysis`` computes a :class:`Results` (:func:`.analysis.run_analysis`) and
-:meth:`Results.save` writes it to ``results/analysis/``: one CSV per table of :data:`TABLES`,
+:meth:`Results.save` writes it to ``results/analysis/``: one CSV per table of :data:`TABLE_SPECS`,
 ``verdict.json`` and ``record.json`` (the schema version and the tables written). Every
 reader — the figures, the report, the results docs and snapshot, the studies — opens it with
 :meth:`Results.load` and reads typed values: :class:`~.stats.verdict.Verdict` records (each
@@ -44,6 +44,7 @@ from .stats.questions import COLUMNS as ANSWER_COLUMNS
 from .stats.questions import QUESTION_COLUMNS
 from .stats.settings import Settings
 from .stats.verdict import Verdict
+from .tables import CELL
 
 SCHEMA_VERSION = 1
 VERDICT_FILE = "verdict.json"
@@ -129,8 +130,6 @@ class TableSpec:
 
 # The columns of a table its producer builds from a list are that list (stats/*.py), named here
 # with their meaning and dtypes; the others are listed here, and checked when written.
-CELL = ("model", "compression", "recovery")
-
 QUESTIONS = TableSpec(
     "questions",
     (*ANSWER_COLUMNS, *QUESTION_COLUMNS),
@@ -211,15 +210,6 @@ LOSS_MODEL = TableSpec(
 TABLE_SPECS = (QUESTIONS, SPLIT, ACCURACY, RECOVERY_FRACTION, DECISIONS, NONINFERIORITY, FORMAT_CONTROL,
                MARGIN_TESTS, PAIRED_TESTS, FLIPS, PROMPT_POOL_ABLATION, DEV_ACCURACY, BUDGET_CURVE, COLLATERAL,
                FAILED_RUNS, TRANSITIONS, LOSS_ANATOMY, LOSS_MODEL)
-TABLES = {spec.name: spec for spec in TABLE_SPECS}
-
-# rule summary's tidy table (results/summary.csv): the columns its readers use
-SUMMARY = TableSpec(
-    "summary",
-    (*CELL, "seed", "steps", "run", "task", "subtask", "metric", "value", "stderr", "extra_params", "base_precision",
-     "dtype"),
-    "one row per (model, compression, recovery run, task, metric) with the cost columns", open=True)
-
 
 def tables_class(specs=TABLE_SPECS) -> type:
     """The record's tables: a dataclass with one field (a frame) per spec, in order, and
@@ -345,7 +335,7 @@ class Results:
 
 
 def read_summary(path: str | Path):
-    """rule summary's table as written (every column pandas' guess; see :data:`SUMMARY`)."""
+    """rule summary's table as written (every column pandas' guess)."""
     import pandas as pd
 
     return pd.read_csv(path)

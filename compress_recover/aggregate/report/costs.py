@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from ...failures import is_failed, shown
-from ..stats.costs import claim_checks, registered_claims, remedies_2x2
+from ..stats.costs import (batch_latency, claim_checks, extra_params, input_tokens, registered_claims,
+                           remedies_2x2, token_latency, training_seconds)
 from ..tables import CELL, base_first_order
 from .cells import fmt, table
 from .first_screen import figure
@@ -30,7 +31,7 @@ REMEDY_COSTS = ["F [interval]", "decision", "extra params", "input tokens added"
 
 def costs(r: ReportInputs) -> dict:
     """The cost table (None without cost.json records) and the published cost claims beside ours."""
-    frame, _ = cost_table(r.costs)
+    frame = cost_table(r.costs)
     return {"costs": table(frame, "{:.2f}") if len(frame) else None, "paper": paper_claims(r)}
 
 
@@ -127,7 +128,7 @@ def config(r: ReportInputs) -> dict:
     precision the evaluations computed in (model -> dtype used, from the summary)."""
     import yaml
 
-    _, versions = cost_table(r.costs)
+    versions = library_versions(r.costs)
     precision = "; ".join(f"{m}: {d}" for m, d in sorted(r.compute_dtypes.items()))
     return {"config": yaml.safe_dump(r.config, sort_keys=False), "versions": json.dumps(versions, indent=1),
             "compute_dtype": precision, "config_dtype": r.config.get("dtype", "float32")}
@@ -137,7 +138,7 @@ def config(r: ReportInputs) -> dict:
 
 def _training_time(cost: dict) -> str:
     """The training time, or for a training-free remedy the time it took to compute, marked."""
-    seconds = f"{cost['training_time_s'] or 0.0:.2f}"
+    seconds = f"{training_seconds(cost):.2f}"
     return seconds if cost.get("trained", True) is not False else f"({seconds}, computed)"
 
 
@@ -146,21 +147,24 @@ def _cost_cells(cost: dict) -> dict:
     recovery training failed (nothing was measured)."""
     if is_failed(cost):
         return dict.fromkeys(COST_HEAD, shown(cost["failure"]))
-    values = (cost["extra_params"], cost["extra_bytes"], cost.get("input_tokens_added") or 0,
-              _training_time(cost), cost["disk_bytes"] / 1e6,
-              cost["latency"]["batch"]["median_s"] * 1000, cost["latency"]["generation"]["per_token_s"] * 1000)
+    values = (extra_params(cost), cost["extra_bytes"], input_tokens(cost), _training_time(cost),
+              cost["disk_bytes"] / 1e6, batch_latency(cost) * 1000, token_latency(cost) * 1000)
     return dict(zip(COST_HEAD, values, strict=True))
 
 
+def library_versions(costs: list[dict]) -> dict:
+    """The library versions the first cost.json records ({} without one)."""
+    return costs[0]["library_versions"] if costs else {}
+
+
 def cost_table(costs: list[dict]):
-    """One row per cost.json record (base model first), and the library versions of the first."""
+    """One row per cost.json record, the base model first (an empty frame without one)."""
     import pandas as pd
 
     if not costs:
-        return pd.DataFrame(), {}
+        return pd.DataFrame()
     table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}
                           for c in costs], columns=[*CELL, "run", *COST_HEAD])
     order = {c: i for i, c in enumerate(base_first_order(table[CELL].itertuples(index=False)))}
     table = table.assign(_o=[order[tuple(c)] for c in table[CELL].itertuples(index=False)])
-    table = table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")
-    return table, costs[0]["library_versions"]
+    return table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")

@@ -195,8 +195,8 @@ class Decision:
                     margin_test=d.get("margin_test"), mcnemar=d.get("mcnemar"))
         if head["status"] == FAILED:
             return cls(**head, seeds=list(d.get("seeds", [])), runs=list(d.get("runs", [])))
-        f = from_json_number
-        estimates = {k: f(v) for k, v in d.items() if k not in _own_keys()}
+        f, own = from_json_number, _own_keys()
+        estimates = {k: f(v) for k, v in d.items() if k not in own}
         test = HolmTest(f(d["p_value"]), f(d["p_holm"]), f(d["holm_level"]), d["decision"] in ("recovers", "fails"))
         return cls(**head, estimates=estimates, fraction_used=d["fraction_used"], fraction=f(d["fraction"]),
                    threshold=f(d["threshold"]), test=test, ci_low=f(d["ci_low"]), ci_high=f(d["ci_high"]),
