@@ -44,7 +44,10 @@ def _grids(tmp_path, cells):
     entries = []
     for (comp, rec, seed), answers in cells.items():
         labels = {"model": "m", "compression": comp, "recovery": rec, "seed": seed, "task": "capitals"}
-        rows = [sample_row(i, [0.0, -1.0, -1.0, -1.0] if a else [-1.0, 0.0, -1.0, -1.0]) for i, a in enumerate(answers)]
+        # each question its own right answer (a shared one would join the questions into
+        # one resampling cluster, stats/clusters.py)
+        rows = [sample_row(i, [0.0, -1.0, -1.0, -1.0] if a else [-1.0, 0.0, -1.0, -1.0],
+                           choices=[f"{c} {i}" for c in CHOICES]) for i, a in enumerate(answers)]
         entries.append((labels, write_samples(tmp_path / f"{comp}-{rec}-{seed}.jsonl", rows)))
     return build_grids(with_pooled_task(question_table(entries, METHODS), ["capitals"]))
 

@@ -14,7 +14,8 @@ question's status (:func:`compress_recover.aggregate.stats.status.status_table`)
   ``base confidence`` (the base model's probability of the right choice among the choices).
 - ``loss_model.csv``: a logistic regression per outcome, written down before any result was
   seen: ``outcome ~ popularity percentile + base confidence + relation`` (relation as fixed
-  effects), standard errors clustered by fact (a relation and its inverse ask one fact), on
+  effects), standard errors clustered by fact and answer (a relation and its inverse ask one
+  fact; questions with one right answer share its prior, :mod:`.clusters`), on
   the at-risk questions that have a popularity. Per compression the popularity term of
   ``lost`` is the one pre-specified test (95% interval, Wald p); every other row is labelled
   descriptive. A fit needs at least :data:`MIN_EVENTS` events and non-events; otherwise, or
@@ -24,6 +25,7 @@ question's status (:func:`compress_recover.aggregate.stats.status.status_table`)
 from __future__ import annotations
 
 from ...runs import BASE
+from .clusters import answer_key, question_clusters
 from .status import KEPT, LOST, outcomes, status_table
 
 AXES = {"popularity": "pop_pct", "base confidence": "base_confidence"}
@@ -50,12 +52,19 @@ def popularity_percentiles(frame):
 def question_frame(table):
     """One row per (model, compression, task, doc_id) of a question table (one budget, no
     pooled task): its status, the recoveries that won it back, the base model's answer and
-    confidence, the compressed model's answer, its fact, popularity and percentile."""
+    confidence, the compressed model's answer, its fact, its cluster of facts and answers
+    (:func:`.clusters.question_clusters`, the regression's cluster), popularity and percentile."""
     out = outcomes(table)
     status = status_table(out)
-    described = table[["task", "doc_id", "fact", "popularity", "popularity_measure"]].drop_duplicates(
-        ["task", "doc_id"])
-    described = described.assign(pop_pct=popularity_percentiles(described))
+    columns = [c for c in ("task", "doc_id", "fact", "answer", "choices", "popularity", "popularity_measure")
+               if c in table]
+    described = table[columns].drop_duplicates(["task", "doc_id"]).reset_index(drop=True)
+    facts = described.fact.fillna(described.task + ":" + described.doc_id.astype(str))
+    answers = ([answer_key(a, c) for a, c in zip(described.answer, described.choices, strict=True)]
+               if {"answer", "choices"} <= set(described) else None)
+    described = described.assign(pop_pct=popularity_percentiles(described),
+                                 cluster=question_clusters(facts, answers))
+    described = described.drop(columns=[c for c in ("answer", "choices") if c in described])
     base = out[(out.compression == BASE) & (out.recovery == BASE)][["model", "task", "doc_id", "p_right", "chosen"]]
     compressed = out[(out.compression != BASE) & (out.recovery == BASE)][
         ["model", "compression", "task", "doc_id", "chosen", "p_right"]]
@@ -170,7 +179,7 @@ def loss_model(frame):
         for outcome, risk, event in _at_risk(sub):
             has = risk.pop_pct.notna()
             fit = fit_logit(event[has], risk.pop_pct[has], risk.base_confidence[has], risk.task[has],
-                            risk.fact[has].fillna(risk.task + ":" + risk.doc_id.astype(str)))
+                            risk.cluster[has])
             common = {"model": model, "compression": comp, "outcome": outcome, "n": int(has.sum()),
                       "events": int(event[has].sum()), "without_popularity": int((~has).sum())}
             for term in ("popularity", "base confidence"):

@@ -1,11 +1,13 @@
 """Resampling and error control: paired bootstrap draws, bounds that agree with their p-values, and Holm.
 
-- draws (:func:`accuracy_draws`, :func:`seed_means`): **facts** are resampled with
-  replacement (a cluster bootstrap: a drawn fact brings every question that asks it, so a
-  relation and its inverse move together), stratified by task, the same draw for every
-  model of a (model, task) grid (paired); a recovery's seeds are resampled with
-  replacement on top (two levels). Where every question is its own fact this is the plain
-  question bootstrap, draw for draw;
+- draws (:func:`accuracy_draws`, :func:`seed_means`): **clusters of facts and answers** are
+  resampled with replacement (a cluster bootstrap: a drawn cluster brings every question
+  that asks one of its facts or has one of its right answers, so a relation and its inverse
+  move together, and so do the questions a shared answer's prior decides,
+  :mod:`.clusters`), stratified by task, the same draw for every model of a (model, task)
+  grid (paired); a recovery's seeds are resampled with replacement on top (two levels).
+  Where every question is its own fact and answer this is the plain question bootstrap,
+  draw for draw;
 - bootstrap p-values (the ``share_*`` functions) and bounds (:func:`lower_bound`,
   :func:`upper_bound`) agree exactly: an interval at level a excludes a threshold when the
   p-value against it is <= a;
@@ -53,29 +55,35 @@ def fact_strata(facts, tasks) -> tuple:
 
 
 def cluster_weights(fact_index, strata, size: int, rng):
-    """(size, questions) integer weights of ``size`` stratified cluster resamples: in each
-    stratum as many facts as it holds are drawn with replacement, and a question counts as
-    often as its fact was drawn."""
+    """(size, questions) weights of ``size`` stratified cluster resamples, rescaled as Rao and
+    Wu's bootstrap for stratified samples (JASA 1988, https://doi.org/10.1080/01621459.1988.10478591):
+    in a stratum of m clusters, m - 1 are drawn with replacement and each draw counts
+    m / (m - 1), so a stratum keeps its expected weight and a mean's bootstrap variance is
+    its unbiased between-cluster variance estimate (drawing m underestimates it by (m - 1) /
+    m, which with a few large clusters of a shared answer costs coverage: the simulation in
+    tests/test_aggregate_bootstrap.py). A question counts as often as its cluster was drawn;
+    a stratum of one cluster is fixed."""
     import numpy as np
 
-    counts = np.zeros((size, sum(len(s) for s in strata)), dtype=np.int64)
+    counts = np.zeros((size, sum(len(s) for s in strata)), dtype=float)
     for members in strata:
         m = len(members)
-        idx = rng.integers(0, m, size=(size, m)) + m * np.arange(size)[:, None]
-        counts[:, members] = np.bincount(idx.ravel(), minlength=size * m).reshape(size, m)
+        k = max(m - 1, 1)
+        idx = rng.integers(0, m, size=(size, k)) + m * np.arange(size)[:, None]
+        counts[:, members] = np.bincount(idx.ravel(), minlength=size * m).reshape(size, m) * (m / k)
     return counts[:, fact_index]
 
 
 def accuracy_draws(grid: Grid, iters: int, seed: int) -> dict:
     """(compression, recovery) -> (iters, runs) array: each run's accuracy on resampled
-    facts (every question of a drawn fact, counted as often as the fact was drawn;
-    stratified by task, :func:`fact_strata`), the same resample for every cell of the grid
-    (paired)."""
+    clusters (every question of a drawn fact-and-answer cluster, :attr:`.grid.Grid.question_clusters`,
+    counted as often as the cluster was drawn; stratified by task, :func:`fact_strata`), the
+    same resample for every cell of the grid (paired)."""
     import numpy as np
 
     keys = list(grid.cells)
     stacked = np.concatenate([grid.cells[k].correct for k in keys])
-    fact_index, strata = fact_strata(grid.question_facts, grid.question_tasks)
+    fact_index, strata = fact_strata(grid.question_clusters, grid.question_tasks)
     out = np.empty((iters, stacked.shape[0]))
     rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, "questions"))
     for start in range(0, iters, CHUNK):

@@ -3,16 +3,19 @@
 A :class:`Cell` holds one row per run (seed) and one column per question, in the grid's
 question order (the base model's questions); every cell of a grid was scored on the same
 questions, so every comparison between cells is paired. The grid carries each question's
-fact (the bootstrap's resampling unit) and the task it comes from (its stratum; the pooled
-task's questions come from several).
+fact and right answer (their connected components are the bootstrap's resampling unit,
+:mod:`.clusters`) and the task it comes from (its stratum; the pooled task's questions come
+from several).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from ...data.facts import own_fact
 from ...runs import BASE
+from .clusters import answer_key, question_clusters
 from .questions import source_task
 
 
@@ -45,8 +48,10 @@ class Cell:
 
 @dataclass(frozen=True)
 class Grid:
-    """``facts`` and ``tasks``: per question (in ``doc_ids``' order) its fact id and the task
-    it comes from; empty: every question its own fact, all from ``task``."""
+    """``facts``, ``tasks`` and ``answers``: per question (in ``doc_ids``' order) its fact id,
+    the task it comes from and its right answer's key (:func:`.clusters.answer_key`, None
+    where the choices have no texts); empty: every question its own fact, all from ``task``,
+    no answer shared."""
 
     model: str
     task: str
@@ -54,6 +59,7 @@ class Grid:
     cells: dict  # (compression, recovery) -> Cell
     facts: tuple = ()
     tasks: tuple = ()
+    answers: tuple = ()
 
     def get(self, compression: str, recovery: str) -> Cell | None:
         return self.cells.get((compression, recovery))
@@ -66,6 +72,13 @@ class Grid:
     def question_facts(self) -> tuple:
         """Each question's fact id (its own when the grid was built without facts)."""
         return self.facts or tuple(own_fact(self.task, d) for d in self.doc_ids)
+
+    @cached_property
+    def question_clusters(self) -> tuple:
+        """Each question's resampling unit: the component of its fact and its right answer
+        (:func:`.clusters.question_clusters`), so questions that share a fact or an answer
+        are drawn together."""
+        return question_clusters(self.question_facts, self.answers or None)
 
     @property
     def question_tasks(self) -> tuple:
@@ -116,9 +129,18 @@ def _facts(reference, doc_ids, task: str) -> tuple:
     return tuple(str(named[d]) if d in named else own_fact(task, d) for d in doc_ids)
 
 
+def _answers(reference, doc_ids) -> tuple:
+    """Each question's right-answer key from the table's ``answer`` and ``choices`` columns
+    (:func:`.clusters.answer_key`); () without them."""
+    if "answer" not in reference or "choices" not in reference:
+        return ()
+    rows = reference.drop_duplicates("doc_id").set_index("doc_id")
+    return tuple(answer_key(rows.at[d, "answer"], rows.at[d, "choices"]) for d in doc_ids)
+
+
 def build_grids(table) -> dict[tuple[str, str], Grid]:
     """(model, task) -> its grid of cells aligned on the base model's questions, with each
-    question's fact and source task."""
+    question's fact, right answer and source task."""
     grids = {}
     for (model, task), sub in table.groupby(["model", "task"], sort=True):
         frames = dict(iter(sub.groupby(["compression", "recovery"], sort=True)))
@@ -132,7 +154,7 @@ def build_grids(table) -> dict[tuple[str, str], Grid]:
         if "fact" in sub and (sub[["doc_id", "fact"]].drop_duplicates().doc_id.duplicated().any()):
             raise ValueError(f"{model}/{task}: a question is given different facts by different runs")
         grids[(model, task)] = Grid(model, task, doc_ids, {k: _cell(f, doc_ids) for k, f in frames.items()},
-                                    facts=_facts(reference, doc_ids, task),
+                                    facts=_facts(reference, doc_ids, task), answers=_answers(reference, doc_ids),
                                     tasks=tuple(source_task(task, d) for d in doc_ids))
     return grids
 

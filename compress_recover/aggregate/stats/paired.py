@@ -138,8 +138,9 @@ def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
     accuracy: sharpening the output distribution alone (log-likelihoods times a factor > 1)
     pushes each question's value towards 1 where it is answered right and towards 0 where
     not, so the mean tends to the accuracy, where a difference in nats grows with the factor
-    without bound (tested). The fact is the unit (:func:`fact_sums`): questions that restate
-    one fact are not independent, so the t interval and the sign flips run over facts.
+    without bound (tested). The cluster of facts and answers is the unit (:func:`fact_sums`,
+    :mod:`.clusters`): questions that restate one fact, or share a right answer, are not
+    independent, so the t interval and the sign flips run over clusters.
     Descriptive: uncorrected, outside the verdict's error budget."""
     import numpy as np
     import pandas as pd
@@ -154,7 +155,7 @@ def margin_tests(grids: dict, *, iters: int, seed: int, level: float = 0.95):
                     d = getattr(cell, metric).mean(axis=0) - getattr(compressed, metric)[0]
                     if np.isnan(d).any():
                         continue
-                    clustered = fact_sums(d, grid.question_facts)
+                    clustered = fact_sums(d, grid.question_clusters)
                     low, high = t_interval(clustered, level)
                     p = sign_flip_p(clustered, iters, stable_seed(seed, grid.model, grid.task, comp, rec, metric))
                     rows.append({"model": grid.model, "task": grid.task, "compression": comp, "recovery": rec,
