@@ -28,6 +28,7 @@ rule summary:
 rule analysis:
     input:
         samples=knowledge_samples(),
+        content_free=content_free_samples(),
         text=TEXT,
         generated=generated_texts(),
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
@@ -39,6 +40,7 @@ rule analysis:
         "logs/analysis.log",
     params:
         cells=knowledge_cells(),
+        content_free_cells=content_free_cells(),
         knowledge_tasks=PLAN.knowledge(),
         recovery=recovery_methods(),
         report=section("report"),

@@ -34,7 +34,7 @@ wildcard_constraints:
     model=choice_regex(PLAN.models),
     compression=choice_regex(PLAN.compressions),
     recovery=choice_regex(PLAN.recoveries),
-    task=choice_regex(PLAN.tasks),
+    task=choice_regex(PLAN.evaluated_tasks()),
 
 
 def all_targets():

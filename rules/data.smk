@@ -13,6 +13,8 @@ rule knowledge_task:
     params:
         num_choices=config["data"]["num_choices"],
         max_questions=config["data"]["max_questions"],
+        max_answer_presence=config["data"]["max_answer_presence"],
+        content_free_mask=config["data"]["content_free_mask"],
         seed=config["seed"],
     threads: 1
     wildcard_constraints:
@@ -27,13 +29,16 @@ rule fewshot_task:
     input:
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
     output:
-        directory(FEWSHOT_TASK),
+        task=directory(FEWSHOT_TASK),
+        control=directory(FEWSHOT_CONTROL_TASK),
     log:
         "logs/data/fewshot_tasks/{task}.log",
     params:
         split=section("data", "split"),
         tasks=PLAN.knowledge_tasks,
         shots=most_shots(),
+        control_shots=PLAN.control_shots(),
+        content_free_mask=config["data"]["content_free_mask"],
     threads: 1
     wildcard_constraints:
         task=choice_regex(PLAN.knowledge_tasks),

@@ -1,5 +1,5 @@
-# Stage 5: lm-eval on every (model, compression, recovery), all its tasks in one job (one
-# results + samples file per task), the cost of every model, and the attention and
+# Stage 5: lm-eval on every (model, compression, recovery), all its tasks and their
+# content-free variants in one job (one results + samples file per task), the cost of every model, and the attention and
 # activation analysis of every compressed model (it loads the models, as evaluation does).
 
 
@@ -10,8 +10,8 @@ rule evaluate:
     input:
         unpack(evaluate_inputs),
     output:
-        results=expand(EVAL_JSON, task=PLAN.tasks, allow_missing=True),
-        samples=expand(EVAL_SAMPLES, task=PLAN.tasks, allow_missing=True),
+        results=expand(EVAL_JSON, task=PLAN.evaluated_tasks(), allow_missing=True),
+        samples=expand(EVAL_SAMPLES, task=PLAN.evaluated_tasks(), allow_missing=True),
     log:
         "logs/{model}/{compression}/{recovery}/evaluate.log",
     benchmark:

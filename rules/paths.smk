@@ -29,6 +29,8 @@ KNOWLEDGE_TASK = "results/data/tasks/{task}"
 PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
 # A built knowledge task as few-shot runs see it: demonstrations from its dev questions.
 FEWSHOT_TASK = "results/data/fewshot_tasks/{task}"
+# Its format control (the few-shot method on the uncompressed model): demonstrations from the other relations.
+FEWSHOT_CONTROL_TASK = "results/data/fewshot_control_tasks/{task}"
 TEXT = "results/data/text"
 # How well known each built question's subject is (the anatomy of the loss).
 POPULARITY = "results/data/popularity.csv"

@@ -39,6 +39,19 @@ def test_default_config_is_valid_and_plans_the_issue_grid():
     assert plan.tasks == ["capitals", "currencies", "city_country", "element_symbol", "element_name", "heldout_ppl"]
 
 
+
+def test_the_fewshot_format_control_is_the_method_on_the_uncompressed_model():
+    """Its evaluation reads the control folder (the other relations' demonstrations); the
+    base model's plain evaluation and the method on a compressed model do not."""
+    plan = build_plan(default_config())
+    assert plan.format_control("none", "fewshot.seed0")
+    assert not plan.format_control("gptq-w3g64", "fewshot.seed0")
+    assert not plan.format_control("none", "none") and not plan.format_control("none", "lora.seed0")
+    assert plan.control_shots() == plan.shots("fewshot.seed0") == 3
+    config = default_config()
+    config["recovery"]["recover_base"] = False
+    assert build_plan(config).control_shots() == 0
+
 def test_schema_fills_defaults_for_missing_sections():
     config = {"models": {"m": {"source": "embedded"}}}
     validate(config, SCHEMA)

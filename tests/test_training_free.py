@@ -185,6 +185,8 @@ def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(few
                                                                             tmp_path):
     import random
 
+    from compress_recover.data.fewshot_task import may_demonstrate
+
     dirs, folder = fewshot_tasks
     splits, facts = _analysis_split(dirs)
     questions = read_jsonl(folder / "element_symbol.jsonl")
@@ -200,7 +202,9 @@ def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(few
     rnd = random.Random(3)
     for row in rows:
         doc = questions[row["doc_id"]]
-        candidates = [questions[i] for i in pool if questions[i]["fewshot_fact"] != doc["fewshot_fact"]]
+        candidates = [questions[i] for i in pool if may_demonstrate(questions[i], doc)]
+        assert all(c["fewshot_fact"] != doc["fewshot_fact"] and c["choices"][c["answer"]] not in doc["choices"]
+                   for c in candidates)
         demos = rnd.sample(candidates, 2)
         expected = "".join(f"{d['question']} {d['choices'][d['answer']]}\n\n" for d in demos) + doc["question"]
         contexts = {args[0] for args in row["arguments"]}
@@ -211,6 +215,91 @@ def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(few
     other = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=4), key=lambda r: r["doc_id"])
     assert [r["arguments"] for r in again] == [r["arguments"] for r in rows]
     assert [r["arguments"] for r in other] != [r["arguments"] for r in rows]
+
+
+def test_a_demonstration_never_shows_the_questions_own_fact_or_any_of_its_choices():
+    """The sampler's rule, on hand-made questions: the right answer shown as another fact's
+    answer invites copying it, a distractor shown (while the right answer never is) marks it
+    as wrong; a test question, or the question's own fact, is never shown."""
+    import random
+
+    from compress_recover.data.fewshot_task import marked
+    from compress_recover.evaluate.fewshot_sampler import DevFactSampler
+
+    def row(subject, answer, choices, dev=True):
+        return marked({"question": f"{subject}?", "choices": choices, "answer": choices.index(answer)},
+                      dev=dev, fact=f"{subject} | {answer}")
+
+    doc = row("Lyon", "France", ["Spain", "France", "China", "India"], dev=False)
+    pool = [row("Nice", "France", ["France", "Peru", "Chile", "Laos"]),     # its right answer
+            row("Pune", "india ", ["Peru", "india ", "Chile", "Laos"]),     # a distractor (case and spaces aside)
+            row("Lyon", "France", ["Chile", "France", "Peru", "Laos"]),     # its own fact
+            row("Lima", "Peru", ["Peru", "Chile", "Laos", "Oman"], dev=False),  # a test question
+            row("Kobe", "Japan", ["Japan", "Peru", "Chile", "Laos"]),
+            row("Oslo", "Norway", ["Chile", "Norway", "Peru", "Laos"])]
+    sampler = DevFactSampler([doc, *pool], rnd=0)
+    shown = set()
+    for seed in range(40):
+        sampler.rnd = random.Random(seed)
+        shown |= {d["question"] for d in sampler.sample(2, eval_doc=doc)}
+    assert shown == {"Kobe?", "Oslo?"}
+    with pytest.raises(ValueError, match="3 demonstrations asked, but only 2"):
+        sampler.sample(3, eval_doc=doc)
+
+
+def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_tasks, tiny_checkpoint, tmp_path):
+    """The control's folder: the same questions and task name, none a demonstration; the
+    prompt lm-eval scores shows dev questions of element_name only, never of the question's
+    own fact (Iron -> Fe and Fe -> Iron are one), never answered by one of its choices."""
+    import random
+
+    from compress_recover.data.fewshot_task import POOL_FILE, build_fewshot_task, may_demonstrate
+
+    dirs, folder = fewshot_tasks
+    splits, _ = _analysis_split(dirs)
+    control = tmp_path / "control"
+    build_fewshot_task(task="element_symbol", task_dirs=dirs, out_dir=str(tmp_path / "same"), split=SPLIT,
+                       control_dir=str(control), control_shots=2)
+    questions = read_jsonl(control / "element_symbol.jsonl")
+    assert [q["question"] for q in questions] == [q["question"] for q in read_jsonl(folder / "element_symbol.jsonl")]
+    assert not any(q["fewshot_pool"] for q in questions)
+    pool = read_jsonl(control / POOL_FILE)
+    names = read_jsonl(Path(dirs["element_name"]) / "element_name.jsonl")
+    assert [d["question"] for d in pool] == [q["question"] for i, q in enumerate(names)
+                                             if splits[("element_name", str(i))] == "dev"]
+    assert {d["fewshot_task"] for d in pool} == {"element_name"}
+    shared = [q for q in questions if any(d["fewshot_fact"] == q["fewshot_fact"] for d in pool)]
+    assert shared  # some questions' facts are in the pool: the exclusion is exercised
+    manifest = read_json(control / "manifest.json")
+    assert manifest["task"] == "element_symbol" and manifest["format_control"] is True
+    assert manifest["demonstration_tasks"] == {"element_name": len(pool)} and manifest["shots"] == 2
+    rows = sorted(_scored_contexts(control, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
+    assert len(rows) == len(questions)
+    rnd = random.Random(3)
+    for row in rows:
+        doc = questions[row["doc_id"]]
+        demos = rnd.sample([d for d in pool if may_demonstrate(d, doc)], 2)
+        expected = "".join(f"{d['question']} {d['choices'][d['answer']]}\n\n" for d in demos) + doc["question"]
+        assert {args[0] for args in row["arguments"]} == {expected}, row["doc_id"]
+        assert all(d["fewshot_fact"] != doc["fewshot_fact"] and d["fewshot_answer"] not in doc["fewshot_choices"]
+                   for d in demos)
+
+
+def test_a_format_control_without_enough_demonstrations_is_refused_by_name(fewshot_tasks, tmp_path):
+    from compress_recover.data.fewshot_task import build_fewshot_task
+
+    dirs, _ = fewshot_tasks
+    alone = {"element_symbol": dirs["element_symbol"]}
+    with pytest.raises(ValueError, match="other knowledge tasks.*recovery.recover_base"):
+        build_fewshot_task(task="element_symbol", task_dirs=alone, out_dir=str(tmp_path / "a"), split=SPLIT,
+                           control_dir=str(tmp_path / "b"), control_shots=1)
+    with pytest.raises(ValueError, match=r"500 demonstrations .*format control"):
+        build_fewshot_task(task="element_symbol", task_dirs=dirs, out_dir=str(tmp_path / "c"), split=SPLIT,
+                           control_dir=str(tmp_path / "d"), control_shots=500)
+    # no format control is evaluated (control_shots 0): one task is enough
+    build_fewshot_task(task="element_symbol", task_dirs=alone, out_dir=str(tmp_path / "e"), split=SPLIT,
+                       control_dir=str(tmp_path / "f"), control_shots=0)
+    assert read_json(tmp_path / "f" / "manifest.json")["demonstration_pool"] == 0
 
 
 def test_fewshot_run_records_k_and_the_input_it_adds_and_loads_as_the_model_itself(fewshot_tasks, tiny_checkpoint,

@@ -49,7 +49,10 @@ def question_frame(cells: dict, margins: dict | None = None, model: str = "m", d
                          "correct": bool(c), "p_right": m, "p_right_norm": m / 2, "pool_choice": float("nan"),
                          "pool_correct": "", "chosen": "right" if c else "wrong",
                          "choice_probs": json.dumps([m, 1 - m]), "question": f"Question {i}?",
-                         "choices": '["right", "wrong"]', "answer": "right", "popularity": float(i),
+                         # each question its own right answer: one shared by all would make
+                         # them one resampling cluster (stats/clusters.py)
+                         "choices": json.dumps([f"right {i}", f"wrong {i}"]), "answer": f"right {i}",
+                         "popularity": float(i),
                          "popularity_measure": "the question's index"})
     table = pd.DataFrame(rows, columns=[*COLUMNS, *QUESTION_COLUMNS])
     table[["seed", "steps"]] = table[["seed", "steps"]].astype("Int64")
@@ -350,3 +353,40 @@ def test_a_method_is_not_credited_for_what_it_breaks_on_the_uncompressed_model()
     assert idp["controlled_fraction"] == pytest.approx(0.75) and idp["controlled_ci_low"] >= 0.5
     assert idp["fraction"] == pytest.approx(0.25) and idp["fraction_used"] == "raw"
     assert idp["decision"] == "fails" and idp["raw_ci_high"] < 0.5
+
+
+def test_the_one_to_one_sensitivity_verdict_is_the_verdict_on_those_relations_alone():
+    from compress_recover.aggregate.results import json_safe
+    from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
+    from compress_recover.aggregate.stats.sensitivity import one_to_one_tasks
+
+    data = cells(idp=back(180), lora=back(0))
+    capitals = question_frame(data)
+    capitals = capitals[capitals.task == "capitals"]
+    # a relation whose questions share one right answer, where compression loses nothing
+    shared = question_frame({k: BASE for k in data})
+    shared = shared[shared.task == "capitals"]
+    shared = shared.assign(
+        task="city_country", answer="China",
+        choices=[json.dumps(["China", f"wrong {i}"]) for i in shared.doc_id])
+    both = with_pooled_task(pd.concat([capitals, shared], ignore_index=True), ["capitals", "city_country"])
+    assert one_to_one_tasks(both) == ["capitals"]
+    result = analyse(both, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET)
+    alone = analysed(data)
+    row = result["sensitivity"]["one_to_one"]
+    assert row["tasks"] == ["capitals"] and row["questions"] == N
+    # the pooled verdict sees city_country too (half the damage); the sensitivity row is
+    # exactly the analysis of capitals alone, number for number
+    pooled = one_verdict(result)
+    assert pooled["evidence"]["damage"] == pytest.approx(alone_damage(alone) / 2)
+    (sens,) = [v.as_dict() for v in row["verdicts"]]
+    expected = one_verdict(alone)
+    for m in expected["evidence"]["methods"]:  # the descriptive tests are attached to the verdict only
+        m["margin_test"], m["mcnemar"] = [], []
+    assert json.dumps(json_safe(sens), sort_keys=True) == json.dumps(json_safe(expected), sort_keys=True)
+    assert sens["verdict"] == "recoverable from the input side"
+    assert set(both[both.task == ALL_KNOWLEDGE].doc_id.str.split(":").str[0]) == {"capitals", "city_country"}
+
+
+def alone_damage(result: dict) -> float:
+    return one_verdict(result)["evidence"]["damage"]

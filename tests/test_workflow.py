@@ -188,7 +188,7 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
                      & (questions.task != "all_knowledge")]
     # kept + lost = the TEST questions the base model got right (the flips, as every headline
     # table, read the test split only)
-    assert len(base) == 2 * (12 - 3) and set(questions.split) == {"dev", "test"}  # 3 of 12 per task in dev
+    assert len(base) == 2 * (12 - 5) and set(questions.split) == {"dev", "test"}  # 5 of 12 per task in dev (40%)
     assert pooled[pooled.category.isin(["kept", "lost"])]["count"].sum() == int(base.correct.sum())
     # the budget curve starts at the compressed model and has every listed step of every method
     curve = pd.read_csv(workdir / "results/analysis/budget_curve.csv")
@@ -205,6 +205,12 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     page = (workdir / "results/report.html").read_text()
     assert page.index("At a glance") < page.index("id='explorer'") < page.index("Verdict: the evidence") \
         < page.index("Accuracy and perplexity") < page.index("Pictures") < page.index("<b>Rule.</b>")
+    # the content-free baseline: every run (few-shot ones too) paired on every test question, beside accuracy
+    cf = pd.read_csv(workdir / "results/analysis/content_free.csv")
+    pooled_cf = cf[cf.task == "all_knowledge"]
+    assert (pooled_cf.n == e["n"]).all() and len(pooled_cf) == final.groupby(["compression", "recovery"]).ngroups
+    assert ((pooled_cf.above_content_free - (pooled_cf.acc - pooled_cf.acc_content_free)).abs() < 1e-5).all()
+    assert "id='content-free'" in page and "Accuracy above the content-free baseline" in page
     # the 2 x 2 view: EoRA and few-shot (training-free) beside the trained remedies, each cell's best with cost
     view = page[page.index("id='remedies'"):page.index("Budget curves")]
     for cell in ("<td>training-free</td><td>input</td><td>fewshot</td>",
@@ -265,7 +271,8 @@ def _status_questions(workdir) -> tuple[str, int, int]:
 def test_report_renders_in_a_real_browser(finished_run):
     """Chromium opens the report: the verdict sentence first, every image, no console error,
     no table wider than the page; the explorer's status filter and text search show as many
-    rows as questions.csv says, its counts equal flips.csv's, and a row opens its choices."""
+    rows as questions.csv says, its counts equal flips.csv's, "answered from the prior" shows as
+    many as questions.csv's from_prior, and a row opens its choices."""
     Browser, binary = _browser()
     workdir, _ = finished_run
     report = workdir / "results/report.html"
@@ -305,6 +312,10 @@ def test_report_renders_in_a_real_browser(finished_run):
         for option in ("won:lora", "broken:prompt_tuning-gen", "several"):
             browser.evaluate(f"{SET}('ex-status', '{option}')")
             counts[option] = browser.evaluate("document.querySelectorAll('#ex-body tr.ex-row').length")
+        browser.evaluate(f"{SET}('ex-status', '')")
+        for option in ("fp:tiny/gptq-w4g32/none", "not:tiny/gptq-w4g32/none"):
+            browser.evaluate(f"{SET}('ex-prior', '{option}')")
+            counts[option] = browser.evaluate("document.querySelectorAll('#ex-body tr.ex-row').length")
         errors = browser.errors()
     finally:
         browser.close()
@@ -327,6 +338,16 @@ def test_report_renders_in_a_real_browser(finished_run):
     assert counts["won:lora"] == flip("recovered", "lora", "majority")
     assert counts["broken:prompt_tuning-gen"] == flip("broken", "prompt_tuning-gen", "majority")
     assert counts["several"] == flip("recovered_by_several", "", "")
+    # "answered from the prior" by the compressed model: questions.csv's from_prior, counted with pandas
+    from compress_recover.aggregate.results import QUESTIONS
+
+    q = QUESTIONS.read(workdir / "results/analysis")
+    comp = q[(q.task != "all_knowledge") & (q.split == "test") & (q.compression == "gptq-w4g32")
+             & (q.recovery == "none")]
+    assert comp.from_prior.notna().all()
+    assert counts["fp:tiny/gptq-w4g32/none"] == int(comp.from_prior.eq(True).sum())
+    assert counts["not:tiny/gptq-w4g32/none"] == int(comp.from_prior.eq(False).sum())
+    assert counts["fp:tiny/gptq-w4g32/none"] + counts["not:tiny/gptq-w4g32/none"] == test
     assert not errors, errors
     assert (workdir / "results/report_screenshot.png").stat().st_size > 10_000
     assert (workdir / "results/explorer_screenshot.png").stat().st_size > 10_000

@@ -26,7 +26,10 @@ def tiny_config(model_dir: Path) -> dict:
         "seed": 0,
         "device": "cpu",
         "models": {"tiny": {"source": "local", "path": str(model_dir)}},
+        # 40% dev: with 12 questions a task, a question then has at least 2 dev questions that
+        # may demonstrate (never its fact, never answered by one of its choices) for k = 2
         "data": {"knowledge_tasks": ["capitals", "element_symbol"], "max_questions": 12,
+                 "split": {"dev_fraction": 0.4},
                  "text": {"corpus": "gensim_lee", "min_chars": 200, "heldout_fraction": 0.1},
                  "generated": {"count": 8, "max_new_tokens": 32, "batch_size": 4, "min_chars": 20}},
         "compression": {"calibration": {"samples": 4, "seq_len": 32},

@@ -17,6 +17,14 @@ with log_to(snakemake.log[0]):
                 snakemake.params.cells, snakemake.input.samples, strict=True
             )
         ],
+        content_free=[
+            (dict(cell), path)
+            for cell, path in zip(
+                snakemake.params.content_free_cells,
+                snakemake.input.get("content_free", []),
+                strict=True,
+            )
+        ],
         knowledge_tasks=snakemake.params.knowledge_tasks,
         task_dirs=list(snakemake.input.tasks),
         text_dir=snakemake.input.text,

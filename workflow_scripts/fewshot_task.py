@@ -12,7 +12,10 @@ with log_to(snakemake.log[0]):
     build_fewshot_task(
         task=snakemake.wildcards.task,
         task_dirs=dict(zip(snakemake.params.tasks, snakemake.input.tasks, strict=True)),
-        out_dir=snakemake.output[0],
+        out_dir=snakemake.output.task,
         split=snakemake.params.split,
         shots=snakemake.params.shots,
+        control_dir=snakemake.output.control,
+        control_shots=snakemake.params.control_shots,
+        content_free_mask=snakemake.params.content_free_mask,
     )

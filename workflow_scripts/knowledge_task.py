@@ -15,4 +15,6 @@ with log_to(snakemake.log[0]):
         num_choices=snakemake.params.num_choices,
         seed=snakemake.params.seed,
         max_questions=snakemake.params.max_questions,
+        max_answer_presence=snakemake.params.max_answer_presence,
+        content_free_mask=snakemake.params.content_free_mask,
     )

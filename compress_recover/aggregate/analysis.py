@@ -14,9 +14,11 @@ the budget curve. Files: ``questions.csv``, ``split.csv``, ``accuracy.csv``,
 ``recovery_fraction.csv``, ``decisions.csv``, ``noninferiority.csv``, ``format_control.csv``,
 ``margin_tests.csv``, ``paired_tests.csv`` (McNemar), ``flips.csv``,
 ``prompt_pool_ablation.csv``, ``dev_accuracy.csv``, ``budget_curve.csv``, ``collateral.csv``,
-``failed_runs.csv`` and ``verdict.json`` (the rule in words, its settings, the split's
-question counts, the leak checks, per compression the verdict with the evidence it rests
-on, and the failed runs).
+``content_free.csv`` (the content-free baseline, :mod:`.content_free`), ``distance.csv`` (the
+KL to the base model beside the flips, :mod:`.stats.distance`), ``failed_runs.csv``
+and ``verdict.json`` (the rule in words, its settings, the split's question counts, the leak checks, per compression the verdict with the evidence it rests
+on, the failed runs, and the verdict again on the one-to-one relations alone,
+:mod:`.stats.sensitivity`).
 """
 
 from __future__ import annotations
@@ -32,8 +34,11 @@ from .stats.ablation import pool_ablation
 from .stats.accuracy import accuracy_table, control_table
 from .stats.bootstrap import accuracy_draws
 from .stats.budget import at_final_budget, budget_curve, checkpoint_steps, dev_accuracy, final_steps
+from .stats.clusters import cluster_sizes
 from .stats.collateral import collateral
+from .stats.content_free import content_free_table, prior_table, with_priors
 from .stats.decisions import confirmatory, verdict_family, with_failures
+from .stats.distance import distance_table
 from .stats.fractions import fraction_rows, grid_pairs
 from .stats.anatomy import anatomy_tables
 from .stats.grid import base_first, build_grids
@@ -42,6 +47,7 @@ from .stats.methods import Methods
 from .stats.paired import flips, margin_tests, paired_tests
 from .stats.questions import (ALL_KNOWLEDGE, question_table, read_popularity, split_mask, split_table,
                               with_pooled_task)
+from .stats.sensitivity import one_to_one_tasks, one_to_one_verdicts
 from .stats.settings import Settings
 from .stats.verdict import noninferiority_rule, verdict_rule, verdicts
 
@@ -58,6 +64,8 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
     not in ``table``), listed in ``failed_runs`` and accounted for in the decisions."""
     import pandas as pd
 
+    if "prior_correct" not in table:  # no content-free evaluation: the columns empty
+        table = with_priors(table, None)
     table, final = checkpoint_steps(table, budget)
     test = table[split_mask(table, TEST)]
     headline = test[at_final_budget(test, final)]
@@ -73,7 +81,8 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
     damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods)
-    decisions = with_failures(decisions, failed_groups(failed, final), damage, methods)
+    failures = failed_groups(failed, final)
+    decisions = with_failures(decisions, failures, damage, methods)
     decision_table = pd.DataFrame([d.csv_row() for d in decisions])
     margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
     mcnemar = paired_tests(grids, methods=methods)
@@ -88,10 +97,16 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "dev_accuracy": dev_accuracy(table[split_mask(table, DEV)], list(dict.fromkeys(table.recovery)), **curves),
         "budget_curve": budget_curve(test, **curves),
         "collateral": collateral(grids, draws, untouched_tasks(table, held_out_tasks)),
+        "distance": distance_table(grids, iters=settings.bootstrap_iters, seed=seed),
+        "content_free": content_free_table(headline, iters=settings.bootstrap_iters, seed=seed),
         "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
+        "sensitivity": {"one_to_one": one_to_one_verdicts(headline, tasks=one_to_one_tasks(table), methods=methods,
+                                                          settings=settings, seed=seed, budget=budget,
+                                                          failed_groups=failures)},
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
                                                                                       "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
+        "resampling_units": {grid.model: cluster_sizes(grid.question_clusters) for grid in pooled.values()},
         **anatomy_tables(headline[headline.task != ALL_KNOWLEDGE]),
     }
 
@@ -123,20 +138,21 @@ def check_popularity(table) -> None:
 
 def check_demonstration_facts(table, fewshot_task_dirs) -> None:
     """Refuse an analysis whose few-shot prompts showed a test question: every fact a
-    few-shot task folder drew demonstrations from (its manifest's ``dev_facts``) must be a
-    dev fact of the analysis's split (a user's task sharing a fact with a built one can move
-    it to test here, after the folder was built)."""
+    few-shot task folder drew demonstrations from (its manifest's ``dev_facts``; a format
+    control's folder draws from the other tasks) must be a dev fact of the analysis's split
+    wherever it is asked (a user's task sharing a fact with a built one can move it to test
+    here, after the folder was built)."""
     for folder in fewshot_task_dirs:
         manifest = read_json(Path(folder) / "manifest.json")
-        rows = table[table.task == manifest["task"]]
-        test = sorted(set(rows[(rows.split != DEV) & rows.fact.isin(manifest["dev_facts"])].fact))
+        test = sorted(set(table[(table.split != DEV) & table.fact.isin(manifest["dev_facts"])].fact))
         if test:
-            raise ValueError(f"{folder}: few-shot demonstrations were drawn from fact(s) {test[:5]} of task "
-                             f"{manifest['task']}, which the analysis's dev/test split puts in test (a task of "
-                             "data.task_dirs shares them); rebuild the few-shot folders with that task present")
+            raise ValueError(f"{folder}: few-shot demonstrations were drawn from fact(s) {test[:5]}, which the "
+                             f"analysis's dev/test split puts in test (a task of data.task_dirs shares them); "
+                             "rebuild the few-shot folders with that task present")
 
 
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
+                 content_free: list[tuple[dict, str]] = (),
                  text_dir: str, methods: dict[str, str], sides: dict[str, str], budget: dict, seed: int,
                  trained: dict[str, bool] | None = None,
                  out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
@@ -154,7 +170,10 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     it). ``split``: config.yaml's ``data.split`` (None: no dev set, every question test).
     ``generated_text_dirs``: each model's generated training text, leak-checked as the
     corpus text is. ``popularity_csv``: rule popularity's table of the built relations'
-    subjects (None: no question has a popularity unless its doc gives one)."""
+    subjects (None: no question has a popularity unless its doc gives one). ``content_free``:
+    (labels, samples.jsonl) of every content-free evaluation, labelled with the knowledge
+    task its variant masks: paired with the questions (:mod:`.stats.content_free`), never
+    analysed as a task of their own."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
     recovery = Methods(methods, sides, dict(trained or {}))
@@ -166,6 +185,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         log.warning("%s / %s / %s: recovery training failed (%s); no question of it enters the analysis",
                     run["model"], run["compression"], run["run"], run["failure"])
     questions_table = question_table(evaluated, recovery, split, popularity=read_popularity(popularity_csv))
+    questions_table = with_priors(questions_table, prior_table(split_failed(list(content_free))[0]))
     if popularity_csv is not None:
         check_popularity(questions_table)
     check_demonstration_facts(questions_table, fewshot_task_dirs)
@@ -182,7 +202,9 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         final_steps=final_steps(budget),
         split={**split_config,
                "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},
-        leaks=leaks, failed_runs=failed, tables=Tables(**{spec.name: result[spec.name] for spec in TABLE_SPECS}))
+        leaks=leaks, failed_runs=failed, sensitivity=result["sensitivity"],
+        resampling_units=result["resampling_units"],
+        tables=Tables(**{spec.name: result[spec.name] for spec in TABLE_SPECS}))
     results.save(out_dir)
     for v in results.verdicts:
         log.info("%s / %s: %s (%s)", v.model, v.compression, v.verdict, v.reason)

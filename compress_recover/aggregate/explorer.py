@@ -5,7 +5,8 @@ the final budget's runs) into the one JSON object the page's script
 (``templates/explorer.js``) filters, sorts and shows: per question its task, split, text,
 choices, right answer and popularity; per model its chosen choice, right/wrong and the
 probability of every choice (means over seeds, right/wrong by majority); per compressed model
-each question's status, computed once by
+each question's status (and, where the question has a content-free twin, each model's
+content-free choice and whether it answered from the prior: :func:`prior_outcomes`), computed once by
 :func:`compress_recover.aggregate.stats.status.question_status` (through
 :func:`~compress_recover.aggregate.stats.status.status_table`), as the flips table counts it.
 Nothing here is HTML: the page embeds the object with Jinja2's ``tojson`` (``<``, ``>``,
@@ -21,7 +22,7 @@ from ..runs import BASE
 from .stats.anatomy import popularity_percentiles
 from .stats.budget import at_final_budget
 from .stats.questions import ALL_KNOWLEDGE
-from .stats.status import outcomes, status_table
+from .stats.status import OUTCOME_KEYS, majority_right, outcomes, status_table
 
 
 def _column_label(compression: str, recovery: str) -> str:
@@ -54,10 +55,12 @@ def explorer_data(questions, final_steps: int | None) -> dict:
         views.append({"key": f"{model}/{comp}", "model": model, "compression": comp, "recoveries": recs,
                       "columns": [f"{model}/{BASE}/{BASE}", f"{model}/{comp}/{BASE}",
                                   *(f"{model}/{comp}/{r}" for r in recs)]})
+    priors = prior_outcomes(table)
     runs = {}
     for r in out.itertuples(index=False):
         runs.setdefault((r.model, r.task, r.doc_id), {})[f"{r.model}/{r.compression}/{r.recovery}"] = [
-            r.chosen, int(r.right), round(float(r.p_right), 4), json.loads(r.choice_probs)]
+            r.chosen, int(r.right), round(float(r.p_right), 4), json.loads(r.choice_probs),
+            *priors.get((r.model, r.compression, r.recovery, r.task, r.doc_id), (None, None))]
     statuses = {}
     for s in status.itertuples(index=False):
         statuses.setdefault((s.model, s.task, s.doc_id), {})[f"{s.model}/{s.compression}"] = [
@@ -70,7 +73,23 @@ def explorer_data(questions, final_steps: int | None) -> dict:
                      "c": json.loads(d.choices) if isinstance(d.choices, str) else [], "a": d.answer,
                      "pop": pop, "pct": None if pop is None else round(float(d.pop_pct), 3),
                      "pm": d.popularity_measure, "r": runs.get(key, {}), "st": statuses.get(key, {})})
-    return {"views": views, "columns": columns, "tasks": sorted(set(described.task)), "questions": rows}
+    return {"views": views, "columns": columns, "tasks": sorted(set(described.task)), "questions": rows,
+            "prior": bool(priors)}
+
+
+def prior_outcomes(table) -> dict:
+    """(model, compression, recovery, task, doc_id) -> (the content-free choice, 1 when the
+    answer with the subject equals it, else 0) for every question with a content-free twin
+    (:mod:`.stats.content_free`); over several seeds the most frequent content-free choice
+    and "from the prior" by majority, as right/wrong is."""
+    if "from_prior" not in table:
+        return {}
+    paired = table[table.from_prior.notna()]
+    out = {}
+    for key, group in paired.groupby(OUTCOME_KEYS, sort=False):
+        choice = group.prior_choice.astype(str).value_counts().index[0]
+        out[key] = (choice, int(bool(majority_right(group.from_prior.astype(float)))))
+    return out
 
 
 def explorer_counts(data: dict, view: str, split: str = "test") -> dict:

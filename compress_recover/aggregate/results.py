@@ -38,6 +38,8 @@ from .stats.accuracy import CONTROL_COLUMNS
 from .stats.anatomy import ANATOMY_COLUMNS, MODEL_COLUMNS, TRANSITION_COLUMNS
 from .stats.budget import CHECKPOINT_COLUMNS
 from .stats.collateral import COLLATERAL_COLUMNS
+from .stats.content_free import CONTENT_FREE_COLUMNS, PRIOR_COLUMNS
+from .stats.distance import DISTANCE_COLUMNS
 from .stats.methods import Methods
 from .stats.paired import FLIP_COLUMNS, MARGIN_COLUMNS, PAIRED_COLUMNS
 from .stats.questions import COLUMNS as ANSWER_COLUMNS
@@ -46,7 +48,7 @@ from .stats.settings import Settings
 from .stats.verdict import Verdict
 from .tables import CELL
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERDICT_FILE = "verdict.json"
 RECORD_FILE = "record.json"
 SUMMARY_FILE = "summary.csv"  # rule summary's table, beside the analysis folder
@@ -132,14 +134,17 @@ class TableSpec:
 # with their meaning and dtypes; the others are listed here, and checked when written.
 QUESTIONS = TableSpec(
     "questions",
-    (*ANSWER_COLUMNS, *QUESTION_COLUMNS),
+    (*ANSWER_COLUMNS, *QUESTION_COLUMNS, *PRIOR_COLUMNS),
     "every scored question of every run: right or not, the right choice's probability, the chosen answer, every "
-    "choice's probability (JSON), the prompt a pool chose, the question's text, choices (JSON), answer, popularity",
+    "choice's probability (JSON), the prompt a pool chose, the question's text, choices (JSON), answer, popularity, "
+    "the run's answer with the subject masked (prior_choice, prior_correct) and whether it answered so (from_prior), "
+    "KL(base || run) over the choices (kl_base)",
     dtypes={**dict.fromkeys(("model", "compression", "recovery", "run", "task", "doc_id", "fact", "split",
                              "pool_correct", "chosen", "choice_probs", "question", "choices", "answer",
-                             "popularity_measure"), "str"),
+                             "popularity_measure", "prior_choice"), "str"),
             "seed": "Int64", "steps": "Int64", "p_right": "float", "p_right_norm": "float", "pool_choice": "float",
-            "popularity": "float", "correct": "bool"})
+            "kl_base": "float",
+            "popularity": "float", "correct": "bool", "prior_correct": "bool", "from_prior": "bool"})
 SPLIT = TableSpec("split", ("task", "doc_id", "split"), "each question's split: dev (choices) or test (decisions)")
 ACCURACY = TableSpec(
     "accuracy", (*CELL, "task", "seeds", "n", "acc", "acc_sd", "p_right", "p_right_norm"),
@@ -191,6 +196,16 @@ COLLATERAL = TableSpec(
     "collateral",
     tuple(COLLATERAL_COLUMNS),
     "what a remedy did to each knowledge task, held-out tasks flagged")
+CONTENT_FREE = TableSpec(
+    "content_free", tuple(CONTENT_FREE_COLUMNS),
+    "the content-free baseline (subject masked, same choices) per model and task, test questions: accuracy, "
+    "content-free accuracy, accuracy above it with its 95% interval, share answered as without the subject",
+    dtypes={"n": "Int64", "seeds": "Int64"})
+DISTANCE = TableSpec(
+    "distance", tuple(DISTANCE_COLUMNS),
+    "KL(base || model) over the choices per run and task, test questions: mean, 90th and 99th percentiles, and the "
+    "AUC with which it tells the lost questions from the kept ones, with its 95% cluster-bootstrap interval",
+    dtypes={"seed": "str", "run": "str", "n": "Int64", "at_risk": "Int64", "lost": "Int64"})
 FAILED_RUNS = TableSpec("failed_runs", tuple(FAILED_RUN_COLUMNS),
                         "the recovery trainings that produced no adapter, and why", dtypes={"seed": "Int64",
                                                                                             "steps": "Int64"})
@@ -209,7 +224,7 @@ LOSS_MODEL = TableSpec(
 
 TABLE_SPECS = (QUESTIONS, SPLIT, ACCURACY, RECOVERY_FRACTION, DECISIONS, NONINFERIORITY, FORMAT_CONTROL,
                MARGIN_TESTS, PAIRED_TESTS, FLIPS, PROMPT_POOL_ABLATION, DEV_ACCURACY, BUDGET_CURVE, COLLATERAL,
-               FAILED_RUNS, TRANSITIONS, LOSS_ANATOMY, LOSS_MODEL)
+               CONTENT_FREE, DISTANCE, FAILED_RUNS, TRANSITIONS, LOSS_ANATOMY, LOSS_MODEL)
 
 def tables_class(specs=TABLE_SPECS) -> type:
     """The record's tables: a dataclass with one field (a frame) per spec, in order, and
@@ -258,6 +273,13 @@ class Results:
     failed_runs: list[dict]
     tables: Tables
     summary: object = None
+    # name -> {"tasks", "questions", "verdicts"}: the verdict decided again on a subset
+    # (``one_to_one``: the relations where no two questions share a right answer,
+    # stats/sensitivity.py); reported beside the verdict, never deciding it
+    sensitivity: dict = field(default_factory=dict)
+    # model -> the pooled test questions' resampling clusters (stats/clusters.py cluster_sizes):
+    # questions, clusters, largest, size-weighted mean size
+    resampling_units: dict = field(default_factory=dict)
 
     # ------------------------------------------------------------------ verdict.json
 
@@ -280,6 +302,9 @@ class Results:
             "leaks": self.leaks,
             "verdicts": [v.as_dict() for v in self.verdicts],
             "failed_runs": self.failed_runs,
+            "sensitivity": {name: {**row, "verdicts": [v.as_dict() for v in row["verdicts"]]}
+                            for name, row in self.sensitivity.items()},
+            "resampling_units": self.resampling_units,
         }
 
     def verdict_json(self) -> dict:
@@ -295,7 +320,10 @@ class Results:
                    methods=Methods(dict(d.get("methods", {})), dict(d.get("sides", {})), dict(d.get("trained", {}))),
                    budget=d.get("budget"), final_steps=d.get("final_steps"), split=d.get("split", {}),
                    leaks=d.get("leaks", {}), failed_runs=list(d.get("failed_runs", [])), tables=tables,
-                   summary=summary)
+                   summary=summary,
+                   sensitivity={name: {**row, "verdicts": [Verdict.from_dict(v) for v in row["verdicts"]]}
+                                for name, row in d.get("sensitivity", {}).items()},
+                   resampling_units=dict(d.get("resampling_units", {})))
 
     # ------------------------------------------------------------------ files
 

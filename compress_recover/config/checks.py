@@ -230,7 +230,11 @@ def check_names(plan) -> None:
     names = [(f"models.{m}", m, SUFFIXES["model"]) for m in plan.models]
     names += [(e.key, slug, SUFFIXES["compression"]) for slug, e in plan.compressions.items()]
     names += [(e.key, run, SUFFIXES["run"]) for run, e in plan.recoveries.items()]
-    names += [("data", t, SUFFIXES["task"]) for t in plan.tasks]
+    names += [("data", t, SUFFIXES["task"]) for t in plan.evaluated_tasks()]
+    taken = sorted(set(plan.content_free()) & set(plan.tasks))
+    if taken:
+        raise ConfigError(f"data.task_dirs: task {taken[0]!r} has the name of a built task's content-free variant "
+                          "(data.content_free_mask); rename it, or set data.content_free_mask: null")
     for key, name, suffix in names:
         size = len((name + suffix).encode())
         if size > NAME_MAX:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..compress import COMPRESSION
+from ..data.content_free import variant_name
 from ..data.perplexity_task import PERPLEXITY_TASK
 from ..recover import RECOVERY
 from ..recover.objective import Objective
@@ -35,6 +36,7 @@ class Plan:
     seeds: list[int] = field(default_factory=lambda: [0])
     budget_steps: list[int] = field(default_factory=lambda: [60])  # sorted; the last is the final budget
     num_fewshot: int = 0  # evaluation.num_fewshot: demonstrations for a run whose method sets none
+    content_free_mask: str | None = None  # data.content_free_mask (None: no content-free variant)
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -67,6 +69,17 @@ class Plan:
         """The most demonstrations any evaluation asks for (0: every evaluation is zero-shot)."""
         return max([self.num_fewshot, *(self.shots(run) for run in self.recoveries)])
 
+    def format_control(self, compression: str, run: str) -> bool:
+        """Whether the evaluation of ``run`` on ``compression`` is a few-shot method's format
+        control: the method (one that sets its own demonstrations) on the uncompressed model,
+        whose demonstrations come from the other relations
+        (:mod:`compress_recover.data.fewshot_task`)."""
+        return self.compressions[compression].method == BASE and self.recoveries[run].config.num_fewshot() is not None
+
+    def control_shots(self) -> int:
+        """The most demonstrations a format control asks for (0: none runs)."""
+        return max([self.shots(run) for _, comp, run in self.cells() if self.format_control(comp, run)], default=0)
+
     def groups(self) -> dict[str, str]:
         """Recovery entry name (without seed) -> method."""
         return {e.group: e.method for e in self.recoveries.values()}
@@ -97,6 +110,17 @@ class Plan:
         if task in self.custom_tasks:
             return "custom"
         return "builtin"
+
+    def content_free(self) -> dict[str, str]:
+        """The content-free variant of every built knowledge task -> the task
+        (:mod:`compress_recover.data.content_free`); none without data.content_free_mask."""
+        if self.content_free_mask is None:
+            return {}
+        return {variant_name(t): t for t in self.knowledge_tasks}
+
+    def evaluated_tasks(self) -> list[str]:
+        """Every task an evaluation scores: :attr:`tasks` and the content-free variants."""
+        return [*self.tasks, *self.content_free()]
 
     def knowledge(self) -> list[str]:
         """Every knowledge task, built (``data.knowledge_tasks``) or custom, in task order."""
@@ -135,7 +159,8 @@ def build_plan(config: dict) -> Plan:
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
-                num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0))
+                num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0),
+                content_free_mask=data.get("content_free_mask"))
     check_demonstrations(data["task_dirs"], plan.most_shots())
     check_names(plan)
     return plan

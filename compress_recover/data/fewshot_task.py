@@ -1,30 +1,56 @@
-"""Rule ``fewshot_task``: a built knowledge task as a few-shot evaluation reads it.
+"""Rule ``fewshot_task``: a built knowledge task as a few-shot evaluation reads it, and its
+format control.
 
 The same questions, in the same order (so lm-eval's doc ids, and the tables, line up with
 the zero-shot runs), each marked with ``fewshot_pool`` (a dev question of the dev/test
 split the analysis uses, :func:`compress_recover.data.split.question_splits`, computed
-over every built knowledge task, since a fact may be asked by two) and ``fewshot_fact``;
-the task YAML is the zero-shot one with lm-eval's few-shot sampler set to
-:class:`compress_recover.evaluate.fewshot_sampler.DevFactSampler`. Demonstrations are
-therefore dev questions of the same relation, never of the question's own fact, and no
-test question is ever shown with its answer. The manifest lists the dev facts, so the
-analysis can check that they are dev in its split too (a custom task sharing a fact can
-move it to test there).
+over every built knowledge task, since a fact may be asked by two), ``fewshot_fact`` (its
+fact), ``fewshot_answer`` (its right answer's normalised text) and ``fewshot_choices``
+(its choices', normalised); the task YAML is the zero-shot one with lm-eval's few-shot
+sampler set to :class:`compress_recover.evaluate.fewshot_sampler.DevFactSampler`, which
+shows before a question only the demonstrations :func:`may_demonstrate` allows: dev
+questions, never of the question's own fact, and never one whose right answer is among
+the question's choices. So no test question is ever shown with its answer, the question's
+right answer is never shown as another fact's answer (a model could copy it), and neither
+is any of its distractors (shown while the right answer never is, a distractor would be
+marked as wrong: a subject-blind cue the other way).
+
+**The format control** (``control_dir``): the few-shot method on the uncompressed model
+must measure what the prompt's layout (Question/Answer, the delimiters) does, not what
+demonstrations of the same relation elicit. Its folder holds the same questions and task
+name (so the analysis pairs its runs with the others), none of them a demonstration, and
+``demonstrations.jsonl``: the dev questions of every *other* built knowledge task, marked
+the same way, which the folder's sampler (:func:`compress_recover.evaluate.fewshot_sampler.pool_sampler`)
+draws from instead of the task's own documents; lm-eval never scores them. The same rules
+apply (a capital and the same city asked in ``city_country`` are one fact, so Paris is
+never a demonstration for France).
+
+Each manifest lists the dev facts drawn from, so the analysis can check that they are dev
+in its split too (a custom task sharing a fact can move it to test there).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import yaml
 
 from ..io import atomic_dir, read_jsonl, verify_folder, write_jsonl, write_manifest
-from .facts import question_fact
+from .content_free import write_variant
+from .facts import _normalised, question_fact
 from .knowledge_task import lm_eval_task_config
 from .split import DEV, question_splits, split_settings
 
-POOL_FIELD, FACT_FIELD = "fewshot_pool", "fewshot_fact"  # each question: a demonstration candidate? its fact
+# each question: a demonstration candidate? its fact, its right answer and its choices (normalised texts)
+POOL_FIELD, FACT_FIELD = "fewshot_pool", "fewshot_fact"
+ANSWER_FIELD, CHOICES_FIELD = "fewshot_answer", "fewshot_choices"
+TASK_FIELD = "fewshot_task"  # a format control's demonstration: the task it comes from
+POOL_FILE = "demonstrations.jsonl"  # a format control's demonstrations (never scored)
 SAMPLER_MODULE = "from compress_recover.evaluate.fewshot_sampler import DevFactSampler  # noqa: F401\n"
+CONTROL_SAMPLER_MODULE = ("from pathlib import Path\n\n"
+                          "from compress_recover.evaluate.fewshot_sampler import pool_sampler\n\n"
+                          f"DevFactSampler = pool_sampler(Path(__file__).with_name({POOL_FILE!r}))\n")
 
 
 def task_questions(folder: str | Path, task: str) -> list[dict]:
@@ -32,14 +58,48 @@ def task_questions(folder: str | Path, task: str) -> list[dict]:
     return read_jsonl(Path(folder) / f"{task}.jsonl")
 
 
+def answer_key(text) -> str:
+    """An answer's text as the demonstration rules compare it: NFKC, casefolded, whitespace collapsed."""
+    return _normalised(text)
+
+
+def marked(row: dict, *, dev: bool, fact: str) -> dict:
+    """A question with the few-shot fields (its choices' and answer's texts from ``choices`` and ``answer``)."""
+    choices = [answer_key(c) for c in row["choices"]]
+    return {**row, POOL_FIELD: dev, FACT_FIELD: fact, ANSWER_FIELD: choices[row["answer"]], CHOICES_FIELD: choices}
+
+
+def may_demonstrate(demo: dict, doc: dict | None) -> bool:
+    """Whether ``demo`` may be shown before the evaluated ``doc``: a dev question
+    (``fewshot_pool``) of another fact whose right answer is none of ``doc``'s choices
+    (a field ``doc`` lacks does not restrict)."""
+    if not demo.get(POOL_FIELD):
+        return False
+    if doc is None:
+        return True
+    fact = doc.get(FACT_FIELD)
+    return (fact is None or demo.get(FACT_FIELD) != fact) and demo.get(ANSWER_FIELD) not in (doc.get(CHOICES_FIELD) or ())
+
+
+def fewest_demonstrations(pool: list[dict], rows: list[dict]) -> int:
+    """The fewest demonstrations :func:`may_demonstrate` allows any of ``rows`` from ``pool``."""
+    return min((sum(may_demonstrate(d, q) for d in pool) for q in rows), default=0)
+
+
 def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, split: dict | None,
-                       shots: int = 1) -> dict:
+                       shots: int = 1, content_free_mask: str | None = None, control_dir: str | None = None,
+                       control_shots: int = 0) -> dict:
     """Write ``<out_dir>/<task>.jsonl`` (the questions of ``task_dirs[task]``, marked),
-    ``<task>.yaml``, ``sampler.py`` and ``manifest.json``. ``task_dirs``: every built
-    knowledge task -> its folder (the split is computed over all of them); ``split``:
-    config.yaml ``data.split``; ``shots``: the most demonstrations any evaluation asks
-    for, refused (before any model is scored) when a dev question would have fewer dev
-    questions of another fact than that."""
+    ``<task>.yaml``, ``sampler.py`` and ``manifest.json``, and with ``control_dir`` the
+    format control's folder (the same files and ``demonstrations.jsonl``); returns the
+    first manifest. ``task_dirs``: every built knowledge task -> its folder (the split is
+    computed over all of them; the control draws from the others); ``split``: config.yaml
+    ``data.split``; ``shots``/``control_shots``: the most demonstrations any evaluation
+    (any format-control evaluation) asks for, refused (before any model is scored) when a
+    question would have fewer allowed demonstrations (:func:`may_demonstrate`) than that.
+    ``content_free_mask``: also write each folder's content-free variant
+    (:func:`compress_recover.data.content_free.write_variant`: the evaluated question
+    masked, the demonstrations real); None: none."""
     questions = {name: task_questions(folder, name) for name, folder in task_dirs.items()}
     if task not in questions:
         raise ValueError(f"few-shot task {task!r}: not among the built knowledge tasks {sorted(questions)}")
@@ -49,26 +109,56 @@ def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, sp
     settings["held_out_tasks"] = [t for t in settings["held_out_tasks"] if t in questions]
     splits = question_splits({name: [str(i) for i in range(len(rows))] for name, rows in questions.items()},
                              facts=facts, **settings)
-    rows = [{**row, POOL_FIELD: splits[(task, str(i))] == DEV, FACT_FIELD: facts[(task, str(i))]}
-            for i, row in enumerate(questions[task])]
+    marked_rows = {name: [marked(row, dev=splits[(name, str(i))] == DEV, fact=facts[(name, str(i))])
+                          for i, row in enumerate(rows)] for name, rows in questions.items()}
+    rows = marked_rows[task]
     pool = [r for r in rows if r[POOL_FIELD]]
     if not pool:
         raise ValueError(f"few-shot task {task!r}: no dev question to draw demonstrations from; "
                          "set data.split.dev_fraction above 0 (and keep the task out of held_out_tasks)")
-    fewest = min(sum(r[FACT_FIELD] != q[FACT_FIELD] for r in pool) for q in rows)
+    _check_enough(task, pool, rows, shots, "its own dev questions")
+    manifest = _write_folder(Path(out_dir), task, rows, pool, content_free_mask=content_free_mask,
+                             extra={"split": split_settings(split), "shots": shots})
+    if control_dir is not None:
+        others = [{**r, TASK_FIELD: name} for name, rs in marked_rows.items() if name != task for r in rs
+                  if r[POOL_FIELD]]
+        if control_shots:
+            if not others:
+                raise ValueError(f"few-shot format control of task {task!r}: it draws demonstrations from the dev "
+                                 f"questions of the other knowledge tasks, and there are none (built tasks: "
+                                 f"{sorted(questions)}); add a task to data.knowledge_tasks or set "
+                                 "recovery.recover_base: false")
+            _check_enough(task, others, rows, control_shots, "the other tasks' dev questions (format control)")
+        _write_folder(Path(control_dir), task, [{**r, POOL_FIELD: False} for r in rows], others,
+                      content_free_mask=content_free_mask, control=True,
+                      extra={"split": split_settings(split), "shots": control_shots, "format_control": True,
+                             "demonstration_tasks": dict(sorted(Counter(r[TASK_FIELD] for r in others).items()))})
+    return manifest
+
+
+def _check_enough(task: str, pool: list[dict], rows: list[dict], shots: int, source: str) -> None:
+    fewest = fewest_demonstrations(pool, rows)
     if fewest < shots:
-        raise ValueError(f"few-shot task {task!r}: {shots} demonstrations per question asked (the largest k of a few-shot run "
-                         f"or evaluation.num_fewshot), but a question has only {fewest} dev question(s) of another "
-                         f"fact ({len(pool)} dev questions); lower k or raise data.split.dev_fraction")
-    final = Path(out_dir)
+        raise ValueError(f"few-shot task {task!r}: {shots} demonstrations per question asked (the largest k of a "
+                         f"few-shot run or evaluation.num_fewshot), but a question has only {fewest} allowed in "
+                         f"{source} ({len(pool)} dev questions; a demonstration is never of the question's fact nor "
+                         "answered by one of its choices); lower k or raise data.split.dev_fraction")
+
+
+def _write_folder(final: Path, task: str, rows: list[dict], pool: list[dict], *, content_free_mask: str | None,
+                  extra: dict, control: bool = False) -> dict:
+    """One few-shot folder: the evaluated questions, the task YAML with the sampler, and
+    for a format control (``control``) the demonstrations' file (``pool``, else the dev rows)."""
     with atomic_dir(final) as tmp:
         write_jsonl(tmp / f"{task}.jsonl", rows)
         config = lm_eval_task_config(task, final / f"{task}.jsonl")
         config["fewshot_split"] = config["test_split"]  # so lm-eval hands the sampler each evaluated doc
         text = yaml.safe_dump(config, sort_keys=False) + "fewshot_config:\n  sampler: !function sampler.DevFactSampler\n"
         (tmp / f"{task}.yaml").write_text(text)
-        (tmp / "sampler.py").write_text(SAMPLER_MODULE)
-        manifest = write_manifest(tmp, {"task": task, "questions": len(rows), "demonstration_pool": len(pool),
-                                        "dev_facts": sorted({r[FACT_FIELD] for r in pool}),
-                                        "split": split_settings(split), "shots": shots})
-    return manifest
+        if control:
+            write_jsonl(tmp / POOL_FILE, pool)
+        (tmp / "sampler.py").write_text(CONTROL_SAMPLER_MODULE if control else SAMPLER_MODULE)
+        if content_free_mask is not None:
+            write_variant(tmp, task, mask=content_free_mask, fewshot_sampler="sampler.DevFactSampler")
+        return write_manifest(tmp, {"task": task, "questions": len(rows), "demonstration_pool": len(pool),
+                                    "dev_facts": sorted({r[FACT_FIELD] for r in pool}), **extra})

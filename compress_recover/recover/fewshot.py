@@ -10,8 +10,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from ..data.fewshot_task import POOL_FIELD
-from ..io import read_jsonl, verify_folder
+from ..data.fewshot_task import POOL_FIELD, POOL_FILE
+from ..io import read_json, read_jsonl, verify_folder
 from .fewshot_config import FewShotConfig
 
 FEWSHOT_DELIMITER, TARGET_DELIMITER = "\n\n", " "  # lm-eval's defaults, which the built tasks keep
@@ -19,16 +19,19 @@ FEWSHOT_DELIMITER, TARGET_DELIMITER = "\n\n", " "  # lm-eval's defaults, which t
 
 def demonstration_tokens(tokenizer, task_dirs: list[str], k: int) -> dict:
     """Per built few-shot task, the mean tokens one demonstration adds (question, target
-    delimiter, answer, few-shot delimiter) over its dev pool, and ``k`` times their mean
-    over tasks: the input length few-shot prompting adds, on average."""
+    delimiter, answer, few-shot delimiter) over its demonstration pool (its dev questions; a
+    format control's folder: the other relations' dev questions), and ``k`` times their
+    mean over tasks: the input length few-shot prompting adds, on average."""
     per_task = {}
     for folder in task_dirs:
         verify_folder(folder)
-        for file in sorted(Path(folder).glob("*.jsonl")):
-            pool = [r for r in read_jsonl(file) if r.get(POOL_FIELD)]
-            lengths = [len(tokenizer(r["question"] + TARGET_DELIMITER + r["choices"][r["answer"]] + FEWSHOT_DELIMITER,
-                                     add_special_tokens=False)["input_ids"]) for r in pool]
-            per_task[file.stem] = statistics.fmean(lengths) if lengths else 0.0
+        manifest = read_json(Path(folder) / "manifest.json")
+        # a format control's folder keeps its demonstrations (the other relations') in POOL_FILE
+        file = Path(folder) / (POOL_FILE if manifest.get("format_control") else f"{manifest['task']}.jsonl")
+        pool = [r for r in read_jsonl(file) if r.get(POOL_FIELD)]
+        lengths = [len(tokenizer(r["question"] + TARGET_DELIMITER + r["choices"][r["answer"]] + FEWSHOT_DELIMITER,
+                                 add_special_tokens=False)["input_ids"]) for r in pool]
+        per_task[manifest["task"]] = statistics.fmean(lengths) if lengths else 0.0
     mean = statistics.fmean(per_task.values()) if per_task else 0.0
     return {"tokens_per_demonstration": per_task, "input_tokens_added": round(k * mean)}
 

@@ -48,6 +48,30 @@ def knowledge_samples():
     ]
 
 
+def content_free_cells():
+    """The labels, training steps and task (the built knowledge task it pairs with) of every
+    content-free evaluation, in order (none without data.content_free_mask)."""
+    return [
+        {**run_labels(m, c, r), "steps": PLAN.recoveries[r].steps, "task": t}
+        for m, c, r in PLAN.cells()
+        for t in PLAN.content_free().values()
+    ]
+
+
+def content_free_samples():
+    """The samples file of each of content_free_cells() (its task's content-free variant)."""
+    variants = {t: v for v, t in PLAN.content_free().items()}
+    return [
+        EVAL_SAMPLES.format(
+            model=cell["model"],
+            compression=cell["compression"],
+            recovery=cell["run"],
+            task=variants[cell["task"]],
+        )
+        for cell in content_free_cells()
+    ]
+
+
 def generated_texts():
     """The self-generated text of every model, when some recovery trains on it."""
     if "generated" not in PLAN.texts_used():
@@ -56,9 +80,11 @@ def generated_texts():
 
 
 def fewshot_inputs():
-    """The few-shot task folders, when an evaluation draws demonstrations (the analysis
-    checks that they drew on dev facts only)."""
-    return fewshot_task_dirs() if PLAN.most_shots() > 0 else []
+    """The few-shot task folders, when an evaluation draws demonstrations, and the format
+    control's folders, when a format control does (the analysis checks that every
+    demonstration was a dev fact)."""
+    control = expand(FEWSHOT_CONTROL_TASK, task=PLAN.knowledge_tasks) if PLAN.control_shots() > 0 else []
+    return (fewshot_task_dirs() if PLAN.most_shots() > 0 else []) + control
 
 
 def recovery_methods():

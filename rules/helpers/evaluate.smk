@@ -10,28 +10,37 @@ def evaluate_inputs(wildcards):
     each listed once (a folder may define several tasks)."""
     inputs = model_inputs(wildcards)
     shots = eval_shots(wildcards)
+    control = format_control(wildcards)
     tasks = []
     for task in PLAN.tasks:
         if task in PLAN.custom_tasks:
             folder = Path(PLAN.custom_tasks[task])
             tasks.extend(sorted(str(f) for f in folder.rglob("*") if f.is_file()))
-        elif (folder := task_dir(task, shots)) is not None:
+        elif (folder := task_dir(task, shots, control)) is not None:
             tasks.append(folder)
     inputs["tasks"] = list(dict.fromkeys(tasks))
     return inputs
 
 
-def task_dir(task, shots=0):
+def task_dir(task, shots=0, control=False):
     """A task's folder for lm-eval (one we build, or the user's), or None for a built-in
-    task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations).
+    task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations),
+    with ``control`` its format control's (the other relations' dev demonstrations).
+    A content-free variant is in its task's folder.
     """
+    task = PLAN.content_free().get(task, task)
     if task in PLAN.custom_tasks:
         return PLAN.custom_tasks[task]
     if shots and task in PLAN.knowledge_tasks:
-        return FEWSHOT_TASK.format(task=task)
+        return (FEWSHOT_CONTROL_TASK if control else FEWSHOT_TASK).format(task=task)
     if PLAN.task_kind(task) in ("knowledge", "perplexity"):
         return KNOWLEDGE_TASK.format(task=task)
     return None
+
+
+def format_control(wildcards):
+    """Whether an evaluation is a few-shot method's format control (Plan.format_control)."""
+    return PLAN.format_control(wildcards.compression, wildcards.recovery)
 
 
 def eval_shots(wildcards):
@@ -50,9 +59,12 @@ def eval_settings(wildcards):
 
 
 def eval_tasks(wildcards):
-    """Every task an evaluate job scores, in the order of its outputs."""
-    shots = eval_shots(wildcards)
-    return [{"task": task, "task_dir": task_dir(task, shots)} for task in PLAN.tasks]
+    """Every task an evaluate job scores (content-free variants included), in the order of its outputs."""
+    shots, control = eval_shots(wildcards), format_control(wildcards)
+    return [
+        {"task": task, "task_dir": task_dir(task, shots, control)}
+        for task in PLAN.evaluated_tasks()
+    ]
 
 
 # rule cost

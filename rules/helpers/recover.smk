@@ -49,8 +49,9 @@ def compute_inputs(wildcards):
     inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
     if "uncompressed" in entry.config.needs:
         inputs["uncompressed"] = BASE_CHECKPOINT.format(model=wildcards.model)
-    if "fewshot_tasks" in entry.config.needs:
-        inputs["fewshot_tasks"] = fewshot_task_dirs()
+    if "fewshot_tasks" in entry.config.needs:  # a format control's demonstrations: the other relations'
+        control = PLAN.format_control(wildcards.compression, wildcards.recovery)
+        inputs["fewshot_tasks"] = expand(FEWSHOT_CONTROL_TASK if control else FEWSHOT_TASK, task=PLAN.knowledge_tasks)
     return inputs
 
 

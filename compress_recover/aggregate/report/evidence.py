@@ -7,12 +7,12 @@ frames by :mod:`.frames`). A table with no row is None, and its template leaves 
 
 from __future__ import annotations
 
-from ..results import MARGIN_TESTS
+from ..results import DISTANCE, MARGIN_TESTS
 from ..stats.questions import ALL_KNOWLEDGE
 from .cells import table
 from .first_screen import bases_text, figure
-from .frames import (GAP, accuracy_pivot, checkpoint_table, collateral_table, fraction_table, perplexity_gaps,
-                     perplexity_uncontrolled)
+from .frames import (GAP, accuracy_pivot, checkpoint_table, collateral_table, content_free_frame, fraction_table,
+                     perplexity_gaps, perplexity_uncontrolled)
 from .inputs import ReportInputs
 
 
@@ -35,9 +35,12 @@ def split(r: ReportInputs) -> dict:
 
 
 def accuracy(r: ReportInputs) -> dict:
-    """Accuracy per task and the held-out perplexity, tasks × models."""
+    """Accuracy per task and the held-out perplexity, tasks × models; beside it each model's
+    pooled accuracy above its content-free baseline (None without a content-free variant)."""
+    content_free = content_free_frame(r.results.tables.content_free, r.precisions)
     return {"bases": bases_text(r.precisions), "accuracy": {"table": table(accuracy_pivot(
-        r.summary, r.knowledge_tasks, r.precisions, r.results.tables.accuracy, r.failures))}}
+        r.summary, r.knowledge_tasks, r.precisions, r.results.tables.accuracy, r.failures)),
+        "content_free": None if content_free is None else table(content_free)}}
 
 
 def fractions(r: ReportInputs) -> dict:
@@ -60,6 +63,20 @@ def budget(r: ReportInputs) -> dict:
 
 def collateral(r: ReportInputs) -> dict:
     return {"collateral": shown_table(collateral_table(r.results.tables.collateral))}
+
+
+DISTANCE_SHOWN = {"model": "model", "compression": "compression", "recovery": "recovery", "seed": "seed", "n": "n",
+                  "kl_mean": "mean KL (nats)", "kl_p90": "KL 90th pct", "kl_p99": "KL 99th pct",
+                  "at_risk": "base right", "lost": "lost", "auc_lost": "AUC: KL tells lost from kept",
+                  "auc_low": "AUC 95% low", "auc_high": "AUC 95% high"}
+
+
+def distance(r: ReportInputs) -> dict:
+    """The KL to the base model beside the flips, on the pooled knowledge questions."""
+    frame = r.results.tables.distance
+    pooled = frame[frame[DISTANCE.c.task] == ALL_KNOWLEDGE] if len(frame) else frame
+    return {"distance": shown_table(pooled[list(DISTANCE_SHOWN)].rename(columns=DISTANCE_SHOWN) if len(pooled)
+                                    else pooled)}
 
 
 def format_control(r: ReportInputs) -> dict:

@@ -1,4 +1,4 @@
-"""The report's own tables as frames of cell texts: accuracy, recovery fractions, checkpoints, collateral.
+"""The report's own tables as frames of cell texts: accuracy, the content-free baseline, recovery fractions, checkpoints, collateral.
 
 Each function turns the analysis's records (its CSVs, the summary, the cost JSONs) into a
 frame whose cells are already text (:mod:`.cells`): a missing value says why, a run whose
@@ -11,8 +11,8 @@ from ...failures import failure_text, seeds_text, shown
 from ...runs import BASE
 from ..stats.questions import ALL_KNOWLEDGE
 from ..tables import CELL, PPL_METRIC, base_first_order, mean_sd
-from .cells import (NO_CONTROL, NO_DAMAGE, UNDEFINED, base_label, counts, interval_or_why, isnan, number, or_why, pm,
-                    why_undefined, with_interval)
+from .cells import (NO_CONTROL, NO_DAMAGE, UNDEFINED, base_label, counts, fmt, interval_or_why, isnan, number, or_why,
+                    pm, why_undefined, with_interval)
 
 FRACTION_COLUMNS = ["recovery fraction (± sd)", "95% interval", "control_gain", "controlled (± sd)",
                     "controlled 95% interval"]
@@ -75,6 +75,36 @@ def accuracy_pivot(summary, knowledge_tasks: list[str], precisions: dict[str, st
     out = pd.DataFrame(table).T
     out.index.name = "task"
     return out.reset_index()
+
+
+# --------------------------------------------------------------------------- the content-free baseline
+
+NO_VARIANT = "n/a (no content-free variant)"
+
+
+def content_free_frame(content_free, precisions: dict[str, str]):
+    """The pooled test questions' accuracy beside the content-free baseline, one row per
+    model (base first): accuracy, content-free accuracy, accuracy above it with its 95%
+    interval, the share answered as without the subject (content_free.csv); None when no
+    model has a content-free variant."""
+    import pandas as pd
+
+    pooled = content_free[content_free.task == ALL_KNOWLEDGE]
+    if pooled.empty or not (pooled.n > 0).any():
+        return None
+    several = pooled.model.nunique() > 1
+    by_cell = pooled.set_index(CELL)
+    rows = []
+    for cell in base_first_order(pooled[CELL].itertuples(index=False)):
+        r = by_cell.loc[cell]
+        why = NO_VARIANT if r.n == 0 else UNDEFINED
+        rows.append({"model": _column_label(cell, several, precisions), "questions": fmt(float(r.n), "{:,.0f}"),
+                     "accuracy": or_why(r.acc, why, "{:.3f}"),
+                     "content-free accuracy": or_why(r.acc_content_free, why, "{:.3f}"),
+                     "above content-free [95%]": with_interval([r.above_content_free], [r.ci_low], [r.ci_high],
+                                                               whys=[why])[0],
+                     "answered from the prior": or_why(r.from_prior, why, "{:.3f}")})
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------- recovery fractions

@@ -49,7 +49,8 @@ SECTIONS: list[Section] = [
          "family", verdict.family),
     _box("failed", "Failed runs: recovery trainings that produced no adapter", "failed_runs", verdict.failed_runs),
     _box("split", "Dev/test split: which questions chose settings, which decided", "split", evidence.split),
-    _box("accuracy", "Accuracy per task and held-out perplexity, every model", "accuracy", evidence.accuracy),
+    _box("accuracy", "Accuracy per task, above the content-free baseline, and held-out perplexity, every model",
+         "accuracy", evidence.accuracy),
     _box("fractions", "Knowledge recovery vs perplexity recovery", "fractions", evidence.fractions),
     _box("remedies", "Remedies, 2 × 2: training-free and trained, input and parameter side, with costs", "remedies",
          costs.remedies),
@@ -64,6 +65,8 @@ SECTIONS: list[Section] = [
          evidence.ablation),
     _box("flips", "Knowledge flips: questions kept, lost, gained, won back and broken (counts)", "flips",
          evidence.flips),
+    _box("distance", "Distance beside the flips: each model's KL to the base model, and whether it tells the lost "
+         "questions", "distance", evidence.distance),
     _box("mcnemar", "Paired tests (McNemar, exact) per seed", "mcnemar", evidence.mcnemar),
     _box("figures", "More pictures: accuracy vs compression, cost vs accuracy, flips, attention", "pictures",
          costs.pictures),

@@ -119,8 +119,26 @@ def verdict_block(v, precisions: dict[str, str]) -> dict:
             "noninferiority": [_noninferiority_row(t, why) for t in v.noninferiority]}
 
 
+def sensitivity_text(v, sensitivity: dict) -> str | None:
+    """The one-to-one sensitivity row of verdict ``v`` in words (stats/sensitivity.py), or
+    None without one (no one-to-one relation, or this compression not among its verdicts)."""
+    row = (sensitivity or {}).get("one_to_one") or {}
+    found = [s for s in row.get("verdicts", []) if (s.model, s.compression) == (v.model, v.compression)]
+    if not found:
+        return None
+    s = found[0]
+    decisions = "; ".join(f"{m.recovery} {m.decision}" + ("" if m.failed else f" (F = {fmt(m.fraction, '{:.2f}')})")
+                          for m in s.methods) or "no remedy"
+    same = ("the same verdict" if s.verdict == v.verdict
+            else "a different verdict: the verdict above rests partly on questions that share their right answer")
+    return (f"On the one-to-one relations alone ({', '.join(row['tasks'])}: {row['questions']} test questions, "
+            f"no two sharing a right answer), the same rule decides: {s.verdict} (damage {fmt(s.damage.damage)}; "
+            f"{decisions}): {same}. A sensitivity check, not part of the verdict.")
+
+
 def verdicts(r: ReportInputs) -> dict:
-    return {"verdicts": [verdict_block(v, r.precisions) for v in r.results.verdicts]}
+    return {"verdicts": [{**verdict_block(v, r.precisions),
+                          "sensitivity": sensitivity_text(v, r.results.sensitivity)} for v in r.results.verdicts]}
 
 
 FAMILY_HEAD = ["hypothesis", "model / compression", "what", "p", "Holm p", "Holm α_i", "result",
@@ -165,7 +183,11 @@ def rule(r: ReportInputs) -> dict:
                      "resamples_per_task": res.bootstrap_iters.get("per_task", "?"),
                      "seeds": ", ".join(map(str, res.seeds)) or "none", "final_steps": steps[-1],
                      "curve_steps": ", ".join(map(str, steps[:-1])), "batch_size": res.budget["batch_size"],
-                     "seq_len": res.budget["seq_len"], "bases": bases_text(r.precisions)}}
+                     "seq_len": res.budget["seq_len"], "bases": bases_text(r.precisions),
+                     "units": "; ".join(f"{model}: {u['questions']} questions in {u['clusters']} clusters of facts and "
+                                        f"right answers, the largest {u['largest']}, size-weighted mean "
+                                        f"{fmt(u['weighted_mean_size'], '{:.1f}')}"
+                                        for model, u in res.resampling_units.items())}}
 
 
 def failed_runs_table(failed: list[dict]):

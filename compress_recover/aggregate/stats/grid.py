@@ -24,13 +24,15 @@ class Cell:
     """One (compression, recovery) of a (model, task) grid: one row per run (seed), one
     column per question, in the grid's question order: ``correct`` and the right choice's
     probability among the choices, ``p_right`` and ``p_right_norm``
-    (:func:`.questions.choice_probability`)."""
+    (:func:`.questions.choice_probability`), and ``kl_base``, the KL divergence from the base
+    model's distribution over the choices (:func:`.questions.with_kl_to_base`; NaN where unknown)."""
 
     runs: tuple
     seeds: tuple
     correct: "numpy.ndarray"  # noqa: F821
     p_right: "numpy.ndarray"  # noqa: F821
     p_right_norm: "numpy.ndarray"  # noqa: F821
+    kl_base: "numpy.ndarray | None" = None  # noqa: F821
 
     @property
     def run_accuracies(self):
@@ -112,7 +114,9 @@ def _cell(frame, doc_ids) -> Cell:
              for r in frame[["run", "seed"]].drop_duplicates().itertuples(index=False)}
     runs = sorted(seeds, key=lambda run: (_seed_order(seeds[run]), run))
     arrays = {}
-    for column in ("correct", "p_right", "p_right_norm"):
+    for column in ("correct", "p_right", "p_right_norm", "kl_base"):
+        if column not in frame:
+            continue
         wide = frame.pivot(index="doc_id", columns="run", values=column)
         arrays[column] = np.asarray(wide.loc[list(doc_ids), runs].to_numpy(dtype=float).T)
     return Cell(runs=tuple(runs), seeds=tuple(seeds[r] for r in runs), **arrays)

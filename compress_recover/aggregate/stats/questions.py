@@ -9,7 +9,10 @@ log-likelihoods, unnormalised as for ``acc``; :func:`choice_probability`), ``p_r
 the split assigns: :func:`compress_recover.data.facts.question_fact`; a relation and its
 inverse share one), its ``split`` (dev or test), and for a
 method that keeps one prompt of a pool per question the prompt it chose and which prompts
-forced a right answer. The pooled task :data:`ALL_KNOWLEDGE` holds every knowledge question.
+forced a right answer, and ``kl_base``, the distance beside the flips: the KL divergence
+KL(base || model) in nats between the base model's and this run's distributions over the
+question's choices (:func:`with_kl_to_base`). The pooled task :data:`ALL_KNOWLEDGE` holds
+every knowledge question.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from .methods import Methods
 
 KEYS = ["model", "compression", "recovery", "seed", "steps", "run", "task"]
 COLUMNS = [*KEYS, "doc_id", "fact", "split", "correct", "p_right", "p_right_norm", "pool_choice", "pool_correct",
-           "chosen", "choice_probs"]
+           "chosen", "choice_probs", "kl_base"]
 # What a question is, the same in every run: its text, its choices (a JSON list), the right
 # answer's text and how well known its subject is (compress_recover.data.popularity).
 QUESTION_COLUMNS = ["question", "choices", "answer", "popularity", "popularity_measure"]
@@ -119,7 +122,43 @@ def question_record(row: dict) -> dict:
     correct = bool(row["acc"] >= 0.5) if "acc" in row else chosen in gold
     return {"doc_id": row["doc_id"], "correct": correct, "p_right": p_right, "p_right_norm": p_norm,
             "chosen": texts[chosen] if texts is not None and len(texts) == len(scores) else str(chosen),
-            "choice_probs": choice_probabilities(scores), "_gold": gold, "_texts": texts}
+            "choice_probs": choice_probabilities(scores), "_logp": log_softmax(scores), "_gold": gold, "_texts": texts}
+
+
+def log_softmax(scores) -> tuple:
+    """The log-probabilities of the choices among the choices (full precision: the KL to
+    the base model reads them, :func:`with_kl_to_base`)."""
+    import numpy as np
+
+    s = np.asarray(scores, dtype=float)
+    shifted = s - s.max()
+    return tuple(shifted - np.log(np.exp(shifted).sum()))
+
+
+def kl_divergence(logp_reference, logp) -> float:
+    """KL(reference || other) in nats over the same choices, from log-probabilities; NaN
+    when the two score different numbers of choices."""
+    import numpy as np
+
+    if logp_reference is None or logp is None or len(logp_reference) != len(logp):
+        return float("nan")
+    ref, other = np.asarray(logp_reference, dtype=float), np.asarray(logp, dtype=float)
+    return float(max(0.0, np.sum(np.exp(ref) * (ref - other))))
+
+
+def with_kl_to_base(table):
+    """``kl_base`` per row from the hidden ``_logp`` column (dropped): KL(base || run) over
+    the choices, the base model being the same model's run with compression and recovery
+    ``none`` on the same (task, question); 0 for the base model itself, NaN where the model
+    has no base run. The distance practitioners read beside flips: a question can keep its
+    answer and move far, or flip on a hair."""
+    from ...runs import BASE
+
+    base = table[(table.compression == BASE) & (table.recovery == BASE)]
+    reference = {key: logp for key, logp in zip(zip(base.model, base.task, base.doc_id.astype(str)), base._logp)}
+    table["kl_base"] = [kl_divergence(reference.get((m, t, str(d))), logp)
+                        for m, t, d, logp in zip(table.model, table.task, table.doc_id, table._logp, strict=True)]
+    return table.drop(columns=["_logp"])
 
 
 def choice_probabilities(scores) -> str:
@@ -214,7 +253,7 @@ def question_table(entries: list[tuple[dict, str]], methods: Methods | dict[str,
                              "answer": " / ".join(texts[g] if texts else str(g) for g in gold),
                              **dict(zip(("popularity", "popularity_measure"),
                                         _popularity(row.get("doc"), labels["task"], popularity or {}), strict=True))}
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = with_kl_to_base(pd.DataFrame(rows, columns=[*COLUMNS, "_logp"]))
     for column in ("seed", "steps"):
         table[column] = table[column].astype("Int64")
     table["doc_id"] = table["doc_id"].astype(str)

@@ -1,5 +1,5 @@
 // The explorer: filters, sorts and shows the questions of #explorer-data (built by
-// compress_recover/aggregate/explorer.py). Hand-written, no library: about 150 lines against a
+// compress_recover/aggregate/explorer.py). Hand-written, no library: about 170 lines against a
 // DataTables bundle of several hundred KB whose column filters cannot express "lost by this
 // compression, won back by that method". Every text from a task goes through textContent.
 (function () {
@@ -33,6 +33,15 @@
     v.recoveries.forEach(function (r) { option(s, "broken:" + r, "newly broken by " + r); });
     if (Array.prototype.some.call(s.options, function (o) { return o.value === keep; })) s.value = keep;
   }
+  // "answered from the prior": the answer with the subject equals the content-free one (r[5]).
+  function fillPriors() {
+    var s = $("ex-prior"), v = view(), keep = s.value;
+    s.textContent = "";
+    option(s, "", "any");
+    v.columns.forEach(function (c) { option(s, "fp:" + c, "by " + data.columns[c]); });
+    v.columns.forEach(function (c) { option(s, "not:" + c, "not by " + data.columns[c]); });
+    if (Array.prototype.some.call(s.options, function (o) { return o.value === keep; })) s.value = keep;
+  }
   function matches(q, v) {
     if (q.s !== $("ex-split").value || q.m !== v.model || !q.st[v.key]) return false;
     var task = $("ex-task").value;
@@ -42,6 +51,11 @@
     if (f.indexOf("won:") === 0 && st[1].indexOf(f.slice(4)) < 0) return false;
     if (f === "several" && st[1].length < 2) return false;
     if (f.indexOf("broken:") === 0 && st[2].indexOf(f.slice(7)) < 0) return false;
+    var p = $("ex-prior").value;
+    if (p) {
+      var not = p.indexOf("not:") === 0, pr = q.r[p.slice(not ? 4 : 3)];
+      if (!pr || pr[5] === null || pr[5] === undefined || (pr[5] === 1) === not) return false;
+    }
     var text = $("ex-search").value.trim().toLowerCase();
     if (text) {
       var hay = [q.t, q.q, q.a].concat(v.columns.map(function (c) { return q.r[c] ? q.r[c][0] : ""; }));
@@ -70,13 +84,21 @@
       row.appendChild(el("td", choice + (choice === q.a ? " (right)" : "")));
       v.columns.forEach(function (c) {
         var r = q.r[c];
-        row.appendChild(el("td", r ? r[3][i].toFixed(3) + (r[0] === choice ? " ← chosen" : "") : "n/a"));
+        row.appendChild(el("td", r ? r[3][i].toFixed(3) + (r[0] === choice ? " ← chosen" : "") +
+                                 (r[4] === choice ? " (content-free choice)" : "") : "n/a"));
       });
       t.appendChild(row);
     });
     td.appendChild(el("p", "Popularity: " + (q.pop === null ? "none" : q.pop.toLocaleString() +
       " (percentile " + q.pct.toFixed(2) + " within " + q.t + ")") + "; measure: " + q.pm + "."));
     td.appendChild(t);
+    if (data.prior) {
+      td.appendChild(el("p", "Content-free choice (the subject masked): " + v.columns.map(function (c) {
+        var r = q.r[c];
+        return data.columns[c] + ": " + (r && r[4] !== null && r[4] !== undefined ?
+          r[4] + (r[5] ? " (answered from the prior)" : " (answer differs)") : "n/a");
+      }).join("; ") + "."));
+    }
     tr.appendChild(td);
     return tr;
   }
@@ -128,11 +150,15 @@
   }
   data.views.forEach(function (v) { option($("ex-view"), v.key, v.model + " / " + v.compression); });
   data.tasks.forEach(function (t) { option($("ex-task"), t, t); });
-  ["ex-view", "ex-split", "ex-task", "ex-status"].forEach(function (id) {
-    $(id).addEventListener("change", function () { if (id === "ex-view") fillStatuses(); render(); });
+  ["ex-view", "ex-split", "ex-task", "ex-status", "ex-prior"].forEach(function (id) {
+    $(id).addEventListener("change", function () {
+      if (id === "ex-view") { fillStatuses(); fillPriors(); }
+      render();
+    });
   });
+  if (!data.prior) $("ex-prior-label").style.display = "none";
   $("ex-search").addEventListener("input", render);
-  if (data.views.length) { fillStatuses(); render(); }
+  if (data.views.length) { fillStatuses(); fillPriors(); render(); }
 })();
 // A link to a table inside a closed <details> opens it.
 (function () {

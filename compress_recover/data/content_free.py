@@ -1,0 +1,116 @@
+"""The content-free variant of a knowledge task: the same questions with the subject masked.
+
+A multiple-choice question whose answer a model picks without reading the subject (a
+frequent answer, a position, a length) measures the model's prior, not its knowledge. The
+content-free variant ``<task>_content_free`` asks every question of ``<task>`` with its
+subject replaced by a mask (``data.content_free_mask``, "X" by default: "What is the
+capital of X?"), the same template, the same choices and answer, the same documents in the
+same order (so lm-eval's doc ids pair 1:1 with the task's). What a model scores on it is its
+content-free baseline; the analysis pairs each question with the model's content-free
+choice (:mod:`compress_recover.aggregate.stats.content_free`).
+
+The variant is an lm-eval YAML beside the task's own (``<task>_content_free.yaml``) that
+``include`` s it and adds ``process_docs`` (:func:`docs_masker`, in a small module written
+beside it, ``content_free.py``), so nothing of the task is copied: its data file, template,
+choices and metrics are the task's. A few-shot folder's variant keeps its sampler and shows
+real demonstrations (``fewshot_config.process_docs``: :func:`keep_docs`); only the evaluated
+question is masked.
+
+Nothing here imports lm-eval or datasets: the masker accepts a ``datasets.Dataset`` (it
+calls its ``map``) or a list of dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+SUFFIX = "_content_free"
+MODULE = "content_free"  # the module written beside the variant's YAML: content_free.py
+TAG = "compress_recover_content_free"
+SUBJECT_FIELD = "subject"  # the built tasks' docs name their subject here (knowledge_task.make_questions)
+MASKED_FIELDS = ("question",)  # the built tasks' text fields (their doc_to_text reads question)
+
+
+def variant_name(task: str) -> str:
+    """The content-free variant's task name: ``<task>_content_free``."""
+    return f"{task}{SUFFIX}"
+
+
+@dataclass(frozen=True)
+class DocsMasker:
+    """lm-eval's ``process_docs`` of a content-free variant: every doc with its subject
+    (``doc[subject_field]``) replaced by ``mask`` in each of ``fields``; every other field
+    (choices, answer, ids, facts) unchanged. A doc without the subject, or whose fields do
+    not contain it, is an error naming ``task`` and the doc: a question still naming its
+    subject would not be content-free."""
+
+    task: str
+    mask: str
+    subject_field: str = SUBJECT_FIELD
+    fields: tuple = MASKED_FIELDS
+
+    def doc(self, doc: dict, index: int | None = None) -> dict:
+        where = f"task {self.task}" + ("" if index is None else f", doc {index}")
+        subject = doc.get(self.subject_field)
+        if not isinstance(subject, str) or not subject.strip():
+            raise ValueError(f"{where}: the content-free variant masks the doc's {self.subject_field!r} field, "
+                             f"which is {'missing' if subject is None else repr(subject)}; name each doc's subject "
+                             f"there (or set data.content_free_mask: null)")
+        out = dict(doc)
+        found = False
+        for field in self.fields:
+            text = doc.get(field)
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: the content-free variant masks text field {field!r}, which is "
+                                 f"{'missing' if text is None else type(text).__name__}")
+            found |= subject in text
+            out[field] = text.replace(subject, self.mask)
+        if not found:
+            raise ValueError(f"{where}: subject {subject!r} appears in none of {list(self.fields)}; the masked "
+                             "question would still be the question")
+        return out
+
+    def __call__(self, docs):
+        if isinstance(docs, list):
+            return [self.doc(d, i) for i, d in enumerate(docs)]
+        return docs.map(self.doc, with_indices=True, load_from_cache_file=False)
+
+
+def mask_docs(docs: list[dict], *, task: str, mask: str, subject_field: str = SUBJECT_FIELD,
+              fields=MASKED_FIELDS) -> list[dict]:
+    """``docs`` as the content-free variant asks them (:class:`DocsMasker`)."""
+    return DocsMasker(task, mask, subject_field, tuple(fields))(list(docs))
+
+
+def keep_docs(docs):
+    """The demonstrations' ``process_docs``: the docs unmasked (a few-shot prompt shows real
+    questions with their answers; only the evaluated question is masked)."""
+    return docs
+
+
+def write_variant(folder: str | Path, task: str, *, mask: str, fewshot_sampler: str | None = None,
+                  subject_field: str = SUBJECT_FIELD, fields=MASKED_FIELDS) -> str:
+    """Write ``<folder>/<task>_content_free.yaml`` (including ``<task>.yaml`` of the same
+    folder) and its ``content_free.py``; returns the variant's name. ``fewshot_sampler``:
+    the ``!function`` reference of the task's few-shot sampler (a few-shot folder's), kept
+    by the variant with the demonstrations unmasked."""
+    folder, name = Path(folder), variant_name(task)
+    if not (folder / f"{task}.yaml").is_file():
+        raise FileNotFoundError(f"content-free variant of task {task}: no {task}.yaml in {folder}")
+    text = yaml.safe_dump({"include": f"{task}.yaml", "task": name, "tag": [TAG]}, sort_keys=False)
+    text += f"process_docs: !function {MODULE}.mask_docs\n"
+    text += "fewshot_config:\n"
+    if fewshot_sampler:
+        text += f"  sampler: !function {fewshot_sampler}\n"
+    text += f"  process_docs: !function {MODULE}.keep_docs\n"
+    (folder / f"{name}.yaml").write_text(text)
+    args = ", ".join(f"{k}={v!r}" for k, v in (("task", name), ("mask", mask), ("subject_field", subject_field),
+                                                ("fields", tuple(fields))))
+    (folder / f"{MODULE}.py").write_text(
+        f'"""process_docs of {name}: {task} with its subject masked (compress_recover.data.content_free)."""\n'
+        "from compress_recover.data.content_free import DocsMasker, keep_docs  # noqa: F401\n\n"
+        f"mask_docs = DocsMasker({args})\n")
+    return name

@@ -1,0 +1,179 @@
+"""The content-free baseline: the masked variant of a built task (data.content_free) and its
+pairing with the questions (aggregate.stats.content_free)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from compress_recover.aggregate.stats.content_free import (CONTENT_FREE_COLUMNS, content_free_table, prior_table,
+                                                           with_priors)
+from compress_recover.aggregate.stats.questions import question_table, with_pooled_task
+from compress_recover.data.content_free import DocsMasker, mask_docs, variant_name
+from compress_recover.data.knowledge_task import build_knowledge_task
+from compress_recover.io import read_jsonl, verify_folder
+from compress_recover.aggregate.analysis import run_analysis
+from samples import CHOICES, METHODS, sample_row, write_samples
+from test_explorer import run  # noqa: F401 (the fixture)
+
+
+def test_the_variant_masks_the_subject_and_keeps_choices_answer_and_order(tmp_path):
+    build_knowledge_task(task="capitals", out_dir=str(tmp_path / "capitals"), num_choices=4, seed=0,
+                         max_questions=20, content_free_mask="X")
+    verify_folder(tmp_path / "capitals")  # the variant's files are part of the folder's manifest
+    docs = read_jsonl(tmp_path / "capitals" / "capitals.jsonl")
+    masked = mask_docs(docs, task="capitals", mask="X")
+    assert len(masked) == len(docs) == 20
+    for doc, twin in zip(docs, masked, strict=True):
+        assert doc["subject"] in doc["question"] and doc["subject"] not in twin["question"]
+        assert twin["question"] == doc["question"].replace(doc["subject"], "X")
+        assert {k: v for k, v in twin.items() if k != "question"} == {k: v for k, v in doc.items() if k != "question"}
+    # lm-eval reads the variant from the same folder: same docs, same order, subject masked
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    manager = TaskManager(include_path=str(tmp_path / "capitals"), include_defaults=False)
+    tasks = get_task_dict(["capitals", variant_name("capitals")], manager)
+    scored = list(tasks[variant_name("capitals")].test_docs())
+    assert [d["question"] for d in scored] == [d["question"] for d in masked]
+    assert [(d["choices"], d["answer"], d["id"]) for d in scored] == [(d["choices"], d["answer"], d["id"]) for d in docs]
+    assert [d["question"] for d in tasks["capitals"].test_docs()] == [d["question"] for d in docs]
+
+
+def test_a_doc_without_its_subject_is_refused_naming_the_task():
+    doc = {"question": "What is the capital of France?", "choices": CHOICES, "answer": 0}
+    with pytest.raises(ValueError, match=r"task mine_content_free, doc 1: .*'subject' field, which is missing"):
+        DocsMasker("mine_content_free", "X")([{**doc, "subject": "France"}, doc])
+    # a subject the question does not name: the masked question would still be the question
+    with pytest.raises(ValueError, match=r"task mine, doc 0: subject 'Spain' appears in none of \['question'\]"):
+        mask_docs([{**doc, "subject": "Spain"}], task="mine", mask="X")
+
+
+def _entries(tmp_path, answers: dict, tag: str, task: str = "capitals"):
+    """(labels, samples file) per run: ``answers`` maps (compression, recovery, seed) to the
+    index of the chosen choice per question (the right one is 0)."""
+    entries = []
+    for (comp, rec, seed), chosen in answers.items():
+        labels = {"model": "m", "compression": comp, "recovery": rec, "seed": seed, "task": task}
+        rows = [sample_row(i, [0.0 if j == c else -1.0 for j in range(4)], choices=[f"{x} {i}" for x in CHOICES])
+                for i, c in enumerate(chosen)]
+        entries.append((labels, write_samples(tmp_path / f"{tag}-{comp}-{rec}-{seed}.jsonl", rows)))
+    return entries
+
+
+# 6 questions; the right choice is 0. The compressed model answers 4 of them as it does
+# with the subject masked (from the prior): 2 of those right, 2 wrong.
+WITH = {("none", "none", None): [0, 0, 0, 0, 0, 1], ("q", "none", None): [0, 0, 1, 2, 3, 0]}
+MASKED = {("none", "none", None): [1, 0, 2, 2, 2, 2], ("q", "none", None): [0, 0, 1, 2, 0, 1]}
+
+
+def test_pairing_gives_the_prior_and_the_accuracy_above_it(tmp_path):
+    table = question_table(_entries(tmp_path, WITH, "k"), METHODS)
+    paired = with_priors(table, prior_table(_entries(tmp_path, MASKED, "cf")))
+    comp = paired[paired.compression == "q"].sort_values("doc_id", key=lambda d: d.astype(int))
+    assert list(comp.from_prior) == [True, True, True, True, False, False]
+    assert list(comp.prior_correct) == [True, True, False, False, True, False]
+    assert list(comp.prior_choice) == [f"{CHOICES[c]} {i}" for i, c in enumerate(MASKED[("q", "none", None)])]
+    pooled = with_pooled_task(paired, ["capitals"]).assign(split="test")
+    out = content_free_table(pooled, iters=400, seed=0)
+    assert list(out.columns) == CONTENT_FREE_COLUMNS and len(out) == 4  # 2 models x (task, pooled)
+    row = out[(out.compression == "q") & (out.task == "capitals")].iloc[0]
+    assert row.n == 6 and row.acc == pytest.approx(3 / 6) and row.acc_content_free == pytest.approx(3 / 6)
+    assert row.above_content_free == 0 and row.from_prior == pytest.approx(4 / 6)
+    base = out[(out.compression == "none") & (out.task == "all_knowledge")].iloc[0]
+    assert base.acc == pytest.approx(5 / 6) and base.acc_content_free == pytest.approx(1 / 6)
+    assert base.above_content_free == pytest.approx(4 / 6) and base.from_prior == pytest.approx(1 / 6)
+    # the interval is a fact bootstrap of the difference: it holds the estimate, within [-1, 1]
+    for r in out.itertuples():
+        assert -1 <= r.ci_low <= r.above_content_free <= r.ci_high <= 1
+    again = content_free_table(pooled, iters=400, seed=0)
+    pd.testing.assert_frame_equal(out, again)  # seeded
+
+
+def test_the_interval_covers_a_known_difference(tmp_path):
+    """Simulated runs with a known accuracy gap over a content-free baseline: the 95% interval
+    holds it about 95% of the time (facts are the questions here)."""
+    rng = np.random.default_rng(3)
+    hits, trials = 0, 60
+    for t in range(trials):
+        n = 80
+        right = rng.random(n) < 0.7
+        prior_right = rng.random(n) < 0.4
+        frame = pd.DataFrame({"model": "m", "compression": "none", "recovery": "none", "run": "none",
+                              "task": "t", "doc_id": [str(i) for i in range(n)], "fact": [f"f{i}" for i in range(n)],
+                              "correct": right, "prior_correct": prior_right.astype(object),
+                              "from_prior": (right == prior_right).astype(object)})
+        row = content_free_table(frame, iters=300, seed=t).iloc[0]
+        hits += row.ci_low <= 0.3 <= row.ci_high
+    assert hits / trials >= 0.85
+
+
+def test_runs_without_a_variant_are_empty_not_guessed(tmp_path):
+    table = question_table(_entries(tmp_path, WITH, "k"), METHODS)
+    only_base = {k: v for k, v in MASKED.items() if k[1] == "none" and k[0] == "none"}
+    paired = with_priors(table, prior_table(_entries(tmp_path, only_base, "cf")))
+    comp = paired[paired.compression == "q"]
+    assert comp.prior_correct.isna().all() and comp.from_prior.isna().all() and comp.prior_choice.isna().all()
+    out = content_free_table(paired.assign(split="test"), iters=100, seed=0)
+    row = out[out.compression == "q"].iloc[0]
+    assert row.n == 0 and np.isnan(row.acc_content_free) and np.isnan(row.above_content_free)
+    assert out[out.compression == "none"].iloc[0].n == 6
+    # no content-free evaluation at all: every column empty
+    assert with_priors(table, None).from_prior.isna().all()
+
+
+def test_a_variant_missing_a_question_or_changing_choices_is_refused(tmp_path):
+    table = question_table(_entries(tmp_path, WITH, "k"), METHODS)
+    short = {k: v[:5] for k, v in MASKED.items()}
+    with pytest.raises(ValueError, match=r"m / none / none: the content-free variant of task capitals has no question 5 \(2 missing\)"):
+        with_priors(table, prior_table(_entries(tmp_path, short, "cf")))
+    priors = prior_table(_entries(tmp_path, MASKED, "cf2"))
+    priors.loc[0, "_choices"] = json.dumps(["a", "b", "c", "d"])
+    with pytest.raises(ValueError, match="asks other choices"):
+        with_priors(table, priors)
+
+
+def test_the_analysis_pairs_the_content_free_runs_and_the_explorer_filters_them(run, tmp_path):  # noqa: F811
+    """run_analysis with content-free samples for the built tasks only (the custom task
+    my_facts has none): questions.csv carries each run's content-free choice, content_free.csv
+    its accuracies (the custom task's rows empty), and the explorer's "answered from the
+    prior" equals questions.csv's from_prior."""
+    from compress_recover.aggregate.explorer import explorer_data
+    from compress_recover.aggregate.results import Results
+
+    rng = np.random.default_rng(5)
+    content_free = []
+    for labels, path in run["kwargs"]["samples"]:
+        if labels["task"] == "my_facts":
+            continue
+        rows = read_jsonl(path)
+        for row in rows:  # a content-free answer: the same as with the subject for about half the questions
+            if rng.random() < 0.5:
+                row["filtered_resps"] = [[float(s), False] for s in rng.normal(-3, 1, len(row["filtered_resps"]))]
+                row.pop("acc", None)
+        content_free.append((labels, write_samples(tmp_path / f"cf-{len(content_free)}.jsonl", rows)))
+    results = run_analysis(**run["kwargs"], content_free=content_free, out_dir=str(tmp_path / "analysis"),
+                           popularity_csv=str(run["popularity"]))
+    loaded = Results.load(tmp_path / "analysis")
+    q = loaded.tables.questions
+    built = q[q.task.isin(["capitals", "city_country"])]
+    assert built.from_prior.notna().all() and q[q.task == "my_facts"].from_prior.isna().all()
+    assert (built.from_prior == (built.chosen == built.prior_choice)).all()
+    assert built.from_prior.mean() > 0.5  # about half kept, and some of the redrawn answers agree by chance
+    cf = loaded.tables.content_free
+    pd.testing.assert_frame_equal(cf, results.tables.content_free, check_dtype=False)
+    assert (cf[cf.task == "my_facts"].n == 0).all() and cf[cf.task == "my_facts"].acc_content_free.isna().all()
+    test = q[(q.split == "test") & q.steps.isin([pd.NA, 4]).fillna(True)]
+    base = cf[(cf.compression == "none") & (cf.task == "all_knowledge")].iloc[0]
+    mine = test[(test.compression == "none") & (test.task == "all_knowledge") & test.from_prior.notna()]
+    assert base.n == len(mine) and base.acc == pytest.approx(mine.correct.mean())
+    assert base.acc_content_free == pytest.approx(mine.prior_correct.astype(float).mean())
+    assert base.from_prior == pytest.approx(mine.from_prior.astype(float).mean())
+    data = explorer_data(q, loaded.final_steps)
+    assert data["prior"]
+    column = "m/q/none"
+    shown = sum(1 for x in data["questions"] if x["s"] == "test" and x["r"].get(column, [None] * 6)[5] == 1)
+    expected = test[(test.compression == "q") & (test.recovery == "none") & (test.task != "all_knowledge")]
+    assert shown == int(expected.from_prior.eq(True).sum()) > 0
