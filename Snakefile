@@ -23,6 +23,7 @@ localrules:
     all,
     knowledge_task,
     fewshot_task,
+    content_free_task,
     popularity,
     text,
     perplexity_task,

@@ -2,11 +2,14 @@
 # and the labels of every evaluation. The paths are in rules/paths.smk (included before
 # this file); a helper that serves one rule sits in rules/helpers/<stage>.smk, included by
 # the stage's file. Imports nothing heavy (the package's config is pure Python).
+from pathlib import Path
+
 from snakemake.utils import validate
 
 from compress_recover.aggregate.figures import FIGURES
 from compress_recover.compress import COMPRESSION
 from compress_recover.config import build_plan, canonical, choice_regex
+from compress_recover.data.task_yaml import folder_files
 from compress_recover.recover import RECOVERY
 from compress_recover.runs import BASE
 from compress_recover.runtime import Runtime
@@ -82,6 +85,12 @@ def figure_files(wildcards=None):
 def training_text(model, text):
     """The folder of a recovery training text (TEXTS): the corpus or the model's own."""
     return TEXT if text == "corpus" else GENERATED_TEXT.format(model=model)
+
+
+def task_dir_files(folder):
+    """The files of a user's task folder (data.task_dirs) that its jobs read (inputs, so a
+    changed one reruns them)."""
+    return [str(f) for f in folder_files(Path(folder))]
 
 
 def model_inputs(wildcards):

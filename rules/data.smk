@@ -1,5 +1,6 @@
-# Stage 2: the knowledge suite (lm-eval tasks from packaged facts), the general text and
-# the recovery text each model writes itself (once per model).
+# Stage 2: the knowledge suite (lm-eval tasks from packaged facts), the content-free variants
+# of the user's knowledge tasks, the general text and the recovery text each model writes
+# itself (once per model).
 
 
 include: "helpers/data.smk"
@@ -46,6 +47,26 @@ rule fewshot_task:
         "../envs/data.yaml"
     script:
         "../workflow_scripts/fewshot_task.py"
+
+
+rule content_free_task:
+    input:
+        custom_task_files,
+    output:
+        directory(CONTENT_FREE_TASK),
+    log:
+        "logs/data/content_free_tasks/{task}.log",
+    params:
+        task_dir=custom_task_dir,
+        subject=content_free_subject,
+        mask=config["data"]["content_free_mask"],
+    threads: 1
+    wildcard_constraints:
+        task=choice_regex(PLAN.custom_content_free()),
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../workflow_scripts/content_free_task.py"
 
 
 rule popularity:

@@ -31,6 +31,8 @@ PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
 FEWSHOT_TASK = "results/data/fewshot_tasks/{task}"
 # Its format control (the few-shot method on the uncompressed model): demonstrations from the other relations.
 FEWSHOT_CONTROL_TASK = "results/data/fewshot_control_tasks/{task}"
+# A user's knowledge task's content-free variant (data.task_dirs subject_field): a YAML including theirs.
+CONTENT_FREE_TASK = "results/data/content_free_tasks/{task}"
 TEXT = "results/data/text"
 # How well known each built question's subject is (the anatomy of the loss).
 POPULARITY = "results/data/popularity.csv"

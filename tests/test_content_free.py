@@ -4,6 +4,8 @@ pairing with the questions (aggregate.stats.content_free)."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,3 +179,188 @@ def test_the_analysis_pairs_the_content_free_runs_and_the_explorer_filters_them(
     shown = sum(1 for x in data["questions"] if x["s"] == "test" and x["r"].get(column, [None] * 6)[5] == 1)
     expected = test[(test.compression == "q") & (test.recovery == "none") & (test.task != "all_knowledge")]
     assert shown == int(expected.from_prior.eq(True).sum()) > 0
+
+
+# --------------------------------------------------------------------------- a user's task
+
+def _user_task(folder, task: str = "my_facts", **yaml_extra):
+    """A user's multiple-choice task folder (conftest.write_choice_task), its docs naming their
+    subject in ``subject`` inside their question ``q``, demonstrations in a split of their own;
+    ``yaml_extra``: lines appended to the task's YAML."""
+    from conftest import write_choice_task
+
+    rows = [{"q": f"Which is the capital of {c}?", "a": i % 2, "subject": c}
+            for i, c in enumerate(["France", "Peru", "Chad", "Laos"])]
+    shots = [{"q": "Which is the capital of Spain?", "a": 0, "subject": "Spain"}]
+    write_choice_task(folder, task, rows, ["Paris", "Lima"], demonstrations=shots)
+    if yaml_extra:
+        path = folder / f"{task}.yaml"
+        path.write_text(path.read_text() + "".join(f"{line}\n" for line in yaml_extra.values()))
+    return folder, rows
+
+
+def _load(folder, *tasks):
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    return get_task_dict(list(tasks), TaskManager(include_path=str(folder), include_defaults=False))
+
+
+def test_a_user_task_gets_a_variant_folder_that_includes_its_yaml(tmp_path, monkeypatch):
+    """The variant of a data.task_dirs task: lm-eval reads it from its own folder, the user's
+    docs with the subject masked in the named field, the same choices, answers and order, and
+    unmasked demonstrations; the manifest names the included YAML and hashes the user's files."""
+    from compress_recover.data.content_free_task import build_content_free_task
+
+    monkeypatch.chdir(tmp_path)  # relative paths, as Snakemake's workdir gives them
+    _user_task(tmp_path / "my_tasks")
+    (tmp_path / "my_tasks" / "__pycache__").mkdir()
+    (tmp_path / "my_tasks" / "__pycache__" / "x.pyc").write_bytes(b"\0")  # never a source
+    out = "results/data/content_free_tasks/my_facts"
+    manifest = build_content_free_task(task="my_facts", task_dir="my_tasks", out_dir=out, mask="X",
+                                       subject_field="subject", masked_fields=["q"])
+    assert manifest["include"] == "../../../../my_tasks/my_facts.yaml"  # relative: the project may move
+    assert set(manifest["sources_sha256"]) == {"my_facts.yaml", "my_facts.jsonl", "my_facts.demonstrations.jsonl"}
+    verify_folder(out)
+    variant = variant_name("my_facts")
+    mine = list(_load("my_tasks", "my_facts")["my_facts"].test_docs())
+    task = _load(out, variant)[variant]
+    masked = list(task.test_docs())
+    assert [d["q"] for d in masked] == [d["q"].replace(d["subject"], "X") for d in mine]
+    assert all(d["subject"] not in d["q"] for d in masked)
+    assert [{k: v for k, v in d.items() if k != "q"} for d in masked] == [
+        {k: v for k, v in d.items() if k != "q"} for d in mine]
+    assert [task.doc_to_choice(d) for d in masked] == [["Paris", "Lima"]] * 4
+    assert [d["q"] for d in task.fewshot_docs()] == ["Which is the capital of Spain?"]  # demonstrations unmasked
+    # a changed task changes the folder's content (the evaluation's reuse key reads every file)
+    (tmp_path / "my_tasks" / "my_facts.jsonl").write_text("")
+    again = build_content_free_task(task="my_facts", task_dir="my_tasks", out_dir=out, mask="X",
+                                    subject_field="subject", masked_fields=["q"])
+    assert again["sources_sha256"]["my_facts.jsonl"] != manifest["sources_sha256"]["my_facts.jsonl"]
+
+
+def test_a_user_task_the_variant_cannot_include_is_refused_naming_task_and_folder(tmp_path):
+    from compress_recover.data.content_free_task import build_content_free_task
+    from compress_recover.registry import ConfigError
+
+    def build(folder):
+        return build_content_free_task(task="my_facts", task_dir=str(folder), out_dir=str(tmp_path / "out"),
+                                       mask="X", subject_field="subject", masked_fields=["q"])
+
+    own = _user_task(tmp_path / "own", process="process_docs: !function utils.process")[0]
+    with pytest.raises(ConfigError, match=rf"entry of {re.escape(str(own))}: task 'my_facts' .* sets its own "
+                                          "process_docs"):
+        build(own)
+    tagged = _user_task(tmp_path / "tagged", fewshot="fewshot_config:\n  sampler: !function utils.sampler")[0]
+    with pytest.raises(ConfigError, match=rf"entry of {re.escape(str(tagged))}: task 'my_facts' .*fewshot_config "
+                                          r"\['sampler'\] holds a tagged \(!function\) value"):
+        build(tagged)
+    with pytest.raises(ConfigError, match=rf"task 'nope' is defined by 0 YAML files of {re.escape(str(own))}"):
+        build_content_free_task(task="nope", task_dir=str(own), out_dir=str(tmp_path / "out"), mask="X",
+                                subject_field="subject")
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+@pytest.mark.parametrize("field, message", [
+    ("topic", r"doc 0: the content-free variant masks the doc's 'topic' field, which is missing"),
+    ("a_name", r"doc 0: subject 'Lyon' appears in none of \['q'\]")])
+def test_a_user_doc_without_its_subject_fails_its_evaluation_before_the_model_loads(tmp_path, field, message):
+    """The per-doc refusal (DocsMasker) reaches the user through the evaluate job's preflight,
+    naming the variant, the doc, the variant's folder and what to drop."""
+    from compress_recover.data.content_free_task import build_content_free_task
+    from compress_recover.evaluate.evaluate import TaskUnavailableError, preflight_task
+
+    folder, _ = _user_task(tmp_path / "my_tasks")
+    data = folder / "my_facts.jsonl"
+    data.write_text("".join(json.dumps({**row, "a_name": "Lyon"}) + "\n" for row in read_jsonl(data)))
+    out = tmp_path / "variant"
+    build_content_free_task(task="my_facts", task_dir=str(folder), out_dir=str(out), mask="X", subject_field=field,
+                            masked_fields=["q"])
+    with pytest.raises(TaskUnavailableError, match=rf"{re.escape(str(out))}.*task my_facts_content_free, {message}"
+                                                   r".*drop subject_field from the data.task_dirs entry of "
+                                                   rf"{re.escape(str(folder))}"):
+        preflight_task(variant_name("my_facts"), str(out))
+
+
+def _dag_config(task_dirs):
+    from tinyflow import tiny_config
+
+    config = tiny_config(Path("unused"))
+    config["models"] = {"tiny": {"source": "embedded"}}  # nothing is downloaded in a dry run
+    config["recovery"].update(seeds=[0], methods=[{"method": "none"}, {"method": "eora", "rank": 2}])
+    config["data"]["task_dirs"] = task_dirs
+    return config
+
+
+def test_a_task_dirs_entry_with_subject_field_is_evaluated_and_paired_through_the_dag(tmp_path):
+    """The plan adds the variant of an entry naming its subject_field (not of one without it,
+    nor with data.content_free_mask null); the DAG builds its folder (rule content_free_task),
+    every evaluate job scores it from there, and the analysis gets its samples labelled with
+    the user's task, as the built tasks' variants."""
+    from compress_recover.registry import ConfigError
+    from test_budget_text import _by_rule, build_plan
+    from tinyflow import dag_jobs
+
+    _user_task(tmp_path / "mine")
+    _user_task(tmp_path / "other", task="other_facts")
+    entries = [{"path": str(tmp_path / "mine"), "tasks": ["my_facts"], "knowledge": True, "subject_field": "subject",
+                "masked_fields": ["q"]},
+               {"path": str(tmp_path / "other"), "tasks": ["other_facts"], "knowledge": True}]
+    plan = build_plan(_dag_config(entries))
+    assert plan.custom_content_free() == ["my_facts"]
+    assert plan.content_free() == {"capitals_content_free": "capitals", "my_facts_content_free": "my_facts",
+                                   "element_symbol_content_free": "element_symbol"}
+    evaluated = plan.evaluated_tasks()
+    assert "my_facts_content_free" in evaluated and "other_facts_content_free" not in evaluated
+    off = _dag_config(entries)
+    off["data"]["content_free_mask"] = None
+    assert build_plan(off).content_free() == {}
+    # subject_field asks for a knowledge task, and one the variant can include
+    plain = _dag_config([{**entries[0], "knowledge": False}])
+    with pytest.raises(ConfigError, match=r"data\.task_dirs\[0\]\.subject_field: .*knowledge: true"):
+        build_plan(plain)
+    _user_task(tmp_path / "own", process="process_docs: !function utils.process")
+    with pytest.raises(ConfigError, match=r"data\.task_dirs\[0\]\.subject_field: .*sets its own process_docs"):
+        build_plan(_dag_config([{**entries[0], "path": str(tmp_path / "own")}]))
+
+    jobs = dag_jobs(tmp_path, _dag_config(entries))
+    variant_dir = "results/data/content_free_tasks/my_facts"
+    built = _by_rule(jobs, "content_free_task")
+    assert list(built) == ["task=my_facts"]
+    job = built["task=my_facts"]
+    assert job["outputs"] == [variant_dir] and job["params"]["task_dir"] == str(tmp_path / "mine")
+    assert job["params"]["subject"] == {"masked_fields": ["q"], "subject_field": "subject"}
+    assert sorted(job["inputs"]) == sorted(str(f) for f in (tmp_path / "mine").iterdir())
+    evaluate = _by_rule(jobs, "evaluate")["compression=gptq-w4g32,model=tiny,recovery=none"]
+    specs = {s["task"]: s["task_dir"] for s in evaluate["params"]["tasks"]}
+    assert specs["my_facts_content_free"] == variant_dir and specs["my_facts"] == str(tmp_path / "mine")
+    assert "other_facts_content_free" not in specs and variant_dir in evaluate["inputs"]
+    assert "results/tiny/gptq-w4g32/none/eval/my_facts_content_free.samples.jsonl" in evaluate["outputs"]
+    analysis = jobs[("analysis", "")]
+    cells = analysis["params"]["content_free_cells"]
+    assert sorted({c["task"] for c in cells}) == ["capitals", "element_symbol", "my_facts"]
+    paired = dict(zip([(c["compression"], c["run"], c["task"]) for c in cells], analysis["input"]["content_free"],
+                      strict=True))
+    assert paired[("gptq-w4g32", "eora.seed0", "my_facts")] == \
+        "results/tiny/gptq-w4g32/eora.seed0/eval/my_facts_content_free.samples.jsonl"
+
+
+def test_the_analysis_pairs_a_user_tasks_variant_as_a_built_ones(run, tmp_path):  # noqa: F811
+    """Content-free samples of the custom task my_facts, labelled with my_facts as the DAG
+    labels them (rule analysis's content_free_cells): its questions get their priors and its
+    rows of content_free.csv their counts, as the built tasks'."""
+    content_free = []
+    for labels, path in run["kwargs"]["samples"]:
+        rows = read_jsonl(path)
+        for row in rows[::2]:  # half the questions answered otherwise without the subject
+            row["filtered_resps"] = [[s, False] for s in ([0.0, -1.0, -1.0, -1.0] if row["acc"] < 0.5 else
+                                                          [-1.0, 0.0, -1.0, -1.0])]
+            row.pop("acc")
+        content_free.append((labels, write_samples(tmp_path / f"cf-{len(content_free)}.jsonl", rows)))
+    results = run_analysis(**run["kwargs"], content_free=content_free, out_dir=str(tmp_path / "analysis"),
+                           popularity_csv=str(run["popularity"]))
+    q = results.tables.questions
+    mine = q[q.task == "my_facts"]
+    assert len(mine) and mine.from_prior.notna().all()
+    assert list(mine.from_prior) == [int(d) % 2 == 1 for d in mine.doc_id]  # the odd questions kept their answer
+    cf = results.tables.content_free
+    assert (cf[cf.task == "my_facts"].n > 0).all() and cf[cf.task == "my_facts"].acc_content_free.notna().all()

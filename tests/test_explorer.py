@@ -10,6 +10,7 @@ import pytest
 
 from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.aggregate.stats.anatomy import fit_logit, popularity_percentiles
+from compress_recover.aggregate.stats.budget import at_final_budget
 from compress_recover.aggregate.explorer import explorer_counts, explorer_data
 from compress_recover.aggregate.results import QUESTIONS
 from compress_recover.aggregate.stats.questions import question_table
@@ -151,6 +152,21 @@ def test_questions_csv_carries_what_the_explorer_shows(run):
     data = explorer_data(questions, run["verdict"]["final_steps"])
     shown = next(q for q in data["questions"] if q["t"] == "my_facts" and q["id"] == "0")
     assert shown["q"] == SCRIPT and shown["pop"] is None and shown["pm"] == NONE
+    # the KL to the base model, recomputed from the listed probabilities (4 decimals): 0 for
+    # the base model, as the explorer shows it for every other model
+    base = questions[(questions.compression == "none") & (questions.recovery == "none")]
+    assert (base.kl_base == 0).all() and (questions.kl_base >= 0).all()
+    ref = {(r.task, r.doc_id): np.array(json.loads(r.choice_probs)) for r in base.itertuples()}
+    for r in questions[questions.compression != "none"].head(40).itertuples():
+        p, q = ref[(r.task, r.doc_id)], np.array(json.loads(r.choice_probs))
+        assert r.kl_base == pytest.approx(float((p * np.log(p / q)).sum()), abs=5e-3)
+    for q in data["questions"]:
+        for column, values in q["r"].items():
+            row = questions[(questions.task == q["t"]) & (questions.doc_id == q["id"])
+                            & (questions.model + "/" + questions.compression + "/" + questions.recovery == column)
+                            & at_final_budget(questions, run["verdict"]["final_steps"])]
+            assert values[6] == pytest.approx(round(float(row.kl_base.mean()), 4), abs=1e-4)
+        break
 
 
 def test_a_doc_may_give_its_own_popularity(tmp_path):

@@ -4,7 +4,11 @@
   summary): the pooled task only, the final budget's summary rows only, the anatomy, every
   number as its CSV text reads (an integral value an integer, an empty cell null);
 - a CSV cell's number is the one its text gives, whatever dtype pandas read it into;
-- the snapshot's typed layout reads and writes docs/results/snapshot.json unchanged.
+- the snapshot's typed layout reads and writes docs/results/snapshot.json unchanged;
+- on an analysis of samples with content-free twins: the snapshot's content-free baseline,
+  distance from the base model (one row per seed), one-to-one verdict and resampling units
+  are the record's, the pages show them with every table number in the snapshot, and a
+  snapshot of a run that predates them renders a line saying so.
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ import math
 import pandas as pd
 import pytest
 
+from compress_recover.aggregate.analysis import run_analysis
 from compress_recover.aggregate.results import (FLOAT_FORMAT, TABLE_SPECS, Results, Tables, analysis_path,
                                                 summary_path)
+from compress_recover.aggregate.results_pages import PREDATES, render_results_doc, render_results_readme
 from compress_recover.aggregate.snapshot import Snapshot, _number, as_json, snapshot
 from compress_recover.aggregate.stats.decisions import Damage
 from compress_recover.aggregate.stats.methods import Methods
 from compress_recover.aggregate.stats.settings import Settings
 from compress_recover.aggregate.stats.verdict import Verdict
 from compress_recover.docs import SNAPSHOT, read_snapshot
+from compress_recover.io import read_jsonl
+from samples import write_samples
+from test_docs import in_snapshot, table_numbers
+from test_explorer import run  # noqa: F401 (the fixture: an analysis of random answers on built relations)
 
 NAN = math.nan
 POOLED = "all_knowledge"
@@ -66,14 +76,30 @@ def _record() -> Results:
                        "rate": 0.5}],
         transitions=[{**cell, "task": "capitals", "base_answer": b, "compressed_answer": a, "count": n}
                      for b, a, n in [("Paris", "Lyon", 2), ("Rome", "Lyon", 1), ("Oslo", "NA", 3), ("Bern", "Basel", 1),
-                                     ("Kyiv", "Berlin", 1), ("Riga", "Accra", 1), ("Baku", "Zagreb", 1)]])
+                                     ("Kyiv", "Berlin", 1), ("Riga", "Accra", 1), ("Baku", "Zagreb", 1)]],
+        content_free=[{**cell, "recovery": "none", "task": POOLED, "seeds": 1, "n": 8, "acc": 0.5,
+                       "acc_content_free": 0.25, "above_content_free": 0.25, "ci_low": -0.125, "ci_high": 0.5,
+                       "from_prior": 0.375},
+                      {**cell, "recovery": "none", "task": "capitals", "seeds": 1, "n": 4, "acc": 0.5},
+                      {**cell, "recovery": "lora", "task": POOLED, "seeds": 2, "n": 0}],
+        distance=[{**cell, "recovery": "none", "seed": "", "run": "none", "task": POOLED, "n": 10, "kl_mean": 0.125,
+                   "kl_p90": 0.5, "kl_p99": 0.9, "at_risk": 7, "lost": 3, "auc_lost": 0.75, "auc_low": 0.5,
+                   "auc_high": 1.0},
+                  *({**cell, "recovery": "lora", "seed": str(s), "run": f"lora.seed{s}", "task": POOLED, "n": 10,
+                     "kl_mean": 0.25 + s, "kl_p90": 1.5, "kl_p99": 2.0, "at_risk": 7, "lost": 2, "auc_lost": NAN}
+                    for s in (0, 1)),
+                  {**cell, "recovery": "none", "seed": "", "run": "none", "task": "capitals", "n": 5}])
     return Results(
         verdicts=[Verdict("m", "c1", "inconclusive", "undecided", damage, [])], rule="the rule",
         noninferiority_rule="", settings=Settings(), bootstrap_iters={"verdict": 1000}, seeds=[0, 1],
         methods=Methods({"lora": "lora"}, {"lora": "parameters"}, {"lora": True}),
         budget={"steps": 4, "seq_len": 16, "batch_size": 2}, final_steps=4,
         split={"seed": 3, "counts": {"t2": {"test": 4, "dev": 1}, "t1": {"dev": 2, "test": 5}}}, leaks={},
-        failed_runs=[], tables=tables)
+        failed_runs=[], tables=tables,
+        sensitivity={"one_to_one": {"tasks": ["t1"], "questions": 5, "verdicts": [
+            Verdict("m", "c1", "not recovered at this budget", "the fractions", damage, [])]}},
+        resampling_units={"m": {"questions": 10, "clusters": 7, "largest": 3, "weighted_mean_size": 1.8},
+                          "other": {"questions": 2, "clusters": 2, "largest": 1, "weighted_mean_size": 1.0}})
 
 
 def _summary(path) -> None:
@@ -118,6 +144,19 @@ EXPECTED = {
                                          {"quartile": 1, "rate": 0, "n": 5, "ci_95": [0, 0.5]}]},
             "top_wrong_answers": [{"task": "capitals", "answer": a, "lost_questions": n}
                                   for a, n in [("Lyon", 3), ("NA", 3), ("Accra", 1), ("Basel", 1), ("Berlin", 1)]]}},
+        "content_free": {"c1": {
+            "none": {"n": 8, "seeds": 1, "accuracy": 0.5, "content_free": 0.25, "above": 0.25,
+                     "above_95": [-0.125, 0.5], "from_prior": 0.375},
+            "lora": {"n": 0, "seeds": 2, "accuracy": None, "content_free": None, "above": None,
+                     "above_95": [None, None], "from_prior": None}}},
+        "distance": {"c1": {
+            "none": [{"seed": None, "run": "none", "n": 10, "kl_mean": 0.125, "kl_p90": 0.5, "at_risk": 7, "lost": 3,
+                      "auc_lost": 0.75, "auc_95": [0.5, 1]}],
+            "lora": [{"seed": s, "run": f"lora.seed{s}", "n": 10, "kl_mean": 0.25 + s, "kl_p90": 1.5, "at_risk": 7,
+                      "lost": 2, "auc_lost": None, "auc_95": [None, None]} for s in (0, 1)]}},
+        "one_to_one": {"tasks": ["t1"], "questions": 5, "verdicts": {"c1": "not recovered at this budget"},
+                       "same": {"c1": False}},
+        "resampling_units": {"questions": 10, "clusters": 7, "largest": 3, "weighted_mean_size": 1.8},
     }},
     "aggregate_commit": "def5678",
 }
@@ -152,3 +191,122 @@ def test_the_committed_snapshot_reads_and_writes_back_unchanged():
     snap = read_snapshot()
     again = as_json(Snapshot.from_dict(snap))
     assert json.dumps(again, indent=2, ensure_ascii=False) + "\n" == SNAPSHOT.read_text()
+
+
+# ---------------------------------------------------------------- the new sections, on an analysis
+
+NEW_SECTIONS = ("content_free", "distance", "one_to_one", "resampling_units")
+
+
+@pytest.fixture(scope="module")
+def analysed_run(run, tmp_path_factory):  # noqa: F811
+    """test_explorer's run analysed again with content-free twins for its built relations (each
+    answer redrawn for about half the questions) into a ``results/`` folder with a summary: the
+    record, its snapshot and the pages rendered from it."""
+    import numpy as np
+
+    root = tmp_path_factory.mktemp("snapshot")
+    rng = np.random.default_rng(11)
+    content_free = []
+    for labels, path in run["kwargs"]["samples"]:
+        if labels["task"] == "my_facts":
+            continue
+        rows = read_jsonl(path)
+        for row in rows:
+            if rng.random() < 0.5:
+                row["filtered_resps"] = [[float(s), False] for s in rng.normal(-3, 1, len(row["filtered_resps"]))]
+                row.pop("acc", None)
+        content_free.append((labels, write_samples(root / f"cf-{len(content_free)}.jsonl", rows)))
+    results = root / "results"
+    run_analysis(**run["kwargs"], content_free=content_free, out_dir=str(analysis_path(results)),
+                 popularity_csv=str(run["popularity"]))
+    pd.DataFrame([{"model": "m", "compression": "none", "recovery": "none", "run": "none",
+                   "metric": "word_perplexity", "value": 30.0, "extra_params": 0, "base_precision": "float32"}]
+                 ).to_csv(summary_path(results), index=False)
+    record = Results.load(analysis_path(results), summary=summary_path(results))
+    snap = snapshot(results, "abc1234")
+    return record, snap, render_results_doc(snap), render_results_readme(snap)
+
+
+def _pooled(frame):
+    return frame[frame.task == POOLED]
+
+
+def test_the_content_free_baseline_is_the_records_pooled_rows(analysed_run):
+    record, snap, doc, _ = analysed_run
+    kept = snap["models"]["m"]["content_free"]
+    rows = _pooled(record.tables.content_free)
+    assert len(rows) == sum(map(len, kept.values())) == 4  # the base, the compressed model, lora and idp
+    for r in rows.itertuples(index=False):
+        x = kept[r.compression][r.recovery]
+        assert x["n"] == r.n > 0 and x["seeds"] == r.seeds
+        assert (x["accuracy"], x["content_free"], x["above"], x["from_prior"]) == pytest.approx(
+            (r.acc, r.acc_content_free, r.above_content_free, r.from_prior), abs=5e-7)
+        assert x["above_95"] == pytest.approx([r.ci_low, r.ci_high], abs=5e-7)
+        assert x["above_95"][0] <= x["above"] <= x["above_95"][1]
+        assert f"| `{r.compression}`, `{r.recovery}` | {r.n} | {r.acc:.3f} | {r.acc_content_free:.3f} | " \
+               f"{r.above_content_free:.3f} [".replace("-", "−") in doc
+    assert "### Pooled test accuracy above the content-free baseline, `m`" in doc
+
+
+def test_the_distance_keeps_one_row_per_run(analysed_run):
+    record, snap, doc, _ = analysed_run
+    kept = snap["models"]["m"]["distance"]
+    rows = _pooled(record.tables.distance)
+    assert len(rows) == sum(len(runs) for per in kept.values() for runs in per.values()) > 0
+    assert [d["seed"] for d in kept["q"]["idp"]] == [0, 1]  # two seeds: two rows, not their mean
+    for r in rows.itertuples(index=False):
+        (d,) = [d for d in kept[r.compression][r.recovery] if d["run"] == r.run]
+        assert (d["n"], d["at_risk"], d["lost"]) == (r.n, r.at_risk, r.lost)
+        assert (d["kl_mean"], d["kl_p90"], d["auc_lost"], *d["auc_95"]) == pytest.approx(
+            (r.kl_mean, r.kl_p90, r.auc_lost, r.auc_low, r.auc_high), abs=5e-7)
+        seed = "—" if r.seed == "" else r.seed
+        assert f"| `{r.compression}`, `{r.recovery}` | {seed} | {r.kl_mean:.3f} | {r.kl_p90:.3f} | " \
+               f"{r.lost} / {r.at_risk} | {r.auc_lost:.2f} [" in doc
+
+
+def test_the_one_to_one_verdict_and_the_resampling_units_are_the_records(analysed_run):
+    record, snap, doc, readme = analysed_run
+    model = snap["models"]["m"]
+    sensitivity = record.sensitivity["one_to_one"]
+    main = {v.compression: v.verdict for v in record.verdicts}
+    assert sensitivity["verdicts"] and sensitivity["tasks"] == ["capitals"]  # city_country shares answers
+    assert model["one_to_one"] == {"tasks": ["capitals"], "questions": sensitivity["questions"],
+                                   "verdicts": {v.compression: v.verdict for v in sensitivity["verdicts"]},
+                                   "same": {v.compression: v.verdict == main[v.compression]
+                                            for v in sensitivity["verdicts"]}}
+    for v in sensitivity["verdicts"]:
+        same = "yes" if v.verdict == main[v.compression] else "no"
+        assert f"| `{v.compression}` | {main[v.compression]} | {v.verdict} | {same} |" in doc
+        assert f"`{v.compression}`: **{v.verdict}** (" in readme
+    units = record.resampling_units["m"]
+    assert model["resampling_units"] == pytest.approx(units) and units["clusters"] < units["questions"]
+    line = f"form {units['clusters']} clusters (facts and shared answers, resampled whole), the largest " \
+           f"{units['largest']} questions, size-weighted mean size {units['weighted_mean_size']:.2f}."
+    assert line in doc and line in readme
+
+
+def test_every_number_of_the_new_pages_is_in_the_snapshot(analysed_run):
+    _, snap, doc, readme = analysed_run
+    for page in (doc, readme):
+        numbers = table_numbers(page)
+        assert numbers and [n for n in numbers if not in_snapshot(n, snap)] == []
+    assert "Accuracy beside the content-free baseline" in readme
+    # the section's numbers are checked against this snapshot, not against another one's
+    assert [n for n in table_numbers(doc) if not in_snapshot(n, read_snapshot())] != []
+
+
+def test_a_snapshot_that_predates_the_new_sections_renders_a_line_for_each(analysed_run):
+    _, snap, doc, readme = analysed_run
+    old = json.loads(json.dumps(snap))
+    for model in old["models"].values():
+        for key in NEW_SECTIONS:
+            del model[key]
+    old_doc, old_readme = render_results_doc(old), render_results_readme(old)
+    for what in ("the content-free baseline", "the verdict on the one-to-one relations alone",
+                 "the distance from the base model"):
+        assert PREDATES.format(what=what) in old_doc
+    assert "Resampling units" not in old_doc + old_readme and "one-to-one" not in old_readme
+    assert "content-free" not in old_readme
+    # and the new snapshot reads back and renders the same through its typed layout
+    assert render_results_doc(as_json(Snapshot.from_dict(snap))) == doc

@@ -17,8 +17,8 @@ from conftest import REPO
 
 
 # The Snakefile's localrules: run by the Snakemake process itself, never submitted.
-LOCAL_RULES = {"all", "knowledge_task", "fewshot_task", "popularity", "text", "perplexity_task", "summary", "analysis",
-               "figures", "report"}
+LOCAL_RULES = {"all", "knowledge_task", "fewshot_task", "content_free_task", "popularity", "text", "perplexity_task",
+               "summary", "analysis", "figures", "report"}
 
 
 def tiny_config(model_dir: Path) -> dict:

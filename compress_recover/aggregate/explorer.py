@@ -4,7 +4,8 @@
 the final budget's runs) into the one JSON object the page's script
 (``templates/explorer.js``) filters, sorts and shows: per question its task, split, text,
 choices, right answer and popularity; per model its chosen choice, right/wrong and the
-probability of every choice (means over seeds, right/wrong by majority); per compressed model
+probability of every choice and the KL divergence from the base model over the choices (means
+over seeds, right/wrong by majority); per compressed model
 each question's status (and, where the question has a content-free twin, each model's
 content-free choice and whether it answered from the prior: :func:`prior_outcomes`), computed once by
 :func:`compress_recover.aggregate.stats.status.question_status` (through
@@ -60,7 +61,8 @@ def explorer_data(questions, final_steps: int | None) -> dict:
     for r in out.itertuples(index=False):
         runs.setdefault((r.model, r.task, r.doc_id), {})[f"{r.model}/{r.compression}/{r.recovery}"] = [
             r.chosen, int(r.right), round(float(r.p_right), 4), json.loads(r.choice_probs),
-            *priors.get((r.model, r.compression, r.recovery, r.task, r.doc_id), (None, None))]
+            *priors.get((r.model, r.compression, r.recovery, r.task, r.doc_id), (None, None)),
+            None if pd.isna(r.kl_base) else round(float(r.kl_base), 4)]
     statuses = {}
     for s in status.itertuples(index=False):
         statuses.setdefault((s.model, s.task, s.doc_id), {})[f"{s.model}/{s.compression}"] = [

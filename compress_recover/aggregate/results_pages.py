@@ -10,6 +10,9 @@ from __future__ import annotations
 from ..runs import BASE
 from .snapshot_records import CONFIDENCE, POPULARITY, Anatomy, ModelResults, Snapshot
 
+# what a section says when the snapshot's run predates what it shows
+PREDATES = "Not in this snapshot: its run predates {what}."
+
 
 # ---------------------------------------------------------------- the results tables
 
@@ -42,11 +45,57 @@ def _caption(snap: Snapshot, name: str, model: ModelResults) -> list[str]:
             f"{seeds.split_seed}, `recovery.seeds` {_flow(seeds.recovery_seeds)}: "
             f"{per_method}. Pooled test questions: {q.test} (dev: {q.dev}). Training budget "
             f"{budget['steps']} steps × {budget['batch_size']} × {budget['seq_len']} tokens. Holm family: "
-            f"{model.family_size()} claims at α = {snap.settings.alpha}."]
+            f"{model.family_size()} claims at α = {snap.settings.alpha}.{_units(model)}"]
+
+
+def _units(model: ModelResults) -> str:
+    """The resampling units, as one sentence of the caption ("" for a run that predates them)."""
+    u = model.resampling_units
+    if u is None:
+        return ""
+    return (f" Resampling units: the {u.questions} pooled test questions form {u.clusters} clusters (facts and "
+            f"shared answers, resampled whole), the largest {u.largest} questions, size-weighted mean size "
+            f"{_fmt(u.weighted_mean_size, 2)}.")
 
 
 def _verdicts(model: ModelResults) -> str:
     return "; ".join(f"`{c}`: **{v}**" for c, v in model.verdicts.items())
+
+
+def _one_to_one_scope(model: ModelResults) -> str:
+    o = model.one_to_one
+    return f"the one-to-one relations alone ({', '.join(f'`{t}`' for t in o.tasks)}; {o.questions} pooled " \
+        "test questions)"
+
+
+def _no_one_to_one(model: ModelResults) -> str:
+    """Why a run has no verdict on the one-to-one relations."""
+    if not model.one_to_one.tasks:
+        return "No verdict on the one-to-one relations alone: no task of this run is one-to-one."
+    return f"No verdict on {_one_to_one_scope(model)}: none of them has a base model to decide against."
+
+
+def _one_to_one(model: ModelResults) -> str:
+    """The sensitivity verdict on the one-to-one relations, as one sentence ("" for a run that predates it)."""
+    o = model.one_to_one
+    if o is None:
+        return ""
+    if not o.verdicts:
+        return f" {_no_one_to_one(model)}"
+    each = "; ".join(f"`{c}`: **{v}** ({'the same' if o.same.get(c) else 'differs'})" for c, v in o.verdicts.items())
+    return f" Decided again on {_one_to_one_scope(model)}, as a sensitivity check that decides nothing: {each}."
+
+
+def _content_free_sentence(model: ModelResults) -> str:
+    """The models as compressed (and the base) above their content-free baseline, one sentence."""
+    cells = {c: per[BASE] for c, per in (model.content_free or {}).items() if BASE in per and per[BASE].n}
+    if not cells:
+        return ""
+    each = "; ".join(f"`{c}`{' (the base)' if c == BASE else ''} {_fmt(x.accuracy, 3)} against "
+                     f"{_fmt(x.content_free, 3)} masked, {_interval(x.above, x.above_95, 3)} above it (n = {x.n})"
+                     for c, x in cells.items())
+    return ("Accuracy beside the content-free baseline (the same questions with the subject masked), with the "
+            f"accuracy above it [95%], no remedy: {each}.")
 
 
 def render_results_readme(snap: dict) -> str:
@@ -74,20 +123,25 @@ def render_results_readme(snap: dict) -> str:
         lines += ["", *_caption(snap, name, model), "",
                   "F = (remedy − compressed) / (base − compressed), on the same questions; a remedy *fails* when the "
                   f"upper end of its raw F's Holm interval is below {snap.settings.min_recovery_fraction}. "
-                  f"Verdicts: {_verdicts(model)}.", ""]
+                  f"Verdicts: {_verdicts(model)}.{_one_to_one(model)}", ""]
+        content_free = _content_free_sentence(model)
+        lines += [content_free, ""] if content_free else []
     return "\n".join(lines).rstrip() + "\n"
 
 
 def render_results_doc(snap: dict) -> str:
-    """The results reference: accuracy, recovery fractions and decisions, perplexity, the
-    anatomy of the loss (``snap``: the snapshot's JSON)."""
+    """The results reference: accuracy and the content-free baseline, recovery fractions,
+    decisions and the one-to-one verdict, perplexity, the anatomy of the loss and the distance
+    from the base model (``snap``: the snapshot's JSON)."""
     snap = Snapshot.from_dict(snap)
     lines = []
     for name, model in snap.models.items():
         lines += _accuracy_lines(snap, name, model)
+        lines += _content_free_lines(name, model)
         lines += _decision_lines(name, model)
         lines += _perplexity_lines(name, model)
         lines += _anatomy_lines(snap, name, model)
+        lines += _distance_lines(name, model)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -119,7 +173,78 @@ def _decision_lines(name: str, model: ModelResults) -> list[str]:
                          f"{'—' if params is None else f'{params:,}'} | {_interval(r.raw_f, r.raw_f_95)} | "
                          f"{_fmt(r.control_gain, 3)} | {_interval(r.controlled_f, r.controlled_f_95)} | "
                          f"{_interval(r.raw_f, r.raw_f_holm)} | {_fmt(r.holm_level, 4)} | {r.decision} |")
-    return [*lines, "", f"Verdicts: {_verdicts(model)}.", ""]
+    return [*lines, "", f"Verdicts: {_verdicts(model)}.", "", *_one_to_one_lines(model)]
+
+
+def _cells(model: ModelResults, values: dict) -> list[tuple[str, str, object]]:
+    """(compression, remedy, value) of ``values`` (compression -> remedy -> value), the base
+    first and remedies in the accuracy table's order."""
+    order = {r: i for i, r in enumerate(model.remedy_names())}
+    comps = [BASE, *model.compressions()]
+    comps += [c for c in values if c not in comps]
+    return [(c, r, values[c][r]) for c in comps if c in values
+            for r in sorted(values[c], key=lambda r: (order.get(r, len(order)), r))]
+
+
+def _content_free_lines(name: str, model: ModelResults) -> list[str]:
+    """Each model's accuracy beside its content-free baseline (pooled test questions)."""
+    title = [f"### Pooled test accuracy above the content-free baseline, `{name}`", ""]
+    if model.content_free is None:
+        return [*title, PREDATES.format(what="the content-free baseline"), ""]
+    if not model.content_free:
+        return [*title, "This run evaluated no content-free variant (`data.content_free_mask`).", ""]
+    lines = [*title,
+             "Every model also answered each question with its subject masked (same template, choices and answer): "
+             "its content-free accuracy is what its prior alone scores. On the pooled test questions that have such "
+             "a twin (n): the accuracy, the content-free accuracy, the accuracy above it with its 95% interval (facts "
+             "resampled, stratified by task; descriptive) and the share of answers equal to the masked one "
+             "(answered from the prior: right or wrong, no evidence that the model knows the fact).", "",
+             "| compression, remedy | n | accuracy | content-free accuracy | above content-free [95%] "
+             "| answered from the prior |", "|---|---|---|---|---|---|"]
+    for c, r, x in _cells(model, model.content_free):
+        lines.append(f"| `{c}`, `{r}` | {x.n} | {_fmt(x.accuracy, 3)} | {_fmt(x.content_free, 3)} | "
+                     f"{_interval(x.above, x.above_95, 3)} | {_fmt(x.from_prior, 3)} |")
+    return [*lines, ""]
+
+
+def _one_to_one_lines(model: ModelResults) -> list[str]:
+    """The verdict decided again on the one-to-one relations alone, beside the verdict."""
+    if model.one_to_one is None:
+        return [PREDATES.format(what="the verdict on the one-to-one relations alone"), ""]
+    if not model.one_to_one.verdicts:
+        return [_no_one_to_one(model), ""]
+    lines = [f"Decided again on {_one_to_one_scope(model)}: the relations where no two questions share a right "
+             "answer, with the same rule, thresholds and kind of Holm family. A sensitivity check that decides "
+             "nothing: where it differs, the verdict rests partly on questions that share a right answer.", "",
+             "| compression | verdict | one-to-one relations alone | the same |", "|---|---|---|---|"]
+    o = model.one_to_one
+    for c, v in o.verdicts.items():
+        lines.append(f"| `{c}` | {model.verdicts.get(c, '—')} | {v} | {'yes' if o.same.get(c) else 'no'} |")
+    return [*lines, ""]
+
+
+def _distance_lines(name: str, model: ModelResults) -> list[str]:
+    """Each run's KL from the base model and how well it tells the lost questions."""
+    title = [f"### Distance from the base model, `{name}`", ""]
+    if model.distance is None:
+        return [*title, PREDATES.format(what="the distance from the base model"), ""]
+    if not model.distance:
+        return [*title, "No run of this model has a base model to compare with.", ""]
+    lines = [*title,
+             "Each run of the final budget against the base model, pooled test questions: KL(base ‖ run) over the "
+             "question's choices, its mean and 90th percentile; of the questions the base model answers right (at "
+             "risk), those the run loses, and the AUC with which the KL tells them from the kept ones (0.5: no "
+             "better than chance; 1: every lost question moved further than every kept one) with its 95% interval "
+             "(facts and shared answers resampled; descriptive). One row per seed: a trained remedy's seeds are "
+             "not averaged. Rows of `none`: a remedy on the uncompressed base (the format control).", "",
+             "| compression, remedy | seed | mean KL | KL p90 | lost / at risk | AUC lost [95%] |",
+             "|---|---|---|---|---|---|"]
+    for c, r, runs in _cells(model, model.distance):
+        for d in runs:
+            lines.append(f"| `{c}`, `{r}` | {'—' if d.seed is None else d.seed} | {_fmt(d.kl_mean, 3)} | "
+                         f"{_fmt(d.kl_p90, 3)} | {'—' if d.lost is None else f'{d.lost} / {d.at_risk}'} | "
+                         f"{_interval(d.auc_lost, d.auc_95)} |")
+    return [*lines, ""]
 
 
 def _perplexity_lines(name: str, model: ModelResults) -> list[str]:

@@ -3,10 +3,11 @@
 :func:`snapshot` reads a finished run through :meth:`.results.Results.load` (the analysis
 record and rule summary's table) and keeps its headline numbers, as :class:`Snapshot`:
 pooled test accuracy of every model, each remedy's recovery fractions and decision, the
-verdicts, held-out perplexity, extra parameters and the anatomy of the loss, with the
-commit and the seeds. ``python -m compress_recover.docs snapshot`` writes it to
-``docs/results/snapshot.json``; :mod:`.results_pages` renders the pages' tables from that
-file. The snapshot's layout is typed once, in :mod:`.snapshot_records`.
+verdicts, held-out perplexity, extra parameters and the anatomy of the loss, each model's
+content-free baseline, each run's distance from the base model, the verdict on the
+one-to-one relations alone and the resampling units, with the commit and the seeds.
+``python -m compress_recover.docs snapshot`` writes it to ``docs/results/snapshot.json``;
+:mod:`.results_pages` renders the pages' tables from that file. The snapshot's layout is typed once, in :mod:`.snapshot_records`.
 
 Numbers are kept as the analysis CSVs write them (six significant digits, an integral value
 as an integer: :func:`_number`), so a snapshot does not change when only the reading does.
@@ -24,14 +25,15 @@ from pathlib import Path
 from ..data.split import DEV, TEST
 from ..io import read_json
 from .results import FLOAT_FORMAT, Results, analysis_path, summary_path
-from .snapshot_records import (Anatomy, LossModel, LostRate, ModelResults, Questions, Remedy, Seeds, Snapshot,
-                               WrongAnswer, as_json)
+from .snapshot_records import (Anatomy, ContentFree, Distance, LossModel, LostRate, ModelResults, OneToOne,
+                               Questions, Remedy, ResamplingUnits, Seeds, Snapshot, WrongAnswer, as_json)
 from .stats.anatomy import ALL_TASKS, PRESPECIFIED
 from .stats.questions import ALL_KNOWLEDGE
 from .stats.status import LOST
 
 WHAT = "headline numbers of one run, written by `python -m compress_recover.docs snapshot`"
 TOP_ANSWERS = 5  # the compressed model's most frequent wrong answers kept per compression
+ONE_TO_ONE = "one_to_one"  # the sensitivity verdict the snapshot keeps (Results.sensitivity)
 
 
 # ---------------------------------------------------------------- cells as the CSVs wrote them
@@ -39,7 +41,8 @@ TOP_ANSWERS = 5  # the compressed model's most frequent wrong answers kept per c
 def _missing(value) -> bool:
     import pandas as pd
 
-    return value is None or bool(pd.isna(value))
+    # "": an empty cell of a table read with its text kept as text (distance.csv)
+    return value is None or (isinstance(value, str) and not value.strip()) or bool(pd.isna(value))
 
 
 def _number(value):
@@ -92,7 +95,9 @@ def _run_seed(results: Path):
 
 def _models(record: Results) -> dict[str, ModelResults]:
     """Per model: pooled test accuracy, remedies, verdicts, perplexity and extra parameters
-    of the final budget, the base precision and the anatomy of the loss."""
+    of the final budget, the base precision, the anatomy of the loss, the content-free
+    baseline, the distance from the base model, the one-to-one verdict and the resampling
+    units."""
     models: dict[str, ModelResults] = {}
     tables = record.tables
     for row in tables.accuracy[tables.accuracy.task == ALL_KNOWLEDGE].itertuples(index=False):
@@ -106,7 +111,59 @@ def _models(record: Results) -> dict[str, ModelResults]:
     for name, anatomy in _anatomy(record).items():
         if name in models:
             models[name].anatomy = anatomy
+    _add_content_free(models, record)
+    _add_distance(models, record)
+    _add_one_to_one(models, record)
+    for name, units in record.resampling_units.items():
+        if name in models:
+            models[name].resampling_units = ResamplingUnits(
+                questions=_number(units["questions"]), clusters=_number(units["clusters"]),
+                largest=_number(units["largest"]), weighted_mean_size=_number(units["weighted_mean_size"]))
     return models
+
+
+def _add_content_free(models: dict[str, ModelResults], record: Results) -> None:
+    """Per model, compression and remedy (pooled task): the content-free baseline and the
+    accuracy above it ({} for a model without one)."""
+    table = record.tables.content_free
+    for model in models.values():
+        model.content_free = {}
+    for r in table[table.task == ALL_KNOWLEDGE].itertuples(index=False):
+        if r.model in models:
+            models[r.model].content_free.setdefault(r.compression, {})[r.recovery] = ContentFree(
+                n=_number(r.n), seeds=_number(r.seeds), accuracy=_number(r.acc),
+                content_free=_number(r.acc_content_free), above=_number(r.above_content_free),
+                above_95=_pair(r.ci_low, r.ci_high), from_prior=_number(r.from_prior))
+
+
+def _add_distance(models: dict[str, ModelResults], record: Results) -> None:
+    """Per model, compression and remedy (pooled task, the final budget's runs): each run's
+    KL from the base model and how well it tells the lost questions, one row per seed (a
+    mean over seeds would be a number distance.csv does not hold)."""
+    table = record.tables.distance
+    for model in models.values():
+        model.distance = {}
+    for r in table[table.task == ALL_KNOWLEDGE].itertuples(index=False):
+        if r.model in models:
+            models[r.model].distance.setdefault(r.compression, {}).setdefault(r.recovery, []).append(Distance(
+                seed=_number(r.seed), run=_text(r.run), n=_number(r.n), kl_mean=_number(r.kl_mean),
+                kl_p90=_number(r.kl_p90), at_risk=_number(r.at_risk), lost=_number(r.lost),
+                auc_lost=_number(r.auc_lost), auc_95=_pair(r.auc_low, r.auc_high)))
+
+
+def _add_one_to_one(models: dict[str, ModelResults], record: Results) -> None:
+    """Per model: the verdict decided again on the one-to-one relations alone, per compression,
+    and whether it is the main verdict."""
+    row = record.sensitivity.get(ONE_TO_ONE)
+    if row is None:
+        return
+    for model in models.values():
+        model.one_to_one = OneToOne(tasks=list(row["tasks"]), questions=_number(row["questions"]))
+    for v in row["verdicts"]:
+        if v.model in models:
+            model = models[v.model]
+            model.one_to_one.verdicts[v.compression] = v.verdict
+            model.one_to_one.same[v.compression] = v.verdict == model.verdicts.get(v.compression)
 
 
 def _add_remedies(models: dict[str, ModelResults], record: Results) -> None:

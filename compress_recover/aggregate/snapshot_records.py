@@ -105,10 +105,71 @@ class Anatomy:
 
 
 @dataclass
+class ContentFree:
+    """One model's pooled test accuracy beside its content-free baseline (content_free.csv's
+    pooled row): on the ``n`` questions with a content-free twin, the accuracy, the accuracy
+    with the subject masked, their difference with its 95% interval (facts resampled), and
+    the share of answers equal to the masked answer (``from_prior``)."""
+
+    n: int
+    seeds: int
+    accuracy: float | None
+    content_free: float | None
+    above: float | None
+    above_95: list
+    from_prior: float | None
+
+
+@dataclass
+class Distance:
+    """One run's distance from the base model (distance.csv's pooled row, final budget):
+    KL(base || run) over the choices, its mean and 90th percentile; of the ``at_risk``
+    questions the base model answers right, the ``lost`` ones, and the KL's AUC for telling
+    them from the kept ones with its 95% interval. ``seed`` None for a run without one."""
+
+    seed: int | None
+    run: str
+    n: int
+    kl_mean: float | None
+    kl_p90: float | None
+    at_risk: int | None
+    lost: int | None
+    auc_lost: float | None
+    auc_95: list
+
+
+@dataclass
+class OneToOne:
+    """The verdict decided again on the one-to-one relations alone (a sensitivity check, never
+    deciding): the relations, their pooled test questions, and per compression the verdict
+    and whether it is the main verdict (``same``)."""
+
+    tasks: list
+    questions: int
+    verdicts: dict = field(default_factory=dict)  # compression -> verdict
+    same: dict = field(default_factory=dict)  # compression -> whether it equals the main verdict
+
+
+@dataclass
+class ResamplingUnits:
+    """The pooled test questions' resampling clusters (facts and shared answers): their count,
+    the largest, and the size-weighted mean size (the cluster a random question sits in)."""
+
+    questions: int
+    clusters: int
+    largest: int
+    weighted_mean_size: float | None
+
+
+@dataclass
 class ModelResults:
     """One model's headline numbers: ``accuracy``, ``perplexity`` and ``extra_params`` are
     compression -> remedy -> value; ``remedies`` compression -> remedy -> :class:`Remedy`;
-    ``verdicts`` compression -> verdict; ``anatomy`` compression -> :class:`Anatomy`."""
+    ``verdicts`` compression -> verdict; ``anatomy`` compression -> :class:`Anatomy`;
+    ``content_free`` compression -> remedy -> :class:`ContentFree`; ``distance`` compression ->
+    remedy -> [:class:`Distance`], one per run (seed); ``one_to_one``: :class:`OneToOne`;
+    ``resampling_units``: :class:`ResamplingUnits`. The last four are absent (None) in the
+    snapshot of a run that predates them."""
 
     accuracy: dict
     n: int
@@ -119,11 +180,23 @@ class ModelResults:
     seeds_per_run: int = 0
     base_precision: str | None = _optional()
     anatomy: dict | None = _optional()
+    content_free: dict | None = _optional()
+    distance: dict | None = _optional()
+    one_to_one: OneToOne | None = _optional()
+    resampling_units: ResamplingUnits | None = _optional()
 
     def __post_init__(self):  # read back from JSON
         self.remedies = {c: {r: _record(Remedy, d) for r, d in per.items()} for c, per in self.remedies.items()}
         if self.anatomy is not None:
             self.anatomy = {c: _record(Anatomy, a) for c, a in self.anatomy.items()}
+        if self.content_free is not None:
+            self.content_free = {c: {r: _record(ContentFree, d) for r, d in per.items()}
+                                 for c, per in self.content_free.items()}
+        if self.distance is not None:
+            self.distance = {c: {r: [_record(Distance, d) for d in runs] for r, runs in per.items()}
+                             for c, per in self.distance.items()}
+        self.one_to_one = _record(OneToOne, self.one_to_one)
+        self.resampling_units = _record(ResamplingUnits, self.resampling_units)
 
     def compressions(self) -> list[str]:
         return [c for c in self.accuracy if c != BASE]

@@ -10,8 +10,8 @@ anything heavy (no torch, no transformers). It may import every stage; no stage 
 | :mod:`.plan` | the plan: :func:`build_plan` runs the checks and returns the job grid (:class:`Plan`) |
 | :mod:`.rule_values` | how plan values reach the rules: canonical params, wildcard constraints |
 
-Task-YAML probing of ``data.task_dirs`` lives beside the evaluate stage
-(:mod:`compress_recover.evaluate.task_yaml`); run names, in :mod:`compress_recover.runs`.
+Task-YAML probing of ``data.task_dirs`` lives in the data stage
+(:mod:`compress_recover.data.task_yaml`); run names, in :mod:`compress_recover.runs`.
 """
 
 from .entries import Entry

@@ -17,7 +17,9 @@ from ..compress.widths import check_divisors, checkpoint_widths
 from ..data.facts import RELATIONS
 from ..data.perplexity_task import PERPLEXITY_TASK
 from ..download.download import EMBEDDED_WIDTHS
-from ..evaluate.task_yaml import DEMONSTRATION_HINT, tasks_in_folder, tasks_without_demonstrations
+from ..data.content_free import MASKED_FIELDS
+from ..data.content_free_task import variant_source
+from ..data.task_yaml import DEMONSTRATION_HINT, tasks_in_folder, tasks_without_demonstrations
 from ..recover import RECOVERY
 from ..registry import ConfigError
 from ..runs import BASE, COMMIT_SHA
@@ -106,6 +108,30 @@ def check_task_dirs(task_dirs: list[dict]) -> tuple[dict[str, str], list[str]]:
                 custom_knowledge.append(task)
             custom[task] = str(folder)
     return custom, custom_knowledge
+
+
+def check_content_free_tasks(task_dirs: list[dict], mask: str | None) -> dict[str, dict]:
+    """The user's knowledge tasks that get a content-free variant (an entry's
+    ``subject_field``; none without data.content_free_mask) -> ``subject_field`` and
+    ``masked_fields``. The field asks for ``knowledge: true``, and each task must be one the
+    variant can include (:func:`compress_recover.data.content_free_task.variant_source`)."""
+    found: dict[str, dict] = {}
+    for i, entry in enumerate(task_dirs):
+        if entry.get("subject_field") is None:
+            continue
+        if not entry.get("knowledge", False):
+            raise ConfigError(f"data.task_dirs[{i}].subject_field: the content-free baseline pairs with knowledge "
+                              "questions; set knowledge: true on the entry, or drop subject_field")
+        if mask is None:
+            continue
+        for task in entry["tasks"]:
+            try:
+                variant_source(entry["path"], task)
+            except ConfigError as err:
+                raise ConfigError(f"data.task_dirs[{i}].subject_field: {err}") from err
+            found[task] = {"subject_field": entry["subject_field"],
+                           "masked_fields": list(entry.get("masked_fields") or MASKED_FIELDS)}
+    return found
 
 
 def check_demonstrations(task_dirs: list[dict], shots: int) -> None:
@@ -233,8 +259,9 @@ def check_names(plan) -> None:
     names += [("data", t, SUFFIXES["task"]) for t in plan.evaluated_tasks()]
     taken = sorted(set(plan.content_free()) & set(plan.tasks))
     if taken:
-        raise ConfigError(f"data.task_dirs: task {taken[0]!r} has the name of a built task's content-free variant "
-                          "(data.content_free_mask); rename it, or set data.content_free_mask: null")
+        raise ConfigError(f"data.task_dirs: task {taken[0]!r} has the name of task {plan.content_free()[taken[0]]!r}'s "
+                          "content-free variant (data.content_free_mask); rename it, or set data.content_free_mask: "
+                          "null")
     for key, name, suffix in names:
         size = len((name + suffix).encode())
         if size > NAME_MAX:

@@ -15,8 +15,8 @@ from ..data.perplexity_task import PERPLEXITY_TASK
 from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
-from .checks import (check_attention_task, check_corpus, check_demonstrations, check_finite, check_grid,
-                     check_knowledge_tasks, check_names, check_runtime, check_shapes,
+from .checks import (check_attention_task, check_content_free_tasks, check_corpus, check_demonstrations,
+                     check_finite, check_grid, check_knowledge_tasks, check_names, check_runtime, check_shapes,
                      check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
                      check_task_dirs, check_task_names, check_widths)
 from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
@@ -37,6 +37,8 @@ class Plan:
     budget_steps: list[int] = field(default_factory=lambda: [60])  # sorted; the last is the final budget
     num_fewshot: int = 0  # evaluation.num_fewshot: demonstrations for a run whose method sets none
     content_free_mask: str | None = None  # data.content_free_mask (None: no content-free variant)
+    # custom knowledge task -> its subject_field and masked_fields (data.task_dirs), when it gets a variant
+    custom_subjects: dict[str, dict] = field(default_factory=dict)
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -112,11 +114,16 @@ class Plan:
         return "builtin"
 
     def content_free(self) -> dict[str, str]:
-        """The content-free variant of every built knowledge task -> the task
+        """The content-free variant of every built knowledge task and of every custom one whose
+        data.task_dirs entry names its subject field -> the task
         (:mod:`compress_recover.data.content_free`); none without data.content_free_mask."""
         if self.content_free_mask is None:
             return {}
-        return {variant_name(t): t for t in self.knowledge_tasks}
+        return {variant_name(t): t for t in [*self.knowledge_tasks, *self.custom_content_free()]}
+
+    def custom_content_free(self) -> list[str]:
+        """The custom knowledge tasks that get a content-free variant (rule content_free_task)."""
+        return [] if self.content_free_mask is None else [t for t in self.custom_knowledge if t in self.custom_subjects]
 
     def evaluated_tasks(self) -> list[str]:
         """Every task an evaluation scores: :attr:`tasks` and the content-free variants."""
@@ -137,6 +144,7 @@ def build_plan(config: dict) -> Plan:
     check_knowledge_tasks(data)
     custom, custom_knowledge = check_task_dirs(data["task_dirs"])
     check_task_names(data, custom)
+    custom_subjects = check_content_free_tasks(data["task_dirs"], data.get("content_free_mask"))
     report = config.get("report", {})
     check_report(report)
     check_attention_task(report, data["knowledge_tasks"])
@@ -160,7 +168,7 @@ def build_plan(config: dict) -> Plan:
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
                 num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0),
-                content_free_mask=data.get("content_free_mask"))
+                content_free_mask=data.get("content_free_mask"), custom_subjects=custom_subjects)
     check_demonstrations(data["task_dirs"], plan.most_shots())
     check_names(plan)
     return plan

@@ -10,11 +10,13 @@ content-free baseline; the analysis pairs each question with the model's content
 choice (:mod:`compress_recover.aggregate.stats.content_free`).
 
 The variant is an lm-eval YAML beside the task's own (``<task>_content_free.yaml``) that
-``include`` s it and adds ``process_docs`` (:func:`docs_masker`, in a small module written
+``include`` s it and adds ``process_docs`` (:class:`DocsMasker`, in a small module written
 beside it, ``content_free.py``), so nothing of the task is copied: its data file, template,
 choices and metrics are the task's. A few-shot folder's variant keeps its sampler and shows
 real demonstrations (``fewshot_config.process_docs``: :func:`keep_docs`); only the evaluated
-question is masked.
+question is masked. A user's knowledge task (``data.task_dirs`` with ``subject_field``) gets
+the same variant in a folder of its own, including the user's YAML by a relative path
+(:mod:`.content_free_task`).
 
 Nothing here imports lm-eval or datasets: the masker accepts a ``datasets.Dataset`` (it
 calls its ``map``) or a list of dicts.
@@ -32,6 +34,7 @@ MODULE = "content_free"  # the module written beside the variant's YAML: content
 TAG = "compress_recover_content_free"
 SUBJECT_FIELD = "subject"  # the built tasks' docs name their subject here (knowledge_task.make_questions)
 MASKED_FIELDS = ("question",)  # the built tasks' text fields (their doc_to_text reads question)
+REMEDY = "set data.content_free_mask: null"
 
 
 def variant_name(task: str) -> str:
@@ -51,6 +54,7 @@ class DocsMasker:
     mask: str
     subject_field: str = SUBJECT_FIELD
     fields: tuple = MASKED_FIELDS
+    remedy: str = REMEDY  # how to do without the variant, said by each error
 
     def doc(self, doc: dict, index: int | None = None) -> dict:
         where = f"task {self.task}" + ("" if index is None else f", doc {index}")
@@ -58,7 +62,7 @@ class DocsMasker:
         if not isinstance(subject, str) or not subject.strip():
             raise ValueError(f"{where}: the content-free variant masks the doc's {self.subject_field!r} field, "
                              f"which is {'missing' if subject is None else repr(subject)}; name each doc's subject "
-                             f"there (or set data.content_free_mask: null)")
+                             f"there (or {self.remedy})")
         out = dict(doc)
         found = False
         for field in self.fields:
@@ -70,7 +74,7 @@ class DocsMasker:
             out[field] = text.replace(subject, self.mask)
         if not found:
             raise ValueError(f"{where}: subject {subject!r} appears in none of {list(self.fields)}; the masked "
-                             "question would still be the question")
+                             f"question would still be the question (or {self.remedy})")
         return out
 
     def __call__(self, docs):
@@ -92,23 +96,30 @@ def keep_docs(docs):
 
 
 def write_variant(folder: str | Path, task: str, *, mask: str, fewshot_sampler: str | None = None,
-                  subject_field: str = SUBJECT_FIELD, fields=MASKED_FIELDS) -> str:
-    """Write ``<folder>/<task>_content_free.yaml`` (including ``<task>.yaml`` of the same
-    folder) and its ``content_free.py``; returns the variant's name. ``fewshot_sampler``:
-    the ``!function`` reference of the task's few-shot sampler (a few-shot folder's), kept
-    by the variant with the demonstrations unmasked."""
+                  subject_field: str = SUBJECT_FIELD, fields=MASKED_FIELDS, include: str | None = None,
+                  fewshot_config: dict | None = None, remedy: str = REMEDY) -> str:
+    """Write ``<folder>/<task>_content_free.yaml`` (including ``include``, by default
+    ``<task>.yaml`` of the same folder; a path relative to ``folder``) and its
+    ``content_free.py``; returns the variant's name. ``fewshot_sampler``: the ``!function``
+    reference of the task's few-shot sampler (a few-shot folder's), kept by the variant with
+    the demonstrations unmasked. ``fewshot_config``: the included task's own (plain values
+    only: the variant's replaces it), kept likewise. ``remedy``: what a doc's error says
+    to do instead (:class:`DocsMasker`)."""
     folder, name = Path(folder), variant_name(task)
-    if not (folder / f"{task}.yaml").is_file():
-        raise FileNotFoundError(f"content-free variant of task {task}: no {task}.yaml in {folder}")
-    text = yaml.safe_dump({"include": f"{task}.yaml", "task": name, "tag": [TAG]}, sort_keys=False)
+    include = include or f"{task}.yaml"
+    if not (folder / include).is_file():
+        raise FileNotFoundError(f"content-free variant of task {task}: no {include} in {folder}")
+    text = yaml.safe_dump({"include": include, "task": name, "tag": [TAG]}, sort_keys=False)
     text += f"process_docs: !function {MODULE}.mask_docs\n"
     text += "fewshot_config:\n"
+    if fewshot_config:
+        text += "".join(f"  {line}\n" for line in yaml.safe_dump(dict(fewshot_config), sort_keys=False).splitlines())
     if fewshot_sampler:
         text += f"  sampler: !function {fewshot_sampler}\n"
     text += f"  process_docs: !function {MODULE}.keep_docs\n"
     (folder / f"{name}.yaml").write_text(text)
-    args = ", ".join(f"{k}={v!r}" for k, v in (("task", name), ("mask", mask), ("subject_field", subject_field),
-                                                ("fields", tuple(fields))))
+    args = [("task", name), ("mask", mask), ("subject_field", subject_field), ("fields", tuple(fields))]
+    args = ", ".join(f"{k}={v!r}" for k, v in args + ([("remedy", remedy)] if remedy != REMEDY else []))
     (folder / f"{MODULE}.py").write_text(
         f'"""process_docs of {name}: {task} with its subject masked (compress_recover.data.content_free)."""\n'
         "from compress_recover.data.content_free import DocsMasker, keep_docs  # noqa: F401\n\n"

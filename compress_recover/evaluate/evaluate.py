@@ -23,7 +23,7 @@ from ..prompt_choice import ChoiceRecord, choice_counts, choice_field_of, forced
 from ..recover.load import adapter_failure, load_recovered
 from ..runtime import Runtime, library_versions
 from .reuse import model_fingerprint, reuse, store, task_key
-from .task_yaml import DEMONSTRATION_HINT, DEMONSTRATION_KEYS, has_demonstrations
+from ..data.task_yaml import DEMONSTRATION_HINT, DEMONSTRATION_KEYS, has_demonstrations
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def preflight_task(task: str, task_dir: str | None, num_fewshot: int = 0):
 
 
 def _demonstration_keys(config) -> dict:
-    """The keys :func:`.task_yaml.has_demonstrations` reads, from lm-eval's loaded task config
+    """The keys :func:`compress_recover.data.task_yaml.has_demonstrations` reads, from lm-eval's loaded task config
     (whose ``fewshot_config`` is a dict or a ``FewshotConfig``: its set values only, as a
     YAML would name them; its ``split`` is the task's ``fewshot_split``)."""
     given = config.fewshot_config or {}

@@ -49,8 +49,9 @@ def knowledge_samples():
 
 
 def content_free_cells():
-    """The labels, training steps and task (the built knowledge task it pairs with) of every
-    content-free evaluation, in order (none without data.content_free_mask)."""
+    """The labels, training steps and task (the knowledge task it pairs with: a built one, or
+    a user's whose data.task_dirs entry names its subject_field) of every content-free
+    evaluation, in order (none without data.content_free_mask)."""
     return [
         {**run_labels(m, c, r), "steps": PLAN.recoveries[r].steps, "task": t}
         for m, c, r in PLAN.cells()
@@ -83,7 +84,11 @@ def fewshot_inputs():
     """The few-shot task folders, when an evaluation draws demonstrations, and the format
     control's folders, when a format control does (the analysis checks that every
     demonstration was a dev fact)."""
-    control = expand(FEWSHOT_CONTROL_TASK, task=PLAN.knowledge_tasks) if PLAN.control_shots() > 0 else []
+    control = (
+        expand(FEWSHOT_CONTROL_TASK, task=PLAN.knowledge_tasks)
+        if PLAN.control_shots() > 0
+        else []
+    )
     return (fewshot_task_dirs() if PLAN.most_shots() > 0 else []) + control
 
 

@@ -1,21 +1,20 @@
 # The helpers of rules/evaluate.smk, rule by rule (Snakemake's linter keeps functions out
 # of the files that hold rules).
-from pathlib import Path
 
 # rule evaluate
 
 
 def evaluate_inputs(wildcards):
     """The model and every task folder (the files of a user's task folder) it is scored on,
-    each listed once (a folder may define several tasks)."""
+    content-free variants included, each listed once (a folder may define several tasks).
+    """
     inputs = model_inputs(wildcards)
     shots = eval_shots(wildcards)
     control = format_control(wildcards)
     tasks = []
-    for task in PLAN.tasks:
+    for task in PLAN.evaluated_tasks():
         if task in PLAN.custom_tasks:
-            folder = Path(PLAN.custom_tasks[task])
-            tasks.extend(sorted(str(f) for f in folder.rglob("*") if f.is_file()))
+            tasks.extend(task_dir_files(PLAN.custom_tasks[task]))
         elif (folder := task_dir(task, shots, control)) is not None:
             tasks.append(folder)
     inputs["tasks"] = list(dict.fromkeys(tasks))
@@ -26,9 +25,13 @@ def task_dir(task, shots=0, control=False):
     """A task's folder for lm-eval (one we build, or the user's), or None for a built-in
     task; with ``shots`` > 0 a built knowledge task's few-shot folder (dev demonstrations),
     with ``control`` its format control's (the other relations' dev demonstrations).
-    A content-free variant is in its task's folder.
+    A built task's content-free variant is in its task's folder, a user's task's in a folder
+    of its own (rule content_free_task, which includes the user's YAML).
     """
-    task = PLAN.content_free().get(task, task)
+    source = PLAN.content_free().get(task)
+    if source in PLAN.custom_tasks:
+        return CONTENT_FREE_TASK.format(task=source)
+    task = source or task
     if task in PLAN.custom_tasks:
         return PLAN.custom_tasks[task]
     if shots and task in PLAN.knowledge_tasks:

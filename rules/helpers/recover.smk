@@ -49,9 +49,13 @@ def compute_inputs(wildcards):
     inputs = {"checkpoint": CHECKPOINT.format(**wildcards), "text": TEXT}
     if "uncompressed" in entry.config.needs:
         inputs["uncompressed"] = BASE_CHECKPOINT.format(model=wildcards.model)
-    if "fewshot_tasks" in entry.config.needs:  # a format control's demonstrations: the other relations'
+    if (
+        "fewshot_tasks" in entry.config.needs
+    ):  # a format control's demonstrations: the other relations'
         control = PLAN.format_control(wildcards.compression, wildcards.recovery)
-        inputs["fewshot_tasks"] = expand(FEWSHOT_CONTROL_TASK if control else FEWSHOT_TASK, task=PLAN.knowledge_tasks)
+        inputs["fewshot_tasks"] = expand(
+            FEWSHOT_CONTROL_TASK if control else FEWSHOT_TASK, task=PLAN.knowledge_tasks
+        )
     return inputs
 
 

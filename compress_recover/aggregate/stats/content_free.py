@@ -1,8 +1,9 @@
 """The content-free baseline: what each model answers with the subject masked, and how far above it it scores.
 
-Every evaluation also scores each built knowledge task's content-free variant (the subject
-replaced by a mask, same template, choices and answer, same doc ids:
-:mod:`compress_recover.data.content_free`). :func:`prior_table` reads those samples;
+Every evaluation also scores each built knowledge task's content-free variant, and that of
+each user's knowledge task whose ``data.task_dirs`` entry names its ``subject_field`` (the
+subject replaced by a mask, same template, choices and answer, same doc ids:
+:mod:`compress_recover.data.content_free`, :mod:`compress_recover.data.content_free_task`). :func:`prior_table` reads those samples;
 :func:`with_priors` pairs each question of the question table with the same run's answer to
 its masked twin, by (run, task, doc_id), adding
 
@@ -12,12 +13,13 @@ its masked twin, by (run, task, doc_id), adding
   prior": the subject did not change the answer; right or wrong, such an answer is no
   evidence that the model knows the fact).
 
-A question without a content-free twin (``data.content_free_mask: null``, a user's task) has
-them empty (NaN), never a guess. :func:`content_free_table` gives, per (model, compression,
-recovery, task), the accuracy, the content-free accuracy, accuracy above it with a 95%
-cluster-bootstrap interval over facts (:func:`.bootstrap.fact_strata`,
-:func:`.bootstrap.cluster_weights`: the same resampling unit as every other interval) and the
-share of questions answered from the prior, on the questions that have a twin.
+A question without a content-free twin (``data.content_free_mask: null``, a user's task
+whose entry names no ``subject_field``) has them empty (NaN), never a guess.
+:func:`content_free_table` gives, per (model, compression, recovery, task), the accuracy,
+the content-free accuracy, accuracy above it with a 95% cluster-bootstrap interval over
+facts (:func:`.bootstrap.fact_strata`, :func:`.bootstrap.cluster_weights`: the same
+resampling unit as every other interval) and the share of questions answered from the
+prior, on the questions that have a twin.
 """
 
 from __future__ import annotations

@@ -65,8 +65,9 @@ def outcomes(table):
     """Per (model, compression, recovery, task, doc_id) of a question table (one budget's
     runs): ``right`` (in a majority of the seeds: :func:`majority_right`),
     ``p_right`` and ``choice_probs`` (means over seeds; the probabilities a JSON list),
-    ``chosen`` (the choice of the single run, or of the highest mean probability) and
-    ``seeds`` (the number of runs)."""
+    ``chosen`` (the choice of the single run, or of the highest mean probability),
+    ``seeds`` (the number of runs) and ``kl_base`` (the mean over seeds of the KL to the
+    base model, :func:`.questions.with_kl_to_base`; NaN without it)."""
     import json
 
     import numpy as np
@@ -84,8 +85,10 @@ def outcomes(table):
         rows.append({**dict(zip(OUTCOME_KEYS, key, strict=True)),
                      "right": bool(majority_right(group.correct)), "p_right": float(group.p_right.mean()),
                      "choice_probs": json.dumps([round(float(x), 4) for x in probs]), "chosen": chosen,
-                     "seeds": len(group)})
-    return pd.DataFrame(rows, columns=[*OUTCOME_KEYS, "right", "p_right", "choice_probs", "chosen", "seeds"])
+                     "seeds": len(group),
+                     "kl_base": float(group.kl_base.mean()) if "kl_base" in group else float("nan")})
+    return pd.DataFrame(rows, columns=[*OUTCOME_KEYS, "right", "p_right", "choice_probs", "chosen", "seeds",
+                                       "kl_base"])
 
 
 STATUS_COLUMNS = ["model", "compression", "task", "doc_id", "status", "won_back", "broken", "won_back_by_several"]

@@ -92,6 +92,11 @@
     td.appendChild(el("p", "Popularity: " + (q.pop === null ? "none" : q.pop.toLocaleString() +
       " (percentile " + q.pct.toFixed(2) + " within " + q.t + ")") + "; measure: " + q.pm + "."));
     td.appendChild(t);
+    td.appendChild(el("p", "KL divergence from the base model over the choices (nats): " +
+      v.columns.slice(1).map(function (c) {
+        var r = q.r[c];
+        return data.columns[c] + ": " + (r && r[6] !== null && r[6] !== undefined ? r[6].toFixed(4) : "n/a");
+      }).join("; ") + "."));
     if (data.prior) {
       td.appendChild(el("p", "Content-free choice (the subject masked): " + v.columns.map(function (c) {
         var r = q.r[c];
@@ -140,7 +145,9 @@
       tr.appendChild(el("td", q.st[v.key][0]));
       v.columns.forEach(function (c) {
         var r = q.r[c];
-        tr.appendChild(el("td", r ? (r[1] ? "✓ " : "✗ ") + r[0] + " (" + r[2].toFixed(2) + ")" : "n/a",
+        // r[6]: KL(base || this model) over the choices, the distance beside the flip (none for the base)
+        var kl = r && r[6] !== null && r[6] !== undefined && c !== v.columns[0] ? "; KL " + r[6].toFixed(2) : "";
+        tr.appendChild(el("td", r ? (r[1] ? "✓ " : "✗ ") + r[0] + " (" + r[2].toFixed(2) + kl + ")" : "n/a",
                           r ? (r[1] ? "ex-ok" : "ex-bad") : ""));
       });
       tr.addEventListener("click", function () { open[id] = !open[id]; render(); });
