@@ -249,7 +249,7 @@ def test_clusters_of_shared_answers_cover_the_truth_and_facts_alone_do_not():
     from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
 
     truths = (0.2, 0.1)
-    datasets, iters = 1000, 400
+    datasets, iters = 1500, 400
     rng = np.random.default_rng(1)
     covered = {"answers": np.zeros(2), "facts": np.zeros(2)}
     weighted = []
@@ -270,11 +270,13 @@ def test_clusters_of_shared_answers_cover_the_truth_and_facts_alone_do_not():
                 low, high = interval(draws)
                 covered[unit][j] += low <= truth <= high
     answers, facts = covered["answers"] / datasets, covered["facts"] / datasets
-    # The size-weighted mean cluster size is about 7 here (11.2 on the demo's uncapped test
-    # set). 95% intervals of the damage and of recovered - compressed: clustering by answer
-    # covers 0.937 and 0.935 (1,500 data sets, Monte Carlo error about 0.006), facts alone
-    # (the old unit) 0.82 and 0.74; drawing m clusters of m instead of Rao and Wu's m - 1
-    # covered 0.933 and 0.932.
-    assert 4 < np.mean(weighted) < 12, np.mean(weighted)
+    # The size-weighted mean cluster size is about 11.7 here (11.2 on the demo's uncapped
+    # test set; the capped default build's pooled test set: 5.5). 95% intervals of the damage
+    # and of recovered - compressed: clustering by answer covers 0.937 and 0.935 on these
+    # 1,500 data sets (this seed), facts alone (the old unit) 0.82 and 0.74; drawing m
+    # clusters of m instead of Rao and Wu's m - 1 covered 0.933 and 0.932. The Monte Carlo
+    # error is about 0.006, so the bound 0.93 holds for this seed and draw order: a failure
+    # after a change to either is worth a second look, not a looser bound.
+    assert 8 < np.mean(weighted) < 15, np.mean(weighted)
     assert (answers >= 0.93).all(), answers
     assert (facts < 0.91).all() and (answers - facts >= 0.04).all(), (answers, facts)

@@ -66,3 +66,19 @@ def test_kl_to_the_base_model_over_the_choices_and_the_distance_table(tmp_path):
     # the pooled task has the same questions: the same numbers
     pooled = frame[frame.task == "all_knowledge"].iloc[0]
     assert pooled.kl_mean == pytest.approx(row.kl_mean) and pooled.lost == 12
+
+
+def test_an_auc_interval_needs_lost_questions_and_defined_resamples():
+    from compress_recover.aggregate.stats.distance import auc_interval
+
+    draws = np.linspace(0.6, 0.9, 1000)
+    low, high = auc_interval(draws, lost=10)
+    assert 0.6 < low < high < 0.9
+    assert all(math.isnan(x) for x in auc_interval(draws, lost=1))
+    holes = draws.copy()
+    holes[::10] = np.nan  # 10% of the resamples drew no lost question
+    assert all(math.isnan(x) for x in auc_interval(holes, lost=3))
+    holes = draws.copy()
+    holes[::50] = np.nan  # 2%: the interval of the defined ones, never -inf
+    low, high = auc_interval(holes, lost=3)
+    assert math.isfinite(low) and math.isfinite(high)

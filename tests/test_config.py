@@ -52,6 +52,25 @@ def test_the_fewshot_format_control_is_the_method_on_the_uncompressed_model():
     config["recovery"]["recover_base"] = False
     assert build_plan(config).control_shots() == 0
 
+
+@pytest.mark.parametrize("tasks, culprit", [(["capitals"], "capitals"),
+                                            (["element_symbol", "element_name"], "element_symbol"),
+                                            (["capitals", "city_country"], "capitals")])
+def test_a_format_control_without_another_relation_is_refused_before_any_job(tasks, culprit):
+    """Another relation: one that asks none of the task's facts (not an inverse, not the
+    capitals asked again as cities); without one the plan names the task and recover_base."""
+    config = default_config()
+    config["data"]["knowledge_tasks"] = tasks
+    config["report"]["attention_task"] = tasks[0]
+    with pytest.raises(ConfigError, match=rf"recovery.recover_base: the few-shot format control of task {culprit}"):
+        build_plan(config)
+    config["recovery"]["recover_base"] = False  # no control: nothing to draw
+    build_plan(config)
+    config["recovery"]["recover_base"] = True
+    config["data"]["knowledge_tasks"] = [*tasks, "currencies"]
+    build_plan(config)
+
+
 def test_schema_fills_defaults_for_missing_sections():
     config = {"models": {"m": {"source": "embedded"}}}
     validate(config, SCHEMA)

@@ -364,3 +364,39 @@ def test_the_analysis_pairs_a_user_tasks_variant_as_a_built_ones(run, tmp_path):
     assert list(mine.from_prior) == [int(d) % 2 == 1 for d in mine.doc_id]  # the odd questions kept their answer
     cf = results.tables.content_free
     assert (cf[cf.task == "my_facts"].n > 0).all() and cf[cf.task == "my_facts"].acc_content_free.notna().all()
+
+
+def test_a_users_template_that_shows_no_masked_field_is_refused_before_any_job(tmp_path):
+    """A prompt that reads the subject from a field the variant does not mask would leave
+    the subject in the content-free prompt: refused naming the task, the template and the key."""
+    import yaml
+
+    from compress_recover.data.content_free_task import variant_source
+    from compress_recover.registry import ConfigError
+
+    folder = tmp_path / "my_tasks"
+    folder.mkdir()
+    (folder / "t.jsonl").write_text('{"subject": "France", "q": "Capital of France?", "choices": ["Paris", "Rome"], '
+                                    '"answer": 0}\n')
+    config = {"task": "my_facts", "dataset_path": "json",
+              "dataset_kwargs": {"data_files": {"test": str(folder / "t.jsonl")}}, "test_split": "test",
+              "output_type": "multiple_choice", "doc_to_text": "Capital of {{subject}}?",
+              "doc_to_choice": "{{choices}}", "doc_to_target": "{{answer}}"}
+    (folder / "my_facts.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match=r"task 'my_facts'.*doc_to_text 'Capital of \{\{subject\}\}\?' reads none "
+                                          r"of the masked fields \['question'\].*masked_fields"):
+        variant_source(folder, "my_facts")
+    variant_source(folder, "my_facts", ["subject"])  # masking the field the prompt reads
+    config["doc_to_text"] = "{{q}}"
+    (folder / "my_facts.yaml").write_text(yaml.safe_dump(config))
+    variant_source(folder, "my_facts", ["q"])
+    with pytest.raises(ConfigError, match="reads none of the masked fields"):
+        variant_source(folder, "my_facts", ["question"])
+
+
+def test_the_subject_is_masked_as_a_whole_word_only():
+    docs = [{"subject": "W", "question": "Question: Which chemical element has the symbol W?\nAnswer:"}]
+    assert mask_docs(docs, task="element_name", mask="X")[0]["question"] == \
+        "Question: Which chemical element has the symbol X?\nAnswer:"
+    with pytest.raises(ValueError, match="subject 'Ca' appears in none"):  # only inside "Capital"
+        mask_docs([{"subject": "Ca", "question": "Capital?"}], task="t", mask="X")

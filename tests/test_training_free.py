@@ -142,14 +142,14 @@ SPLIT = {"dev_fraction": 0.25, "seed": 0, "held_out_tasks": []}
 
 @pytest.fixture(scope="module")
 def fewshot_tasks(tmp_path_factory):
-    """element_symbol and element_name (they share facts: Iron -> Fe and Fe -> Iron) and
-    element_symbol's few-shot folder."""
+    """element_symbol and element_name (they share facts: Iron -> Fe and Fe -> Iron),
+    currencies (another relation, sharing none) and element_symbol's few-shot folder."""
     from compress_recover.data.fewshot_task import build_fewshot_task
     from compress_recover.data.knowledge_task import build_knowledge_task
 
     root = tmp_path_factory.mktemp("fewshot")
     dirs = {}
-    for task in ("element_symbol", "element_name"):
+    for task in ("element_symbol", "element_name", "currencies"):
         dirs[task] = str(root / "tasks" / task)
         build_knowledge_task(task=task, out_dir=dirs[task], num_choices=4, seed=0, max_questions=60)
     out = root / "fewshot" / "element_symbol"
@@ -249,8 +249,9 @@ def test_a_demonstration_never_shows_the_questions_own_fact_or_any_of_its_choice
 
 def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_tasks, tiny_checkpoint, tmp_path):
     """The control's folder: the same questions and task name, none a demonstration; the
-    prompt lm-eval scores shows dev questions of element_name only, never of the question's
-    own fact (Iron -> Fe and Fe -> Iron are one), never answered by one of its choices."""
+    prompt lm-eval scores shows dev questions of currencies only: never of element_name,
+    which asks the same facts the other way (Iron -> Fe and Fe -> Iron are one), never
+    answered by one of its choices."""
     import random
 
     from compress_recover.data.fewshot_task import POOL_FILE, build_fewshot_task, may_demonstrate
@@ -264,15 +265,14 @@ def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_t
     assert [q["question"] for q in questions] == [q["question"] for q in read_jsonl(folder / "element_symbol.jsonl")]
     assert not any(q["fewshot_pool"] for q in questions)
     pool = read_jsonl(control / POOL_FILE)
-    names = read_jsonl(Path(dirs["element_name"]) / "element_name.jsonl")
-    assert [d["question"] for d in pool] == [q["question"] for i, q in enumerate(names)
-                                             if splits[("element_name", str(i))] == "dev"]
-    assert {d["fewshot_task"] for d in pool} == {"element_name"}
-    shared = [q for q in questions if any(d["fewshot_fact"] == q["fewshot_fact"] for d in pool)]
-    assert shared  # some questions' facts are in the pool: the exclusion is exercised
+    other = read_jsonl(Path(dirs["currencies"]) / "currencies.jsonl")
+    assert [d["question"] for d in pool] == [q["question"] for i, q in enumerate(other)
+                                             if splits[("currencies", str(i))] == "dev"]
+    assert {d["fewshot_task"] for d in pool} == {"currencies"}
+    assert not {d["fewshot_fact"] for d in pool} & {q["fewshot_fact"] for q in questions}
     manifest = read_json(control / "manifest.json")
     assert manifest["task"] == "element_symbol" and manifest["format_control"] is True
-    assert manifest["demonstration_tasks"] == {"element_name": len(pool)} and manifest["shots"] == 2
+    assert manifest["demonstration_tasks"] == {"currencies": len(pool)} and manifest["shots"] == 2
     rows = sorted(_scored_contexts(control, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
     assert len(rows) == len(questions)
     rnd = random.Random(3)
@@ -289,8 +289,10 @@ def test_a_format_control_without_enough_demonstrations_is_refused_by_name(fewsh
     from compress_recover.data.fewshot_task import build_fewshot_task
 
     dirs, _ = fewshot_tasks
-    alone = {"element_symbol": dirs["element_symbol"]}
-    with pytest.raises(ValueError, match="other knowledge tasks.*recovery.recover_base"):
+    # element_name is no other relation for the control: it asks element_symbol's facts
+    alone = {"element_symbol": dirs["element_symbol"], "element_name": dirs["element_name"]}
+    with pytest.raises(ValueError, match="other knowledge tasks that ask none of its facts.*element_name.*"
+                                         "recovery.recover_base"):
         build_fewshot_task(task="element_symbol", task_dirs=alone, out_dir=str(tmp_path / "a"), split=SPLIT,
                            control_dir=str(tmp_path / "b"), control_shots=1)
     with pytest.raises(ValueError, match=r"500 demonstrations .*format control"):

@@ -390,3 +390,21 @@ def test_the_one_to_one_sensitivity_verdict_is_the_verdict_on_those_relations_al
 
 def alone_damage(result: dict) -> float:
     return one_verdict(result)["evidence"]["damage"]
+
+
+def test_a_relation_with_a_few_shared_answers_is_one_to_one_without_them():
+    from compress_recover.aggregate.stats.sensitivity import one_to_one_questions
+
+    def rows(task, answers):
+        return [{"task": task, "doc_id": str(i), "answer": a, "choices": json.dumps([a, "other"])}
+                for i, a in enumerate(answers)]
+
+    capitals = [f"city {i}" for i in range(38)] + ["Jerusalem", "Jerusalem"]  # 2 of 40 share: 5%
+    currencies = [f"coin {i}" for i in range(30)] + ["Euro"] * 10            # 10 of 40 share
+    table = pd.DataFrame(rows("capitals", capitals) + rows("currencies", currencies))
+    tasks, kept = one_to_one_questions(table)
+    assert tasks == ["capitals"]
+    assert kept == {f"capitals:{i}" for i in range(38)}  # the two Jerusalem questions left out
+    # a task whose choices have no texts cannot be checked: never one-to-one
+    table.loc[table.task == "capitals", "choices"] = "null"
+    assert one_to_one_questions(table) == ([], set())

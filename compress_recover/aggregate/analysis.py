@@ -47,7 +47,7 @@ from .stats.methods import Methods
 from .stats.paired import flips, margin_tests, paired_tests
 from .stats.questions import (ALL_KNOWLEDGE, question_table, read_popularity, split_mask, split_table,
                               with_pooled_task)
-from .stats.sensitivity import one_to_one_tasks, one_to_one_verdicts
+from .stats.sensitivity import one_to_one_verdicts
 from .stats.settings import Settings
 from .stats.verdict import noninferiority_rule, verdict_rule, verdicts
 
@@ -100,7 +100,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "distance": distance_table(grids, iters=settings.bootstrap_iters, seed=seed),
         "content_free": content_free_table(headline, iters=settings.bootstrap_iters, seed=seed),
         "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
-        "sensitivity": {"one_to_one": one_to_one_verdicts(headline, tasks=one_to_one_tasks(table), methods=methods,
+        "sensitivity": {"one_to_one": one_to_one_verdicts(headline, table, methods=methods,
                                                           settings=settings, seed=seed, budget=budget,
                                                           failed_groups=failures)},
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",

@@ -126,7 +126,7 @@ def check_content_free_tasks(task_dirs: list[dict], mask: str | None) -> dict[st
             continue
         for task in entry["tasks"]:
             try:
-                variant_source(entry["path"], task)
+                variant_source(entry["path"], task, list(entry.get("masked_fields") or MASKED_FIELDS))
             except ConfigError as err:
                 raise ConfigError(f"data.task_dirs[{i}].subject_field: {err}") from err
             found[task] = {"subject_field": entry["subject_field"],
@@ -146,6 +146,25 @@ def check_demonstrations(task_dirs: list[dict], shots: int) -> None:
             raise ConfigError(f"data.task_dirs[{i}]: task(s) {missing} name no split to draw {shots}-shot "
                               "demonstrations from (a few-shot run or evaluation.num_fewshot asks for them); "
                               f"{DEMONSTRATION_HINT}, or drop the few-shot run")
+
+
+def check_format_control(knowledge_tasks: list[str], control_shots: int) -> None:
+    """A few-shot format control (few-shot on the uncompressed model, recovery.recover_base)
+    draws its demonstrations from another built relation that asks none of the task's facts
+    (:mod:`compress_recover.data.fewshot_task`); refuse, before any job runs, a task list
+    that leaves a task without one."""
+    if control_shots <= 0:
+        return
+    from ..data.facts import sharing_relations
+
+    sharing = sharing_relations(knowledge_tasks)
+    for task in knowledge_tasks:
+        if not [t for t in knowledge_tasks if t != task and t not in sharing.get(task, set())]:
+            shares = f" ({', '.join(sorted(sharing[task]))} asks some of its facts)" if sharing.get(task) else ""
+            raise ConfigError(f"recovery.recover_base: the few-shot format control of task {task} draws its "
+                              f"demonstrations from another relation of data.knowledge_tasks that asks none of its "
+                              f"facts, and there is none{shares}; add one (e.g. currencies) or set "
+                              "recovery.recover_base: false")
 
 
 def check_task_names(data: dict, custom: dict[str, str]) -> None:

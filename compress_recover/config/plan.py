@@ -16,7 +16,7 @@ from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
 from .checks import (check_attention_task, check_content_free_tasks, check_corpus, check_demonstrations,
-                     check_finite, check_grid, check_knowledge_tasks, check_names, check_runtime, check_shapes,
+                     check_finite, check_format_control, check_grid, check_knowledge_tasks, check_names, check_runtime, check_shapes,
                      check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
                      check_task_dirs, check_task_names, check_widths)
 from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
@@ -170,5 +170,6 @@ def build_plan(config: dict) -> Plan:
                 num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0),
                 content_free_mask=data.get("content_free_mask"), custom_subjects=custom_subjects)
     check_demonstrations(data["task_dirs"], plan.most_shots())
+    check_format_control(plan.knowledge_tasks, plan.control_shots())
     check_names(plan)
     return plan

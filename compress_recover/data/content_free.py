@@ -24,6 +24,8 @@ calls its ``map``) or a list of dicts.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,13 +67,16 @@ class DocsMasker:
                              f"there (or {self.remedy})")
         out = dict(doc)
         found = False
+        # the subject as a whole word: element_name's subject "W" is not the W of "Which"
+        pattern = re.compile(r"(?<!\w)" + re.escape(subject) + r"(?!\w)")
         for field in self.fields:
             text = doc.get(field)
             if not isinstance(text, str):
                 raise ValueError(f"{where}: the content-free variant masks text field {field!r}, which is "
                                  f"{'missing' if text is None else type(text).__name__}")
-            found |= subject in text
-            out[field] = text.replace(subject, self.mask)
+            masked, count = pattern.subn(lambda _: self.mask, text)
+            found |= count > 0
+            out[field] = masked
         if not found:
             raise ValueError(f"{where}: subject {subject!r} appears in none of {list(self.fields)}; the masked "
                              f"question would still be the question (or {self.remedy})")

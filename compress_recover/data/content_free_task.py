@@ -39,10 +39,13 @@ def _tagged(value) -> bool:
     return isinstance(value, Tagged)
 
 
-def variant_source(task_dir: str | Path, task: str) -> tuple[Path, dict]:
+def variant_source(task_dir: str | Path, task: str, masked_fields=MASKED_FIELDS) -> tuple[Path, dict]:
     """The YAML of ``task_dir`` that defines ``task``, and the task's ``fewshot_config`` (the
     variant keeps it); a ConfigError naming the task and the folder for a task the variant
-    cannot be built on (see the module docstring)."""
+    cannot be built on (see the module docstring), or whose ``doc_to_text`` template reads
+    none of ``masked_fields`` (the variant would not be content-free)."""
+    import re
+
     folder = Path(task_dir)
     source = defining_yaml(folder, task)
     config = task_yaml(source, keep_tags=True)
@@ -57,6 +60,12 @@ def variant_source(task_dir: str | Path, task: str) -> tuple[Path, dict]:
         raise ConfigError(f"{where}: its fewshot_config{' ' + str(keys) if keys else ''} holds a tagged "
                           "(!function) value, which its content-free variant cannot carry (the variant replaces "
                           f"fewshot_config, and such a reference resolves beside its own YAML only); {remedy}")
+    template = config.get("doc_to_text")
+    if isinstance(template, str) and "{{" in template and not any(
+            re.search(r"\{\{[^}]*\b" + re.escape(f) + r"\b", template) for f in masked_fields):
+        raise ConfigError(f"{where}: its doc_to_text {template!r} reads none of the masked fields "
+                          f"{list(masked_fields)}, so masking them would leave the subject in the prompt; set "
+                          f"masked_fields to the field(s) its prompt shows the subject in, {remedy}")
     return source, demos
 
 
@@ -68,7 +77,7 @@ def build_content_free_task(*, task: str, task_dir: str, out_dir: str, mask: str
     Example: ``build_content_free_task(task="my_facts", task_dir="my_tasks",
     out_dir="results/data/content_free_tasks/my_facts", mask="X", subject_field="subject")``.
     """
-    source, demos = variant_source(task_dir, task)
+    source, demos = variant_source(task_dir, task, masked_fields)
     sources = {str(f.relative_to(task_dir)): sha256_file(f) for f in folder_files(Path(task_dir))}
     final = Path(out_dir)
     with atomic_dir(final) as tmp:

@@ -159,3 +159,11 @@ def question_fact(doc: dict | None, task: str, doc_id: str) -> str:
     if doc.get("subject") is not None and doc.get("answer_text") is not None:
         return fact_key(doc["subject"], doc["answer_text"])
     return own_fact(task, doc_id)
+
+
+def sharing_relations(names) -> dict[str, set[str]]:
+    """Built relation -> the others of ``names`` that ask at least one of its facts
+    (:func:`fact_key`; ``capitals`` and ``city_country`` share the capitals asked as cities,
+    ``element_symbol`` and ``element_name`` are each other's inverse). Loads the relations."""
+    facts = {n: {fact_key(f.subject, f.answer) for f in RELATIONS[n].load()} for n in names if n in RELATIONS}
+    return {n: {m for m in facts if m != n and facts[n] & facts[m]} for n in facts}

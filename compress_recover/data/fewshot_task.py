@@ -120,14 +120,19 @@ def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, sp
     manifest = _write_folder(Path(out_dir), task, rows, pool, content_free_mask=content_free_mask,
                              extra={"split": split_settings(split), "shots": shots})
     if control_dir is not None:
-        others = [{**r, TASK_FIELD: name} for name, rs in marked_rows.items() if name != task for r in rs
-                  if r[POOL_FIELD]]
+        # another relation: none that asks one of this task's facts (an inverse relation, the
+        # capitals asked again as cities), so the control shows the format, not the knowledge
+        own = {facts[(task, str(i))] for i in range(len(rows))}
+        sharing = {name for name in questions if name != task
+                   and own & {facts[(name, str(i))] for i in range(len(questions[name]))}}
+        others = [{**r, TASK_FIELD: name} for name, rs in marked_rows.items() if name != task and name not in sharing
+                  for r in rs if r[POOL_FIELD]]
         if control_shots:
             if not others:
                 raise ValueError(f"few-shot format control of task {task!r}: it draws demonstrations from the dev "
-                                 f"questions of the other knowledge tasks, and there are none (built tasks: "
-                                 f"{sorted(questions)}); add a task to data.knowledge_tasks or set "
-                                 "recovery.recover_base: false")
+                                 f"questions of the other knowledge tasks that ask none of its facts, and there are "
+                                 f"none (built tasks: {sorted(questions)}; sharing facts: {sorted(sharing)}); add a "
+                                 "task to data.knowledge_tasks or set recovery.recover_base: false")
             _check_enough(task, others, rows, control_shots, "the other tasks' dev questions (format control)")
         _write_folder(Path(control_dir), task, [{**r, POOL_FIELD: False} for r in rows], others,
                       content_free_mask=content_free_mask, control=True,

@@ -24,6 +24,14 @@ dropped (the latest in the seeded order); the cap is computed from the questions
 that is right in no kept question is never a distractor while balance is feasible.
 :func:`answer_balance` and :func:`frequency_rule_accuracy` measure what is left for a prior.
 
+What balance cannot remove: on a one-to-one relation (every answer right once) a rule fitted
+on the dev questions sees the split, not a prior. An answer right in a dev question is never
+right in a test question, so "pick the most frequent dev answer" scores below chance on test
+(about 0.10 against 0.25 with the default split) and its reverse, "avoid the dev answers",
+above it (about 0.33). Neither is open to a model scored zero-shot (it never sees the split),
+and few-shot demonstrations are never answered by one of the question's choices
+(:func:`compress_recover.data.fewshot_task.may_demonstrate`), so no prompt shows it either.
+
 Writes ``<task>.jsonl`` (one question a line: subject, question, choices, answer index),
 ``<task>.yaml`` (an lm-eval task reading that file), with ``data.content_free_mask`` set its
 content-free variant (``<task>_content_free.yaml`` and ``content_free.py``:

@@ -6,8 +6,9 @@
   move together, and so do the questions a shared answer's prior decides,
   :mod:`.clusters`), stratified by task, the same draw for every model of a (model, task)
   grid (paired); a recovery's seeds are resampled with replacement on top (two levels).
-  Where every question is its own fact and answer this is the plain question bootstrap,
-  draw for draw;
+  Within a stratum of m clusters, m - 1 are drawn and each counts m / (m - 1) (Rao and
+  Wu's rescaling, :func:`cluster_weights`); where every question is its own fact and
+  answer this is the rescaled question bootstrap, draw for draw;
 - bootstrap p-values (the ``share_*`` functions) and bounds (:func:`lower_bound`,
   :func:`upper_bound`) agree exactly: an interval at level a excludes a threshold when the
   p-value against it is <= a;

@@ -17,8 +17,9 @@ A question without a content-free twin (``data.content_free_mask: null``, a user
 whose entry names no ``subject_field``) has them empty (NaN), never a guess.
 :func:`content_free_table` gives, per (model, compression, recovery, task), the accuracy,
 the content-free accuracy, accuracy above it with a 95% cluster-bootstrap interval over
-facts (:func:`.bootstrap.fact_strata`, :func:`.bootstrap.cluster_weights`: the same
-resampling unit as every other interval) and the share of questions answered from the
+clusters of facts and shared right answers (:func:`.clusters.question_clusters`,
+:func:`.bootstrap.fact_strata`, :func:`.bootstrap.cluster_weights`: the same resampling
+unit as every other interval) and the share of questions answered from the
 prior, on the questions that have a twin.
 """
 
@@ -29,6 +30,7 @@ import json
 from ...io import read_jsonl
 from ...runs import RunId
 from .bootstrap import CHUNK, cluster_weights, fact_strata, interval, stable_seed
+from .clusters import answer_key, question_clusters
 from .questions import KEYS, question_record, source_task
 
 PRIOR_COLUMNS = ["prior_choice", "prior_correct", "from_prior"]
@@ -116,8 +118,8 @@ def content_free_table(headline, *, iters: int, seed: int):
     """Per (model, compression, recovery, task) of ``headline`` (test questions, the final
     budget's runs, the pooled task included, with :data:`PRIOR_COLUMNS`): on the questions
     that have a content-free twin (``n``), the accuracy (mean over runs), the content-free
-    accuracy, their difference ``above_content_free`` with its 95% interval (facts resampled
-    with replacement, stratified by task, every run of the cell on the same draw, the mean
+    accuracy, their difference ``above_content_free`` with its 95% interval (clusters of facts
+    and shared right answers resampled, stratified by task, every run of the cell on the same draw, the mean
     over runs; the seeds are not resampled) and ``from_prior``, the share of answers equal to
     the run's content-free answer. A cell without any twin has n 0 and the rest empty."""
     import numpy as np
@@ -128,6 +130,8 @@ def content_free_table(headline, *, iters: int, seed: int):
         has = sub["prior_correct"].notna()
         doc_ids = tuple(sorted(set(sub.doc_id[has])))
         facts = dict(zip(sub.doc_id, sub.fact.astype(str), strict=True))
+        answers = dict(zip(sub.doc_id, (answer_key(a, c) for a, c in zip(sub.answer, sub.choices, strict=True)),
+                           strict=True)) if {"answer", "choices"} <= set(sub) else {}
         cells = {}
         for (comp, rec), frame in sub.groupby(["compression", "recovery"], sort=True):
             runs = tuple(sorted(set(frame.run)))
@@ -137,7 +141,8 @@ def content_free_table(headline, *, iters: int, seed: int):
             cells[(comp, rec)] = (runs, correct, prior, same)
         draws = {k: np.empty(iters) for k, (_, c, p, _s) in cells.items() if len(doc_ids) and not np.isnan(p).any()}
         if draws and doc_ids:
-            fact_index, strata = fact_strata([facts[d] for d in doc_ids], [source_task(task, d) for d in doc_ids])
+            clusters = question_clusters([facts[d] for d in doc_ids], [answers.get(d) for d in doc_ids])
+            fact_index, strata = fact_strata(clusters, [source_task(task, d) for d in doc_ids])
             rng = np.random.default_rng(stable_seed(seed, model, task, "content_free"))
             for start in range(0, iters, CHUNK):
                 size = min(CHUNK, iters - start)

@@ -13,8 +13,9 @@ questions of the final budget's runs:
   AUC of the KL for telling the lost ones from the kept ones (0.5: the distance says
   nothing about which questions were lost; 1: every lost question moved further than every
   kept one), with a 95% interval from the same cluster bootstrap as the verdict (facts and
-  shared answers resampled together, :mod:`.clusters`, stratified by task). Descriptive:
-  outside the verdict's error budget.
+  shared answers resampled together, :mod:`.clusters`, stratified by task; none with fewer
+  than 2 lost questions, :func:`auc_interval`). Descriptive: outside the verdict's error
+  budget.
 
 A lost question's top choice changed, so it must have moved some distance; an AUC near 1 is
 the expected floor for a distance that sees flips at all. What the AUC shows is how often a
@@ -50,6 +51,23 @@ def weighted_auc(scores, positive, weights):
     return auc if np.ndim(weights) > 1 else float(auc[0])
 
 
+MIN_LOST = 2  # fewer lost questions: no AUC interval
+MIN_DEFINED = 0.95  # the share of resamples with a lost and a kept question an interval needs
+
+
+def auc_interval(draws, lost: int) -> tuple[float, float]:
+    """The 95% percentile interval of the AUC's resamples, over those where it is defined (a
+    lost and a kept question drawn); NaN (no interval) with fewer than :data:`MIN_LOST` lost
+    questions or when under :data:`MIN_DEFINED` of the resamples define it, rather than an
+    interval read off a conditional distribution or stretched to infinity."""
+    import numpy as np
+
+    defined = draws[np.isfinite(draws)]
+    if lost < MIN_LOST or len(defined) < MIN_DEFINED * len(draws):
+        return float("nan"), float("nan")
+    return interval(defined, INTERVAL)
+
+
 def _row(grid, comp: str, rec: str, i: int, weights) -> dict:
     import numpy as np
 
@@ -63,7 +81,7 @@ def _row(grid, comp: str, rec: str, i: int, weights) -> dict:
     if np.isnan(kl).any():
         return {**row, **dict.fromkeys(["kl_mean", "kl_p90", "kl_p99", "auc_lost", "auc_low", "auc_high"],
                                        float("nan"))}
-    low, high = interval(weighted_auc(kl[base_right], lost[base_right], weights[:, base_right]), INTERVAL)
+    low, high = auc_interval(weighted_auc(kl[base_right], lost[base_right], weights[:, base_right]), row["lost"])
     return {**row, "kl_mean": float(kl.mean()), "kl_p90": float(np.quantile(kl, 0.9)),
             "kl_p99": float(np.quantile(kl, 0.99)),
             "auc_lost": weighted_auc(kl[base_right], lost[base_right], np.ones(int(base_right.sum()))),
