@@ -274,7 +274,7 @@ class Results:
     tables: Tables
     summary: object = None
     # name -> {"tasks", "questions", "verdicts"}: the verdict decided again on a subset
-    # (``one_to_one``: the relations where no two questions share a right answer,
+    # (``one_to_one``: the questions of the relations where at most 5% share a right answer, unshared ones,
     # stats/sensitivity.py); reported beside the verdict, never deciding it
     sensitivity: dict = field(default_factory=dict)
     # model -> the pooled test questions' resampling clusters (stats/clusters.py cluster_sizes):

@@ -213,8 +213,8 @@ def _one_to_one_lines(model: ModelResults) -> list[str]:
         return [PREDATES.format(what="the verdict on the one-to-one relations alone"), ""]
     if not model.one_to_one.verdicts:
         return [_no_one_to_one(model), ""]
-    lines = [f"Decided again on {_one_to_one_scope(model)}: the relations where no two questions share a right "
-             "answer, with the same rule, thresholds and kind of Holm family. A sensitivity check that decides "
+    lines = [f"Decided again on {_one_to_one_scope(model)}: the relations where at most 5% of the questions "
+             "share a right answer, those few left out, with the same rule, thresholds and kind of Holm family. A sensitivity check that decides "
              "nothing: where it differs, the verdict rests partly on questions that share a right answer.", "",
              "| compression | verdict | one-to-one relations alone | the same |", "|---|---|---|---|"]
     o = model.one_to_one

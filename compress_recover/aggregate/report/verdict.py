@@ -132,7 +132,7 @@ def sensitivity_text(v, sensitivity: dict) -> str | None:
     same = ("the same verdict" if s.verdict == v.verdict
             else "a different verdict: the verdict above rests partly on questions that share their right answer")
     return (f"On the one-to-one relations alone ({', '.join(row['tasks'])}: {row['questions']} test questions, "
-            f"no two sharing a right answer), the same rule decides: {s.verdict} (damage {fmt(s.damage.damage)}; "
+            f"none sharing its right answer), the same rule decides: {s.verdict} (damage {fmt(s.damage.damage)}; "
             f"{decisions}): {same}. A sensitivity check, not part of the verdict.")
 
 
