@@ -196,8 +196,8 @@ def _content_free_lines(name: str, model: ModelResults) -> list[str]:
     lines = [*title,
              "Every model also answered each question with its subject masked (same template, choices and answer): "
              "its content-free accuracy is what its prior alone scores. On the pooled test questions that have such "
-             "a twin (n): the accuracy, the content-free accuracy, the accuracy above it with its 95% interval (facts "
-             "resampled, stratified by task; descriptive) and the share of answers equal to the masked one "
+             "a twin (n): the accuracy, the content-free accuracy, the accuracy above it with its 95% interval "
+             "(clusters of facts and shared right answers resampled, stratified by task; descriptive) and the share of answers equal to the masked one "
              "(answered from the prior: right or wrong, no evidence that the model knows the fact).", "",
              "| compression, remedy | n | accuracy | content-free accuracy | above content-free [95%] "
              "| answered from the prior |", "|---|---|---|---|---|---|"]

@@ -108,7 +108,7 @@ class Anatomy:
 class ContentFree:
     """One model's pooled test accuracy beside its content-free baseline (content_free.csv's
     pooled row): on the ``n`` questions with a content-free twin, the accuracy, the accuracy
-    with the subject masked, their difference with its 95% interval (facts resampled), and
+    with the subject masked, their difference with its 95% interval (clusters of facts and shared answers resampled), and
     the share of answers equal to the masked answer (``from_prior``)."""
 
     n: int
