@@ -197,7 +197,8 @@ def _content_free_lines(name: str, model: ModelResults) -> list[str]:
              "Every model also answered each question with its subject masked (same template, choices and answer): "
              "its content-free accuracy is what its prior alone scores. On the pooled test questions that have such "
              "a twin (n): the accuracy, the content-free accuracy, the accuracy above it with its 95% interval "
-             "(clusters of facts and shared right answers resampled, stratified by task; descriptive) and the share of answers equal to the masked one "
+             "(clusters of facts and shared right answers resampled, stratified by task; descriptive) and the share "
+             "of answers equal to the masked one "
              "(answered from the prior: right or wrong, no evidence that the model knows the fact).", "",
              "| compression, remedy | n | accuracy | content-free accuracy | above content-free [95%] "
              "| answered from the prior |", "|---|---|---|---|---|---|"]
@@ -214,8 +215,9 @@ def _one_to_one_lines(model: ModelResults) -> list[str]:
     if not model.one_to_one.verdicts:
         return [_no_one_to_one(model), ""]
     lines = [f"Decided again on {_one_to_one_scope(model)}: the relations where at most 5% of the questions "
-             "share a right answer, those few left out, with the same rule, thresholds and kind of Holm family. A sensitivity check that decides "
-             "nothing: where it differs, the verdict rests partly on questions that share a right answer.", "",
+             "share a right answer, those few left out, with the same rule, thresholds and kind of Holm family. "
+             "A sensitivity check that decides nothing: where it differs, the verdict rests partly on questions "
+             "that share a right answer.", "",
              "| compression | verdict | one-to-one relations alone | the same |", "|---|---|---|---|"]
     o = model.one_to_one
     for c, v in o.verdicts.items():

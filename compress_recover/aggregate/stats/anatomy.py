@@ -25,7 +25,7 @@ question's status (:func:`compress_recover.aggregate.stats.status.status_table`)
 from __future__ import annotations
 
 from ...runs import BASE
-from .clusters import answer_key, question_clusters
+from .clusters import answer_keys, question_clusters
 from .status import KEPT, LOST, outcomes, status_table
 
 AXES = {"popularity": "pop_pct", "base confidence": "base_confidence"}
@@ -60,8 +60,7 @@ def question_frame(table):
                if c in table]
     described = table[columns].drop_duplicates(["task", "doc_id"]).reset_index(drop=True)
     facts = described.fact.fillna(described.task + ":" + described.doc_id.astype(str))
-    answers = ([answer_key(a, c) for a, c in zip(described.answer, described.choices, strict=True)]
-               if {"answer", "choices"} <= set(described) else None)
+    answers = answer_keys(described)
     described = described.assign(pop_pct=popularity_percentiles(described),
                                  cluster=question_clusters(facts, answers))
     described = described.drop(columns=[c for c in ("answer", "choices") if c in described])

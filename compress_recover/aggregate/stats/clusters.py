@@ -43,6 +43,14 @@ def answer_key(answer, choices) -> str | None:
     return _normalised(answer)
 
 
+def answer_keys(frame) -> list | None:
+    """Per row of a question table its right answer's key (:func:`answer_key` of its
+    ``answer`` and ``choices`` columns); None when the table has no such columns."""
+    if not {"answer", "choices"} <= set(frame):
+        return None
+    return [answer_key(a, c) for a, c in zip(frame.answer, frame.choices, strict=True)]
+
+
 def question_clusters(facts, answers=None) -> tuple:
     """Per question its cluster id: the first-seen fact of its connected component of the
     fact -- answer graph (:mod:`.clusters`). ``answers``: per question an answer key

@@ -30,7 +30,7 @@ import json
 from ...io import read_jsonl
 from ...runs import RunId
 from .bootstrap import CHUNK, cluster_weights, fact_strata, interval, stable_seed
-from .clusters import answer_key, question_clusters
+from .clusters import answer_keys, question_clusters
 from .questions import KEYS, question_record, source_task
 
 PRIOR_COLUMNS = ["prior_choice", "prior_correct", "from_prior"]
@@ -130,8 +130,8 @@ def content_free_table(headline, *, iters: int, seed: int):
         has = sub["prior_correct"].notna()
         doc_ids = tuple(sorted(set(sub.doc_id[has])))
         facts = dict(zip(sub.doc_id, sub.fact.astype(str), strict=True))
-        answers = dict(zip(sub.doc_id, (answer_key(a, c) for a, c in zip(sub.answer, sub.choices, strict=True)),
-                           strict=True)) if {"answer", "choices"} <= set(sub) else {}
+        keys = answer_keys(sub)
+        answers = {} if keys is None else dict(zip(sub.doc_id, keys, strict=True))
         cells = {}
         for (comp, rec), frame in sub.groupby(["compression", "recovery"], sort=True):
             runs = tuple(sorted(set(frame.run)))

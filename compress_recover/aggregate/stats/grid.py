@@ -15,7 +15,7 @@ from functools import cached_property
 
 from ...data.facts import own_fact
 from ...runs import BASE
-from .clusters import answer_key, question_clusters
+from .clusters import answer_keys, question_clusters
 from .questions import source_task
 
 
@@ -135,11 +135,13 @@ def _facts(reference, doc_ids, task: str) -> tuple:
 
 def _answers(reference, doc_ids) -> tuple:
     """Each question's right-answer key from the table's ``answer`` and ``choices`` columns
-    (:func:`.clusters.answer_key`); () without them."""
-    if "answer" not in reference or "choices" not in reference:
+    (:func:`.clusters.answer_keys`); () without them."""
+    rows = reference.drop_duplicates("doc_id")
+    keys = answer_keys(rows)
+    if keys is None:
         return ()
-    rows = reference.drop_duplicates("doc_id").set_index("doc_id")
-    return tuple(answer_key(rows.at[d, "answer"], rows.at[d, "choices"]) for d in doc_ids)
+    by_doc = dict(zip(rows.doc_id, keys, strict=True))
+    return tuple(by_doc[d] for d in doc_ids)
 
 
 def build_grids(table) -> dict[tuple[str, str], Grid]:

@@ -15,7 +15,7 @@ where it differs from the verdict, the verdict rests partly on shared-answer que
 
 from __future__ import annotations
 
-from .clusters import answer_key
+from .clusters import answer_keys
 from .questions import ALL_KNOWLEDGE, source_task
 
 
@@ -35,10 +35,10 @@ def one_to_one_questions(table) -> tuple[list[str], set]:
 
     tasks, kept = [], set()
     described = table[table.task != ALL_KNOWLEDGE].drop_duplicates(["task", "doc_id"])
-    if not {"answer", "choices"} <= set(described):
+    if answer_keys(described) is None:
         return [], set()
     for task, rows in described.groupby("task", sort=True):
-        keys = [answer_key(a, c) for a, c in zip(rows.answer, rows.choices, strict=True)]
+        keys = answer_keys(rows)
         if not keys or None in keys:
             continue
         counts = Counter(keys)
