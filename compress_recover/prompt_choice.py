@@ -118,13 +118,23 @@ def pool_summary(record: dict | None) -> dict | None:
     def counts(values) -> str:
         return "/".join(str(int(v)) for v in values) if values else ""
 
-    trained = [sum(per_prompt) for per_prompt in zip(*record.get("trained_with", []))]
     before, after = record.get("before") or {}, record.get("after") or {}
     confusion = after.get("confusion")
-    return {"routing": record.get("routing"), "trained_with": counts(trained),
+    return {"routing": record.get("routing"), "trained_with": counts(examples_per_prompt(record)),
             "text_before": counts(before.get("counts")), "text_after": counts(after.get("counts")),
             "text_entropy": after.get("entropy"),
             "confusion": "|".join(",".join(map(str, row)) for row in confusion) if confusion else ""}
+
+
+def examples_per_prompt(record: dict) -> list[int]:
+    """How many training examples each prompt of a pool trained with, over the whole training,
+    from either record of it: a training record's ``trained_with`` (an adapter manifest's
+    ``pool``: per step, the examples routed to each prompt), summed over steps, or the
+    "a/b/..." :func:`pool_summary` makes of that (cost.json's ``pool``). [] without one."""
+    trained = record.get("trained_with") or []
+    if isinstance(trained, str):
+        return [int(v) for v in trained.split("/")]
+    return [sum(per_prompt) for per_prompt in zip(*trained)]
 
 
 def normalised_entropy(counts) -> float:

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECOVERY_EXAMPLES = {
     "lora": {"method": "lora", "rank": 4, "alpha": 8, "lr": 1e-2, "target_modules": ["q_proj", "v_proj", "down_proj"]},
     "prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 4, "lr": 0.3},
-    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "lr": 0.3},
+    # the tests' blocks are 16 tokens: the choice reads the first 8, the loss the rest
+    "idp": {"method": "idp", "pool_size": 3, "num_virtual_tokens": 2, "context_tokens": 8, "lr": 0.3},
 }
 
 # The recovery methods that train nothing (config ``trained`` False), tested in test_training_free.py.

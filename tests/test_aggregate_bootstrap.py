@@ -34,33 +34,36 @@ def test_bounds_agree_exactly_with_the_bootstrap_p_values():
         assert (upper_bound(draws, a) < t) == (share_at_or_above(draws, t) <= a)
 
 
-def test_bounds_are_numpy_quantiles_of_the_same_draws():
-    # the bound with tail a is the order statistic that leaves floor(a * B) draws beyond it on
-    # its side: numpy's inverted-CDF quantile at 1 - a (of -draws, for the lower bound), the
-    # same number of draws excluded on each side of the interval
-    from compress_recover.aggregate.stats.bootstrap import interval
+def test_bounds_are_order_statistics_dual_to_the_plus_one_p_values():
+    # p-values are (k + 1) / (B + 1), never 0; the bound with tail a is the order statistic that
+    # leaves k = floor(a (B + 1)) - 1 draws beyond it on its side, so the bound excludes a
+    # threshold exactly when that p-value is <= a; the same number of draws on each side
+    from compress_recover.aggregate.stats.bootstrap import interval, share_at_or_above, share_below
 
     rng = np.random.default_rng(7)
     for iters in (100, 999, 1000, 2000, 4001):
         draws = rng.normal(0.3, 0.1, iters)
+        ordered = np.sort(draws)
         for a in (0.025, 0.05, 0.0125, 0.001, 0.2):
             low, high = lower_bound(draws, a), upper_bound(draws, a)
-            assert low == -np.quantile(-draws, 1 - a, method="inverted_cdf")
-            assert high == np.quantile(draws, 1 - a, method="inverted_cdf")
-            k = int(np.floor(a * iters * (1 + 1e-9)))
-            assert (draws < low).sum() == k == (draws > high).sum()
-            # and numpy's default (linear) quantile lies within one draw of it
-            ordered = np.sort(draws)
+            k = int(np.floor(a * (iters + 1) * (1 + 1e-9))) - 1
+            if k < 0:  # too few resamples for this tail: no bound
+                assert (low, high) == (-np.inf, np.inf)
+                continue
             assert low == ordered[k] and high == ordered[iters - 1 - k]
-            assert ordered[max(k - 1, 0)] <= np.quantile(draws, a) <= ordered[k + 1]
-            assert ordered[iters - 2 - k] <= np.quantile(draws, 1 - a) <= ordered[min(iters - k, iters - 1)]
+            assert (draws < low).sum() == k == (draws > high).sum()
+            assert share_below(draws, low) == (k + 1) / (iters + 1) <= a < (k + 2) / (iters + 1)
+            assert share_at_or_above(draws, np.nextafter(high, np.inf)) == (k + 1) / (iters + 1)
+            # numpy's default (linear) quantile lies within two draws of it
+            assert ordered[max(k - 1, 0)] <= np.quantile(draws, a) <= ordered[k + 2]
         assert interval(draws, 0.95) == (lower_bound(draws, 0.025), upper_bound(draws, 0.025))
-    # the 95% interval of 1000 draws 0, 1, ..., 999: 25 excluded on each side
-    assert interval(np.arange(1000.0)) == (25.0, 974.0)
+    # the 95% interval of 1000 draws 0, 1, ..., 999: floor(0.025 x 1001) - 1 = 24 excluded on each side
+    assert interval(np.arange(1000.0)) == (24.0, 975.0)
+    assert share_below(np.arange(1000.0), -1) == 1 / 1001  # no resample crossed: p = 1 / (B + 1), not 0
     # an undefined draw (NaN) counts against the claim: below every lower bound, above every upper
     draws = np.arange(100.0)
     draws[50] = np.nan
-    assert lower_bound(draws, 0.05) == 4.0 and upper_bound(draws, 0.05) == 95.0   # 5 beyond each, NaN one of them
+    assert lower_bound(draws, 0.05) == 3.0 and upper_bound(draws, 0.05) == 96.0   # 4 beyond each, NaN one of them
 
 
 def test_holm_adjusted_p_values_and_levels():

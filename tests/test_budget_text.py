@@ -169,7 +169,8 @@ def _adapter_tensors(folder: Path) -> dict:
     return load_file(str(weights))
 
 
-@pytest.mark.parametrize("method", [LORA, {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2},
+@pytest.mark.parametrize("method", [LORA, {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2,
+                                           "context_tokens": 4},
                                     {"method": "idp", "pool_size": 2, "num_virtual_tokens": 2, "routing": "gumbel",
                                      "context_tokens": 4}])
 def test_a_budget_checkpoint_equals_a_run_trained_for_that_many_steps(method, tiny_checkpoint, text_dir, tmp_path):

@@ -41,7 +41,7 @@ def _evaluate(checkpoint, task_dir, tmp_path, task="capitals", adapter_dir=None,
 
 
 PROMPT_METHODS = {"prompt_tuning": {"method": "prompt_tuning", "num_virtual_tokens": 3, "lr": 0.3},
-                  "idp": {"method": "idp", "pool_size": 4, "num_virtual_tokens": 3, "lr": 0.3}}
+                  "idp": {"method": "idp", "pool_size": 4, "num_virtual_tokens": 3, "context_tokens": 8, "lr": 0.3}}
 
 
 def _prompt_adapter(method, checkpoint, text_dir, out):

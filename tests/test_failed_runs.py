@@ -279,7 +279,7 @@ def test_the_verdict_treats_a_failed_method_as_not_tried():
     damage = damage_record()
 
     def method(rec, side, decision, status="ok"):
-        return decision_record(rec, side, decision, status, ci=(0.1, 0.3), failure="why",
+        return decision_record(rec, side, decision, status, ci=(-0.1, 0.3), failure="why",
                                note=f"{rec} failed to train: why" if status == "failed" else "")
 
     verdict, reason = decide(damage, [method("a", "input", "failed (why)", "failed"),
@@ -287,7 +287,8 @@ def test_the_verdict_treats_a_failed_method_as_not_tried():
     assert verdict == "not recovered at this budget" and reason.endswith("; a failed to train: why")
     verdict, reason = decide(damage, [method("a", "input", "failed (why)", "failed"),
                                       method("b", "parameters", "failed (why)", "failed")], BUDGET)
-    assert verdict == "inconclusive" and reason == ("every recovery method failed to train, so none was tried; "
+    assert verdict == "inconclusive" and reason == ("every recovery method of the two sides failed to train, so "
+                                                    "none was tried; "
                                                     "a failed to train: why; b failed to train: why")
 
 

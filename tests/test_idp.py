@@ -79,7 +79,7 @@ def test_pool_of_one_is_exactly_prompt_tuning(tiny_checkpoint):
 
 
 def test_hard_routing_gives_gradient_only_to_the_selected_prompt(tiny_checkpoint):
-    idp = _idp(tiny_checkpoint, m=4, n=2).train()
+    idp = _idp(tiny_checkpoint, m=4, n=2, context_tokens=4).train()
     ids = IDS[:1]
     out = idp(input_ids=ids, labels=ids)
     out.loss.backward()
@@ -87,9 +87,12 @@ def test_hard_routing_gives_gradient_only_to_the_selected_prompt(tiny_checkpoint
     norms = idp.prompts.grad.flatten(1).norm(dim=1)
     assert norms[selected] > 0
     assert all(norms[j] == 0 for j in range(4) if j != selected)
-    # and the trained forward equals the inference forward
+    # and the trained forward equals the inference forward: the choice inference makes from
+    # the block's first context_tokens, then the whole block under it
     with torch.no_grad():
-        torch.testing.assert_close(idp.eval()(input_ids=ids).logits, out.logits.detach())
+        idp.eval()
+        assert idp(input_ids=ids[:, :4]).selected.item() == selected
+        torch.testing.assert_close(idp(input_ids=ids, selected=out.selected).logits, out.logits.detach())
 
 
 def test_shard_routing_trains_prompt_of_the_block_index(tiny_checkpoint):
@@ -103,7 +106,7 @@ def test_shard_routing_trains_prompt_of_the_block_index(tiny_checkpoint):
 
 
 def test_soft_routing_trains_the_whole_pool(tiny_checkpoint):
-    idp = _idp(tiny_checkpoint, m=3, n=2, routing="soft").train()
+    idp = _idp(tiny_checkpoint, m=3, n=2, routing="soft", context_tokens=4).train()
     idp(input_ids=IDS, labels=IDS).loss.backward()
     assert (idp.prompts.grad.flatten(1).norm(dim=1) > 0).all()
 

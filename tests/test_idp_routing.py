@@ -79,6 +79,77 @@ def peaked(tiny_checkpoint):
     return model
 
 
+def _causal_pool(model, routing: str, context: int = 4) -> IDPModel:
+    """A pool of four random 2-token prompts in training mode, choosing from the first ``context`` tokens."""
+    prompts = torch.randn(4, 2, model.config.hidden_size, generator=torch.Generator().manual_seed(0)) * 0.5
+    config = IDPConfig(pool_size=4, num_virtual_tokens=2, routing=routing, context_tokens=context)
+    return IDPModel(model, prompts, config).train()
+
+
+@pytest.mark.parametrize("routing", ["hard", "soft", "gumbel"])
+def test_a_training_choice_reads_the_context_span_only_as_inference_does(peaked, routing):
+    """The choice at a block's loss positions never reads the tokens it is trained to
+    predict: changing a block after its first context_tokens leaves the choice and the
+    router's logits as they were, and they are inference's on the span alone."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(10, 450, (6, 12), generator=g)
+    later = ids.clone()
+    later[:, 4:] = torch.randint(10, 450, (6, 8), generator=g)
+    earlier = ids.clone()
+    earlier[:, :4] = torch.randint(10, 450, (6, 4), generator=g)
+    outs = {}
+    for name, block in (("ids", ids), ("later", later), ("earlier", earlier)):
+        idp = _causal_pool(peaked, routing)  # gumbel's running centre and noise start afresh for each block
+        outs[name] = idp(input_ids=block, labels=block)
+    assert torch.equal(outs["ids"].selected, outs["later"].selected)
+    torch.testing.assert_close(outs["ids"].scores, outs["later"].scores)
+    assert not torch.allclose(outs["ids"].scores, outs["earlier"].scores)  # the span does decide
+    if routing != "gumbel":  # uncentred: the training logits are inference's on the span
+        with torch.no_grad():
+            torch.testing.assert_close(idp.eval()(input_ids=ids[:, :4]).scores, outs["ids"].scores.detach())
+
+
+@pytest.mark.parametrize("routing", ["hard", "soft", "gumbel"])
+def test_the_loss_leaves_the_context_span_out_and_needs_a_token_after_it(peaked, routing):
+    from types import SimpleNamespace
+
+    from compress_recover.recover.objective import Objective
+    from compress_recover.recover.train import objective_loss
+
+    ids = torch.randint(10, 450, (3, 10), generator=torch.Generator().manual_seed(2))
+    mask = torch.tensor([[1] * 10, [1] * 10, [0, 0] + [1] * 8])  # the last row left-padded
+    idp = _causal_pool(peaked, routing)
+    out = idp(input_ids=ids, attention_mask=mask, labels=ids)
+    assert out.loss_mask.tolist() == [[0] * 4 + [1] * 6, [0] * 4 + [1] * 6, [0] * 6 + [1] * 4]
+    # the span's labels do not reach the loss, the rest's do
+    relabelled = ids.clone()
+    relabelled[:, :4] = 7
+    again = _causal_pool(peaked, routing)(input_ids=ids, attention_mask=mask, labels=relabelled)
+    torch.testing.assert_close(again.loss, out.loss)
+    relabelled[:, 8] = 7
+    assert not torch.isclose(_causal_pool(peaked, routing)(input_ids=ids, attention_mask=mask,
+                                                           labels=relabelled).loss, out.loss)
+    # nor does the teacher's distribution there (distillation)
+    teacher = torch.randn(3, 10, peaked.config.vocab_size, generator=torch.Generator().manual_seed(3))
+    other = teacher.clone()
+    other[:, :4] = 0.0
+    kd = [objective_loss(_causal_pool(peaked, routing), ids, Objective(loss="distill"),
+                         teacher=lambda input_ids, t=t: SimpleNamespace(logits=t))[1]["kd"] for t in (teacher, other)]
+    assert kd[0] == pytest.approx(kd[1])
+    with pytest.raises(ValueError, match=r"context_tokens: 10 leaves no token of a training block to learn from"):
+        _causal_pool(peaked, routing, context=10)(input_ids=ids, labels=ids)
+
+
+def test_a_context_span_that_leaves_no_token_is_refused_at_config_time():
+    from compress_recover.registry import ConfigError
+
+    for routing in ("hard", "soft", "gumbel"):
+        with pytest.raises(ConfigError, match=rf"k\.context_tokens: 16 must be below .*\(16\): {routing} routing"):
+            IDPConfig(routing=routing, context_tokens=16).check_budget("k", 16)
+        IDPConfig(routing=routing, context_tokens=15).check_budget("k", 16)
+    IDPConfig(routing="shard", context_tokens=16).check_budget("k", 16)  # chooses by the block index
+
+
 def _sources(seed: int = 0, blocks: int = 200, length: int = 32):
     """Two distinct token sources: ids from two disjoint ranges of the vocabulary."""
     g = torch.Generator().manual_seed(seed)
@@ -151,13 +222,13 @@ def test_a_joint_pool_with_load_balancing_uses_every_prompt_where_hard_routing_c
     train_loop(idp, blocks, steps=40, batch_size=4, lr=config.lr, weight_decay=0.0, seed=0, device="cpu")
     moved = (idp.prompts.detach() - start).flatten(1).norm(dim=1)
     after = idp.routing_summary()
-    if routing == "hard":  # the dead-expert failure: the losers never get a gradient
-        assert moved[0] > 0 and (moved == 0).any(), moved
+    chosen = torch.tensor(idp.history).sum(dim=0)
+    if routing == "hard":  # the dead-expert failure: the losers (almost) never get a gradient
+        assert moved[0] > 0 and chosen[0] >= 0.9 * chosen.sum(), chosen
         assert after["entropy"] < ENTROPY_FLOOR, after
     else:
         assert (moved > 0).all(), moved
         assert after["entropy"] >= ENTROPY_FLOOR, after
-        chosen = torch.tensor(idp.history).sum(dim=0)
         assert (chosen > 0).all(), chosen  # every prompt trained on some examples
 
 

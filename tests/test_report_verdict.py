@@ -164,6 +164,12 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
     assert "Prompt pools" in page and "Paired margins" in page and "Format control" in page
     pools = page[page.index("<h2>Prompt pools</h2>"):]
     assert "examples trained per prompt" in pools and "131/109" in pools and "0.999" in pools
+    # every one of idp.seed0's 120 test questions on q was answered by prompt 0, trained with 131 examples
+    assert "test questions answered by a prompt trained with &lt; 16 examples" in pools
+    assert "<td>0 of 120</td><td>131</td>" in pools
+    # the cost table: the pool's 1,000 extra parameters are two prompts', one of which answered
+    costs = page[page.index("id='costs'"):page.index("cost claims beside ours")]
+    assert "extra params used" in costs and "<td>1000</td><td>500</td>" in costs
     # the paper's claims beside ours: LoRA 21,000 / IDP 1,000 extra parameters, IDP at half LoRA's latency
     claims = page[page.index("cost claims beside ours"):]
     assert "21x" in claims and "-50%" in claims and "-60%" in claims and "idp vs lora" in claims

@@ -64,10 +64,15 @@ def _record() -> Results:
                     "holm_level": 0.05 / 3}],
         recovery_fraction=[{**cell, "recovery": "lora", "task": POOLED, "ci_low": 0.1, "ci_high": 2e6},
                            {**cell, "recovery": "lora", "task": "capitals", "ci_low": 0.9, "ci_high": 0.95}],
-        loss_model=[{**cell, "outcome": "lost", "term": "popularity", "n": 10, "events": 4, "coef": -0.25,
-                     "ci_low": -1.0, "ci_high": 0.5, "p_value": 0.5, "status": "pre-specified", "note": ""},
-                    {**cell, "outcome": "lost", "term": "base confidence", "n": 10, "events": 4, "coef": 2.0,
-                     "status": "descriptive"}],
+        loss_model=[{**cell, "outcome": "lost", "fit": "total", "term": "popularity", "n": 10, "events": 4,
+                     "coef": -0.25, "ci_low": -1.0, "ci_high": 0.5, "p_value": 0.5, "status": "pre-specified",
+                     "note": ""},
+                    {**cell, "outcome": "lost", "fit": "secondary", "term": "popularity", "n": 10, "events": 4,
+                     "coef": 2.0, "status": "descriptive", "note": ""},
+                    {**cell, "outcome": "lost", "fit": "secondary", "term": "logit(base confidence)", "n": 10,
+                     "events": 4, "coef": -1.5, "ci_low": -2.5, "ci_high": -0.5, "status": "descriptive",
+                     "note": "", "null_kl": 0.75, "null_draws": 20, "null_events": 6.5, "null_coef": -1.25,
+                     "null_low": -2.0, "null_high": -0.5}],
         loss_anatomy=[{**cell, "task": "all", "outcome": "lost", "axis": "popularity", "bin": 2, "n": 5, "rate": 0.4,
                        "ci_low": 0.1, "ci_high": 0.8},
                       {**cell, "task": "all", "outcome": "lost", "axis": "popularity", "bin": 1, "n": 5, "rate": 0.0,
@@ -139,7 +144,10 @@ EXPECTED = {
         "base_precision": "float32",
         "anatomy": {"c1": {
             "loss_model": {"term": "popularity", "coef": -0.25, "ci_95": [-1, 0.5], "p_value": 0.5, "n": 10,
-                           "events": 4, "note": ""},
+                           "events": 4, "note": "", "fit": "total"},
+            "confidence_gradient": {"coef": -1.5, "ci_95": [-2.5, -0.5], "events": 4, "null_kl": 0.75,
+                                    "null_coef": -1.25, "null_95": [-2, -0.5], "null_draws": 20, "null_events": 6.5,
+                                    "note": ""},
             "lost_rate": {"popularity": [{"quartile": 2, "rate": 0.4, "n": 5, "ci_95": [0.1, 0.8]},
                                          {"quartile": 1, "rate": 0, "n": 5, "ci_95": [0, 0.5]}]},
             "top_wrong_answers": [{"task": "capitals", "answer": a, "lost_questions": n}
@@ -310,3 +318,19 @@ def test_a_snapshot_that_predates_the_new_sections_renders_a_line_for_each(analy
     assert "content-free" not in old_readme
     # and the new snapshot reads back and renders the same through its typed layout
     assert render_results_doc(as_json(Snapshot.from_dict(snap))) == doc
+
+
+def test_the_anatomy_says_which_term_is_the_test_and_shows_the_noise_null(tmp_path):
+    """The pages name the pre-specified term as popularity's total effect and show the
+    secondary confidence term beside its noise null; a snapshot whose run predates the
+    total-effect test (the committed one may) says its term is the direct effect."""
+    doc = render_results_doc(EXPECTED)
+    assert "popularity's total effect, base confidence not held fixed" in doc
+    assert ("| `c1` | 4 / 10 | −0.25 [−1.00, 0.50], p = 0.50 | −1.50 [−2.50, −0.50] · −1.25 [−2.00, −0.50] |"
+            in doc)
+    old = json.loads(json.dumps(EXPECTED))
+    for anatomy in old["models"]["m"]["anatomy"].values():
+        del anatomy["loss_model"]["fit"], anatomy["confidence_gradient"]
+    doc = render_results_doc(old)
+    assert "popularity's direct effect at equal confidence, not its total effect" in doc
+    assert "| `c1` | 4 / 10 | −0.25 [−1.00, 0.50], p = 0.50 | 0.00 / 0.40 |" in doc

@@ -129,10 +129,23 @@ def test_not_only_new_parameters_while_an_input_side_method_is_undecided():
 
 
 def test_not_recovered_at_this_budget_is_positive_evidence():
-    v = one_verdict(analysed(cells(idp=back(20), lora=back(30))))
+    v = one_verdict(analysed(cells(idp=back(0), lora=back(2))))
     assert v["verdict"] == "not recovered at this budget"
-    assert all(m["decision"] == "fails" and m["ci_high"] < 0.5 for m in v["evidence"]["methods"])
+    assert all(m["decision"] == "fails" and m["ci_high"] < 0.5 and m["ci_low"] <= 0
+               for m in v["evidence"]["methods"])
     assert "positive evidence" in v["reason"] and "30,720 tokens" in v["reason"]
+
+
+def test_partly_recovered_when_every_method_fails_but_one_wins_back_more_than_none():
+    # both fail the threshold; lora's simultaneous interval is above 0: part of the loss comes back
+    v = one_verdict(analysed(cells(idp=back(0), lora=back(30))))
+    assert v["verdict"] == "partly recovered at this budget"
+    lora, idp = method(v, "lora"), method(v, "idp")
+    assert lora["decision"] == idp["decision"] == "fails" and lora["ci_low"] > 0 >= idp["ci_low"]
+    assert "lora wins back more than none" in v["reason"]
+    # beside F, the won-back share of the lost questions against the never-known ones it gets right
+    assert lora["won_back"] == pytest.approx(30 / lora["lost_questions"]) and lora["never_known_right"] == 0
+    assert "lost questions against" in v["reason"]
 
 
 def test_no_measurable_loss_when_the_damage_bound_is_below_the_minimum():
@@ -161,8 +174,8 @@ def test_inconclusive_when_the_interval_straddles_the_threshold_with_a_power_est
     # power at the pre-specified effect (F = 0 against the threshold 0.5), not the observed 0.6: 40 questions
     # would show "fails" for a method that wins back nothing; this one is undecided because F sits near 0.5
     power = idp["power"]
-    assert power["effect"] == 0.5 and power["alternative"].startswith("F = 0")
-    assert 0 < power["questions_needed"] <= 40 and "questions" in v["reason"] and "pre-specified" in v["reason"]
+    assert power["alternatives"] == {"fails": 0.0, "recovers": 0.8}
+    assert 0 < power["questions_needed"] == power["fails"]["facts_needed"] <= 40 and "facts" in v["reason"]
     assert power["seeds_needed"] is None and "fewer than 3 seeds" in power["note"]
 
 
@@ -234,13 +247,14 @@ def test_seeds_widen_the_interval():
     width = lambda m: m["ci_high"] - m["ci_low"]  # noqa: E731
     assert width(spread) > 2 * width(one)
     assert same["seeds"] == [0, 1, 2] and one_v.sum() == 280
-    assert width(same) == pytest.approx(width(run_with([one_v])))  # identical seeds add no width
+    # identical seeds add no seed variance: the t interval on the question draws alone, the percentile one's width
+    assert width(same) == pytest.approx(width(run_with([one_v])), rel=0.03)
 
 
 def test_format_control_is_subtracted_and_flagged_when_missing():
     # compression loses 80 (base 360 -> 280); idp wins back 56 (raw 0.7) but gains 40 on the uncompressed
-    # model too (control gain 0.1): controlled (56 - 40) / 80 = 0.2, too low to recover; "fails" reads the
-    # raw fraction (0.7 >= 0.5), so idp is undecided, not failed
+    # model too (control gain 0.1): controlled (56 - 40) / 80 = 0.2, too low to recover; "fails" needs the
+    # raw fraction below too (0.7 >= 0.5), so idp is undecided, not failed
     base, comp = BASE, right(N, range(280))
     control_idp = right(N, range(360), range(360, 400))   # 400 right: +40 over base
     c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(336)),
@@ -249,7 +263,7 @@ def test_format_control_is_subtracted_and_flagged_when_missing():
     v = one_verdict(result)
     idp = method(v, "idp")
     assert idp["control_gain"] == pytest.approx(0.1) and idp["recovery_fraction"] == pytest.approx(0.7)
-    assert idp["fraction"] == pytest.approx(0.2) and idp["fraction_used"] == "controlled (recovers) / raw (fails)"
+    assert idp["fraction"] == pytest.approx(0.2) and idp["fraction_used"].startswith("both")
     assert idp["controlled_fraction"] == pytest.approx(0.2) and idp["controlled_ci_low"] < 0.5
     assert idp["raw_ci_high"] >= 0.5 and idp["ci_low"] == idp["controlled_ci_low"]
     assert idp["ci_high"] == idp["raw_ci_high"]
@@ -307,7 +321,7 @@ def test_decide_branches_directly():
     assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "recovers")],
                   BUDGET)[0] == "recoverable only with new parameters"
     assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "fails")],
-                  BUDGET)[0] == "not recovered at this budget"
+                  BUDGET)[0] in ("not recovered at this budget", "partly recovered at this budget")
     assert decide(damage, [m("a", "input", "undecided"), m("b", "parameters", "recovers")],
                   BUDGET)[0] == "inconclusive"
     # a parameter-side win with no input-side method tried cannot tell the input side from new parameters
@@ -317,14 +331,16 @@ def test_decide_branches_directly():
 
 def test_the_rule_names_its_thresholds_and_the_sides():
     rule = verdict_rule(Methods(sides=SIDES), Settings(min_recovery_fraction=0.4, min_damage=0.03), BUDGET)
-    for words in ("Holm", "min_recovery_fraction (0.4)", "min_damage (0.03", "idp, prompt_tuning", "(lora)",
-                  "questions are resampled with replacement", "control gain", "never clipped at 0",
-                  "lower bounds at alpha_i / 2 of both F_c and the raw F", "upper bound at alpha_i / 2 of the raw F",
-                  "ONE Holm family at alpha = 0.05", "non-inferiority comparison", "is descriptive",
-                  "T ~ t(S - 1)", "with fewer than 3 seeds", "trained adapter(s), not the method",
-                  "pre-specified effect, not the observed one", "F = 0 (a method that wins back nothing)",
-                  "NOT RECOVERED AT THIS BUDGET (60 steps", "INCONCLUSIVE", "RECOVERABLE FROM THE INPUT SIDE",
-                  "RECOVERABLE ONLY WITH NEW PARAMETERS", "NO MEASURABLE LOSS", "flagged 'raw'",
+    for words in ("Holm", "min_recovery_fraction (0.4)", "min_damage (0.03", "idp, prompt_tuning", "(lora;",
+                  "are resampled with replacement", "control gain", "never clipped at 0",
+                  "lower bounds at alpha_i / 2 of both F_c and the raw F", "upper bounds at alpha_i / 2 of both",
+                  "ONE Holm family at alpha = 0.05", "exactly the claims the verdict's label reads",
+                  "non-inferiority", "is descriptive", "Welch-Satterthwaite", "(k + 1) / (B + 1)",
+                  "Bonferroni level", "fewer than 3 seeds", "trained adapter(s), not the method",
+                  "(F = 0) and one that wins back 0.8", "capped at the facts the tasks have",
+                  "NOT RECOVERED AT THIS BUDGET (60 steps", "PARTLY RECOVERED", "INCONCLUSIVE",
+                  "RECOVERABLE FROM THE INPUT SIDE", "RECOVERABLE ONLY WITH NEW PARAMETERS, with the methods and "
+                  "capacities tried", "NO MEASURABLE LOSS", "REFERENCES", "this compressed checkpoint",
                   "knowledge DISPLACED", "knowledge FORGOTTEN", "does not show forgetting"):
         assert words in rule, words
 
@@ -344,15 +360,18 @@ def test_undefined_fraction_without_damage_is_undecided_not_an_error():
 
 def test_a_method_is_not_credited_for_what_it_breaks_on_the_uncompressed_model():
     # idp loses 40 on the uncompressed model (control gain -0.1): subtracting it lifts idp's controlled
-    # fraction from 0.25 to 0.75, but "recovers" needs the raw fraction too and "fails" reads the raw one
+    # fraction from 0.25 to 0.75. "recovers" needs the raw fraction too (below: no), and "fails" needs the
+    # controlled one too (above: no): with a negative control gain neither claim is the easy one, so
+    # idp is undecided (the old rule read "fails" on the raw fraction alone and called it failed)
     base, comp = BASE, right(N, range(280))
     c = {("none", "none", None): base, ("q", "none", None): comp, ("q", "idp", 0): right(N, range(300)),
          ("none", "idp", 0): right(N, range(320))}
-    idp = method(one_verdict(analysed(c)), "idp")
+    v = one_verdict(analysed(c))
+    idp = method(v, "idp")
     assert idp["control_gain"] == pytest.approx(-0.1) and idp["recovery_fraction"] == pytest.approx(0.25)
     assert idp["controlled_fraction"] == pytest.approx(0.75) and idp["controlled_ci_low"] >= 0.5
-    assert idp["fraction"] == pytest.approx(0.25) and idp["fraction_used"] == "raw"
-    assert idp["decision"] == "fails" and idp["raw_ci_high"] < 0.5
+    assert idp["raw_ci_high"] < 0.5
+    assert idp["decision"] == "undecided" and v["verdict"] == "inconclusive"
 
 
 def test_the_one_to_one_sensitivity_verdict_is_the_verdict_on_those_relations_alone():
@@ -408,3 +427,51 @@ def test_a_relation_with_a_few_shared_answers_is_one_to_one_without_them():
     # a task whose choices have no texts cannot be checked: never one-to-one
     table.loc[table.task == "capitals", "choices"] = "null"
     assert one_to_one_questions(table) == ([], set())
+
+
+def test_a_reference_never_decides_a_side_and_gets_its_own_label():
+    # eora (its information: the uncompressed weights) recovers; every method of the two sides fails.
+    # Without the reference rule this read "recoverable only with new parameters"; eora is outside the
+    # family (marginal 95%), beside the verdict with its own label
+    methods = Methods({**METHODS, "eora": "eora"}, {**SIDES, "eora": "parameters"},
+                      references={"eora": "the uncompressed weights"})
+    c = cells(idp=back(0), lora=back(2), eora=back(190))
+    result = analyse(question_frame(c), methods=methods, settings=Settings(), seed=0, budget=BUDGET)
+    (v,) = [v for v in result["verdicts"] if v.compression == "q"]
+    assert v.verdict == "not recovered at this budget"
+    eora = next(m for m in v.methods if m.recovery == "eora")
+    assert eora.decision == "recovers" and eora.reference == "the uncompressed weights"
+    assert eora.family_size is None and eora.interval_confidence == pytest.approx(0.95)
+    assert v.reference.startswith("recoverable from the uncompressed model (reference")
+    sides = [m for m in v.methods if not m.reference]
+    assert {m.family_size for m in sides} == {1 + len(sides)}  # the no-loss test and the two sides' methods
+    assert all(t["parameters"] != "eora" for t in v.noninferiority)  # a reference is on neither side
+    # the same data with eora registered as a side's method: the label it could wrongly give
+    plain = analyse(question_frame(c), methods=Methods({**METHODS, "eora": "eora"}, {**SIDES, "eora": "parameters"}),
+                    settings=Settings(), seed=0, budget=BUDGET)
+    assert next(v for v in plain["verdicts"] if v.compression == "q").verdict == "recoverable only with new parameters"
+
+
+def test_mixed_decisions_decide_no_label_they_do_not_support():
+    # each case kills a mutant of decide(): "all input-side methods fail" read as "any", and "every
+    # method fails" read as "some method fails"
+    damage = damage_record()
+
+    def m(rec, side, decision):
+        return decision_record(rec, side, decision, power={"questions_needed": 10, "power": 0.8})
+
+    one_input_undecided = [m("a", "input", "fails"), m("c", "input", "undecided"), m("b", "parameters", "recovers")]
+    assert decide(damage, one_input_undecided, BUDGET)[0] == "inconclusive"
+    one_param_undecided = [m("a", "input", "fails"), m("b", "parameters", "undecided")]
+    assert decide(damage, one_param_undecided, BUDGET)[0] == "inconclusive"
+    assert decide(damage, [m("a", "input", "fails"), m("b", "parameters", "fails"), m("c", "parameters", "undecided")],
+                  BUDGET)[0] == "inconclusive"
+    # partly: every method fails, one with its interval above 0
+    above = decision_record("b", "parameters", "fails", ci=(0.05, 0.4), power=None)
+    at_zero = decision_record("a", "input", "fails", ci=(-0.1, 0.3), power=None)
+    assert decide(damage, [at_zero, above], BUDGET)[0] == "partly recovered at this budget"
+    assert decide(damage, [at_zero], BUDGET)[0] == "not recovered at this budget"
+    # a reference that recovers, beside sides that fail: the sides decide
+    ref = decision_record("e", "parameters", "recovers", reference="the uncompressed weights")
+    assert decide(damage, [at_zero, ref], BUDGET)[0] == "not recovered at this budget"
+    assert decide(damage, [m("a", "input", "fails"), ref], BUDGET)[0] != "recoverable only with new parameters"

@@ -31,6 +31,7 @@ with log_to(snakemake.log[0]):
         methods=snakemake.params.recovery["methods"],
         sides=snakemake.params.recovery["sides"],
         trained=snakemake.params.recovery["trained"],
+        references=snakemake.params.recovery["references"],
         alpha=report["alpha"],
         min_recovery_fraction=report["min_recovery_fraction"],
         bootstrap_iters=report["bootstrap_iters"],

@@ -76,11 +76,13 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         if not grid.has_base:
             continue
         draws[key] = accuracy_draws(grid, pooled_iters if key in pooled else settings.bootstrap_iters, seed)
-        these = grid_pairs(grid, draws[key], seed)
+        these = grid_pairs(grid, draws[key])
         fraction_table.extend(fraction_rows(grid, these, methods))
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
-    damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods)
+    facts = {model: int(table[table.model == model].fact.nunique()) for model in table.model.unique()} \
+        if "fact" in table else {}
+    damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods, facts)
     failures = failed_groups(failed, final)
     decisions = with_failures(decisions, failures, damage, methods)
     decision_table = pd.DataFrame([d.csv_row() for d in decisions])
@@ -91,7 +93,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "questions": base_first(table), "split": split_table(table), "accuracy": accuracy_table(grids),
         "recovery_fraction": base_first(pd.DataFrame(fraction_table)),
         "decisions": decision_table,
-        "noninferiority": pd.DataFrame(ni), "format_control": control_table(grids, draws, seed),
+        "noninferiority": pd.DataFrame(ni), "format_control": control_table(grids, draws),
         "margin_tests": margins, "paired_tests": mcnemar, "flips": flips(grids),
         "prompt_pool_ablation": pool_ablation(headline, seed=seed),
         "dev_accuracy": dev_accuracy(table[split_mask(table, DEV)], list(dict.fromkeys(table.recovery)), **curves),
@@ -107,7 +109,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
                                                                                       "steps": "Int64"}),
         "bootstrap_iters": {"pooled": pooled_iters, "per_task": settings.bootstrap_iters},
         "resampling_units": {grid.model: cluster_sizes(grid.question_clusters) for grid in pooled.values()},
-        **anatomy_tables(headline[headline.task != ALL_KNOWLEDGE]),
+        **anatomy_tables(headline[headline.task != ALL_KNOWLEDGE], seed=seed),
     }
 
 
@@ -154,7 +156,7 @@ def check_demonstration_facts(table, fewshot_task_dirs) -> None:
 def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str], task_dirs: list[str],
                  content_free: list[tuple[dict, str]] = (),
                  text_dir: str, methods: dict[str, str], sides: dict[str, str], budget: dict, seed: int,
-                 trained: dict[str, bool] | None = None,
+                 trained: dict[str, bool] | None = None, references: dict[str, str] | None = None,
                  out_dir: str, report: dict | None = None, seeds: list[int] | None = None,
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
                  bootstrap_iters: int | None = None, split: dict | None = None,
@@ -165,7 +167,8 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     training steps, None without recovery), run and task. An evaluation whose results JSON
     beside its samples (``<task>.json``) records a failed recovery training is set apart
     (:func:`compress_recover.failures.split_failed`): ``failed_runs.csv`` and verdict.json's
-    ``failed_runs``. ``methods``/``sides``: recovery group -> method, method -> side.
+    ``failed_runs``. ``methods``/``sides``: recovery group -> method, method -> side; ``references``: group or
+    run -> where a reference method's information comes from (:mod:`.stats.methods`).
     ``report``: config.yaml's ``report`` section (the keyword thresholds, if given, override
     it). ``split``: config.yaml's ``data.split`` (None: no dev set, every question test).
     ``generated_text_dirs``: each model's generated training text, leak-checked as the
@@ -176,7 +179,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     analysed as a task of their own."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
-    recovery = Methods(methods, sides, dict(trained or {}))
+    recovery = Methods(dict(methods), dict(sides), dict(trained or {}), dict(references or {}))
     leaks = {**check_leaks(text_dir, task_dirs),
              "generated": [{"text_dir": str(d), **check_leaks(d, task_dirs)} for d in generated_text_dirs]}
     split_config = split_settings(split)
@@ -198,7 +201,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         noninferiority_rule=noninferiority_rule(settings), settings=settings,
         bootstrap_iters=result["bootstrap_iters"],
         seeds=list(seeds) if seeds is not None else sorted({int(s) for s in table.seed.dropna()}),
-        methods=Methods(dict(methods), dict(sides), dict(trained or {})), budget=budget,
+        methods=recovery, budget=budget,
         final_steps=final_steps(budget),
         split={**split_config,
                "counts": split_counts(dict(zip(zip(questions.task, questions.doc_id), questions.split)))},

@@ -48,7 +48,7 @@ from .stats.settings import Settings
 from .stats.verdict import Verdict
 from .tables import CELL
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERDICT_FILE = "verdict.json"
 RECORD_FILE = "record.json"
 SUMMARY_FILE = "summary.csv"  # rule summary's table, beside the analysis folder
@@ -220,7 +220,9 @@ LOSS_ANATOMY = TableSpec(
 LOSS_MODEL = TableSpec(
     "loss_model",
     tuple(MODEL_COLUMNS),
-    "logistic regressions of a question's loss on popularity and base confidence; the pre-specified row first")
+    "logistic regressions of a question's loss: on popularity (the total fit, its popularity term the pre-specified "
+    "test) and on popularity and logit base confidence (the secondary fit, its confidence term beside a noise null)",
+    dtypes={"null_draws": "Int64"})
 
 TABLE_SPECS = (QUESTIONS, SPLIT, ACCURACY, RECOVERY_FRACTION, DECISIONS, NONINFERIORITY, FORMAT_CONTROL,
                MARGIN_TESTS, PAIRED_TESTS, FLIPS, PROMPT_POOL_ABLATION, DEV_ACCURACY, BUDGET_CURVE, COLLATERAL,
@@ -296,6 +298,7 @@ class Results:
             "methods": dict(self.methods.methods),
             "sides": dict(self.methods.sides),
             "trained": dict(self.methods.trained),
+            "references": dict(self.methods.references),
             "budget": self.budget,
             "final_steps": self.final_steps,
             "split": self.split,
@@ -317,7 +320,8 @@ class Results:
         return cls(verdicts=[Verdict.from_dict(v) for v in d["verdicts"]], rule=d["rule"],
                    noninferiority_rule=d.get("noninferiority_rule", ""), settings=Settings(**d["thresholds"]),
                    bootstrap_iters=d.get("bootstrap_iters", {}), seeds=list(d.get("seeds", [])),
-                   methods=Methods(dict(d.get("methods", {})), dict(d.get("sides", {})), dict(d.get("trained", {}))),
+                   methods=Methods(dict(d.get("methods", {})), dict(d.get("sides", {})), dict(d.get("trained", {})),
+                                   dict(d.get("references", {}))),
                    budget=d.get("budget"), final_steps=d.get("final_steps"), split=d.get("split", {}),
                    leaks=d.get("leaks", {}), failed_runs=list(d.get("failed_runs", [])), tables=tables,
                    summary=summary,

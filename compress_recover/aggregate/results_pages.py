@@ -254,26 +254,50 @@ def _perplexity_lines(name: str, model: ModelResults) -> list[str]:
 
 
 def _anatomy_lines(snap: Snapshot, name: str, model: ModelResults) -> list[str]:
-    """Which facts were lost: the pre-specified test, the loss rate per quartile and the
-    compressed model's most frequent wrong answers."""
+    """Which facts were lost: the pre-specified test (popularity's total effect), the
+    secondary confidence gradient beside its noise null, the loss rate per quartile and the
+    compressed model's most frequent wrong answers. A snapshot whose run predates the
+    total-effect test says that its popularity term is the direct effect, and has no null."""
     if not model.anatomy:
         return []
     where = f" (the analysis re-run at {snap.aggregate_commit} on the same evaluations)" \
         if snap.aggregate_commit else ""
+    total = any(a.loss_model is not None and a.loss_model.fit for a in model.anatomy.values())
+    method = (
+        "Pre-specified: a logistic regression of lost on the question's popularity percentile within its relation "
+        "(relation fixed effects, standard errors clustered by fact and shared answer); the popularity term's "
+        "log-odds per unit (least → most popular) and its 95% interval: popularity's total effect, base confidence "
+        "not held fixed. Secondary (descriptive): the same with the logit of the base model's confidence added; its "
+        "log-odds per unit of that logit beside what noise on the base model's outputs of the compression's mean "
+        "KL gives (the null's mean and 95% range over its draws; a perturbation of outputs, not weights). The rest "
+        "is descriptive." if total else
+        "A logistic regression of lost on the question's popularity percentile within its relation and the base "
+        "model's confidence (relation fixed effects, standard errors clustered by fact); the popularity term's "
+        "log-odds per unit (least → most popular) and its 95% interval: popularity's direct effect at equal "
+        "confidence, not its total effect (this run predates the total-effect test). The rest is descriptive.")
+    head = ["compression", "lost / at risk", "popularity log-odds [95%], p",
+            *(["confidence log-odds [95%] (secondary) · noise null [95%]"] if total else []),
+            "lost by popularity quartile (Q1 least)", "lost by base-confidence quartile (Q1 least)",
+            "most frequent wrong answers (lost questions)"]
     lines = [f"### Which facts were lost, `{name}`", "",
-             f"Test questions the base model answered right{where}. Pre-specified: a logistic regression of lost on "
-             "the question's popularity percentile within its relation and the base model's confidence (relation "
-             "fixed effects, standard errors clustered by fact); the popularity term's log-odds per unit "
-             "(least → most popular) and its 95% interval. The rest is descriptive.", "",
-             "| compression | lost / at risk | popularity log-odds [95%], p | lost by popularity quartile (Q1 least) "
-             "| lost by base-confidence quartile (Q1 least) | most frequent wrong answers (lost questions) |",
-             "|---|---|---|---|---|---|"]
+             f"Test questions the base model answered right{where}. {method}", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for comp, a in model.anatomy.items():
-        lines.append(_anatomy_row(comp, a))
+        lines.append(_anatomy_row(comp, a, total))
     return [*lines, ""]
 
 
-def _anatomy_row(comp: str, a: Anatomy) -> str:
+def _gradient_cell(a: Anatomy) -> str:
+    """The secondary fit's confidence term and its noise null, or why either is missing."""
+    g = a.confidence_gradient
+    if g is None:
+        return "—"
+    if g.coef is None or g.null_coef is None:
+        return g.note or "—"
+    return f"{_interval(g.coef, g.ci_95)} · {_interval(g.null_coef, g.null_95)}"
+
+
+def _anatomy_row(comp: str, a: Anatomy, total: bool) -> str:
     m = a.loss_model
     if m is None:
         counts, test = " / ", f"{_interval(None, (None, None))}, p = {_fmt(None, 2)}"
@@ -283,4 +307,7 @@ def _anatomy_row(comp: str, a: Anatomy) -> str:
     rates = {axis: " / ".join(_fmt(q.rate, 2) for q in sorted(qs, key=lambda q: q.quartile))
              for axis, qs in (a.lost_rate or {}).items()}
     answers = ", ".join(f"{w.answer} ({w.task}, {w.lost_questions})" for w in a.top_wrong_answers or [])
-    return f"| `{comp}` | {counts} | {test} | {rates.get(POPULARITY, '')} | {rates.get(CONFIDENCE, '')} | {answers} |"
+    cells = [f"`{comp}`", counts, test, *([_gradient_cell(a)] if total else []), rates.get(POPULARITY, ""),
+             rates.get(CONFIDENCE, ""), answers]
+    return "| " + " | ".join(cells) + " |"
+

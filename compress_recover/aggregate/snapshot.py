@@ -25,9 +25,10 @@ from pathlib import Path
 from ..data.split import DEV, TEST
 from ..io import read_json
 from .results import FLOAT_FORMAT, Results, analysis_path, summary_path
-from .snapshot_records import (Anatomy, ContentFree, Distance, LossModel, LostRate, ModelResults, OneToOne,
-                               Questions, Remedy, ResamplingUnits, Seeds, Snapshot, WrongAnswer, as_json)
-from .stats.anatomy import ALL_TASKS, PRESPECIFIED
+from .snapshot_records import (Anatomy, ConfidenceGradient, ContentFree, Distance, LossModel, LostRate,
+                               ModelResults, OneToOne, Questions, Remedy, ResamplingUnits, Seeds, Snapshot,
+                               WrongAnswer, as_json)
+from .stats.anatomy import ALL_TASKS, CONFIDENCE, PRESPECIFIED, SECONDARY
 from .stats.questions import ALL_KNOWLEDGE
 from .stats.status import LOST
 
@@ -199,19 +200,27 @@ def _add_summary(models: dict[str, ModelResults], summary) -> None:
 
 
 def _anatomy(record: Results) -> dict[str, dict[str, Anatomy]]:
-    """Per model and compression: the pre-specified loss model's popularity term, the loss
-    rate per quartile of popularity and of base confidence (all tasks), and the answers the
-    compressed model gave most often to the questions it lost ({} for a run without them)."""
+    """Per model and compression: the pre-specified loss model's popularity term, the
+    secondary model's confidence term beside its noise null, the loss rate per quartile of
+    popularity and of base confidence (all tasks), and the answers the compressed model gave
+    most often to the questions it lost ({} for a run without them)."""
     tables = record.tables
     out: dict[str, dict[str, Anatomy]] = {}
 
     def anatomy(model, compression) -> Anatomy:
         return out.setdefault(model, {}).setdefault(compression, Anatomy())
 
-    for r in tables.loss_model[tables.loss_model.status == PRESPECIFIED].itertuples(index=False):
+    models = tables.loss_model
+    for r in models[models.status == PRESPECIFIED].itertuples(index=False):
         anatomy(r.model, r.compression).loss_model = LossModel(
             term=_text(r.term), coef=_number(r.coef), ci_95=_pair(r.ci_low, r.ci_high), p_value=_number(r.p_value),
-            n=int(r.n), events=int(r.events), note=_text(r.note))
+            n=int(r.n), events=int(r.events), note=_text(r.note), fit=_text(r.fit))
+    gradients = models[(models.outcome == LOST) & (models.fit == SECONDARY) & (models.term == CONFIDENCE)]
+    for r in gradients.itertuples(index=False):
+        anatomy(r.model, r.compression).confidence_gradient = ConfidenceGradient(
+            coef=_number(r.coef), ci_95=_pair(r.ci_low, r.ci_high), events=int(r.events), null_kl=_number(r.null_kl),
+            null_coef=_number(r.null_coef), null_95=_pair(r.null_low, r.null_high), null_draws=int(r.null_draws),
+            null_events=_number(r.null_events), note=_text(r.note))
     rates = tables.loss_anatomy
     for r in rates[(rates.task == ALL_TASKS) & (rates.outcome == LOST)].itertuples(index=False):
         a = anatomy(r.model, r.compression)

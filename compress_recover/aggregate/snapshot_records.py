@@ -59,7 +59,10 @@ class Remedy:
 
 @dataclass
 class LossModel:
-    """The pre-specified loss model's popularity term (``note``: why it has no estimate)."""
+    """The pre-specified loss model's popularity term (``note``: why it has no estimate);
+    ``fit``: ``total`` (popularity's total effect, :mod:`.stats.anatomy`), absent in the
+    snapshot of a run that predates it, whose term is the direct effect at equal base
+    confidence."""
 
     term: str
     coef: float | None
@@ -67,6 +70,26 @@ class LossModel:
     p_value: float | None
     n: int
     events: int
+    note: str
+    fit: str | None = _optional()
+
+
+@dataclass
+class ConfidenceGradient:
+    """The secondary loss model's confidence term (log-odds of loss per unit of the logit of
+    base confidence, 95% interval) beside its noise null (:mod:`.stats.anatomy`): output
+    noise of mean KL ``null_kl`` gives ``null_coef`` (the mean over ``null_draws`` draws),
+    ``null_95`` (their 2.5th and 97.5th percentiles), ``null_events`` lost on average against
+    ``events``; ``note``: why either has no estimate."""
+
+    coef: float | None
+    ci_95: list
+    events: int
+    null_kl: float | None
+    null_coef: float | None
+    null_95: list
+    null_draws: int
+    null_events: float | None
     note: str
 
 
@@ -92,12 +115,13 @@ class Anatomy:
     """Which facts one compression lost; each part absent when the analysis found none."""
 
     loss_model: LossModel | None = _optional()
+    confidence_gradient: ConfidenceGradient | None = _optional()
     lost_rate: dict | None = _optional()  # axis -> [LostRate]
     top_wrong_answers: list | None = _optional()  # [WrongAnswer], most frequent first
 
     def __post_init__(self):  # read back from JSON
-        if isinstance(self.loss_model, dict):
-            self.loss_model = LossModel(**self.loss_model)
+        self.loss_model = _record(LossModel, self.loss_model)
+        self.confidence_gradient = _record(ConfidenceGradient, self.confidence_gradient)
         if self.lost_rate is not None:
             self.lost_rate = {axis: [_record(LostRate, q) for q in qs] for axis, qs in self.lost_rate.items()}
         if self.top_wrong_answers is not None:

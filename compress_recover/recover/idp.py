@@ -66,9 +66,9 @@ MEASURED_BLOCKS = 32
 
 
 class _Output:
-    def __init__(self, logits, loss=None, selected=None, scores=None, attention=None, aux_loss=None):
+    def __init__(self, logits, loss=None, selected=None, scores=None, attention=None, aux_loss=None, loss_mask=None):
         self.logits, self.loss, self.selected, self.scores = logits, loss, selected, scores
-        self.attention, self.aux_loss = attention, aux_loss
+        self.attention, self.aux_loss, self.loss_mask = attention, aux_loss, loss_mask
 
     def __getitem__(self, key):
         return getattr(self, key)
@@ -221,7 +221,8 @@ class IDPModel(nn.Module):
         """Logits (B, n + L, V) with the kept prompt's positions first (only the last
         ``logits_to_keep`` positions when it is > 0); ``scores`` the router's logits (B, m),
         ``attention`` the prompts' mean attention (B, m), ``aux_loss`` the routing mode's
-        auxiliary loss in training (None otherwise).
+        auxiliary loss and ``loss_mask`` (B, L) the input positions its loss runs on, in
+        training (None otherwise, and None: every real position).
 
         In training (train mode with gradients) the routing mode's function chooses
         (:data:`.idp_routing.ROUTERS`). At inference the argmax of the router's logits does;
@@ -280,7 +281,7 @@ class IDPModel(nn.Module):
             loss = nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]), target.reshape(-1),
                                                ignore_index=-100)
         return _Output(logits=logits, loss=loss, selected=selected, scores=scores, attention=attention,
-                       aux_loss=aux)
+                       aux_loss=aux, loss_mask=loss_mask)
 
     def extend(self, input_ids: torch.Tensor, full_mask: torch.Tensor, cache, logits_to_keep: int = 0) -> torch.Tensor:
         """Logits (B, T, V) of ``input_ids`` (B, T) continuing ``cache``, filled by an earlier

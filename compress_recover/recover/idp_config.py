@@ -8,6 +8,9 @@ from ..registry import ConfigError, MethodConfig
 from ..runs import TEXTS
 
 ROUTINGS = ("hard", "shard", "soft", "curated", "gumbel")  # idp_routing.ROUTERS
+# the modes whose training chooses from a block's first context_tokens tokens and learns
+# from the rest (idp_routing.context_span)
+FROM_CONTEXT = frozenset({"hard", "soft", "gumbel"})
 
 
 @dataclass(frozen=True)
@@ -31,10 +34,11 @@ class IDPConfig(MethodConfig):
     learns which source a context comes from), then centres the router on calibration
     spans of every source; ``gumbel`` trains the pool jointly with a straight-through
     Gumbel-softmax over centred router logits (temperature from ``temperature`` to
-    ``final_temperature`` and noise from 1 to 0 over ``anneal_steps``), a load-balancing
-    loss (weight ``balance_weight``) and the choice made from each block's first
-    ``context_tokens`` tokens. Inference is always the argmax of the router's logits.
-    Pool size 1 is plain prompt tuning.
+    ``final_temperature`` and noise from 1 to 0 over ``anneal_steps``) and a
+    load-balancing loss (weight ``balance_weight``). ``hard``, ``soft`` and ``gumbel``
+    choose from each block's first ``context_tokens`` tokens and train on the rest, so
+    ``context_tokens`` must be below the blocks' ``seq_len``. Inference is always the
+    argmax of the router's logits. Pool size 1 is plain prompt tuning.
     """
 
     method = "idp"
@@ -64,9 +68,10 @@ class IDPConfig(MethodConfig):
         object.__setattr__(self, "sources", tuple(self.sources))
 
     def check_budget(self, key: str, seq_len: int) -> None:
-        if self.routing == "gumbel" and self.context_tokens >= seq_len:
+        if self.routing in FROM_CONTEXT and self.context_tokens >= seq_len:
             raise ConfigError(f"{key}.context_tokens: {self.context_tokens} must be below recovery.budget.seq_len "
-                              f"({seq_len}): gumbel routing chooses from a block's first tokens and trains on the rest")
+                              f"({seq_len}): {self.routing} routing chooses from a block's first tokens and trains "
+                              "on the rest")
 
     def training_texts(self, default: str) -> list[str]:
         """The texts a run trains on: its sources for a curated pool, else ``default``."""

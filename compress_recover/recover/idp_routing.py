@@ -7,19 +7,22 @@ embeddings (B, L, hidden), the input mask and the examples' block indices, and r
 the router's logits, an auxiliary loss (or None) and the mask of the input positions the
 loss runs on.
 
+``hard``, ``soft`` and ``gumbel`` choose from each block's first ``context_tokens`` tokens
+(a question-sized context, as inference chooses from a question) and put the loss on the
+rest: a position's choice never reads the token it learns to predict.
+
 - ``hard``: the inference rule (argmax), only the chosen prompt gets gradients; nothing
   keeps the pool in use (it collapses: docs/idp.md).
-- ``shard``: prompt i trains on the blocks whose index is i mod m.
+- ``shard``: prompt i trains on the blocks whose index is i mod m (the whole block).
 - ``soft``: a softmax(attention / temperature) mixture of the pool.
 - ``curated``: prompt i's content trains only on the blocks of its own text source
-  (``sources``); with ``route_weight`` > 0 the router learns which source a context comes
-  from (a cross-entropy on every prompt's score); after training the router is centred on
+  (``sources``; the whole block); with ``route_weight`` > 0 the router learns which
+  source a context comes from (a cross-entropy on every prompt's score, read from the
+  block's first ``context_tokens`` tokens); after training the router is centred on
   calibration spans of every source.
 - ``gumbel``: a joint pool that cannot collapse: centred router logits, a straight-through
-  Gumbel-softmax whose temperature and noise anneal (training ends on inference's argmax),
-  Switch Transformer's load-balancing loss over a running window, and a choice made from
-  each block's first ``context_tokens`` tokens (a question-sized context), the loss on the
-  rest.
+  Gumbel-softmax whose temperature and noise anneal (training ends on inference's argmax)
+  and Switch Transformer's load-balancing loss over a running window.
 """
 
 from __future__ import annotations
@@ -50,18 +53,36 @@ def gather_kept(x: torch.Tensor, selected: torch.Tensor, m: int, n: int) -> torc
     return x[:, : m * n].gather(1, index)
 
 
-def _winner_only(model, pool, emb, input_mask, selected) -> Routed:
-    """The forward of the chosen prompts, with gradients to the chosen prompt of each example only."""
+def context_span(model, input_mask: torch.Tensor) -> torch.Tensor:
+    """The span each block's choice is made from in training (its first ``context_tokens``
+    real tokens, :func:`.idp_maths.context_mask`); the loss runs on the rest of the block,
+    so a ``context_tokens`` that leaves a block no token to learn from is refused."""
+    cfg = model.idp_config
+    span = context_mask(input_mask, cfg.context_tokens)
+    if not bool((input_mask - span).sum(dim=1).all()):
+        raise ValueError(f"idp.context_tokens: {cfg.context_tokens} leaves no token of a training block to learn "
+                         f"from (routing '{cfg.routing}': the choice reads the first context_tokens, the loss the "
+                         "rest); lower it or raise recovery.budget.seq_len")
+    return span
+
+
+def _winner_only(model, pool, emb, input_mask, selected, score_mask=None) -> Routed:
+    """The forward of the chosen prompts, with gradients to the chosen prompt of each example
+    only; the router's logits read the queries of ``score_mask`` (default: every real one)."""
     m, n = pool.shape[1], pool.shape[2]
     keep = nn.functional.one_hot(selected, m).bool()[:, :, None, None]
-    x, attention = model._selection_pass(torch.where(keep, pool, pool.detach()), emb, input_mask)
+    x, attention = model._selection_pass(torch.where(keep, pool, pool.detach()), emb, input_mask,
+                                         score_mask=score_mask)
     return Routed(x, gather_kept(x, selected, m, n), selected, model.router(attention))
 
 
 def route_hard(model, pool, emb, input_mask, block_index) -> Routed:
+    span = context_span(model, input_mask)
     with torch.no_grad():
-        _, attention = model._selection_pass(pool, emb, input_mask)
-    return _winner_only(model, pool, emb, input_mask, model.router(attention).argmax(dim=-1))
+        _, attention = model._selection_pass(pool, emb, input_mask, score_mask=span)
+    routed = _winner_only(model, pool, emb, input_mask, model.router(attention).argmax(dim=-1), score_mask=span)
+    routed.loss_mask = input_mask - span
+    return routed
 
 
 def route_shard(model, pool, emb, input_mask, block_index) -> Routed:
@@ -94,20 +115,17 @@ def route_curated(model, pool, emb, input_mask, block_index) -> Routed:
 
 def route_soft(model, pool, emb, input_mask, block_index) -> Routed:
     m, n = pool.shape[1], pool.shape[2]
-    x, attention = model._selection_pass(pool, emb, input_mask)
+    span = context_span(model, input_mask)
+    x, attention = model._selection_pass(pool, emb, input_mask, score_mask=span)
     weights = torch.softmax(attention / model.idp_config.temperature, dim=-1)  # (B, m)
     kept = (x[:, : m * n].unflatten(1, (m, n)) * weights[:, :, None, None].to(x.dtype)).sum(dim=1)
-    return Routed(x, kept, attention.argmax(dim=-1), model.router(attention))
+    return Routed(x, kept, attention.argmax(dim=-1), model.router(attention), loss_mask=input_mask - span)
 
 
 def route_gumbel(model, pool, emb, input_mask, block_index) -> Routed:
     cfg = model.idp_config
     m, n = pool.shape[1], pool.shape[2]
-    span = context_mask(input_mask, cfg.context_tokens)
-    if not bool((input_mask - span).sum(dim=1).all()):
-        raise ValueError(f"idp.context_tokens: {cfg.context_tokens} leaves no token of a training block to learn "
-                         "from (the choice reads the first context_tokens, the loss the rest); lower it or "
-                         "raise recovery.budget.seq_len")
+    span = context_span(model, input_mask)
     x, attention = model._selection_pass(pool, emb, input_mask, score_mask=span)
     raw = router_logits(attention)
     step = model.training_step

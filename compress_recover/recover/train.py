@@ -67,7 +67,9 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
     looked up by block index).
 
     Input-side methods return logits with their prompt positions first (as peft's soft
-    prompts do): the last ``L`` positions are the ones aligned with the input tokens.
+    prompts do): the last ``L`` positions are the ones aligned with the input tokens. A
+    model whose output has a ``loss_mask`` (B, L) (an IDP pool that chooses from a block's
+    first tokens) is distilled on those positions only, as its own next-token loss is.
     """
     import torch
 
@@ -87,16 +89,23 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
         length = ids.shape[1]
         if out.logits.shape[1] < length:
             raise RuntimeError(f"the model returned {out.logits.shape[1]} positions for {length} input tokens")
-        student = out.logits[:, -length:]
+        # the positions the model's own loss runs on (a prompt pool that chooses from a block's
+        # first tokens learns from the rest only); None: every position
+        keep = getattr(out, "loss_mask", None)
+
+        def kept(t):
+            return t if keep is None else t[keep.bool()].unsqueeze(0)
+
+        student = kept(out.logits[:, -length:])
         if hasattr(teacher, "topk_for"):  # the cached top-k logits (rule teacher_logits_<text>)
             if block_index is None:
                 raise ValueError("cached teacher logits are looked up by block index; none given")
             values, indices = teacher.topk_for(block_index)
-            parts["kd"] = distill_kl_topk(student, values, indices, objective.temperature)
+            parts["kd"] = distill_kl_topk(student, kept(values), kept(indices), objective.temperature)
         else:
             with torch.no_grad():
                 teacher_logits = teacher(input_ids=ids).logits
-            parts["kd"] = distill_kl(student, teacher_logits, objective.temperature)
+            parts["kd"] = distill_kl(student, kept(teacher_logits), objective.temperature)
         loss = loss + objective.kd_weight * parts["kd"]
     return loss, {k: v.item() for k, v in parts.items()}
 

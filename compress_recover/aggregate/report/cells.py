@@ -56,10 +56,10 @@ def why_undefined(base_acc, compressed_acc, has_control: bool = True) -> str:
 
 
 def p_value(v) -> str:
-    """A bootstrap p-value: 0 means no resample crossed, shown as "< 1/B" (B: the resamples, stated
-    with the settings), not as a p of exactly 0."""
+    """A p-value: a bootstrap one is (k + 1) / (B + 1), never 0; a t tail below float
+    precision is shown as "< 1e-300", never as a p of exactly 0."""
     v = number(v)
-    return "< 1/B" if isinstance(v, float) and v == 0 else fmt(v, "{:.3g}")
+    return "< 1e-300" if isinstance(v, float) and v == 0 else fmt(v, "{:.3g}")
 
 
 def bracket(low, high, floatfmt: str = "{:.2f}") -> str:

@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 
 from ...failures import is_failed, shown
-from ..stats.costs import (batch_latency, claim_checks, extra_params, input_tokens, registered_claims,
+from ...prompt_choice import examples_per_prompt
+from ..stats.costs import (batch_latency, claim_checks, extra_params, input_tokens, params_used, registered_claims,
                            remedies_2x2, token_latency, training_seconds)
+from ..stats.idp_flags import MIN_EXAMPLES, undertrained_runs
 from ..tables import CELL, base_first_order
-from .cells import fmt, table
+from .cells import UNDEFINED, fmt, table
 from .first_screen import figure
 from .inputs import ReportInputs
 
@@ -23,15 +25,16 @@ SECTION_FIGURES = {"budget_curves", "overview", "remedy_deltas", "loss_anatomy"}
 POOL_HEAD = {"routing": "routing", "trained_with": "examples trained per prompt",
              "text_before": "chosen on training-text spans, before", "text_after": "after",
              "text_entropy": "entropy after (H / log m)", "confusion": "held-out source → prompt"}
-COST_HEAD = ["extra params", "extra bytes", "input tokens added", "training (compute) s", "disk MB",
-             "batch latency ms", "per-token ms"]
+COST_HEAD = ["extra params", "extra params used", "extra bytes", "input tokens added", "training (compute) s",
+             "disk MB", "batch latency ms", "per-token ms"]
+NO_TEST = f"{UNDEFINED} (no test question)"  # a pool's run whose test questions are not in the question table
 REMEDY_COSTS = ["F [interval]", "decision", "extra params", "input tokens added", "latency per batch",
                 "training / compute s"]
 
 
 def costs(r: ReportInputs) -> dict:
     """The cost table (None without cost.json records) and the published cost claims beside ours."""
-    frame = cost_table(r.costs)
+    frame = cost_table(r.costs, r.pool_choices)
     return {"costs": table(frame, "{:.2f}") if len(frame) else None, "paper": paper_claims(r)}
 
 
@@ -53,15 +56,28 @@ def paper_claims(r: ReportInputs) -> dict | None:
         "source": c.source} for c in checks]))
 
 
-def pool_training(costs: list[dict]) -> dict | None:
+def pool_training(costs: list[dict], choices: dict[tuple, list[int]], min_examples: int = MIN_EXAMPLES) -> dict | None:
     """How each prompt pool was used in training (its cost.json's ``pool``, from the adapter's
-    manifest): one row per run; None when no run has a pool."""
+    manifest) and whether its test questions were answered by prompts that trained
+    (:func:`..stats.idp_flags.undertrained_runs`; ``choices``: the prompt of each run's test
+    questions, :func:`..stats.idp_flags.chosen_on_test`): one row per run; None when no run
+    has a pool."""
     import pandas as pd
 
-    rows = [{"model": cost["model"], "compression": cost["compression"], "run": cost.get("run", cost["recovery"]),
-             **{POOL_HEAD[k]: cost["pool"].get(k) for k in POOL_HEAD}} for cost in costs if cost.get("pool")]
-    if not rows:
+    pools = {(c["model"], c["compression"], c.get("run", c["recovery"])): c["pool"] for c in costs if c.get("pool")}
+    if not pools:
         return None
+    trained = undertrained_runs({k: v for k, v in choices.items() if k in pools},
+                                {k: examples_per_prompt(pool) for k, pool in pools.items()}, min_examples)
+    fewer = f"test questions answered by a prompt trained with < {min_examples} examples"
+    rows = []
+    for (model, compression, run), pool in pools.items():
+        use = trained.get((model, compression, run))
+        rows.append({"model": model, "compression": compression, "run": run,
+                     **{POOL_HEAD[k]: pool.get(k) for k in POOL_HEAD},
+                     "prompts used on test": ",".join(map(str, use.prompts_used)) if use else NO_TEST,
+                     fewer: f"{use.undertrained} of {use.questions}" if use else NO_TEST,
+                     "fewest examples of a prompt used on test": use.fewest_examples if use else NO_TEST})
     return table(pd.DataFrame(rows).sort_values(["model", "compression", "run"], kind="stable"), "{:.3f}")
 
 
@@ -142,13 +158,14 @@ def _training_time(cost: dict) -> str:
     return seconds if cost.get("trained", True) is not False else f"({seconds}, computed)"
 
 
-def _cost_cells(cost: dict) -> dict:
-    """The cost table's measurements of one cost.json; "failed: why" in each for a model whose
-    recovery training failed (nothing was measured)."""
+def _cost_cells(cost: dict, chosen: list[int] | None) -> dict:
+    """The cost table's measurements of one cost.json (``chosen``: the prompt of each of its
+    test questions, for a prompt pool's extra parameters used); "failed: why" in each for a
+    model whose recovery training failed (nothing was measured)."""
     if is_failed(cost):
         return dict.fromkeys(COST_HEAD, shown(cost["failure"]))
-    values = (extra_params(cost), cost["extra_bytes"], input_tokens(cost), _training_time(cost),
-              cost["disk_bytes"] / 1e6, batch_latency(cost) * 1000, token_latency(cost) * 1000)
+    values = (extra_params(cost), params_used(cost, chosen), cost["extra_bytes"], input_tokens(cost),
+              _training_time(cost), cost["disk_bytes"] / 1e6, batch_latency(cost) * 1000, token_latency(cost) * 1000)
     return dict(zip(COST_HEAD, values, strict=True))
 
 
@@ -157,14 +174,21 @@ def library_versions(costs: list[dict]) -> dict:
     return costs[0]["library_versions"] if costs else {}
 
 
-def cost_table(costs: list[dict]):
-    """One row per cost.json record, the base model first (an empty frame without one)."""
+def cost_table(costs: list[dict], choices: dict[tuple, list[int]]):
+    """One row per cost.json record, the base model first (an empty frame without one);
+    ``choices``: the prompt of each test question of every prompt pool's run
+    (:func:`..stats.idp_flags.chosen_on_test`)."""
     import pandas as pd
 
     if not costs:
         return pd.DataFrame()
-    table = pd.DataFrame([{**{k: c[k] for k in CELL}, "run": c.get("run", c["recovery"]), **_cost_cells(c)}
-                          for c in costs], columns=[*CELL, "run", *COST_HEAD])
+
+    def row(c: dict) -> dict:
+        run = c.get("run", c["recovery"])
+        chosen = choices.get((c["model"], c["compression"], run))
+        return {**{k: c[k] for k in CELL}, "run": run, **_cost_cells(c, chosen)}
+
+    table = pd.DataFrame([row(c) for c in costs], columns=[*CELL, "run", *COST_HEAD])
     order = {c: i for i, c in enumerate(base_first_order(table[CELL].itertuples(index=False)))}
     table = table.assign(_o=[order[tuple(c)] for c in table[CELL].itertuples(index=False)])
     return table.sort_values(["_o", "run"], kind="stable").drop(columns="_o")

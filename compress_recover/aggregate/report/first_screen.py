@@ -12,8 +12,10 @@ from pathlib import Path
 
 from ...runs import COMMIT_SHA
 from ..results import LOSS_MODEL, TRANSITIONS
+from ..stats.anatomy import CONFIDENCE, NULL_COLUMNS, POPULARITY, PRESPECIFIED, SECONDARY
 from ..stats.costs import best_remedy
-from .cells import base_label, fmt, p_value, table
+from ..stats.status import LOST
+from .cells import base_label, fmt, isnan, p_value, table
 from .inputs import ReportInputs
 
 
@@ -107,21 +109,49 @@ def errors(r: ReportInputs) -> dict:
 
 L = LOSS_MODEL.c
 ANATOMY_HEAD = {L.coef: "log-odds per unit", L.ci_low: "95% low", L.ci_high: "95% high", L.p_value: "Wald p",
-                L.without_popularity: "left out (no popularity)"}
-PRESPECIFIED = "pre-specified"
+                L.without_popularity: "left out (no popularity)", L.null_kl: "noise null: mean KL matched",
+                L.null_draws: "null draws", L.null_events: "lost under the null (mean)",
+                L.null_coef: "null log-odds (mean)", L.null_low: "null 2.5%", L.null_high: "null 97.5%"}
+
+
+def _against_null(g) -> str:
+    """Where the observed confidence gradient lies against its noise null's range."""
+    if g.coef < g.null_low:
+        return "below the null's range (loss falls with confidence more steeply than that noise makes it)"
+    if g.coef > g.null_high:
+        return "above the null's range (loss falls with confidence less steeply than that noise makes it)"
+    return "inside the null's range (a gradient that noise of this size gives)"
+
+
+def _gradient(g, direct) -> dict:
+    """The secondary fit of one compression's ``lost``: its confidence row ``g`` beside the
+    noise null, and its popularity row ``direct`` (the direct effect)."""
+    estimated = not (isnan(g.coef) or isnan(g.null_coef))
+    return {"model": g.model, "compression": g.compression, "coef": fmt(g.coef, "{:+.2f}"),
+            "low": fmt(g.ci_low, "{:+.2f}"), "high": fmt(g.ci_high, "{:+.2f}"), "kl": fmt(g.null_kl, "{:.3g}"),
+            "null": fmt(g.null_coef, "{:+.2f}"), "null_low": fmt(g.null_low, "{:+.2f}"),
+            "null_high": fmt(g.null_high, "{:+.2f}"), "draws": fmt(g.null_draws), "events": g.events,
+            "null_events": fmt(g.null_events, "{:.0f}"), "where": _against_null(g) if estimated else "",
+            "direct": fmt(direct.coef, "{:+.2f}"), "direct_low": fmt(direct.ci_low, "{:+.2f}"),
+            "direct_high": fmt(direct.ci_high, "{:+.2f}"), "note": "" if estimated else g.note}
 
 
 def _anatomy(loss_model) -> dict:
     loss_model = loss_model.assign(note=loss_model.note.fillna(""))
     frame = loss_model.assign(order=(loss_model.status != PRESPECIFIED).astype(int)).sort_values(
         ["order", L.model, L.compression], kind="stable")
-    shown = frame[[L.model, L.compression, L.outcome, L.term, L.status, L.n, L.events, L.coef, L.ci_low, L.ci_high,
-                   L.odds_ratio, L.p_value, L.without_popularity, L.note]].rename(columns=ANATOMY_HEAD)
+    shown = frame[[L.model, L.compression, L.outcome, L.fit, L.term, L.status, L.n, L.events, L.coef, L.ci_low,
+                   L.ci_high, L.odds_ratio, L.p_value, L.without_popularity, *NULL_COLUMNS, L.note]].astype(
+        {L.null_draws: float})  # a row without a null: n/a, as its other null columns
     pre = frame[frame.status == PRESPECIFIED]
-    return {"table": table(shown, "{:.3g}"), "prespecified": [
+    secondary = loss_model[(loss_model.outcome == LOST) & (loss_model.fit == SECONDARY)].set_index(
+        [L.model, L.compression, L.term])
+    return {"table": table(shown.rename(columns=ANATOMY_HEAD), "{:.3g}"), "prespecified": [
         {"model": p.model, "compression": p.compression, "coef": fmt(p.coef, "{:+.2f}"),
          "low": fmt(p.ci_low, "{:+.2f}"), "high": fmt(p.ci_high, "{:+.2f}"), "p": p_value(p.p_value), "n": p.n,
-         "events": p.events, "note": p.note} for p in pre.itertuples()]}
+         "events": p.events, "note": p.note} for p in pre.itertuples()],
+        "gradients": [_gradient(g, secondary.loc[(g.model, g.compression, POPULARITY)])
+                      for g in secondary.xs(CONFIDENCE, level=L.term, drop_level=False).reset_index().itertuples()]}
 
 
 def anatomy(r: ReportInputs) -> dict:

@@ -2,8 +2,9 @@
 
 One :class:`ReportInputs` is built per report; a section's context function takes it and
 reads what it needs. The values several sections share (the base models' precisions, the
-runs that failed at the final budget, the perplexity recovery, the cost table) are computed
-once here, numbers only; the sections format them.
+runs that failed at the final budget, the perplexity recovery, the cost table, the prompts
+that answered each prompt pool's test questions) are computed once here, numbers only; the
+sections format them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from ...failures import failed_groups
 from ...io import read_json
 from ..results import Results
+from ..stats.idp_flags import chosen_on_test
 from ..tables import at_final_budget_rows, base_precisions, compute_dtypes, perplexity_recovery
 
 
@@ -61,6 +63,12 @@ class ReportInputs:
     @functools.cached_property
     def compute_dtypes(self) -> dict[str, str]:
         return compute_dtypes(self.summary)
+
+    @functools.cached_property
+    def pool_choices(self) -> dict[tuple, list[int]]:
+        """(model, compression, run) -> the prompt each test question of a prompt pool's run
+        was answered with (the cost table's parameters used, the prompt pools' training)."""
+        return chosen_on_test(self.results.tables.questions)
 
     def figure(self, name: str, required: bool = False) -> str | None:
         """The PNG of figure ``name``; None when the run drew none, unless ``required`` (a

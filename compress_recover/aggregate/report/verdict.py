@@ -16,11 +16,12 @@ from .first_screen import bases_text, verdict_class
 from .inputs import ReportInputs
 
 METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "control gain", "decided on",
-               "F (± sd over seeds)", "bounds at α_i/2", "confidence 1 − α_i", "Holm α_i", "p", "Holm p", "decision",
+               "F (± sd over seeds)", "interval (simultaneous: Bonferroni α/m; references: marginal)",
+               "its confidence", "Holm α_i", "p", "Holm p", "decision",
                "P(right choice) Δ vs compressed [95% t], sign-flip p (descriptive)",
                "McNemar p per seed (descriptive)", "to decide at power (pre-specified effect: F = 0)"]
-NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound", "confidence",
-                       "margin", "p", "Holm p", "result"]
+NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound",
+                       "confidence (marginal)", "margin", "p", "result (descriptive)"]
 
 
 M, P, N = MARGIN_TESTS.c, PAIRED_TESTS.c, NONINFERIORITY.c  # the rows the verdict carries, by column
@@ -71,12 +72,27 @@ def _fractions_text(m) -> str:
 
 
 def _bounds_text(m) -> str:
-    """The decision's bounds at α_i / 2 (recovers: the lower of both fractions' lower bounds;
-    fails: the raw upper bound), then each fraction's interval at that level."""
+    """The decision's interval (the lower of both fractions' lower bounds, the higher of their
+    upper bounds: the intersection-union tests read both), then each fraction's interval."""
     both = bracket(m.ci_low, m.ci_high)
     if not m.control_seeds:
         return both
     return f"{both} (controlled {bracket(*m.controlled_ci)}; raw {bracket(*m.raw_ci)})"
+
+
+def _won_back_text(m) -> str:
+    """Beside F: the lost questions it wins back against the never-known ones it gets right."""
+    if isnan(number(m.won_back)):
+        return ""
+    return (f"; won back {fmt(m.won_back, '{:.0%}')} of {m.lost_questions} lost questions vs "
+            f"{fmt(m.never_known_right, '{:.0%}')} of {m.never_known} never known")
+
+
+def _decision_text(m) -> str:
+    """The decision, a reference's as its own label, a partial win said as one."""
+    if m.reference:
+        return f"{m.decision} (reference: information from {m.reference})"
+    return f"{m.decision} (partly: above 0)" if m.partly else m.decision
 
 
 def _method_row(m) -> dict:
@@ -89,9 +105,11 @@ def _method_row(m) -> dict:
     mcnemar = ", ".join(f"{t[P.b_seed] or 'no seed'}: {fmt(t[P.p_value], '{:.3g}')}" for t in m.mcnemar or [])
     t = m.test
     return {"cells": [*first, _seeds_cell(m), pm(m.recovered_acc, m.recovered_sd), _control_text(m),
-                      m.fraction_used, _fractions_text(m), _bounds_text(m), fmt(t.confidence, "{:.2%}"),
-                      fmt(t.level, "{:.4f}"), p_value(t.p_value), p_value(t.p_holm)],
-            "decision": m.decision,
+                      m.fraction_used, _fractions_text(m) + _won_back_text(m), _bounds_text(m),
+                      fmt(m.interval_confidence, "{:.2%}") + ("" if m.family_size else " (marginal)"),
+                      fmt(t.level, "{:.4f}") if m.family_size else "outside the family", p_value(t.p_value),
+                      p_value(t.p_holm) if m.family_size else "—"],
+            "decision": _decision_text(m),
             "after": [_margin_text(m), mcnemar or "n/a (no McNemar test)", _power_needed(m)]}
 
 
@@ -99,7 +117,7 @@ def _noninferiority_row(t: dict, why: str) -> dict:
     """One non-inferiority test; ``why``: why a difference of fractions is NaN (no damage)."""
     return {"cells": [f"{t[N.input]} vs {t[N.parameters]}", t[N.fractions], or_why(t[N.difference], why, "{:+.2f}"),
                       fmt(t[N.lower_bound], "{:+.2f}"), fmt(t[N.confidence], "{:.2%}"), f"−{t[N.margin]}",
-                      p_value(t[N.p_value]), p_value(t[N.p_holm])],
+                      p_value(t[N.p_value])],
             "result": t[N.result]}
 
 
@@ -112,7 +130,7 @@ def verdict_block(v, precisions: dict[str, str]) -> dict:
             "verdict": v.verdict, "reason": v.reason, "base": base, "Base": base[:1].upper() + base[1:],
             "base_acc": fmt(d.base_acc), "compressed_acc": fmt(d.compressed_acc), "n": d.n,
             "lost_only": d.lost_only, "gained_only": d.gained_only, "damage": fmt(d.damage),
-            "damage_upper": fmt(d.damage_upper), "confidence": fmt(d.confidence, "{:.2%}"),
+            "damage_upper": fmt(d.damage_upper), "confidence": fmt(d.confidence, "{:.2%}"), "reference": v.reference,
             "min_damage": d.min_damage, "p_holm": p_value(d.p_holm), "family_size": d.family_size,
             "method_head": METHOD_HEAD, "methods": [_method_row(m) for m in v.methods],
             "noninferiority_head": NONINFERIORITY_HEAD,
@@ -147,8 +165,9 @@ FAMILY_HEAD = ["hypothesis", "model / compression", "what", "p", "Holm p", "Holm
 
 def family(r: ReportInputs) -> dict | None:
     """Every member of the one confirmatory Holm family, grouped by compression: its no-loss
-    test, each remedy's test against the threshold, each non-inferiority comparison; whether
-    the verdict's rule reads it. None without a verdict."""
+    test and each remedy's test against the threshold (references and non-inferiority are
+    descriptive, outside it): exactly the claims the verdict's rule reads. None without a
+    verdict."""
     rows = []
     for v in r.results.verdicts:
         d, where = v.damage, f"{v.model} / {v.compression}"
@@ -157,10 +176,7 @@ def family(r: ReportInputs) -> dict | None:
                      "no measurable loss" if d.no_measurable_loss else "loss not ruled out", "yes"])
         rows += [["recovery", where, f"{m.recovery}: F vs {m.threshold}", p_value(m.test.p_value),
                   p_value(m.test.p_holm), fmt(m.test.level, "{:.4f}"), m.decision, "yes"]
-                 for m in v.methods if not m.failed]
-        rows += [["non-inferiority", where, f"{t[N.input]} vs {t[N.parameters]}, margin {t[N.margin]}",
-                  p_value(t[N.p_value]), p_value(t[N.p_holm]), fmt(t[N.holm_level], "{:.4f}"), t[N.result], "no"]
-                 for t in v.noninferiority]
+                 for m in v.methods if not m.failed and m.family_size]
     if not rows:
         return None
     size = r.results.verdicts[0].damage.family_size

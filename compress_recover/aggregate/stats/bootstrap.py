@@ -1,17 +1,18 @@
 """Resampling and error control: paired bootstrap draws, bounds that agree with their p-values, and Holm.
 
-- draws (:func:`accuracy_draws`, :func:`seed_means`): **clusters of facts and answers** are
+- draws (:func:`accuracy_draws`): **clusters of facts and answers** are
   resampled with replacement (a cluster bootstrap: a drawn cluster brings every question
   that asks one of its facts or has one of its right answers, so a relation and its inverse
   move together, and so do the questions a shared answer's prior decides,
   :mod:`.clusters`), stratified by task, the same draw for every model of a (model, task)
-  grid (paired); a recovery's seeds are resampled with replacement on top (two levels).
+  grid (paired); a recovery's seeds enter as a t component (:mod:`.spread`), never by
+  resampling a few runs with replacement.
   Within a stratum of m clusters, m - 1 are drawn and each counts m / (m - 1) (Rao and
   Wu's rescaling, :func:`cluster_weights`); where every question is its own fact and
   answer this is the rescaled question bootstrap, draw for draw;
-- bootstrap p-values (the ``share_*`` functions) and bounds (:func:`lower_bound`,
-  :func:`upper_bound`) agree exactly: an interval at level a excludes a threshold when the
-  p-value against it is <= a;
+- bootstrap p-values (the ``share_*`` functions, (k + 1) / (B + 1), never 0) and bounds
+  (:func:`lower_bound`, :func:`upper_bound`) agree exactly: an interval at level a
+  excludes a threshold when the p-value against it is <= a;
 - Holm's step-down procedure (:func:`holm`) with the level each hypothesis was decided at,
   and :func:`holm_family`, the one way every family of the verdict is decided: p-values ->
   Holm -> each member's bound at its level, checked to agree with Holm's decision.
@@ -95,28 +96,6 @@ def accuracy_draws(grid: Grid, iters: int, seed: int) -> dict:
     return {k: out[:, sizes[i]:sizes[i + 1]] for i, k in enumerate(keys)}
 
 
-def seed_means(per_run, rng):
-    """Mean over runs resampled with replacement, per bootstrap row of ``per_run``
-    ((iters, runs) or (runs,) with ``rng`` drawing iters)."""
-    import numpy as np
-
-    if per_run.ndim == 1:
-        raise ValueError("pass (iters, runs)")
-    iters, runs = per_run.shape
-    if runs == 1:
-        return per_run[:, 0].copy()
-    pick = rng.integers(0, runs, size=(iters, runs))
-    return np.take_along_axis(per_run, pick, axis=1).mean(axis=1)
-
-
-def seed_resample(observed, iters: int, rng):
-    """Mean of the observed per-run values over runs resampled with replacement (questions fixed)."""
-    import numpy as np
-
-    observed = np.asarray(observed, dtype=float)
-    return seed_means(np.broadcast_to(observed, (iters, len(observed))), rng)
-
-
 def sd(values) -> float:
     """Sample standard deviation (NaN for fewer than two values: one seed)."""
     import numpy as np
@@ -136,17 +115,21 @@ def finite_var(draws) -> float:
 # --------------------------------------------------------------------------- bounds and p-values
 
 def tail_count(a: float, iters: int) -> int:
-    """How many of ``iters`` ordered resamples lie beyond a bound of tail probability ``a``."""
-    return int(math.floor(a * iters * (1 + 1e-9)))
+    """How many of ``iters`` ordered resamples may lie beyond a bound of tail probability
+    ``a``: the largest k with (k + 1) / (iters + 1) <= a (the p-value convention below;
+    -1: no bound exists at this tail with this many resamples)."""
+    return int(math.floor(a * (iters + 1) * (1 + 1e-9))) - 1
 
 
 def lower_bound(draws, a: float) -> float:
     """Lower bootstrap bound with tail ``a``: undefined resamples (NaN) count as -inf, so
-    ``lower_bound(d, a) >= t`` exactly when ``share_below(d, t) <= a``."""
+    ``lower_bound(d, a) >= t`` exactly when ``share_below(d, t) <= a`` (-inf when ``a`` is
+    below the smallest p-value the resamples can give, 1 / (iters + 1))."""
     import numpy as np
 
     ordered = np.sort(np.where(np.isnan(draws), -np.inf, draws))
-    return float(ordered[min(tail_count(a, len(ordered)), len(ordered) - 1)])
+    k = tail_count(a, len(ordered))
+    return float(ordered[min(k, len(ordered) - 1)]) if k >= 0 else -math.inf
 
 
 def upper_bound(draws, a: float) -> float:
@@ -155,7 +138,8 @@ def upper_bound(draws, a: float) -> float:
     import numpy as np
 
     ordered = np.sort(np.where(np.isnan(draws), np.inf, draws))
-    return float(ordered[max(len(ordered) - 1 - tail_count(a, len(ordered)), 0)])
+    k = tail_count(a, len(ordered))
+    return float(ordered[max(len(ordered) - 1 - k, 0)]) if k >= 0 else math.inf
 
 
 def interval(draws, level: float = INTERVAL) -> tuple[float, float]:
@@ -164,19 +148,25 @@ def interval(draws, level: float = INTERVAL) -> tuple[float, float]:
     return lower_bound(draws, tail), upper_bound(draws, tail)
 
 
+def p_value(beyond: int, iters: int) -> float:
+    """(k + 1) / (B + 1): a bootstrap p-value is never 0 (Davison and Hinkley 1997, eq. 4.11;
+    k of B resamples on the claim's wrong side)."""
+    return (beyond + 1) / (iters + 1)
+
+
 def share_below(draws, threshold: float) -> float:
-    """Bootstrap p-value against "the value is at least ``threshold``": the share of
-    resamples below it (undefined resamples count against the claim)."""
+    """Bootstrap p-value against "the value is at least ``threshold``": (k + 1) / (B + 1), k
+    the resamples below it (undefined resamples count against the claim)."""
     import numpy as np
 
-    return float(np.mean(np.isnan(draws) | (draws < threshold)))
+    return p_value(int(np.sum(np.isnan(draws) | (draws < threshold))), len(draws))
 
 
 def share_at_or_above(draws, threshold: float) -> float:
     """Bootstrap p-value against "the value is below ``threshold``"."""
     import numpy as np
 
-    return float(np.mean(np.isnan(draws) | (draws >= threshold)))
+    return p_value(int(np.sum(np.isnan(draws) | (draws >= threshold))), len(draws))
 
 
 def share_at_or_below(draws, threshold: float) -> float:
@@ -184,7 +174,7 @@ def share_at_or_below(draws, threshold: float) -> float:
     t`` exactly when this is <= a."""
     import numpy as np
 
-    return float(np.mean(np.isnan(draws) | (draws <= threshold)))
+    return p_value(int(np.sum(np.isnan(draws) | (draws <= threshold))), len(draws))
 
 
 # --------------------------------------------------------------------------- Holm

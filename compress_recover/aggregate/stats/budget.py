@@ -127,11 +127,11 @@ def checkpoint_rows(table, *, methods: Methods, seed: int, iters: int, budget: d
         if not grid.has_base:
             continue
         draws = accuracy_draws(grid, iters, seed)
-        pairs = grid_pairs(grid, draws, seed)
+        pairs = grid_pairs(grid, draws)
         grid_rows = []
         for row, pair in zip(fraction_rows(grid, pairs, named), pairs.values(), strict=True):
             rec, steps = back[row["recovery"]]
-            acc_low, acc_high = interval(pair.accuracy)
+            acc_low, acc_high = pair.accuracy.interval()
             grid_rows.append({**row, "recovery": rec, "steps": steps, "tokens": budget_tokens(steps, budget),
                               "acc_ci_low": acc_low, "acc_ci_high": acc_high, "has_control": pair.has_control})
         if start:

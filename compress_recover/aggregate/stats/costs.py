@@ -12,7 +12,9 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from ...prompt_choice import examples_per_prompt
 from ...runs import BASE
+from .idp_flags import pool_parameters
 
 # The 2 × 2 view's cells in reading order: (trained, side).
 CELLS_2X2 = [(False, "input"), (False, "parameters"), (True, "input"), (True, "parameters")]
@@ -43,6 +45,23 @@ def token_latency(cost: dict) -> float:
 
 def extra_params(cost: dict) -> float:
     return cost["extra_params"]
+
+
+def params_used(cost: dict, chosen: list[int] | None) -> float:
+    """The extra parameters that answered a test question. A prompt pool's run (cost.json's
+    ``pool``): those of the prompts that answered at least one (:func:`.idp_flags.pool_parameters`;
+    ``chosen``, the prompt of each of its test questions, :func:`.idp_flags.chosen_on_test`;
+    NaN for None, no test question), of the :func:`extra_params` allocated to the whole pool.
+    Any other run: all its :func:`extra_params`."""
+    if not cost.get("pool"):
+        return extra_params(cost)
+    if chosen is None:
+        return math.nan
+    size = len(examples_per_prompt(cost["pool"]))
+    if cost["extra_params"] % size:
+        raise ValueError(f"{cost['model']}/{cost['compression']}/{cost.get('run', cost['recovery'])}: "
+                         f"{cost['extra_params']} extra parameters do not split into {size} prompts")
+    return pool_parameters(size, cost["extra_params"] // size, chosen).used
 
 
 def input_tokens(cost: dict) -> float:

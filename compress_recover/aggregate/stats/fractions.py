@@ -6,15 +6,15 @@ seeds. Two fractions per recovery (:func:`pair_draws`): the raw one (no control 
 where the uncompressed model was recovered by the same recovery, the control-subtracted one
 with the control gain (that run minus the base model) subtracted as estimated, never
 clipped at 0 (clipping raises the gain where it is near 0 and biases F down). The verdict
-decides "recovers" on both and "fails" on the raw one (:mod:`.decisions`), so neither claim
-leans on the control's sign.
+decides "recovers" and "fails" on both (:mod:`.decisions`, intersection-union tests), so
+neither claim leans on the control's sign.
 
-Each estimate comes with its draws, paired with the base and compressed models through the
-shared question resample: "questions" (the recovery's runs fixed), "seeds" (questions
-fixed) and "two_level" (both). The seed component is t-based, not a resample of a few
-values: with S >= :data:`.settings.METHOD_SEEDS` runs, each draw adds (s / sqrt(S)) T,
-T ~ t(S - 1), s the sd of the runs' accuracies; with fewer runs it is 0 and every interval
-is about the trained adapter(s), not the method (``estimates["claim"]``).
+Each estimate comes with its :class:`.spread.Spread`: the question draws, paired with the
+base and compressed models through the shared question resample (the recovery's runs
+fixed), and, with S >= :data:`.settings.METHOD_SEEDS` runs, the seed component s^2 / S
+over the damage squared with S - 1 degrees of freedom (Welch-Satterthwaite across the
+components); with fewer runs there is none and every interval is about the trained
+adapter(s), not the method (``estimates["claim"]``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...runs import BASE
-from .bootstrap import finite_var, interval, sd, stable_seed
+from .bootstrap import sd
 from .methods import Methods
 from .settings import METHOD_SEEDS
+from .spread import Spread
 
 
 def fraction(base, compressed, recovered, gain=0.0):
@@ -38,18 +39,17 @@ def fraction(base, compressed, recovered, gain=0.0):
     return float(out) if out.ndim == 0 else out
 
 
-def seed_component(values, iters: int, rng) -> tuple["numpy.ndarray", float]:  # noqa: F821
-    """The seed component of a mean over runs: ``iters`` draws of (s / sqrt(S)) T with T ~
-    t(S - 1) (s: sample sd of the S per-run ``values``) and its variance s^2 / S, when
-    S >= :data:`.settings.METHOD_SEEDS`; zeros and 0 otherwise (a claim about the trained
-    adapters, whose seed-to-seed spread is not estimated)."""
+def seed_part(values, scale: float = 1.0) -> tuple:
+    """The seed component of a mean over runs, ((s^2 / S x scale, S - 1),) with s the sample
+    sd of the S per-run ``values``, when S >= :data:`.settings.METHOD_SEEDS`; () otherwise (a
+    claim about the trained adapters, whose seed-to-seed spread is not estimated). ``scale``:
+    1 / damage^2 for a fraction."""
     import numpy as np
 
     values = np.asarray(values, dtype=float)
     if len(values) < METHOD_SEEDS:
-        return np.zeros(iters), 0.0
-    s = float(values.std(ddof=1))
-    return s / np.sqrt(len(values)) * rng.standard_t(len(values) - 1, size=iters), s * s / len(values)
+        return ()
+    return (float(values.var(ddof=1)) / len(values) * scale, len(values) - 1),
 
 
 def claim_scope(seeds: int) -> str:
@@ -59,81 +59,81 @@ def claim_scope(seeds: int) -> str:
 
 @dataclass
 class PairDraws:
-    """Point estimates and bootstrap draws of one recovery's fraction on one task: ``raw`` and
-    ``controlled`` (None without a control run) map "two_level" / "questions" / "seeds" to
-    draws; ``seed_var`` ("raw", "controlled") the seed component's variance of each fraction
-    (0 with fewer than METHOD_SEEDS runs)."""
+    """Point estimates and distributions (:class:`.spread.Spread`) of one recovery's fraction
+    on one task: ``raw`` and ``controlled`` (None without a control run); ``accuracy`` the
+    recovered model's accuracy (mean over its runs)."""
 
     estimates: dict
-    raw: dict
-    controlled: dict | None
-    accuracy: "numpy.ndarray | None" = None  # noqa: F821  two-level draws of the recovered accuracy
-    seed_var: dict | None = None
+    raw: Spread
+    controlled: Spread | None
+    accuracy: Spread | None = None
 
     @property
     def has_control(self) -> bool:
         return self.controlled is not None
 
-    def used(self, controlled: bool | None = None) -> tuple[float, dict]:
-        """(point, draws) of one fraction: control-subtracted when it can (or as asked), else raw."""
+    def used(self, controlled: bool | None = None) -> tuple[float, Spread]:
+        """(point, spread) of one fraction: control-subtracted when it can (or as asked), else raw."""
         use = self.has_control if controlled is None else controlled
-        e = self.estimates
-        return (e["controlled_fraction"], self.controlled) if use else (e["recovery_fraction"], self.raw)
-
-    def variances(self, controlled: bool = False) -> tuple[float, float]:
-        """(questions, seeds) variance of a fraction: the question draws' variance (runs fixed)
-        and the seed component's s^2 / S over the damage squared (0 below METHOD_SEEDS runs)."""
-        name = "controlled" if controlled else "raw"
-        draws = self.controlled if controlled else self.raw
-        return finite_var(draws["questions"]), (self.seed_var or {}).get(name, float("nan"))
+        spread = self.controlled if use else self.raw
+        return spread.point, spread
 
 
-def pair_draws(grid, draws: dict, comp: str, rec: str, seed: int) -> PairDraws:
+def pair_draws(grid, draws: dict, comp: str, rec: str) -> PairDraws:
     """Recovery fraction of ``rec`` on ``comp``: point estimates (means over seeds; raw, and
     control-subtracted when the uncompressed model was recovered too, the gain not clipped)
-    and draws: "questions" (runs fixed, the shared question resample), "seeds" (questions
-    fixed, the t-based seed component) and "two_level" (their sum on the accuracy scale)."""
-    import numpy as np
-
-    rng = np.random.default_rng(stable_seed(seed, grid.model, grid.task, comp, rec, "seeds"))
+    and their spreads: the shared question resample (the runs' mean per draw) and, with
+    >= METHOD_SEEDS runs, the seed components (:func:`seed_part`; the control's too). Nothing is
+    drawn here: the one random draw is the shared question resample."""
     base, compressed, recovered = grid.get(BASE, BASE), grid.get(comp, BASE), grid.get(comp, rec)
     control = grid.get(BASE, rec)
     b, c = draws[(BASE, BASE)][:, 0], draws[(comp, BASE)][:, 0]
     b0, c0, runs = base.accuracy, compressed.accuracy, recovered.run_accuracies
-    iters = len(b)
-    damage2 = (b0 - c0) ** 2 if b0 > c0 else float("nan")
+    inv_damage2 = 1 / (b0 - c0) ** 2 if b0 > c0 else float("nan")
     rq = draws[(comp, rec)].mean(axis=1)
-    er, vr = seed_component(runs, iters, rng)
-    r = {"two_level": rq + er, "questions": rq, "seeds": runs.mean() + er}
     e = {"n": grid.n, "seeds": [s for s in recovered.seeds], "runs": list(recovered.runs),
          "claim": claim_scope(len(runs)), "base_acc": b0, "compressed_acc": c0, "recovered_acc": float(runs.mean()),
          "recovered_sd": sd(runs), "recovery_fraction": fraction(b0, c0, runs.mean()),
          "fraction_sd": sd(fraction(b0, c0, runs)), "control_acc": float("nan"), "control_sd": float("nan"),
          "control_gain": float("nan"), "control_seeds": [], "control_claim": "",
-         "controlled_fraction": float("nan"), "controlled_sd": float("nan")}
-    raw = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), v) for k, v in r.items()}
-    seed_var = {"raw": vr / damage2, "controlled": float("nan")}
+         "controlled_fraction": float("nan"), "controlled_sd": float("nan"),
+         "facts": len(set(grid.question_facts)), **won_back(base, compressed, recovered)}
+    own = seed_part(runs, inv_damage2)
+    raw = Spread(e["recovery_fraction"], fraction(b, c, rq), own)
+    accuracy = Spread(e["recovered_acc"], rq, seed_part(runs))
     if control is None:
-        return PairDraws(e, raw, None, r["two_level"], seed_var)
+        return PairDraws(e, raw, None, accuracy)
     ctrl = control.run_accuracies
     gain = float(ctrl.mean() - b0)
-    # The gain as estimated, negative or positive: "recovers" needs the raw fraction too (no
-    # credit for what a method breaks on the uncompressed model), "fails" is decided on the raw one.
+    # The gain as estimated, negative or positive: both claims read both fractions
+    # (intersection-union tests), so neither leans on the control's sign.
     kq = draws[(BASE, rec)].mean(axis=1)
-    ek, vk = seed_component(ctrl, iters, rng)
-    g = {"two_level": kq + ek - b, "questions": kq - b, "seeds": ctrl.mean() + ek - b0}
     e.update(control_acc=float(ctrl.mean()), control_sd=sd(ctrl), control_gain=gain,
              control_seeds=list(control.seeds), control_claim=claim_scope(len(ctrl)),
              controlled_fraction=fraction(b0, c0, runs.mean(), gain),
              controlled_sd=sd(fraction(b0, c0, runs, gain)))
-    seed_var["controlled"] = (vr + vk) / damage2
-    controlled = {k: fraction(*((b0, c0) if k == "seeds" else (b, c)), r[k], g[k]) for k in r}
-    return PairDraws(e, raw, controlled, r["two_level"], seed_var)
+    controlled = Spread(e["controlled_fraction"], fraction(b, c, rq, kq - b), own + seed_part(ctrl, inv_damage2))
+    return PairDraws(e, raw, controlled, accuracy)
 
 
-def grid_pairs(grid, draws: dict, seed: int) -> dict:
+def won_back(base, compressed, recovered) -> dict:
+    """What F does not show (descriptive): of the questions compression lost (base right,
+    compressed wrong), the share the recovered model gets right (``won_back``, mean over its
+    runs), beside the share it gets right of the questions neither the base nor the
+    compressed model knew (``never_known_right``): what guessing, the answer prior and the
+    method's own format give without knowledge, the rate a won-back share should be read
+    against. F counts both kinds of gain."""
+    b, c = base.correct[0] > 0.5, compressed.correct[0] > 0.5
+    right = recovered.correct.mean(axis=0)
+    lost, never = b & ~c, ~b & ~c
+    share = (lambda mask: float(right[mask].mean()) if mask.any() else float("nan"))
+    return {"won_back": share(lost), "lost_questions": int(lost.sum()), "never_known_right": share(never),
+            "never_known": int(never.sum())}
+
+
+def grid_pairs(grid, draws: dict) -> dict:
     """(compression, recovery) -> :class:`PairDraws` of every recovery of a compressed model."""
-    return {(c, r): pair_draws(grid, draws, c, r, seed) for c, r in grid.recovered()}
+    return {(c, r): pair_draws(grid, draws, c, r) for c, r in grid.recovered()}
 
 
 def fraction_rows(grid, pairs: dict, methods: Methods) -> list[dict]:
@@ -142,7 +142,7 @@ def fraction_rows(grid, pairs: dict, methods: Methods) -> list[dict]:
     for (comp, rec), pair in pairs.items():
         e = pair.estimates
         method = methods.method(rec)
-        low, high = interval(pair.raw["two_level"])
+        low, high = pair.raw.interval()
         row = {"model": grid.model, "compression": comp, "recovery": rec, "method": method,
                "side": methods.sides.get(method, ""), "task": grid.task, "n": e["n"], "seeds": len(e["runs"]),
                **{k: e[k] for k in ("base_acc", "compressed_acc", "recovered_acc", "recovered_sd", "control_gain",
@@ -151,6 +151,6 @@ def fraction_rows(grid, pairs: dict, methods: Methods) -> list[dict]:
                "controlled_sd": e["controlled_sd"], "controlled_ci_low": float("nan"),
                "controlled_ci_high": float("nan")}
         if pair.has_control:
-            row["controlled_ci_low"], row["controlled_ci_high"] = interval(pair.controlled["two_level"])
+            row["controlled_ci_low"], row["controlled_ci_high"] = pair.controlled.interval()
         rows.append(row)
     return rows

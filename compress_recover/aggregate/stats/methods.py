@@ -6,6 +6,15 @@ inside the model) or ``input`` (prompts at the input). The rule passes both maps
 (``recovery.methods``: group or run -> method, ``recovery.sides``: method -> side);
 :class:`Methods` answers every question about them, so no other module threads the two
 dicts around.
+
+A **reference** recovery is one whose information comes from the uncompressed model, not
+from the compressed one and the leak-filtered training text: EoRA (a low-rank copy of W_base
+- W_compressed, at full rank the base itself) or a run distilling the uncompressed model's
+logits. Its success says the knowledge can be put back from the uncompressed model, which
+neither side's claim is about, so the verdict shows it beside the sides with its own label
+and the side comparison never reads it (``references``: group or run -> where its
+information comes from; the plan derives it from each method's registration and objective,
+never from names).
 """
 
 from __future__ import annotations
@@ -24,11 +33,18 @@ def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | N
 @dataclass(frozen=True)
 class Methods:
     """``methods``: recovery group (or run) -> registered method; ``sides``: method -> side;
-    ``trained``: method -> whether it trains (a method missing there trains)."""
+    ``trained``: method -> whether it trains (a method missing there trains);
+    ``references``: group or run -> the uncompressed model's part its information comes
+    from (absent: a side's method)."""
 
     methods: dict = field(default_factory=dict)
     sides: dict = field(default_factory=dict)
     trained: dict = field(default_factory=dict)
+    references: dict = field(default_factory=dict)
+
+    def reference(self, recovery: str, run: str | None = None) -> str:
+        """Where ``recovery``'s information comes from when it is a reference ("" otherwise)."""
+        return self.references.get(recovery) or self.references.get(run or "") or ""
 
     def is_trained(self, recovery: str) -> bool:
         """Whether ``recovery``'s method trains (False: computed or built without training)."""
@@ -54,4 +70,5 @@ class Methods:
 
     def relabelled(self, back: dict[str, tuple[str, int | None]]) -> "Methods":
         """The same sides for the pseudo-groups of a budget curve (``back``: label -> (group, steps))."""
-        return Methods({name: self.method(rec) for name, (rec, _) in back.items()}, self.sides, self.trained)
+        return Methods({name: self.method(rec) for name, (rec, _) in back.items()}, self.sides, self.trained,
+                       {name: self.reference(rec) for name, (rec, _) in back.items() if self.reference(rec)})

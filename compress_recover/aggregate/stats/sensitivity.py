@@ -78,7 +78,7 @@ def one_to_one_verdicts(headline, table, *, methods, settings, seed: int, budget
     draws, pairs = {}, {}
     for key, grid in pooled.items():
         draws[key] = accuracy_draws(grid, iters, seed)
-        pairs.update({(grid.model, c, r): p for (c, r), p in grid_pairs(grid, draws[key], seed).items()})
+        pairs.update({(grid.model, c, r): p for (c, r), p in grid_pairs(grid, draws[key]).items()})
     damage, decisions, ni = confirmatory(pooled, draws, {k: pairs[k] for k in family}, settings, methods)
     decisions = with_failures(decisions, failed_groups, damage, methods)
     return {"tasks": tasks, "questions": questions, "verdicts": verdicts(damage, decisions, ni, None, None, budget)}
