@@ -34,6 +34,7 @@ rule analysis:
         tasks=expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks),
         fewshot=fewshot_inputs(),
         popularity=POPULARITY,
+        pools=pool_adapters(),
     output:
         directory(ANALYSIS),
     log:
@@ -48,6 +49,7 @@ rule analysis:
         split=section("data", "split"),
         seeds=PLAN.seeds,
         seed=config["seed"],
+        pool_runs=pool_runs(),
     threads: 1
     conda:
         "../envs/aggregate.yaml"

@@ -517,3 +517,23 @@ def test_a_users_task_without_a_fewshot_split_is_refused_by_the_plan_when_a_run_
         build_plan(config)
     write_choice_task(tmp_path / "a", "parity", rows, ["yes", "no"], demonstrations=[{"q": "Is 3 even?", "a": 1}])
     build_plan(config)
+
+
+def test_a_lora_restricted_to_layers_adds_exactly_its_count_and_is_checked_against_the_model(tiny_llama_dir):
+    # the matched-capacity entry of docs/methods.md: rank 1 on q_proj of some layers adds layers x (in + out)
+    from compress_recover.recover.lora import prepare
+    from compress_recover.recover.lora_config import LoRAConfig
+    from compress_recover.shape import EMBEDDED
+
+    cfg = LoRAConfig(rank=1, alpha=2, target_modules=["q_proj"], layers=[1])
+    model = prepare(load_model(str(tiny_llama_dir), device="cpu")[0], cfg, 0)
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    assert sum(trainable.values()) == 64 + 64 and all(".layers.1." in n for n in trainable)
+    matched = LoRAConfig(rank=1, alpha=2, target_modules=["q_proj"], layers=list(range(10)))
+    matched.check("recovery.methods[1]")
+    matched.check_shape("recovery.methods[1]", "smollm2-135m", EMBEDDED)
+    assert len(matched.layers) * (EMBEDDED.hidden + EMBEDDED.hidden) == 20 * EMBEDDED.hidden  # prompt tuning's 20 tokens
+    with pytest.raises(ConfigError, match=r"recovery.methods\[1\].layers: layer 30 does not exist"):
+        LoRAConfig(layers=[29, 30]).check_shape("recovery.methods[1]", "smollm2-135m", EMBEDDED)
+    with pytest.raises(ConfigError, match="distinct decoder layers"):
+        LoRAConfig(layers=[1, 1]).check("recovery.methods[1]")

@@ -475,3 +475,24 @@ def test_mixed_decisions_decide_no_label_they_do_not_support():
     ref = decision_record("e", "parameters", "recovers", reference="the uncompressed weights")
     assert decide(damage, [at_zero, ref], BUDGET)[0] == "not recovered at this budget"
     assert decide(damage, [m("a", "input", "fails"), ref], BUDGET)[0] != "recoverable only with new parameters"
+
+
+def test_a_pool_run_answered_by_undertrained_prompts_is_shown_but_excluded_from_the_decisions():
+    # idp wins back 180 of 200 lost questions, but every test question was answered by prompt 1, which
+    # trained with 3 examples: a random prefix, not a trained prompt. The decision leaves it out (idp not
+    # tried: lora alone decides nothing about the input side), the accuracy table still shows it
+    frame = question_frame(cells(idp=back(180), lora=back(0)))
+    frame.loc[frame.recovery == "idp", "pool_choice"] = 1.0
+    examples = {("m", "q", "idp.seed0"): [237, 3], ("m", "none", "idp.seed0"): [120, 120]}
+    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
+                     pool_examples=examples, min_examples=16)
+    v = one_verdict(result)
+    idp = method(v, "idp")
+    assert idp["status"] == "failed" and idp["decision"].startswith("excluded (undertrained prompts: 400 of 400")
+    assert v["verdict"] != "recoverable from the input side" and "idp was excluded from the decisions" in v["reason"]
+    assert "idp" in set(result["accuracy"].recovery)  # shown
+    # trained enough (16 examples): decided as before
+    examples[("m", "q", "idp.seed0")] = [224, 16]
+    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
+                     pool_examples=examples, min_examples=16)
+    assert one_verdict(result)["verdict"] == "recoverable from the input side"

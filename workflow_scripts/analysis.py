@@ -43,5 +43,11 @@ with log_to(snakemake.log[0]):
         generated_text_dirs=list(snakemake.input.get("generated", [])),
         fewshot_task_dirs=list(snakemake.input.get("fewshot", [])),
         popularity_csv=snakemake.input.popularity,
+        pool_adapters=[
+            (tuple(run), path)
+            for run, path in zip(
+                snakemake.params.pool_runs, snakemake.input.pools, strict=True
+            )
+        ],
         out_dir=snakemake.output[0],
     )

@@ -29,6 +29,7 @@ from pathlib import Path
 from ..data.split import DEV, TEST, split_counts, split_settings
 from ..failures import FAILED_RUN_COLUMNS, failed_groups, split_failed
 from ..io import read_json
+from ..prompt_choice import examples_per_prompt
 from .results import TABLE_SPECS, Results, Tables
 from .stats.ablation import pool_ablation
 from .stats.accuracy import accuracy_table, control_table
@@ -42,6 +43,7 @@ from .stats.distance import distance_table
 from .stats.fractions import fraction_rows, grid_pairs
 from .stats.anatomy import anatomy_tables
 from .stats.grid import base_first, build_grids
+from .stats.idp_flags import MIN_EXAMPLES, chosen_on_test, undertrained_runs
 from .stats.leak_check import check_leaks
 from .stats.methods import Methods
 from .stats.paired import flips, margin_tests, paired_tests
@@ -55,13 +57,19 @@ log = logging.getLogger(__name__)
 
 
 def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: dict | None = None,
-            held_out_tasks=(), failed: list[dict] = ()) -> dict:
+            held_out_tasks=(), failed: list[dict] = (), pool_examples: dict | None = None,
+            min_examples: int = MIN_EXAMPLES) -> dict:
     """Every table and the verdict from the per-question ``table`` (with the pooled task and
     the ``split`` column). The verdict and every headline table use the test questions of
     the final budget's runs only; ``dev_accuracy`` the dev questions and ``budget_curve`` the
     test questions of every checkpoint; ``collateral`` flags ``held_out_tasks``. ``failed``:
     the runs whose recovery training failed (:func:`compress_recover.failures.split_failed`;
-    not in ``table``), listed in ``failed_runs`` and accounted for in the decisions."""
+    not in ``table``), listed in ``failed_runs`` and accounted for in the decisions.
+    ``pool_examples``: (model, compression, run) -> the training examples of each prompt of a
+    prompt pool's run (:func:`compress_recover.prompt_choice.examples_per_prompt`); a run
+    whose test questions a prompt trained with fewer than ``min_examples`` answered
+    (:func:`.stats.idp_flags.undertrained_runs`) is shown everywhere but excluded from the
+    decisions: its answers measure a random prefix, not a trained prompt."""
     import pandas as pd
 
     if "prior_correct" not in table:  # no content-free evaluation: the columns empty
@@ -70,7 +78,10 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
     test = table[split_mask(table, TEST)]
     headline = test[at_final_budget(test, final)]
     grids = build_grids(headline)
-    pooled, family, pooled_iters = verdict_family(grids, settings, methods)
+    excluded = undertrained(headline, pool_examples, min_examples)
+    decided = headline[~headline.set_index(["model", "compression", "run"]).index.isin(
+        [(r["model"], r["compression"], r["run"]) for r in excluded])] if excluded else headline
+    pooled, family, pooled_iters = verdict_family(build_grids(decided) if excluded else grids, settings, methods)
     draws, pairs, fraction_table = {}, {}, []
     for key, grid in grids.items():
         if not grid.has_base:
@@ -80,10 +91,14 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         fraction_table.extend(fraction_rows(grid, these, methods))
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
+    if excluded:  # the pooled grids without the excluded runs: their own draws and pairs
+        draws = {**draws, **{key: accuracy_draws(grid, pooled_iters, seed) for key, grid in pooled.items()}}
+        family_pairs = {(m, c, r): p for key, grid in pooled.items()
+                        for (c, r), p in grid_pairs(grid, draws[key]).items() for m in [grid.model]}
     facts = {model: int(table[table.model == model].fact.nunique()) for model in table.model.unique()} \
         if "fact" in table else {}
     damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods, facts)
-    failures = failed_groups(failed, final)
+    failures = failed_groups([*failed, *excluded], final)
     decisions = with_failures(decisions, failures, damage, methods)
     decision_table = pd.DataFrame([d.csv_row() for d in decisions])
     margins = margin_tests(grids, iters=settings.bootstrap_iters, seed=seed)
@@ -102,7 +117,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "distance": distance_table(grids, iters=settings.bootstrap_iters, seed=seed),
         "content_free": content_free_table(headline, iters=settings.bootstrap_iters, seed=seed),
         "verdicts": verdicts(damage, decisions, ni, margins, mcnemar, budget),
-        "sensitivity": {"one_to_one": one_to_one_verdicts(headline, table, methods=methods,
+        "sensitivity": {"one_to_one": one_to_one_verdicts(decided, table, methods=methods,
                                                           settings=settings, seed=seed, budget=budget,
                                                           failed_groups=failures)},
         "failed_runs": pd.DataFrame(list(failed), columns=FAILED_RUN_COLUMNS).astype({"seed": "Int64",
@@ -111,6 +126,29 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         "resampling_units": {grid.model: cluster_sizes(grid.question_clusters) for grid in pooled.values()},
         **anatomy_tables(headline[headline.task != ALL_KNOWLEDGE], seed=seed),
     }
+
+
+def undertrained(headline, pool_examples: dict | None, min_examples: int) -> list[dict]:
+    """The runs of a prompt pool (:func:`.stats.idp_flags.undertrained_runs`) whose test
+    questions a prompt trained with fewer than ``min_examples`` examples answered, as
+    records of :func:`compress_recover.failures.failed_groups` (``excluded``: they trained,
+    and are shown; only the decisions leave them out)."""
+    import pandas as pd
+
+    if not pool_examples:
+        return []
+    flags = undertrained_runs(chosen_on_test(headline), pool_examples, min_examples)
+    out = []
+    for (model, comp, run), f in flags.items():
+        if not f.flagged:
+            continue
+        row = headline[(headline.model == model) & (headline.compression == comp) & (headline.run == run)].iloc[0]
+        out.append({"model": model, "compression": comp, "recovery": row.recovery, "seed": int(row.seed),
+                    "run": run, "steps": None if pd.isna(row.steps) else int(row.steps), "excluded": True,
+                    "failure": f"undertrained prompts: {f.undertrained} of {f.questions} test questions answered "
+                               f"by a prompt trained with fewer than {min_examples} examples (fewest "
+                               f"{f.fewest_examples})"})
+    return out
 
 
 def untouched_tasks(table, held_out_tasks) -> set[str]:
@@ -161,7 +199,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
                  alpha: float | None = None, min_recovery_fraction: float | None = None,
                  bootstrap_iters: int | None = None, split: dict | None = None,
                  generated_text_dirs: list[str] = (), fewshot_task_dirs: list[str] = (),
-                 popularity_csv: str | None = None) -> Results:
+                 popularity_csv: str | None = None, pool_adapters: list[tuple[tuple, str]] = ()) -> Results:
     """``samples``: (labels, samples.jsonl) of every knowledge-task evaluation; labels carry
     model, compression, recovery, seed (None without recovery), steps (the checkpoint's
     training steps, None without recovery), run and task. An evaluation whose results JSON
@@ -176,7 +214,9 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     subjects (None: no question has a popularity unless its doc gives one). ``content_free``:
     (labels, samples.jsonl) of every content-free evaluation, labelled with the knowledge
     task its variant masks: paired with the questions (:mod:`.stats.content_free`), never
-    analysed as a task of their own."""
+    analysed as a task of their own. ``pool_adapters``: ((model, compression, run), adapter
+    folder) of every prompt pool's run at the final budget, whose manifest counts the
+    examples each prompt trained with (:func:`undertrained`)."""
     settings = Settings.from_report(report, alpha=alpha, min_recovery_fraction=min_recovery_fraction,
                                     bootstrap_iters=bootstrap_iters)
     recovery = Methods(dict(methods), dict(sides), dict(trained or {}), dict(references or {}))
@@ -193,8 +233,12 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
         check_popularity(questions_table)
     check_demonstration_facts(questions_table, fewshot_task_dirs)
     table = with_pooled_task(questions_table, knowledge_tasks)
+    examples = {tuple(run): examples_per_prompt(read_json(Path(folder) / "manifest.json").get("pool") or {})
+                for run, folder in pool_adapters}
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,
-                     held_out_tasks=split_config["held_out_tasks"], failed=failed)
+                     held_out_tasks=split_config["held_out_tasks"], failed=failed,
+                     pool_examples={k: v for k, v in examples.items() if v},
+                     min_examples=int((report or {}).get("idp_min_examples", MIN_EXAMPLES)))
     questions = result["split"]
     results = Results(
         verdicts=result["verdicts"], rule=verdict_rule(recovery, settings, budget),

@@ -10,7 +10,7 @@ from ..runs import TEXTS
 ROUTINGS = ("hard", "shard", "soft", "curated", "gumbel")  # idp_routing.ROUTERS
 # the modes whose training chooses from a block's first context_tokens tokens and learns
 # from the rest (idp_routing.context_span)
-FROM_CONTEXT = frozenset({"hard", "soft", "gumbel"})
+FROM_CONTEXT = ("hard", "soft", "gumbel")
 
 
 @dataclass(frozen=True)

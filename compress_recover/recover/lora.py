@@ -13,5 +13,6 @@ def prepare(model, config: LoRAConfig, seed: int):
     peft_config = LoraConfig(
         r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
         target_modules=list(config.target_modules), bias="none", task_type="CAUSAL_LM",
+        layers_to_transform=list(config.layers) if config.layers else None,
     )
     return get_peft_model(model, peft_config)

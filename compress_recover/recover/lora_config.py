@@ -19,6 +19,11 @@ class LoRAConfig(MethodConfig):
           dropout: 0.0
           target_modules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]
           lr: 2.0e-4
+
+    ``layers`` (optional): the decoder layers to adapt (peft's ``layers_to_transform``;
+    default every layer). With it a LoRA can be sized to another method's capacity: rank 1
+    on ``q_proj`` of 10 layers of SmolLM2-135M (width 576) adds 10 x (576 + 576) = 11,520
+    parameters, prompt tuning's 20 x 576 (docs/methods.md, "Matched capacity").
     """
 
     method = "lora"
@@ -34,6 +39,7 @@ class LoRAConfig(MethodConfig):
     )
     lr: float = 2.0e-4
     weight_decay: float = 0.0
+    layers: list[int] | None = None
 
     def check(self, key: str) -> None:
         if self.rank < 1:
@@ -44,8 +50,15 @@ class LoRAConfig(MethodConfig):
             raise ConfigError(f"{key}.lr: {self.lr} must be > 0")
         if not self.target_modules:
             raise ConfigError(f"{key}.target_modules: name at least one module")
+        if self.layers is not None and (not self.layers or min(self.layers) < 0
+                                        or len(set(self.layers)) != len(self.layers)):
+            raise ConfigError(f"{key}.layers: {self.layers} must name distinct decoder layers >= 0 (or leave it out "
+                              "for every layer)")
 
     def check_shape(self, key: str, model: str, shape) -> None:
         from ..shape import check_rank
 
         check_rank(key, model, shape, self.rank, self.target_modules)
+        if self.layers and shape.layers is not None and max(self.layers) >= shape.layers:
+            raise ConfigError(f"{key}.layers: layer {max(self.layers)} does not exist in model '{model}', whose "
+                              f"layers are 0-{shape.layers - 1}")

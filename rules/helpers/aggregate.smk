@@ -35,6 +35,23 @@ def knowledge_cells():
     ]
 
 
+def pool_runs():
+    """(model, compression, run) at the final budget of every method that keeps one prompt
+    of a pool per input: the analysis reads each one's adapter manifest (the examples each
+    prompt trained with) and excludes a run whose test answers came from undertrained prompts.
+    """
+    return [
+        [m, c, r] for m, c, r in final_cells() if PLAN.recoveries[r].config.choice_field
+    ]
+
+
+def pool_adapters():
+    """The adapter folder of each of pool_runs(), in the same order."""
+    return [
+        ADAPTER.format(model=m, compression=c, recovery=r) for m, c, r in pool_runs()
+    ]
+
+
 def knowledge_samples():
     """The samples file of each of knowledge_cells(), in the same order."""
     return [

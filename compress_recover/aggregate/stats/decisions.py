@@ -544,10 +544,10 @@ def with_failures(decisions: list[Decision], groups: dict, damage: dict, methods
     for d in decisions:
         runs = groups.get((d.model, d.compression, d.recovery), [])
         control = groups.get((d.model, BASE, d.recovery), [])
-        notes = [f"{d.recovery}: {seeds_text(runs)} failed to train ({failure_text(runs)}); decided on the other "
+        notes = [f"{d.recovery}: {seeds_text(runs)} {_what(runs)} ({failure_text(runs)}); decided on the other "
                  "seed(s)"] if runs else []
         if control:
-            notes.append(f"{d.recovery}: control run {seeds_text(control)} on the uncompressed model failed to train "
+            notes.append(f"{d.recovery}: control run {seeds_text(control)} on the uncompressed model {_what(control)} "
                          f"({failure_text(control)}); its control gain rests on the other seed(s), if any")
         d.failed_seeds = [r["seed"] for r in runs]
         d.failure = failure_text(runs) if runs else ""
@@ -558,8 +558,19 @@ def with_failures(decisions: list[Decision], groups: dict, damage: dict, methods
         if comp == BASE or (model, comp, rec) in decided or (model, comp) not in damage:
             continue
         why = failure_text(runs)
-        out.append(Decision(model, comp, rec, methods.method(rec), methods.side(rec) or "", f"failed ({why})",
+        verb = "excluded" if _what(runs) == EXCLUDED else "failed"
+        out.append(Decision(model, comp, rec, methods.method(rec), methods.side(rec) or "", f"{verb} ({why})",
                             trained=methods.is_trained(rec),
                             status=FAILED, seeds=[r["seed"] for r in runs], runs=[r["run"] for r in runs],
-                            failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} failed to train: {why}"))
+                            failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} {_what(runs)}: {why}"))
     return out
+
+
+EXCLUDED = "was excluded from the decisions"
+
+
+def _what(runs: list[dict]) -> str:
+    """What happened to ``runs``: they failed to train, or (every one ``excluded``: an
+    undertrained prompt pool's, :func:`compress_recover.aggregate.analysis.undertrained`) they
+    trained and are shown but were excluded from the decisions."""
+    return EXCLUDED if runs and all(r.get("excluded") for r in runs) else "failed to train"
