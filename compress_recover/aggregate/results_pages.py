@@ -62,6 +62,14 @@ def _verdicts(model: ModelResults) -> str:
     return "; ".join(f"`{c}`: **{v}**" for c, v in model.verdicts.items())
 
 
+def _references(model: ModelResults) -> str:
+    """The references' label per compression (beside the verdict, outside its family), or ""."""
+    if not model.references:
+        return ""
+    return " Beside them, " + "; ".join(f"`{c}`: {label.split(' (reference')[0]}"
+                                        for c, label in model.references.items()) + " (references)."
+
+
 def _one_to_one_scope(model: ModelResults) -> str:
     o = model.one_to_one
     return f"the one-to-one relations alone ({', '.join(f'`{t}`' for t in o.tasks)}; {o.questions} pooled " \
@@ -107,7 +115,7 @@ def render_results_readme(snap: dict) -> str:
         comps = model.compressions()
         head = ["remedy (side)"]
         for c in comps:
-            head += [f"`{c}` accuracy", f"`{c}` raw F [Holm interval], decision"]
+            head += [f"`{c}` accuracy", f"`{c}` raw F [simultaneous interval], decision"]
         head.append("on the base (format control)")
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for remedy in model.remedy_names():
@@ -121,9 +129,13 @@ def render_results_readme(snap: dict) -> str:
             cells.append(_fmt(model.accuracy[BASE].get(remedy), 3))
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", *_caption(snap, name, model), "",
-                  "F = (remedy − compressed) / (base − compressed), on the same questions; a remedy *fails* when the "
-                  f"upper end of its raw F's Holm interval is below {snap.settings.min_recovery_fraction}. "
-                  f"Verdicts: {_verdicts(model)}.{_one_to_one(model)}", ""]
+                  "F = (remedy − compressed) / (base − compressed), on the same questions. Holm decides over the "
+                  "claims the verdict's label reads; a remedy *fails* when the upper bounds of its raw and "
+                  "control-subtracted F at its Holm level are both below "
+                  f"{snap.settings.min_recovery_fraction}. The interval shown is at the Bonferroni level (the "
+                  "family's intervals hold together at 95%); a reference's (its information is the uncompressed "
+                  "model's) is marginal, outside the family. Every claim is about this compressed checkpoint. "
+                  f"Verdicts: {_verdicts(model)}.{_references(model)}{_one_to_one(model)}", ""]
         content_free = _content_free_sentence(model)
         lines += [content_free, ""] if content_free else []
     return "\n".join(lines).rstrip() + "\n"
@@ -162,17 +174,22 @@ def _accuracy_lines(snap: Snapshot, name: str, model: ModelResults) -> list[str]
 
 def _decision_lines(name: str, model: ModelResults) -> list[str]:
     lines = [f"### Recovery fractions and decisions, `{name}`", "",
-             "Raw F and control-subtracted F_c with their 95% two-level bootstrap intervals (descriptive); the "
-             "raw F's interval at its Holm level, which the decision reads.", "",
+             "Raw F and control-subtracted F_c with their 95% intervals (descriptive); the raw F's interval "
+             "shown with the decision (simultaneous, at the Bonferroni level alpha / m; a reference's marginal), "
+             "the Holm level the decision was read at, and the share of the lost questions won back against the "
+             "share of the never-known ones the remedy gets right.", "",
              "| compression, remedy | side | extra parameters | raw F [95%] | control gain | F_c [95%] "
-             "| raw F [Holm] | Holm level | decision |", "|---|---|---|---|---|---|---|---|---|"]
+             "| raw F [simultaneous] | Holm level | won back / never known | decision |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for c in model.compressions():
         for remedy, r in model.remedies.get(c, {}).items():
             params = model.extra_params.get(c, {}).get(remedy)
             lines.append(f"| `{c}`, `{remedy}` | {model.side(remedy)} | "
                          f"{'—' if params is None else f'{params:,}'} | {_interval(r.raw_f, r.raw_f_95)} | "
                          f"{_fmt(r.control_gain, 3)} | {_interval(r.controlled_f, r.controlled_f_95)} | "
-                         f"{_interval(r.raw_f, r.raw_f_holm)} | {_fmt(r.holm_level, 4)} | {r.decision} |")
+                         f"{_interval(r.raw_f, r.raw_f_holm)} | {_fmt(r.holm_level, 4)} | "
+                         f"{_fmt(r.won_back, 2)} / {_fmt(r.never_known_right, 2)} | {r.decision}"
+                         f"{' (reference)' if r.reference else ''} |")
     return [*lines, "", f"Verdicts: {_verdicts(model)}.", "", *_one_to_one_lines(model)]
 
 

@@ -108,6 +108,9 @@ def _models(record: Results) -> dict[str, ModelResults]:
     _add_remedies(models, record)
     for v in record.verdicts:
         models[v.model].verdicts[v.compression] = v.verdict
+        if v.reference:
+            model = models[v.model]
+            model.references = {**(model.references or {}), v.compression: v.reference}
     _add_summary(models, record.summary)
     for name, anatomy in _anatomy(record).items():
         if name in models:
@@ -181,7 +184,21 @@ def _add_remedies(models: dict[str, ModelResults], record: Results) -> None:
             control_gain=_number(d.control_gain), controlled_f=_number(d.controlled_fraction),
             controlled_f_95=_pair(f.controlled_ci_low, f.controlled_ci_high) if f else [None, None],
             raw_f_holm=_pair(d.raw_ci_low, d.raw_ci_high), holm_level=_number(d.holm_level),
-            family_size=_number(d.family_size), decision=_text(d.decision))
+            family_size=_number(d.family_size), decision=_text(d.decision),
+            **_newer(d))
+
+
+def _newer(d) -> dict:
+    """The decision's fields a record of an older run lacks (left out, so absent in the JSON)."""
+    def get(name):
+        return getattr(d, name, None)
+
+    if _missing(get("interval_confidence")):
+        return {}
+    return {"decision_ci": _pair(get("ci_low"), get("ci_high")),
+            "interval_confidence": _number(get("interval_confidence")),
+            "reference": _text(get("reference")) or None, "won_back": _number(get("won_back")),
+            "never_known_right": _number(get("never_known_right"))}
 
 
 def _add_summary(models: dict[str, ModelResults], summary) -> None:

@@ -35,7 +35,13 @@ def _as_written():
 @dataclass
 class Remedy:
     """One remedy on one compressed model, pooled test questions: decisions.csv's row with
-    recovery_fraction.csv's 95% intervals (``raw_f_holm``: the interval at its Holm level)."""
+    recovery_fraction.csv's 95% intervals. ``raw_f_holm``: the raw F's interval shown with
+    the decision (at the Bonferroni level alpha / m since the family holds only the label's
+    claims; at its Holm level in snapshots of older runs); ``decision_ci`` the decision's
+    interval over both fractions and ``interval_confidence`` its confidence; ``reference``
+    where a reference's information comes from (outside the family); ``won_back`` and
+    ``never_known_right`` the shares of the lost and of the never-known questions it gets
+    right. The last five are absent in snapshots of older runs."""
 
     side: str
     trained: bool
@@ -50,6 +56,11 @@ class Remedy:
     holm_level: float | None
     family_size: int | None
     decision: str
+    decision_ci: list | None = _optional()
+    interval_confidence: float | None = _optional()
+    reference: str | None = _optional()
+    won_back: float | None = _optional()
+    never_known_right: float | None = _optional()
 
     @property
     def kind(self) -> str:
@@ -208,6 +219,7 @@ class ModelResults:
     distance: dict | None = _optional()
     one_to_one: OneToOne | None = _optional()
     resampling_units: ResamplingUnits | None = _optional()
+    references: dict | None = _optional()  # compression -> the references' label in words
 
     def __post_init__(self):  # read back from JSON
         self.remedies = {c: {r: _record(Remedy, d) for r, d in per.items()} for c, per in self.remedies.items()}
@@ -243,8 +255,9 @@ class ModelResults:
         return "" if r is None else r.kind
 
     def family_size(self):
-        """The Holm family's size (every decision of the run shares it)."""
-        return next((r.family_size for per in self.remedies.values() for r in per.values()), None)
+        """The Holm family's size (every decision in it shares it; a reference is outside it)."""
+        return next((r.family_size for per in self.remedies.values() for r in per.values()
+                     if r.family_size is not None), None)
 
 
 @dataclass
