@@ -158,7 +158,7 @@ def test_report_puts_rule_and_verdict_first_and_states_the_base_precision(analys
     # the verdict's div takes its class from the label, and the style sheet has that class
     assert '<div class="verdict recoverable-only-with-new-parameters">' in page
     assert ".recoverable-only-with-new-parameters{" in page
-    assert "one Holm family at alpha" in page and "is descriptive" in page and "pre-specified effect" in page
+    assert "one Holm family at alpha" in page and "is descriptive" in page and "a method that wins back nothing" in page
     assert f"Base ({PRECISION})" in page and f"none/none = base ({PRECISION})" in page
     assert "further compression of that" in page and "Holm" in page and "non-inferior" in page.lower()
     assert "Prompt pools" in page and "Paired margins" in page and "Format control" in page

@@ -6,11 +6,11 @@ Each function is one section's context (:data:`..registry.SECTIONS`), reading th
 
 from __future__ import annotations
 
-import math
 
 from ...failures import FAILED_RUN_COLUMNS, shown
 from ..results import MARGIN_TESTS, NONINFERIORITY, PAIRED_TESTS
 from ..stats.budget import budget_steps
+from ..stats.verdict import power_text
 from .cells import NO_CONTROL, base_label, bracket, fmt, isnan, number, or_why, p_value, pm, table, why_undefined
 from .first_screen import bases_text, verdict_class
 from .inputs import ReportInputs
@@ -19,7 +19,8 @@ METHOD_HEAD = ["recovery", "side", "training seed(s)", "acc (mean ± sd)", "cont
                "F (± sd over seeds)", "interval (simultaneous: Bonferroni α/m; references: marginal)",
                "its confidence", "Holm α_i", "p", "Holm p", "decision",
                "P(right choice) Δ vs compressed [95% t], sign-flip p (descriptive)",
-               "McNemar p per seed (descriptive)", "to decide at power (pre-specified effect: F = 0)"]
+               "McNemar p per seed (descriptive)",
+               "what this design decides (simulated: a method that wins back nothing, one that wins back 0.8)"]
 NONINFERIORITY_HEAD = ["input vs parameters", "fractions", "F_input − F_parameters", "lower bound",
                        "confidence (marginal)", "margin", "p", "result (descriptive)"]
 
@@ -37,17 +38,8 @@ def _margin_text(m) -> str:
 
 
 def _power_needed(m) -> str:
-    """What would decide an undecided method (its power estimate); decided ones need nothing."""
-    power = m.power or {}
-    if not power:
-        return "not needed (decided)"
-    q, s = number(power.get("questions_needed")), number(power.get("seeds_needed"))
-    k = number(power.get("scale_both"))
-    return "; ".join(x for x in (
-        None if isnan(q) else f"{fmt(q, '{:,.0f}')} questions",
-        None if isnan(s) else f"{fmt(s, '{:,.0f}')} seeds",
-        None if isnan(k) or not (math.isinf(q) and math.isinf(s)) else f"or {k:g}× both") if x) \
-        or power.get("note", "no estimate")
+    """What would decide an undecided method (the simulated procedure's estimate); decided ones need nothing."""
+    return power_text(m) if m.power else "not needed (decided)"
 
 
 def _seeds_cell(m) -> str:

@@ -379,7 +379,7 @@ def power_needed(spread, *, tau: float, facts: int, facts_available: int | None,
     is given."""
     import numpy as np
 
-    out = {"alternatives": {"fails": 0.0, "recovers": 0.8}, "level": level, "power": power, "facts": facts,
+    out = {"alternatives": {"fails": 0.0, "recovers": 0.8}, "level": level, "target": power, "facts": facts,
            "facts_available": facts_available, "runs": runs, "questions_needed": None, "seeds_needed": None}
     v_q = spread.question_var
     if not math.isfinite(v_q) or math.isnan(spread.point) or facts < 1:
@@ -398,7 +398,7 @@ def power_needed(spread, *, tau: float, facts: int, facts_available: int | None,
         need_seeds = (_smallest(lambda s: chance(f_true, facts, s) >= power, max(runs, METHOD_SEEDS), 500)
                       if spread.seeded else None)
         out[name] = {"power_now": now, "facts_needed": need_facts, "seeds_needed": need_seeds}
-    out["power"] = out["fails"]["power_now"]
+    out["power"] = out["fails"]["power_now"]  # the headline: a method that wins back nothing, at this design
     out["questions_needed"] = out["fails"]["facts_needed"]  # the report's headline: a method that wins back nothing
     out["seeds_needed"] = out["fails"]["seeds_needed"]
     if not spread.seeded:

@@ -154,15 +154,22 @@ def _fmt_interval(m: Decision) -> str:
     return f"[{m.ci_low:.2f}, {m.ci_high:.2f}] ({kind} {m.interval_confidence:.1%})"
 
 
-def _power_text(m: Decision) -> str:
+def power_text(m: Decision) -> str:
+    """What the design can decide, from the simulated procedure: per pre-specified truth (a
+    method that wins back nothing, one that wins back 0.8), the probability with these facts
+    and seeds, and the facts (or seeds) that give report.power."""
     p = m.power or {}
-    q, s = p.get("questions_needed"), p.get("seeds_needed")
     parts = []
-    if q is not None:
-        parts.append("more facts than the tasks have" if q == math.inf else f"about {q:,} facts")
-    if s is not None:
-        parts.append("no number of seeds alone" if s == math.inf else f"about {s} seeds")
-    return " or ".join(parts) or p.get("note", "no estimate")
+    for claim, truth in (("fails", "a method that wins back nothing"), ("recovers", "one that wins back 0.8")):
+        c = p.get(claim)
+        if not c:
+            continue
+        facts, seeds = c.get("facts_needed"), c.get("seeds_needed")
+        need = "more facts than the tasks have" if facts == math.inf else f"{facts:,} facts"
+        if seeds is not None:
+            need += " or no number of seeds alone" if seeds == math.inf else f" or {seeds} seeds"
+        parts.append(f"{truth} {claim} with probability {c['power_now']:.2f} here ({p['target']:.0%} needs {need})")
+    return "; ".join(parts) or p.get("note", "no estimate")
 
 
 def _p(m: Decision) -> str:
@@ -278,9 +285,8 @@ def _decide_tried(damage: Damage, methods: list[Decision], budget: dict | None) 
                               "'recoverable from the input side' and 'only with new parameters' cannot be told apart")
     return INCONCLUSIVE, "undecided: " + say(
         f"{m.recovery} F = {m.fraction:.2f} {_fmt_interval(m)} contains {m.threshold} "
-        f"(power {(m.power or {}).get('power', float('nan')):.2f} against a method that wins back nothing; "
-        f"deciding it needs {_power_text(m)}; {m.estimates.get('n', '?')} questions used)"
-        for m in by["undecided"])
+        f"({m.estimates.get('n', '?')} questions of {m.estimates.get('facts', '?')} facts; at this design "
+        f"{power_text(m)})" for m in by["undecided"])
 
 
 def _records(frame, **match) -> list[dict]:
