@@ -496,3 +496,16 @@ def test_a_pool_run_answered_by_undertrained_prompts_is_shown_but_excluded_from_
     result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
                      pool_examples=examples, min_examples=16)
     assert one_verdict(result)["verdict"] == "recoverable from the input side"
+
+
+def test_the_power_sentence_reads_a_decision_read_back_from_json():
+    # verdict.json writes an infinite need as "inf"; the report reads the decision back from it
+    from compress_recover.aggregate.stats.verdict import power_text
+
+    power = {"target": 0.8, "fails": {"power_now": 0.43, "facts_needed": "inf", "seeds_needed": None},
+             "recovers": {"power_now": 0.9, "facts_needed": 120, "seeds_needed": "inf"}}
+    text = power_text(decision_record("pt", "input", "undecided", power=power))
+    assert "a method that wins back nothing fails with probability 0.43 here (80% needs more facts than the " \
+           "tasks have)" in text
+    assert "one that wins back 0.8 recovers with probability 0.90 here (80% needs 120 facts or no number of " \
+           "seeds alone)" in text

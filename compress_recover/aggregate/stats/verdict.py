@@ -164,7 +164,8 @@ def power_text(m: Decision) -> str:
         c = p.get(claim)
         if not c:
             continue
-        facts, seeds = c.get("facts_needed"), c.get("seeds_needed")
+        facts, seeds = from_json_number(c.get("facts_needed")), c.get("seeds_needed")  # as read back: "inf"
+        seeds = None if seeds is None else from_json_number(seeds)
         need = "more facts than the tasks have" if facts == math.inf else f"{facts:,} facts"
         if seeds is not None:
             need += " or no number of seeds alone" if seeds == math.inf else f" or {seeds} seeds"
