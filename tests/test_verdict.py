@@ -509,3 +509,15 @@ def test_the_power_sentence_reads_a_decision_read_back_from_json():
            "tasks have)" in text
     assert "one that wins back 0.8 recovers with probability 0.90 here (80% needs 120 facts or no number of " \
            "seeds alone)" in text
+
+
+def test_a_reference_above_zero_and_below_the_threshold_is_partly_recovered_from_the_uncompressed_model():
+    from compress_recover.aggregate.stats.verdict import reference_label
+
+    ref = decision_record("eora", "parameters", "fails", ci=(0.09, 0.41), reference="the uncompressed weights",
+                          estimates={"won_back": 0.27, "lost_questions": 141, "never_known_right": 0.05,
+                                     "never_known": 261})
+    assert reference_label([ref]).startswith("partly recovered from the uncompressed model at this rank")
+    ref.ci_low = -0.1
+    assert reference_label([ref]).startswith("not recovered from the uncompressed model at this rank")
+    assert reference_label([decision_record("lora", "parameters", "fails")]) == ""

@@ -62,6 +62,12 @@ def _verdicts(model: ModelResults) -> str:
     return "; ".join(f"`{c}`: **{v}**" for c, v in model.verdicts.items())
 
 
+def _reference(model: ModelResults, remedy: str) -> str:
+    """", reference" for a remedy whose information is the uncompressed model's (outside the family)."""
+    return ", reference" if any((per.get(remedy) and per[remedy].reference) for per in model.remedies.values()) \
+        else ""
+
+
 def _references(model: ModelResults) -> str:
     """The references' label per compression (beside the verdict, outside its family), or ""."""
     if not model.references:
@@ -120,7 +126,7 @@ def render_results_readme(snap: dict) -> str:
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for remedy in model.remedy_names():
             label = "none: the model as compressed (last column: the uncompressed base)" if remedy == BASE else \
-                f"`{remedy}` ({model.side(remedy)})"
+                f"`{remedy}` ({model.side(remedy)}{_reference(model, remedy)})"
             cells = [label]
             for c in comps:
                 r = model.remedies.get(c, {}).get(remedy)

@@ -242,8 +242,10 @@ def reference_label(methods: list[Decision]) -> str:
     if not refs:
         return ""
     wins = [m for m in refs if m.decision == "recovers"]
-    label = (FROM_UNCOMPRESSED if wins else "not recovered from the uncompressed model at this rank"
-             if all(m.decision == "fails" for m in refs) else "undecided from the uncompressed model")
+    fails = all(m.decision == "fails" for m in refs)
+    label = (FROM_UNCOMPRESSED if wins else "partly recovered from the uncompressed model at this rank"
+             if fails and any(m.partly for m in refs) else "not recovered from the uncompressed model at this rank"
+             if fails else "undecided from the uncompressed model")
     return (f"{label} (reference, outside the verdict's family: its information is {', '.join(sorted({m.reference for m in refs}))}"
             f", not the compressed model's): " + "; ".join(_wins(m) if m in wins else _fails(m) if m.decision ==
                                                            "fails" else f"{m.recovery} undecided {_fmt_interval(m)}"
