@@ -66,6 +66,9 @@ class MethodConfig:
     # Recovery: what a method that trains nothing reads besides the compressed checkpoint:
     # "uncompressed" (the uncompressed checkpoint and the calibration text), "fewshot_tasks"
     # (the few-shot task folders, rule fewshot_task).
+    # A method that needs "uncompressed" takes its information from the uncompressed model:
+    # the verdict treats it as a reference, beside the two sides and outside their comparison
+    # (compress_recover/aggregate/stats/methods.py).
     needs: ClassVar[tuple[str, ...]] = ()
 
     def prompt_positions(self) -> tuple[str, int]:
