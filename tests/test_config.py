@@ -188,6 +188,8 @@ def test_every_schema_property_has_description_and_default():
             if "description" not in prop or "default" not in prop:
                 if path.endswith("task_dirs.items"):
                     pass  # required keys of a list item: no sensible default
+                elif "description" in prop and "no default written" in prop["description"]:
+                    pass  # added after runs existed: a default would rerun them (test_method_schema.py)
                 else:
                     missing.append(f"{path}.{name}")
             walk(prop, f"{path}.{name}")

@@ -169,7 +169,16 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     base_acc, comp_acc = run_acc[("none", "none", "none")], run_acc[("gptq-w4g32", "none", "none")]
     assert e["base_acc"] == pytest.approx(base_acc) and e["compressed_acc"] == pytest.approx(comp_acc)
     assert e["damage"] == pytest.approx(base_acc - comp_acc) and e["n"] == final.doc_id[final.run == "none"].nunique()
+    # the pool's prompts trained with 8 examples in all (4 steps x 2): below report.pool_min_examples, so
+    # the pool's runs are shown but excluded from the decisions; a distilling pool is also a reference
+    excluded = [m for m in e["methods"] if m["status"] == "failed"]
+    assert [m["recovery"] for m in excluded] == ["idp-mix0.5"]
+    assert excluded[0]["decision"].startswith("excluded (undertrained prompts: ")
+    assert {m["recovery"]: m["reference"] for m in e["methods"] if m["reference"]} == {
+        "eora": "the uncompressed weights", "idp-mix0.5": "the uncompressed model's logits"}
     for m in e["methods"]:
+        if m["status"] == "failed":
+            continue
         recovered = run_acc.loc[("gptq-w4g32", m["recovery"])].mean()  # mean over the seeds' runs
         assert m["recovered_acc"] == pytest.approx(recovered)
         raw = (recovered - comp_acc) / (base_acc - comp_acc) if base_acc > comp_acc else None

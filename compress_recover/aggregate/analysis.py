@@ -43,7 +43,7 @@ from .stats.distance import distance_table
 from .stats.fractions import fraction_rows, grid_pairs
 from .stats.anatomy import anatomy_tables
 from .stats.grid import base_first, build_grids
-from .stats.idp_flags import MIN_EXAMPLES, chosen_on_test, undertrained_runs
+from .stats.pool_flags import MIN_EXAMPLES, chosen_on_test, undertrained_runs
 from .stats.leak_check import check_leaks
 from .stats.methods import Methods
 from .stats.paired import flips, margin_tests, paired_tests
@@ -68,7 +68,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
     ``pool_examples``: (model, compression, run) -> the training examples of each prompt of a
     prompt pool's run (:func:`compress_recover.prompt_choice.examples_per_prompt`); a run
     whose test questions a prompt trained with fewer than ``min_examples`` answered
-    (:func:`.stats.idp_flags.undertrained_runs`) is shown everywhere but excluded from the
+    (:func:`.stats.pool_flags.undertrained_runs`) is shown everywhere but excluded from the
     decisions: its answers measure a random prefix, not a trained prompt."""
     import pandas as pd
 
@@ -129,7 +129,7 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
 
 
 def undertrained(headline, pool_examples: dict | None, min_examples: int) -> list[dict]:
-    """The runs of a prompt pool (:func:`.stats.idp_flags.undertrained_runs`) whose test
+    """The runs of a prompt pool (:func:`.stats.pool_flags.undertrained_runs`) whose test
     questions a prompt trained with fewer than ``min_examples`` examples answered, as
     records of :func:`compress_recover.failures.failed_groups` (``excluded``: they trained,
     and are shown; only the decisions leave them out)."""
@@ -205,8 +205,8 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     training steps, None without recovery), run and task. An evaluation whose results JSON
     beside its samples (``<task>.json``) records a failed recovery training is set apart
     (:func:`compress_recover.failures.split_failed`): ``failed_runs.csv`` and verdict.json's
-    ``failed_runs``. ``methods``/``sides``: recovery group -> method, method -> side; ``references``: group or
-    run -> where a reference method's information comes from (:mod:`.stats.methods`).
+    ``failed_runs``. ``methods``/``sides``: recovery group -> method, method -> side; ``references``: group
+    -> where a reference method's information comes from (:mod:`.stats.methods`).
     ``report``: config.yaml's ``report`` section (the keyword thresholds, if given, override
     it). ``split``: config.yaml's ``data.split`` (None: no dev set, every question test).
     ``generated_text_dirs``: each model's generated training text, leak-checked as the
@@ -238,7 +238,7 @@ def run_analysis(*, samples: list[tuple[dict, str]], knowledge_tasks: list[str],
     result = analyse(table, methods=recovery, settings=settings, seed=seed, budget=budget,
                      held_out_tasks=split_config["held_out_tasks"], failed=failed,
                      pool_examples={k: v for k, v in examples.items() if v},
-                     min_examples=int((report or {}).get("idp_min_examples", MIN_EXAMPLES)))
+                     min_examples=int((report or {}).get("pool_min_examples", MIN_EXAMPLES)))
     questions = result["split"]
     results = Results(
         verdicts=result["verdicts"], rule=verdict_rule(recovery, settings, budget),

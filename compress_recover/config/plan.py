@@ -83,17 +83,17 @@ class Plan:
         return max([self.shots(run) for _, comp, run in self.cells() if self.format_control(comp, run)], default=0)
 
     def references(self) -> dict[str, str]:
-        """Recovery group and run -> where its information comes from, for the runs whose
+        """Recovery group -> where its information comes from, for the groups whose
         information is the uncompressed model's (the verdict's references,
         :mod:`compress_recover.aggregate.stats.methods`): a method that reads the uncompressed
-        checkpoint (``needs`` "uncompressed": EoRA) or an objective that distils its logits."""
+        checkpoint (``needs`` "uncompressed") or an objective that distils its logits."""
         out = {}
-        for run, e in self.recoveries.items():
+        for e in self.recoveries.values():
             where = ("the uncompressed weights" if "uncompressed" in e.config.needs
                      else "the uncompressed model's logits" if e.objective is not None and e.objective.loss != "lm"
                      else "")
             if where:
-                out[run] = out[e.group] = where
+                out[e.group] = where
         return out
 
     def groups(self) -> dict[str, str]:

@@ -68,7 +68,7 @@ def objective_loss(model, ids, objective: Objective, teacher=None, block_index=N
 
     Input-side methods return logits with their prompt positions first (as peft's soft
     prompts do): the last ``L`` positions are the ones aligned with the input tokens. A
-    model whose output has a ``loss_mask`` (B, L) (an IDP pool that chooses from a block's
+    model whose output has a ``loss_mask`` (B, L) (a prompt pool that chooses from a block's
     first tokens) is distilled on those positions only, as its own next-token loss is.
     """
     import torch

@@ -111,7 +111,7 @@ def fewshot_inputs():
 
 def recovery_methods():
     """Recovery entry (group) and run name -> method, method -> side and whether it
-    trains, and group and run -> where a reference method's information comes from."""
+    trains, and group -> where a reference method's information comes from."""
     methods = {**PLAN.groups()}
     methods.update({run: entry.method for run, entry in PLAN.recoveries.items()})
     trained = {m: RECOVERY[m].config_cls.trained for m in RECOVERY.names() if m != BASE}

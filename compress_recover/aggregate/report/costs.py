@@ -14,7 +14,7 @@ from ...failures import is_failed, shown
 from ...prompt_choice import examples_per_prompt
 from ..stats.costs import (batch_latency, claim_checks, extra_params, input_tokens, params_used, registered_claims,
                            remedies_2x2, token_latency, training_seconds)
-from ..stats.idp_flags import MIN_EXAMPLES, undertrained_runs
+from ..stats.pool_flags import MIN_EXAMPLES, undertrained_runs
 from ..tables import CELL, base_first_order
 from .cells import UNDEFINED, fmt, table
 from .first_screen import figure
@@ -59,8 +59,8 @@ def paper_claims(r: ReportInputs) -> dict | None:
 def pool_training(costs: list[dict], choices: dict[tuple, list[int]], min_examples: int = MIN_EXAMPLES) -> dict | None:
     """How each prompt pool was used in training (its cost.json's ``pool``, from the adapter's
     manifest) and whether its test questions were answered by prompts that trained
-    (:func:`..stats.idp_flags.undertrained_runs`; ``choices``: the prompt of each run's test
-    questions, :func:`..stats.idp_flags.chosen_on_test`): one row per run; None when no run
+    (:func:`..stats.pool_flags.undertrained_runs`; ``choices``: the prompt of each run's test
+    questions, :func:`..stats.pool_flags.chosen_on_test`): one row per run; None when no run
     has a pool."""
     import pandas as pd
 
@@ -177,7 +177,7 @@ def library_versions(costs: list[dict]) -> dict:
 def cost_table(costs: list[dict], choices: dict[tuple, list[int]]):
     """One row per cost.json record, the base model first (an empty frame without one);
     ``choices``: the prompt of each test question of every prompt pool's run
-    (:func:`..stats.idp_flags.chosen_on_test`)."""
+    (:func:`..stats.pool_flags.chosen_on_test`)."""
     import pandas as pd
 
     if not costs:

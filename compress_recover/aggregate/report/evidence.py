@@ -92,10 +92,10 @@ def margins(r: ReportInputs) -> dict:
 
 def ablation(r: ReportInputs) -> dict:
     """How each prompt pool was used in training, and the pool ablation at evaluation."""
-    from ..stats.idp_flags import MIN_EXAMPLES
+    from ..stats.pool_flags import MIN_EXAMPLES
     from .costs import pool_training
 
-    min_examples = (r.config.get("report") or {}).get("idp_min_examples", MIN_EXAMPLES)
+    min_examples = (r.config.get("report") or {}).get("pool_min_examples", MIN_EXAMPLES)
     return {"pool": pool_training(r.costs, r.pool_choices, min_examples),
             "ablation": shown_table(r.results.tables.prompt_pool_ablation)}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ...failures import failed_groups
 from ...io import read_json
 from ..results import Results
-from ..stats.idp_flags import chosen_on_test
+from ..stats.pool_flags import chosen_on_test
 from ..tables import at_final_budget_rows, base_precisions, compute_dtypes, perplexity_recovery
 
 

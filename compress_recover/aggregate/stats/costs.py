@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...prompt_choice import examples_per_prompt
 from ...runs import BASE
-from .idp_flags import pool_parameters
+from .pool_flags import pool_parameters
 
 # The 2 × 2 view's cells in reading order: (trained, side).
 CELLS_2X2 = [(False, "input"), (False, "parameters"), (True, "input"), (True, "parameters")]
@@ -49,8 +49,8 @@ def extra_params(cost: dict) -> float:
 
 def params_used(cost: dict, chosen: list[int] | None) -> float:
     """The extra parameters that answered a test question. A prompt pool's run (cost.json's
-    ``pool``): those of the prompts that answered at least one (:func:`.idp_flags.pool_parameters`;
-    ``chosen``, the prompt of each of its test questions, :func:`.idp_flags.chosen_on_test`;
+    ``pool``): those of the prompts that answered at least one (:func:`.pool_flags.pool_parameters`;
+    ``chosen``, the prompt of each of its test questions, :func:`.pool_flags.chosen_on_test`;
     NaN for None, no test question), of the :func:`extra_params` allocated to the whole pool.
     Any other run: all its :func:`extra_params`."""
     if not cost.get("pool"):

@@ -14,8 +14,8 @@ task's test questions), m = compressions + recoveries of the two sides:
   the procedure (:func:`power_needed`).
 
 Outside the family, descriptive (marginal 95%): a **reference** recovery, whose information
-comes from the uncompressed model (EoRA's residual of the uncompressed weights, a distilling
-objective's teacher logits; :attr:`.methods.Methods.references`): its own label, never one of
+comes from the uncompressed model (a low-rank copy of the compression residual of the
+uncompressed weights, a distilling objective's teacher logits; :attr:`.methods.Methods.references`): its own label, never one of
 the sides; and non-inferiority of every input-side recovery against every parameter-side one.
 
 Holm decides; the interval shown with a decision is at the Bonferroni level alpha / m (both
@@ -562,7 +562,8 @@ def with_failures(decisions: list[Decision], groups: dict, damage: dict, methods
         out.append(Decision(model, comp, rec, methods.method(rec), methods.side(rec) or "", f"{verb} ({why})",
                             trained=methods.is_trained(rec),
                             status=FAILED, seeds=[r["seed"] for r in runs], runs=[r["run"] for r in runs],
-                            failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} {_what(runs)}: {why}"))
+                            failed_seeds=[r["seed"] for r in runs], failure=why, note=f"{rec} {_what(runs)}: {why}",
+                            reference=methods.reference(rec)))
     return out
 
 

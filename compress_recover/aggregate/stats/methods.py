@@ -8,11 +8,11 @@ inside the model) or ``input`` (prompts at the input). The rule passes both maps
 dicts around.
 
 A **reference** recovery is one whose information comes from the uncompressed model, not
-from the compressed one and the leak-filtered training text: EoRA (a low-rank copy of W_base
-- W_compressed, at full rank the base itself) or a run distilling the uncompressed model's
-logits. Its success says the knowledge can be put back from the uncompressed model, which
+from the compressed one and the leak-filtered training text: a correction computed from the
+uncompressed weights (a low-rank copy of W_base - W_compressed is, at full rank, the base
+itself) or a run distilling the uncompressed model's logits. Its success says the knowledge can be put back from the uncompressed model, which
 neither side's claim is about, so the verdict shows it beside the sides with its own label
-and the side comparison never reads it (``references``: group or run -> where its
+and the side comparison never reads it (``references``: group -> where its
 information comes from; the plan derives it from each method's registration and objective,
 never from names).
 """
@@ -34,8 +34,8 @@ def method_of(recovery: str, run: str | None = None, methods: dict[str, str] | N
 class Methods:
     """``methods``: recovery group (or run) -> registered method; ``sides``: method -> side;
     ``trained``: method -> whether it trains (a method missing there trains);
-    ``references``: group or run -> the uncompressed model's part its information comes
-    from (absent: a side's method)."""
+    ``references``: group -> the uncompressed model's part its information comes from
+    (absent: a side's method)."""
 
     methods: dict = field(default_factory=dict)
     sides: dict = field(default_factory=dict)

@@ -71,7 +71,7 @@ def verdict_rule(methods: Methods, settings: Settings | None = None, budget: dic
              f"{', '.join(map(str, budget_steps(budget)[:-1]))}) are described, never decided on"
              if len(budget_steps(budget)) > 1 else "")
     k = METHOD_SEEDS
-    refs = sorted({m for m in methods.references.values()}) if methods.references else []
+    refs = [f"{group}: {where}" for group, where in sorted(methods.references.items())]
     return (
         "Per model and compression setting, on the pooled test questions of every knowledge task (held-out tasks "
         "included; the dev questions, if any, serve choices of recipe and budget and enter no decision), every "
@@ -107,8 +107,8 @@ def verdict_rule(methods: Methods, settings: Settings | None = None, budget: dic
         "the loss. Beside F, descriptive: the share of the lost questions (base right, compressed wrong) it gets "
         "right, against the share of the never-known questions (both wrong) it gets right. "
         "REFERENCES: a method whose information comes from the uncompressed model ("
-        + (", ".join(refs) if refs else "none in this run") + "; EoRA is a low-rank copy of W_base - "
-        "W_compressed, at full rank the base itself; distillation reads the uncompressed model's logits) is "
+        + ("; ".join(refs) if refs else "none in this run") + "; a low-rank copy of W_base - W_compressed is, at "
+        "full rank, the base itself; distillation reads the uncompressed model's logits) is "
         "not a side: it is decided outside the family at the marginal level (95%) and shown beside the verdict "
         "as 'recoverable from the uncompressed model' or not; no label reads it. "
         "The verdict is the first that applies: "
@@ -129,8 +129,8 @@ def verdict_rule(methods: Methods, settings: Settings | None = None, budget: dic
         "any budget. (3) does not show forgetting: its parameter-side methods learn from leak-filtered text and "
         "the compressed model only (references, whose information is the uncompressed model's, are excluded), "
         "so if they bring the facts back the knowledge was still reachable, only not through the input side at "
-        "the input side's capacity (prompt tuning and IDP add far fewer parameters than LoRA; a LoRA of matched "
-        "capacity is a config entry: docs/methods.md). "
+        "the input side's capacity (soft prompts add far fewer parameters than low-rank adapters; an adapter of "
+        "matched capacity is a config entry: docs/methods.md). "
         "A run whose training diverged (a NaN or infinite loss or weight) has no adapter and no score: a method "
         "whose every run at the final budget failed is FAILED, was not tried, and stays out of the family (every "
         "method failed: inconclusive); a method with some failed seeds is decided on the others; the verdict's "
@@ -246,10 +246,11 @@ def reference_label(methods: list[Decision]) -> str:
     label = (FROM_UNCOMPRESSED if wins else "partly recovered from the uncompressed model at this rank"
              if fails and any(m.partly for m in refs) else "not recovered from the uncompressed model at this rank"
              if fails else "undecided from the uncompressed model")
-    return (f"{label} (reference, outside the verdict's family: its information is {', '.join(sorted({m.reference for m in refs}))}"
-            f", not the compressed model's): " + "; ".join(_wins(m) if m in wins else _fails(m) if m.decision ==
-                                                           "fails" else f"{m.recovery} undecided {_fmt_interval(m)}"
-                                                           for m in refs))
+    where = ", ".join(sorted({m.reference for m in refs}))
+    each = (_wins(m) if m in wins else _fails(m) if m.decision == "fails"
+            else f"{m.recovery} undecided {_fmt_interval(m)}" for m in refs)
+    return (f"{label} (reference, outside the verdict's family: its information is {where}, not the compressed "
+            "model's): " + "; ".join(each))
 
 
 def _decide_tried(damage: Damage, methods: list[Decision], budget: dict | None) -> tuple[str, str]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from compress_recover.aggregate.stats.costs import params_used
-from compress_recover.aggregate.stats.idp_flags import (MIN_EXAMPLES, chosen_on_test, pool_parameters,
+from compress_recover.aggregate.stats.pool_flags import (MIN_EXAMPLES, chosen_on_test, pool_parameters,
                                                         undertrained_runs)
 from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
 from compress_recover.prompt_choice import examples_per_prompt, pool_summary
@@ -51,7 +51,7 @@ def test_a_run_is_flagged_when_a_prompt_below_the_threshold_answered_a_test_ques
     assert one.flagged and one.min_examples == MIN_EXAMPLES == 16
     # 16 examples is enough (`<`, not `<=`), and more is never flagged (not `>=`)
     assert (other.undertrained, other.fewest_examples, other.flagged) == (0, 16, False)
-    # the threshold is the caller's (report.idp_min_examples)
+    # the threshold is the caller's (report.pool_min_examples)
     assert undertrained_runs(choices, examples, min_examples=41)[("m", "q", "idp.seed0")].undertrained == 4
     assert not undertrained_runs(choices, examples, min_examples=15)[("m", "q", "idp.seed0")].flagged
 

@@ -1,8 +1,8 @@
 """Whether a prompt pool's test answers came from trained prompts, and how many of its extra parameters answered.
 
-A prompt of an IDP pool learns only from the training examples routed to it (the adapter
+A prompt of a pool (a method that keeps one prompt of a pool per input) learns only from the training examples routed to it (the adapter
 manifest's ``pool.trained_with``: per step, how many examples trained with each prompt,
-:meth:`compress_recover.recover.idp.IDPModel.training_record`). A prompt that answers test
+the pool model's training record). A prompt that answers test
 questions after a handful of examples is still close to its random initialisation, so
 those answers measure a random prefix, not a trained prompt: :func:`undertrained_runs`
 says, per run, how many test questions such a prompt answered. And a pool of ``m``
@@ -12,7 +12,7 @@ prompts that answers every question with one prompt uses one prompt's parameters
 Pure functions over the question table (``questions.csv``: per question the prompt it was
 answered with, ``pool_choice``, :func:`.questions.pool_record`) and the pools' training
 counts (:func:`compress_recover.prompt_choice.examples_per_prompt`); numbers, never text.
-A run is (model, compression, run name), e.g. ("smollm2-135m", "gptq-w3g128", "idp.seed0").
+A run is (model, compression, run name), e.g. ("smollm2-135m", "<compression>", "<group>.seed0").
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ...data.split import TEST
 from .questions import ALL_KNOWLEDGE, split_mask
 
-# report.idp_min_examples's default (the schema's): fewer training examples than this and
+# report.pool_min_examples's default (the schema's): fewer training examples than this and
 # a prompt's answers are not a trained prompt's
 MIN_EXAMPLES = 16
 
@@ -64,7 +64,7 @@ def undertrained_runs(choices: dict[tuple[str, str, str], list[int]], examples: 
                       min_examples: int = MIN_EXAMPLES) -> dict[tuple[str, str, str], PromptTraining]:
     """Per run of ``choices`` ((model, compression, run) -> the prompt each test question was
     answered with, :func:`chosen_on_test`), whether a prompt trained with fewer than
-    ``min_examples`` examples (config.yaml ``report.idp_min_examples``) answered any of
+    ``min_examples`` examples (config.yaml ``report.pool_min_examples``) answered any of
     them, with the counts. ``examples``: (model, compression, run) -> the training examples
     of each prompt of the run's pool (:func:`compress_recover.prompt_choice.examples_per_prompt`
     of its adapter manifest's or cost.json's ``pool``); a run without them, or whose
@@ -105,7 +105,7 @@ def pool_parameters(pool_size: int, prompt_params: int, chosen: Iterable[int]) -
     """The extra parameters of a pool of ``pool_size`` prompts of ``prompt_params`` values each
     (num_virtual_tokens x hidden size): allocated, pool_size x prompt_params; used, the
     distinct prompts of ``chosen`` (the prompt each test question was answered with,
-    :func:`chosen_on_test`) x prompt_params. IDP's router has no weights of its own (its scores
-    are the frozen selection layers' attention, less ``pool_size`` centring offsets kept in
-    idp_config.json, counted by neither number nor by cost.json's ``extra_params``)."""
+    :func:`chosen_on_test`) x prompt_params. The pool's router has no weights of its own (its
+    scores are the frozen selection layers' attention, less ``pool_size`` centring offsets kept
+    in the adapter's config, counted by neither number nor by cost.json's ``extra_params``)."""
     return PoolParameters(allocated=pool_size * prompt_params, used=len(set(chosen)) * prompt_params)
