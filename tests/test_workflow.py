@@ -173,7 +173,7 @@ def test_analysis_and_report_from_the_tiny_run(finished_run):
     # the pool's runs are shown but excluded from the decisions; a distilling pool is also a reference
     excluded = [m for m in e["methods"] if m["status"] == "failed"]
     assert [m["recovery"] for m in excluded] == ["idp-mix0.5"]
-    assert excluded[0]["decision"].startswith("excluded (undertrained prompts: ")
+    assert excluded[0]["decision"].startswith("excluded (") and "undertrained prompts: " in excluded[0]["decision"]
     assert {m["recovery"]: m["reference"] for m in e["methods"] if m["reference"]} == {
         "eora": "the uncompressed weights", "idp-mix0.5": "the uncompressed model's logits"}
     for m in e["methods"]:
