@@ -521,3 +521,17 @@ def test_a_reference_above_zero_and_below_the_threshold_is_partly_recovered_from
     ref.ci_low = -0.1
     assert reference_label([ref]).startswith("not recovered from the uncompressed model at this rank")
     assert reference_label([decision_record("lora", "parameters", "fails")]) == ""
+
+
+def test_an_excluded_control_run_is_still_shown_in_the_format_control():
+    # the control run (idp on the uncompressed model) answered by an undertrained prompt too: the decisions
+    # leave both runs out, and the descriptive tables still read every run's own draws
+    frame = question_frame(cells(idp=back(180), lora=back(0)))
+    frame.loc[frame.recovery == "idp", "pool_choice"] = 1.0
+    examples = {("m", "q", "idp.seed0"): [237, 3], ("m", "none", "idp.seed0"): [237, 3]}
+    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
+                     pool_examples=examples, min_examples=16)
+    assert "idp was excluded from the decisions" in one_verdict(result)["reason"]
+    control = result["format_control"].set_index(["task", "recovery"]).loc[("all_knowledge", "idp")]
+    assert control.control_acc == pytest.approx(CONTROL[("none", "idp", 0)].mean())
+    assert control.ci_low <= control.control_gain <= control.ci_high

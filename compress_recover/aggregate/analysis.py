@@ -91,13 +91,14 @@ def analyse(table, *, methods: Methods, settings: Settings, seed: int, budget: d
         fraction_table.extend(fraction_rows(grid, these, methods))
         pairs.update({(grid.model, c, r, grid.task): p for (c, r), p in these.items()})
     family_pairs = {(m, c, r): pairs[(m, c, r, ALL_KNOWLEDGE)] for (m, c, r) in family}
-    if excluded:  # the pooled grids without the excluded runs: their own draws and pairs
-        draws = {**draws, **{key: accuracy_draws(grid, pooled_iters, seed) for key, grid in pooled.items()}}
-        family_pairs = {(m, c, r): p for key, grid in pooled.items()
-                        for (c, r), p in grid_pairs(grid, draws[key]).items() for m in [grid.model]}
-    facts = {model: int(table[table.model == model].fact.nunique()) for model in table.model.unique()} \
-        if "fact" in table else {}
-    damage, decisions, ni = confirmatory(pooled, draws, family_pairs, settings, methods, facts)
+    decision_draws = {key: draws[key] for key in pooled}
+    if excluded:  # the pooled grids without the excluded runs: their own draws and pairs (the
+        # descriptive tables keep every run's, in ``draws``)
+        decision_draws = {key: accuracy_draws(grid, pooled_iters, seed) for key, grid in pooled.items()}
+        family_pairs = {(grid.model, c, r): p for key, grid in pooled.items()
+                        for (c, r), p in grid_pairs(grid, decision_draws[key]).items()}
+    facts = table.groupby("model").fact.nunique().to_dict() if "fact" in table else {}
+    damage, decisions, ni = confirmatory(pooled, decision_draws, family_pairs, settings, methods, facts)
     failures = failed_groups([*failed, *excluded], final)
     decisions = with_failures(decisions, failures, damage, methods)
     decision_table = pd.DataFrame([d.csv_row() for d in decisions])
