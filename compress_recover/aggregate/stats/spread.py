@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 from .bootstrap import INTERVAL, lower_bound, share_at_or_above, share_at_or_below, share_below, upper_bound
 
@@ -38,7 +39,9 @@ from .bootstrap import INTERVAL, lower_bound, share_at_or_above, share_at_or_bel
 @dataclass(frozen=True)
 class Spread:
     """Point estimate, question draws (runs fixed; NaN where undefined) and seed components
-    ((variance, degrees of freedom), ... ; empty: claims about the trained runs)."""
+    ((variance, degrees of freedom), ... ; empty: claims about the trained runs). Its
+    variances, degrees of freedom and t are computed once (Holm reads the bounds at several
+    levels)."""
 
     point: float
     draws: object  # numpy array (iters,)
@@ -49,7 +52,7 @@ class Spread:
         """Whether a seed component enters (>= METHOD_SEEDS runs of some averaged group)."""
         return bool(self.seed_parts)
 
-    @property
+    @cached_property
     def question_var(self) -> float:
         from .bootstrap import finite_var
 
@@ -59,69 +62,64 @@ class Spread:
     def seed_var(self) -> float:
         return float(sum(v for v, _ in self.seed_parts))
 
-    @property
+    @cached_property
     def sd(self) -> float:
-        """The t interval's standard error (the question draws' sd without seed components)."""
+        """The t interval's standard error: the question draws' variance plus the seed components'."""
         return math.sqrt(self.question_var + self.seed_var)
 
-    @property
+    @cached_property
     def df(self) -> float:
         """Welch-Satterthwaite degrees of freedom (inf without a seed component)."""
         return satterthwaite(self.question_var, self.seed_parts)
 
-    @property
+    @cached_property
     def undefined(self) -> float:
         """The share of draws where the estimate is undefined (they count against every claim)."""
         import numpy as np
 
         return float(np.mean(np.isnan(self.draws))) if len(self.draws) else 0.0
 
+    @cached_property
     def _t(self):
         from scipy.stats import t
 
-        return t(self.df) if math.isfinite(self.df) else t(1e12)
+        return t(self.df)  # df inf: the normal
 
-    def _z(self, value: float) -> float:
-        sd = self.sd
-        return (value - self.point) / sd if sd > 0 else math.copysign(math.inf, value - self.point) \
-            if value != self.point else 0.0
+    def _beyond(self, value: float, above: bool) -> float:
+        """The t's share above ``value`` (``above``) or below it, plus the undefined share."""
+        if math.isnan(self.point):
+            return 1.0
+        if self.sd > 0:
+            z = (value - self.point) / self.sd
+        else:  # no spread at all: the point itself
+            z = 0.0 if value == self.point else math.copysign(math.inf, value - self.point)
+        return min(1.0, self.undefined + float(self._t.sf(z) if above else self._t.cdf(z)))
+
+    def _bound(self, a: float, sign: int) -> float:
+        """The t bound with tail ``a`` below (``sign`` -1) or above (+1) the point; none (-/+inf)
+        when the undefined draws already take the whole tail."""
+        left = a - self.undefined
+        if math.isnan(self.point) or left <= 0:
+            return sign * math.inf
+        return self.point + sign * float(self._t.isf(left)) * self.sd
 
     # p-values against a threshold (the share of the distribution on the claim's wrong side)
     def share_below(self, value: float) -> float:
-        if not self.seeded:
-            return share_below(self.draws, value)
-        if math.isnan(self.point):
-            return 1.0
-        return min(1.0, self.undefined + float(self._t().cdf(self._z(value))))
+        return self._beyond(value, above=False) if self.seeded else share_below(self.draws, value)
 
     def share_at_or_above(self, value: float) -> float:
-        if not self.seeded:
-            return share_at_or_above(self.draws, value)
-        if math.isnan(self.point):
-            return 1.0
-        return min(1.0, self.undefined + float(self._t().sf(self._z(value))))
+        return self._beyond(value, above=True) if self.seeded else share_at_or_above(self.draws, value)
 
     def share_at_or_below(self, value: float) -> float:
-        if not self.seeded:
-            return share_at_or_below(self.draws, value)
-        return self.share_below(value)  # continuous: at or below is below
+        # continuous: at or below is below
+        return self._beyond(value, above=False) if self.seeded else share_at_or_below(self.draws, value)
 
     # bounds with tail a (one-sided)
     def lower(self, a: float) -> float:
-        if not self.seeded:
-            return lower_bound(self.draws, a)
-        left = a - self.undefined
-        if math.isnan(self.point) or left <= 0:
-            return -math.inf
-        return self.point - float(self._t().isf(left)) * self.sd
+        return self._bound(a, -1) if self.seeded else lower_bound(self.draws, a)
 
     def upper(self, a: float) -> float:
-        if not self.seeded:
-            return upper_bound(self.draws, a)
-        left = a - self.undefined
-        if math.isnan(self.point) or left <= 0:
-            return math.inf
-        return self.point + float(self._t().isf(left)) * self.sd
+        return self._bound(a, +1) if self.seeded else upper_bound(self.draws, a)
 
     def interval(self, level: float = INTERVAL) -> tuple[float, float]:
         """The two-sided interval at ``level`` (95% by default: descriptive)."""
