@@ -429,18 +429,16 @@ def simulated_power(f_true: float, tau: float, v_q: float, per_run: float, seeds
     / 2) sqrt(v_q + s^2 / S), nu Welch-Satterthwaite as :func:`.spread.satterthwaite`; otherwise the normal
     bound on v_q alone (a claim about the trained runs: their seed draw is part of the truth)."""
     import numpy as np
-    from scipy.stats import chi2, norm, t
+    from scipy.stats import norm, t
 
-    from .spread import DF_UPPER
+    from .spread import satterthwaite
 
     estimate = f_true + rng.normal(0, math.sqrt(v_q), reps)
     if seeds >= METHOD_SEEDS and per_run > 0:
         estimate += rng.normal(0, math.sqrt(per_run / seeds), reps)
         s2 = per_run * rng.chisquare(seeds - 1, reps) / (seeds - 1)
         var = v_q + s2 / seeds
-        upper = s2 / seeds * (seeds - 1) / chi2.ppf(1 - DF_UPPER, seeds - 1)  # as :func:`.spread.satterthwaite`
-        nu = (v_q + upper) ** 2 / (upper ** 2 / (seeds - 1))
-        q = t.isf(level / 2, nu)
+        q = t.isf(level / 2, satterthwaite(v_q, ((s2 / seeds, seeds - 1),)))
     else:
         var = np.full(reps, v_q)
         q = norm.isf(level / 2)
@@ -459,19 +457,24 @@ def _recovery_members(pairs: dict, settings: Settings, methods: Methods,
     tau = settings.min_recovery_fraction
     out = []
     for key, pair in pairs.items():
-        both = [pair.controlled, pair.raw] if pair.has_control else [pair.raw]
+        both = pair.fractions
         p_recovers = max(d.share_below(tau) for d in both)  # undefined draws count against both claims
         p_fails = max(d.share_at_or_above(tau) for d in both)
         p = min(1.0, 2 * min(p_recovers, p_fails))
-        member = Member(("recovery", *key), p, lambda level, both=both: _decided(
-            min(d.lower(level / 2) for d in both), max(d.upper(level / 2) for d in both), tau) != "undecided")
+        member = Member(("recovery", *key), p,
+                        lambda level, both=both: _decided(both, level / 2, tau) != "undecided")
         out.append((member, lambda t, size, key=key, pair=pair: _recovery(key, pair, t, size, settings, methods,
                                                                            facts_available.get(key[0]))))
     return out
 
 
-def _decided(low: float, high: float, tau: float) -> str:
-    return "recovers" if low >= tau else "fails" if high < tau else "undecided"
+def _decided(fractions: list, tail: float, tau: float) -> str:
+    """The intersection-union decision on ``fractions`` (:attr:`.fractions.PairDraws.fractions`)
+    with one-sided tail ``tail``: recovers when every lower bound is >= ``tau``, fails when
+    every upper bound is below it."""
+    if min(d.lower(tail) for d in fractions) >= tau:
+        return "recovers"
+    return "fails" if max(d.upper(tail) for d in fractions) < tau else "undecided"
 
 
 def _recovery(key: tuple, pair, t: HolmTest, size: int | None, settings: Settings, methods: Methods,
@@ -483,8 +486,8 @@ def _recovery(key: tuple, pair, t: HolmTest, size: int | None, settings: Setting
     at = t.level / 2  # the decision's tail
     shown = (settings.alpha / size if size else settings.alpha) / 2  # the interval's tail
     e = pair.estimates
-    both = [pair.controlled, pair.raw] if pair.has_control else [pair.raw]
-    decision = _decided(min(d.lower(at) for d in both), max(d.upper(at) for d in both), tau)
+    both = pair.fractions
+    decision = _decided(both, at, tau)
     raw_ci = (pair.raw.lower(shown), pair.raw.upper(shown))
     controlled_ci = (pair.controlled.lower(shown), pair.controlled.upper(shown)) if pair.has_control else (NAN, NAN)
     low = min(raw_ci[0], controlled_ci[0]) if pair.has_control else raw_ci[0]

@@ -72,6 +72,11 @@ class PairDraws:
     def has_control(self) -> bool:
         return self.controlled is not None
 
+    @property
+    def fractions(self) -> list[Spread]:
+        """The fractions a claim reads (intersection-union): controlled and raw, or raw alone."""
+        return [self.controlled, self.raw] if self.has_control else [self.raw]
+
     def used(self, controlled: bool | None = None) -> tuple[float, Spread]:
         """(point, spread) of one fraction: control-subtracted when it can (or as asked), else raw."""
         use = self.has_control if controlled is None else controlled

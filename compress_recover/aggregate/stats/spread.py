@@ -144,11 +144,16 @@ def satterthwaite(question_var: float, seed_parts) -> float:
     interval and raises nu; 95% intervals covered 0.92 at S = 3 with the seeds at ten times
     the question variance, in simulation), and the upper bound lowers nu exactly then (0.95
     in the same simulation; tests/test_aggregate_decisions.py checks the whole procedure). The
-    standard error itself uses the estimate, not the bound."""
+    standard error itself uses the estimate, not the bound. The variances may be numpy arrays
+    (one nu per element: the power simulation's studies)."""
+    import numpy as np
     from scipy.stats import chi2
 
-    parts = [(v * df / float(chi2.ppf(1 - DF_UPPER, df)), df) for v, df in seed_parts if v > 0]
+    parts = [(np.asarray(v, dtype=float) * df / chi2.ppf(1 - DF_UPPER, df), df) for v, df in seed_parts]
     if not parts:
         return math.inf
-    total = question_var + sum(v for v, _ in parts)
-    return total * total / sum(v * v / df for v, df in parts)
+    total = question_var + sum(u for u, _ in parts)
+    denominator = sum(u * u / df for u, df in parts)  # 0 only when every seed variance is 0
+    with np.errstate(divide="ignore"):
+        nu = np.where(denominator > 0, total * total / np.where(denominator > 0, denominator, 1.0), np.inf)
+    return float(nu) if nu.ndim == 0 else nu
