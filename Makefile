@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup demo test lint gpu-check clean-results
+.PHONY: setup setup-gguf demo test lint gpu-check clean-results
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -25,10 +25,32 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# llama.cpp (llama-cpp-python, pinned) for GGUF quant levels and the llama.cpp evaluation
+# path: built from source once (about 3 min on 2 cores; gcc and cmake needed), the wheel
+# cached in .wheels/ and reused. A portable x86-64 build (AVX2, FMA, F16C; no -march=native):
+# the same wheel runs on every machine of the fleet, and llama.cpp's AMX kernels, which a
+# native build enables on Intel Xeons with AMX, crashed (SIGSEGV in ggml_backend_amx_mul_mat) here.
+LLAMA_CPP_VERSION := 0.3.36
+LLAMA_CPP_CMAKE := -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+	-DLLAMA_BUILD_SERVER=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+GGUF_STAMP := $(VENV)/.llama-cpp-installed
+
+$(GGUF_STAMP): $(STAMP)
+	@mkdir -p .wheels
+	@ls .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "make setup-gguf: building llama-cpp-python $(LLAMA_CPP_VERSION) (llama.cpp from source, once)"; \
+	  CMAKE_ARGS="$(LLAMA_CPP_CMAKE)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+	    $(PY) -m pip wheel --quiet --no-deps "llama-cpp-python==$(LLAMA_CPP_VERSION)" -w .wheels/; }
+	$(PY) -m pip install --quiet "diskcache==5.6.3" .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PY) -c "import llama_cpp; print('llama-cpp-python', llama_cpp.__version__)"
+	touch $@
+
+setup-gguf: $(GGUF_STAMP)
+
 demo: setup
 	snakemake --cores $(CORES)
 
-test: setup
+test: setup setup-gguf
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
 # On a machine with CUDA: the tests marked cuda and the tiny workflow on device: cuda, each

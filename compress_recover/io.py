@@ -113,7 +113,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-HASHED = ("*.safetensors", "*.jsonl")  # what a manifest's files_sha256 covers: weights and data
+HASHED = ("*.safetensors", "*.jsonl", "*.gguf")  # what a manifest's files_sha256 covers: weights and data
 
 
 class ChangedFileError(RuntimeError):

@@ -38,6 +38,12 @@ class MethodConfig:
     entry_point: ClassVar[str | None] = None
     # Compression: whether the method calibrates on text.
     uses_calibration: ClassVar[bool] = False
+    # Compression: whether an entry is the compressed version of one model (made elsewhere), so
+    # it is listed under that model (models.<name>.compressions), never in compression.methods.
+    per_model: ClassVar[bool] = False
+    # Compression: optional installs the method needs ("llama_cpp": llama-cpp-python, built by
+    # make setup-gguf), refused with the plan when missing.
+    tools: ClassVar[tuple[str, ...]] = ()
     # Recovery: "module:function" of load(model, adapter_dir) -> model with the saved adapter.
     adapter_loader: ClassVar[str | None] = None
     # Recovery: "parameters" (new weights inside the model) or "input" (prompts at the input).
@@ -101,6 +107,11 @@ class MethodConfig:
 
     def check(self, key: str) -> None:
         """Range checks beyond types; raise ConfigError naming ``key``."""
+
+    def gguf_file(self) -> bool:
+        """Compression: whether the compressed checkpoint keeps a GGUF file (``model.gguf``)
+        that llama.cpp's own runtime also evaluates (rule evaluate_llamacpp)."""
+        return False
 
     def merge_effect(self, details: dict) -> dict:
         """Compression: what merging a weight adapter into this compressed checkpoint would do

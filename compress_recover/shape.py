@@ -31,6 +31,7 @@ class ModelShape:
     kv_heads: int | None = None
     head_dim: int | None = None
     max_positions: int | None = None
+    vocab: int | None = None
 
     @classmethod
     def from_config(cls, cfg: dict) -> "ModelShape":
@@ -47,7 +48,7 @@ class ModelShape:
                    hidden=hidden, intermediate=get("intermediate_size", "n_inner"),
                    layers=get("num_hidden_layers", "n_layer"), heads=heads,
                    kv_heads=get("num_key_value_heads") or heads, head_dim=head_dim,
-                   max_positions=get("max_position_embeddings", "n_positions"))
+                   max_positions=get("max_position_embeddings", "n_positions"), vocab=get("vocab_size"))
 
     @classmethod
     def of_checkpoint(cls, folder: str | Path) -> "ModelShape":
@@ -67,7 +68,7 @@ class ModelShape:
 
 # SmolLM2-135M-Instruct (the embedded default), as its GGUF's metadata says.
 EMBEDDED = ModelShape(model_type="llama", hidden=576, intermediate=1536, layers=30, heads=9, kv_heads=3, head_dim=64,
-                      max_positions=8192)
+                      max_positions=8192, vocab=49152)
 
 
 def known_shape(spec: dict) -> ModelShape | None:

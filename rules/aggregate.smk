@@ -57,6 +57,26 @@ rule analysis:
         "../workflow_scripts/analysis.py"
 
 
+rule levels:
+    input:
+        samples=[cell["samples"] for cell in level_cells()],
+        llamacpp=llamacpp_results(),
+        checkpoints=level_checkpoints(),
+    output:
+        directory(LEVELS),
+    log:
+        "logs/levels.log",
+    params:
+        cells=level_cells(),
+        llamacpp=level_llamacpp(),
+        split=section("data", "split"),
+    threads: 1
+    conda:
+        "../envs/aggregate.yaml"
+    script:
+        "../workflow_scripts/levels.py"
+
+
 rule figures:
     input:
         summary=SUMMARY,
@@ -83,6 +103,7 @@ rule report:
         attention=attention_figures(),
         summary=SUMMARY,
         analysis=ANALYSIS,
+        levels=LEVELS,
         costs=cost_results(),
         manifests=shortfall_sources(),
     output:

@@ -48,6 +48,7 @@ def all_targets():
         SUMMARY_PARQUET,
         REPORT,
         ANALYSIS,
+        LEVELS,
         *figure_files().values(),
         *attention_figures(),
         *[ATTENTION_CSV.format(model=m, compression=c) for m, c in attention_cells()],

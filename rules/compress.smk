@@ -11,8 +11,7 @@ for method in COMPRESSION_METHODS:
         name:
             f"compress_{method}"
         input:
-            checkpoint=BASE_CHECKPOINT,
-            text=TEXT,
+            unpack(compression_inputs),
         output:
             directory(CHECKPOINT),
         log:

@@ -31,6 +31,31 @@ rule evaluate:
         "../workflow_scripts/evaluate.py"
 
 
+rule evaluate_llamacpp:
+    input:
+        checkpoint=CHECKPOINT,
+        tasks=llamacpp_task_dirs(),
+    output:
+        results=expand(LLAMACPP_JSON, task=PLAN.knowledge(), allow_missing=True),
+        samples=expand(LLAMACPP_SAMPLES, task=PLAN.knowledge(), allow_missing=True),
+    log:
+        "logs/{model}/{compression}/evaluate_llamacpp.log",
+    benchmark:
+        "logs/{model}/{compression}/evaluate_llamacpp.benchmark.tsv"
+    params:
+        tasks=llamacpp_tasks(),
+        labels=llamacpp_labels,
+        limit=config["evaluation"]["limit"],
+        runtime=RUNTIME,
+    threads: 1
+    wildcard_constraints:
+        compression=choice_regex(sorted({c for _, c in PLAN.gguf_cells()}) or ["-"]),
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../workflow_scripts/evaluate_llamacpp.py"
+
+
 rule cost:
     input:
         unpack(cost_inputs),

@@ -25,6 +25,9 @@ EVAL_SAMPLES = "results/{model}/{compression}/{recovery}/eval/{task}.samples.jso
 # Not an output: each task's scores kept for reuse when the evaluate job reruns (evaluate/reuse.py).
 EVAL_CACHE = "results/{model}/{compression}/{recovery}/eval_cache"
 COST = "results/{model}/{compression}/{recovery}/cost.json"
+# A GGUF checkpoint's knowledge tasks scored by llama.cpp's runtime (the torch path is EVAL_*).
+LLAMACPP_JSON = "results/{model}/{compression}/none/llamacpp/{task}.json"
+LLAMACPP_SAMPLES = "results/{model}/{compression}/none/llamacpp/{task}.samples.jsonl"
 KNOWLEDGE_TASK = "results/data/tasks/{task}"
 PERPLEXITY_TASK = "results/data/tasks/heldout_ppl"
 # A built knowledge task as few-shot runs see it: demonstrations from its dev questions.
@@ -39,6 +42,8 @@ POPULARITY = "results/data/popularity.csv"
 SUMMARY = "results/summary.csv"
 SUMMARY_PARQUET = "results/summary.parquet"
 ANALYSIS = "results/analysis"
+# Every compression against its model, question by question, and the two paths of a GGUF.
+LEVELS = "results/levels"
 FIGURE = "results/figures/{name}.png"
 REPORT = "results/report.html"
 ATTENTION_CSV = "results/{model}/{compression}/attention/analysis.csv"

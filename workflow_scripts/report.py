@@ -17,6 +17,7 @@ with log_to(snakemake.log[0]):
         attention_figures=list(snakemake.input.attention),
         cost_files=list(snakemake.input.costs),
         manifest_dirs=list(snakemake.input.manifests),
+        levels_dir=snakemake.input.levels,
         config=snakemake.params.config,
         knowledge_tasks=snakemake.params.knowledge_tasks,
         out_html=snakemake.output[0],

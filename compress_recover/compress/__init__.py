@@ -14,9 +14,11 @@ manifest. Layer-width checks (group size, N:M) are in :mod:`.widths`.
 from __future__ import annotations
 
 from ..registry import NoMethod, Registry
+from .external_config import CheckpointConfig
+from .gguf_level_config import GGUFLevelConfig
 from .gptq_config import GPTQConfig
 from .pruning_config import MagnitudeConfig, SparseGPTConfig, WandaConfig
 
 COMPRESSION = Registry("compression", required=("entry_point",))
-for _config in (NoMethod, GPTQConfig, MagnitudeConfig, WandaConfig, SparseGPTConfig):
+for _config in (NoMethod, GPTQConfig, MagnitudeConfig, WandaConfig, SparseGPTConfig, GGUFLevelConfig, CheckpointConfig):
     COMPRESSION.register(_config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import shutil
 import time
@@ -46,8 +47,9 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
                                          samples=calibration_samples, seq_len=calibration_seq_len, seed=seed)
     start = time.perf_counter()
     with atomic_dir(out_dir) as tmp:
+        extra = {"key": key} if "key" in inspect.signature(entry).parameters else {}  # errors that name the key
         _, details = entry(model_dir=model_dir, out_dir=tmp, config=config, calibration=calibration,
-                           device=device, seed=seed, dtype=runtime.dtype)
+                           device=device, seed=seed, dtype=runtime.dtype, **extra)
         copy_tokenizer(model_dir, tmp)
         base = read_json(Path(model_dir) / "manifest.json")
         manifest = {
@@ -59,7 +61,9 @@ def run_compression(*, model_dir: str, out_dir: str, method_config: dict, key: s
             "base_model": base.get("model"),
             "base_parameters": base.get("parameters"),
             "base_disk_bytes": dir_size(model_dir),
-            "disk_bytes": dir_size(tmp),
+            # a GGUF quant level's size is its file's (the folder also holds its dequantized weights)
+            "disk_bytes": details.get("gguf_bytes") or dir_size(tmp),
+            "folder_bytes": dir_size(tmp),
             "calibration": ({"samples": int(calibration.shape[0]), "seq_len": int(calibration.shape[1]),
                              "tokens": int(calibration.numel()), "seed": seed}
                             if calibration is not None else {"tokens": 0, "note": "method uses no calibration data"}),

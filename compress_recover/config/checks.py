@@ -247,7 +247,8 @@ def check_widths(models: dict, compressions: dict[str, Entry]) -> None:
     for model, spec in models.items():
         widths = known_widths(spec)
         for entry in compressions.values():
-            check_divisors(model, widths, entry.config, entry.key)
+            if entry.model in (None, model):
+                check_divisors(model, widths, entry.config, entry.key)
 
 
 def check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> None:
@@ -255,6 +256,7 @@ def check_grid(compressions: dict[str, Entry], recoveries: dict[str, Entry]) -> 
     list needs its 'none' and something else."""
     for section, entries, other in (("compression.methods", compressions, f"one of {COMPRESSION.names()}"),
                                     ("recovery.methods", recoveries, f"one of {RECOVERY.names()}")):
+        # a model's own compressions (models.<name>.compressions) count as something else
         methods = [e.method for e in entries.values()]
         if BASE not in methods:
             raise ConfigError(f"{section}: add {{method: {BASE}}}: the verdict compares every "
@@ -324,7 +326,8 @@ def check_shapes(models: dict, compressions: dict[str, Entry], recoveries: dict[
         if shape is None:
             continue
         for entry in [*compressions.values(), *recoveries.values()]:
-            entry.config.check_shape(entry.key, model, shape)
+            if getattr(entry, "model", None) in (None, model):
+                entry.config.check_shape(entry.key, model, shape)
         if report.get("attention_analysis") and not llama_like(shape):
             raise ConfigError(f"report.attention_analysis: the attention analysis walks a Llama-style decoder "
                               f"(model.model.layers); model '{model}' is '{shape.model_type}': set it to false")
@@ -350,3 +353,22 @@ def check_corpus(data: dict) -> None:
     if data["perplexity"] and not text["heldout_fraction"] > 0:
         raise ConfigError(f"data.text.heldout_fraction: {text['heldout_fraction']} holds out no text for "
                           "data.perplexity: true; set a fraction > 0 or data.perplexity: false")
+
+
+def check_llamacpp(plan, evaluation: dict) -> None:
+    """A GGUF quant level needs llama.cpp's quantizer, and a GGUF checkpoint's llama.cpp path its
+    runtime (evaluation.llamacpp): refused before any job when llama-cpp-python is missing."""
+    import importlib.util
+
+    from ..compress.gguf_file import LLAMA_CPP_INSTALL
+
+    if importlib.util.find_spec("llama_cpp") is not None:
+        return
+    for entry in plan.compressions.values():
+        if "llama_cpp" in entry.config.tools:
+            raise ConfigError(f"{entry.key}: method '{entry.method}' quantizes with llama.cpp, and {LLAMA_CPP_INSTALL}")
+    if plan.llamacpp and plan.gguf_cells():
+        model, comp = plan.gguf_cells()[0]
+        raise ConfigError(f"evaluation.llamacpp: compression '{comp}' of model '{model}' is a GGUF file, which "
+                          f"llama.cpp's runtime also evaluates, and {LLAMA_CPP_INSTALL}; or set "
+                          "evaluation.llamacpp: false")

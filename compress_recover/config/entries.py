@@ -39,6 +39,8 @@ class Entry:
     text: str = "corpus"  # recovery entries: the training text (TEXTS)
     steps: int | None = None  # recovery runs that train: the optimizer steps of this adapter
     parent: str | None = None  # an intermediate checkpoint: the run whose training saved it
+    model: str | None = None  # a compression listed under one model (models.<name>.compressions): that model
+    recover: bool = True  # a compression: False (its entry's recover: false) evaluates it with no recovery run
 
     def __post_init__(self):
         if not self.group:
@@ -58,8 +60,11 @@ def parse_entries(registry, raws: list[dict], section: str, objective: Objective
     for i, raw in enumerate(raws):
         key = f"{section}[{i}]"
         raw = dict(raw) if isinstance(raw, dict) else raw
-        override = raw.pop("objective", None) if isinstance(raw, dict) else None
-        text_override = raw.pop("text", None) if isinstance(raw, dict) else None
+        override = raw.pop("objective", None) if isinstance(raw, dict) and objective is not None else None
+        text_override = raw.pop("text", None) if isinstance(raw, dict) and objective is not None else None
+        recover = raw.pop("recover", None) if isinstance(raw, dict) and objective is None else None
+        if recover is not None and not isinstance(recover, bool):
+            raise ConfigError(f"{key}.recover: {recover!r} must be true or false")
         cfg = registry.parse(raw, key)
         if objective is not None and cfg.name is not None:
             mark = reserved_mark(cfg.name)
@@ -82,7 +87,8 @@ def parse_entries(registry, raws: list[dict], section: str, objective: Objective
             raise ConfigError(f"{key}: derived name {slug!r} is not a lowercase name; set 'name'")
         if slug in entries:
             raise ConfigError(f"{key}: name {slug!r} is already used by {entries[slug].key}; set a distinct 'name'")
-        entries[slug] = Entry(slug, key, dict(raw), cfg, effective, text=text if effective else "corpus")
+        entries[slug] = Entry(slug, key, dict(raw), cfg, effective, text=text if effective else "corpus",
+                              recover=recover is not False)
     return entries
 
 

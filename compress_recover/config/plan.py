@@ -7,7 +7,7 @@ tasks, and the (model, compression, recovery run) cells to evaluate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..compress import COMPRESSION
 from ..data.content_free import variant_name
@@ -15,7 +15,8 @@ from ..data.perplexity_task import PERPLEXITY_TASK
 from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
-from .checks import (check_attention_task, check_content_free_tasks, check_corpus, check_demonstrations,
+from ..registry import ConfigError
+from .checks import (check_attention_task, check_llamacpp, check_content_free_tasks, check_corpus, check_demonstrations,
                      check_finite, check_format_control, check_grid, check_knowledge_tasks, check_names, check_runtime, check_shapes,
                      check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
                      check_task_dirs, check_task_names, check_widths)
@@ -39,6 +40,7 @@ class Plan:
     content_free_mask: str | None = None  # data.content_free_mask (None: no content-free variant)
     # custom knowledge task -> its subject_field and masked_fields (data.task_dirs), when it gets a variant
     custom_subjects: dict[str, dict] = field(default_factory=dict)
+    llamacpp: bool = True  # evaluation.llamacpp: GGUF checkpoints also evaluated by llama.cpp's runtime
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -111,12 +113,27 @@ class Plan:
         cells = []
         for model in self.models:
             for comp, centry in self.compressions.items():
+                if centry.model not in (None, model):  # another model's own compression
+                    continue
                 for rec, rentry in self.recoveries.items():
+                    if rentry.method != BASE and not centry.recover:  # evaluated as it is (recover: false)
+                        continue
                     if centry.method == BASE and rentry.method != BASE and not (
                             self.recover_base and rentry.config.runs_on_base):
                         continue
                     cells.append((model, comp, rec))
         return cells
+
+    def model_compressions(self, model: str) -> list[str]:
+        """The compressions of ``model``: every entry of compression.methods and its own
+        (models.<model>.compressions)."""
+        return [c for c, e in self.compressions.items() if e.model in (None, model)]
+
+    def gguf_cells(self) -> list[tuple[str, str]]:
+        """(model, compression) of every compressed checkpoint that keeps a GGUF file, which
+        llama.cpp's runtime also evaluates (rule evaluate_llamacpp)."""
+        return [(m, c) for m in self.models for c in self.model_compressions(m)
+                if self.compressions[c].config.gguf_file()]
 
     def task_kind(self, task: str) -> str:
         if task in self.knowledge_tasks or task in self.custom_knowledge:
@@ -148,6 +165,29 @@ class Plan:
         return [t for t in self.tasks if self.task_kind(t) == "knowledge"]
 
 
+def model_compressions(models: dict, compressions: dict[str, Entry]) -> dict[str, Entry]:
+    """compression.methods and each model's own compressions (models.<name>.compressions),
+    one name space; a checkpoint made elsewhere is listed under the model it compresses."""
+    for entry in compressions.values():
+        if entry.config.per_model:
+            raise ConfigError(f"{entry.key}: a checkpoint made elsewhere is the compressed version of one model; "
+                              "list it under models.<name>.compressions")
+    out = dict(compressions)
+    for name, spec in models.items():
+        own = parse_entries(COMPRESSION, spec.get("compressions") or [], f"models.{name}.compressions")
+        for slug, entry in own.items():
+            if entry.method == BASE:
+                raise ConfigError(f"{entry.key}: '{BASE}' (the model itself) is listed once, in compression.methods")
+            if slug in out:
+                raise ConfigError(f"{entry.key}: name {slug!r} is already used by {out[slug].key}; set a distinct "
+                                  "'name'")
+            check_source = getattr(entry.config, "check_source", None)
+            if check_source is not None:
+                check_source(entry.key)
+            out[slug] = replace(entry, model=name)
+    return out
+
+
 def build_plan(config: dict) -> Plan:
     """Check the semantics the schema cannot express and return the job grid."""
     check_finite(config)
@@ -162,7 +202,8 @@ def build_plan(config: dict) -> Plan:
     report = config.get("report", {})
     check_report(report)
     check_attention_task(report, data["knowledge_tasks"])
-    compressions = parse_entries(COMPRESSION, config["compression"]["methods"], "compression.methods")
+    compressions = model_compressions(models, parse_entries(COMPRESSION, config["compression"]["methods"],
+                                                            "compression.methods"))
     objective = Objective.from_dict(config["recovery"].get("objective"), "recovery.objective")
     seeds = check_seeds(config["recovery"].get("seeds", [0]))
     steps = check_steps(config["recovery"].get("budget", {}).get("steps", 60))
@@ -181,9 +222,11 @@ def build_plan(config: dict) -> Plan:
                 custom_tasks=custom, recover_base=config["recovery"]["recover_base"],
                 perplexity_tasks=[PERPLEXITY_TASK] if data["perplexity"] else [],
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
+                llamacpp=bool(config.get("evaluation", {}).get("llamacpp", True)),
                 num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0),
                 content_free_mask=data.get("content_free_mask"), custom_subjects=custom_subjects)
     check_demonstrations(data["task_dirs"], plan.most_shots())
     check_format_control(plan.knowledge_tasks, plan.control_shots())
     check_names(plan)
+    check_llamacpp(plan, config.get("evaluation", {}))
     return plan

@@ -136,7 +136,10 @@ def run_cost(*, checkpoint_dir: str, adapter_dir: str | None, text_dir: str, out
     compression = read_json(checkpoint_manifest) if checkpoint_manifest.exists() else {}
     extra_params = safetensors_parameters(adapter_dir) if adapter_dir else 0
     extra_bytes = sum(f.stat().st_size for f in Path(adapter_dir).glob("*.safetensors")) if adapter_dir else 0
-    checkpoint_bytes = sum(f.stat().st_size for f in Path(checkpoint_dir).glob("*.safetensors"))
+    # the weights a user ships: the GGUF file where the checkpoint keeps one (its safetensors
+    # are the dequantized copy the torch path reads), else the safetensors
+    gguf = sorted(Path(checkpoint_dir).glob("*.gguf"))
+    checkpoint_bytes = sum(f.stat().st_size for f in (gguf or Path(checkpoint_dir).glob("*.safetensors")))
     cost = {
         **labels,
         "status": OK,

@@ -125,6 +125,51 @@ def recovery_methods():
     )
 
 
+# rule levels
+
+
+def level_cells():
+    """Every compression of every model, unrecovered, against the model, per knowledge task:
+    the samples of both (torch path) and the llama.cpp path's where it has one."""
+    gguf = set(PLAN.gguf_cells()) if PLAN.llamacpp else set()
+    return [
+        {
+            "model": m,
+            "compression": c,
+            "task": t,
+            "checkpoint": CHECKPOINT.format(model=m, compression=c),
+            "samples": EVAL_SAMPLES.format(model=m, compression=c, recovery=BASE, task=t),
+            "base_samples": EVAL_SAMPLES.format(
+                model=m, compression=BASE, recovery=BASE, task=t
+            ),
+            "llamacpp_samples": (
+                LLAMACPP_SAMPLES.format(model=m, compression=c, task=t)
+                if (m, c) in gguf
+                else None
+            ),
+        }
+        for m in PLAN.models
+        for c in PLAN.model_compressions(m)
+        if c != BASE
+        for t in PLAN.knowledge()
+    ]
+
+
+def level_checkpoints():
+    """The checkpoint folder of every compression of every model (their manifests)."""
+    return sorted({cell["checkpoint"] for cell in level_cells()})
+
+
+def level_llamacpp():
+    """[model, compression, [its llama.cpp results JSON per knowledge task]] per GGUF cell."""
+    if not PLAN.llamacpp:
+        return []
+    return [
+        [m, c, [LLAMACPP_JSON.format(model=m, compression=c, task=t) for t in PLAN.knowledge()]]
+        for m, c in PLAN.gguf_cells()
+    ]
+
+
 # rule report
 
 
@@ -136,7 +181,7 @@ def shortfall_sources():
     folders = [
         CHECKPOINT.format(model=m, compression=c)
         for m in PLAN.models
-        for c in PLAN.compressions
+        for c in PLAN.model_compressions(m)
         if c != BASE
     ]
     folders += expand(KNOWLEDGE_TASK, task=PLAN.knowledge_tasks)

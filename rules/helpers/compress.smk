@@ -2,6 +2,8 @@
 # of the files that hold rules).
 
 
+from pathlib import Path
+
 # rule compress_<method>
 
 
@@ -11,3 +13,18 @@ def compression_config(wildcards):
 
 def compression_key(wildcards):
     return PLAN.compressions[wildcards.compression].key
+
+
+def compression_inputs(wildcards):
+    """The base checkpoint, the text (calibration) and, for a compressed checkpoint made
+    elsewhere, its files (a GGUF file, or a folder's): changing one reruns its import."""
+    inputs = {"checkpoint": BASE_CHECKPOINT.format(model=wildcards.model), "text": TEXT}
+    raw = PLAN.compressions[wildcards.compression].raw
+    if raw.get("source") in ("gguf", "local") and raw.get("path"):
+        path = Path(raw["path"])
+        inputs["source"] = (
+            [str(path)]
+            if path.is_file()
+            else sorted(str(f) for f in path.rglob("*") if f.is_file())
+        )
+    return inputs

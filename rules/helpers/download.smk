@@ -19,4 +19,6 @@ def download_inputs(wildcards):
 
 
 def model_spec(wildcards):
-    return canonical(PLAN.models[wildcards.model])
+    """The model's entry, without its own compressions (adding one reruns no download)."""
+    spec = PLAN.models[wildcards.model]
+    return canonical({k: v for k, v in spec.items() if k != "compressions"})

@@ -57,8 +57,10 @@ def eval_cache(wildcards):
 
 
 def eval_settings(wildcards):
-    """config.yaml's evaluation section, with the run's own num_fewshot (eval_shots)."""
-    return canonical({**config["evaluation"], "num_fewshot": eval_shots(wildcards)})
+    """config.yaml's evaluation section, with the run's own num_fewshot (eval_shots); without
+    llamacpp (rule evaluate_llamacpp's, so turning it on reruns no torch evaluation)."""
+    settings = {k: v for k, v in config["evaluation"].items() if k != "llamacpp"}
+    return canonical({**settings, "num_fewshot": eval_shots(wildcards)})
 
 
 def eval_tasks(wildcards):
@@ -67,6 +69,40 @@ def eval_tasks(wildcards):
     return [
         {"task": task, "task_dir": task_dir(task, shots, control)}
         for task in PLAN.evaluated_tasks()
+    ]
+
+
+# rule evaluate_llamacpp
+
+
+def llamacpp_tasks():
+    """The knowledge tasks llama.cpp's runtime scores (zero-shot), in the order of its outputs."""
+    return [{"task": t, "task_dir": task_dir(t)} for t in PLAN.knowledge()]
+
+
+def llamacpp_task_dirs():
+    folders = []
+    for t in PLAN.knowledge():
+        if t in PLAN.custom_tasks:
+            folders.extend(task_dir_files(PLAN.custom_tasks[t]))
+        else:
+            folders.append(task_dir(t))
+    return list(dict.fromkeys(folders))
+
+
+def llamacpp_labels(wildcards):
+    return run_labels(wildcards.model, wildcards.compression, BASE)
+
+
+def llamacpp_results():
+    """Both files of every GGUF checkpoint's llama.cpp evaluation (evaluation.llamacpp)."""
+    if not PLAN.llamacpp:
+        return []
+    return [
+        path.format(model=m, compression=c, task=t)
+        for m, c in PLAN.gguf_cells()
+        for t in PLAN.knowledge()
+        for path in (LLAMACPP_JSON, LLAMACPP_SAMPLES)
     ]
 
 

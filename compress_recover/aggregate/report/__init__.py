@@ -79,10 +79,12 @@ def render_page(inputs: ReportInputs, sections: list[Section] = SECTIONS) -> str
 
 def run_report(*, summary_csv: str, analysis_dir: str, figures: dict[str, str], cost_files: list[str],
                config: dict, knowledge_tasks: list[str], out_html: str,
-               attention_figures: list[str] | None = None, manifest_dirs: list[str] = ()) -> None:
+               attention_figures: list[str] | None = None, manifest_dirs: list[str] = (),
+               levels_dir: str | None = None) -> None:
     inputs = ReportInputs.read(summary_csv=summary_csv, analysis_dir=analysis_dir, cost_files=cost_files,
                                figures=figures, config=config, knowledge_tasks=knowledge_tasks,
-                               attention_figures=list(attention_figures or []), manifest_dirs=list(manifest_dirs))
+                               attention_figures=list(attention_figures or []), manifest_dirs=list(manifest_dirs),
+                               levels_dir=levels_dir)
     page = render_page(inputs)
     with atomic_file(out_html) as tmp:
         tmp.write_text(page, encoding="utf-8")

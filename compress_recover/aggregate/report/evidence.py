@@ -115,3 +115,30 @@ def split_counts(split: dict):
     held = split.get("held_out_tasks", [])
     return pd.DataFrame([{"task": t, "dev questions": c["dev"], "test questions": c["test"],
                           "held out": "yes" if t in held else ""} for t, c in split["counts"].items()])
+
+
+# The levels table's columns as the report shows them.
+LEVEL_COLUMNS = {"model": "model", "compression": "compression", "tensor_types": "its matrices hold",
+                 "disk_mb": "MB", "questions": "test questions", "accuracy_base": "acc. (model)",
+                 "accuracy": "acc. (torch)", "accuracy_llamacpp": "acc. (llama.cpp)", "lost": "lost",
+                 "gained": "gained", "same_top": "same top answer", "mean_kl": "mean KL",
+                 "kl_auc_lost": "KL AUC (lost)", "n_lost": "lost (AUC n)", "path_flips": "flips torch vs llama.cpp",
+                 "path_same_top": "same top, paths", "path_mean_kl": "KL between paths",
+                 "tokens_mismatched": "tokens differ", "compress_s": "make (s)", "llamacpp_eval_s": "llama.cpp eval (s)"}
+
+
+def levels(r: ReportInputs) -> dict | None:
+    """Every compression against its model question by question (flips both ways, the same
+    top answer, KL and whether KL finds the lost questions), a GGUF's two paths side by side,
+    and a GGUF ladder's steps; None when the run made no levels table."""
+    found = r.levels
+    if found is None or not len(found["levels"]):
+        return None
+    frame = found["levels"].copy()
+    frame["disk_mb"] = frame["disk_bytes"] / 1e6
+    frame["tensor_types"] = [f"{t} ({types})" if isinstance(types, str) else "" for t, types in
+                             zip(frame.gguf_type.fillna(""), frame.tensor_types, strict=True)]
+    shown = frame[[c for c in LEVEL_COLUMNS if c in frame.columns]].rename(columns=LEVEL_COLUMNS)
+    steps = found["steps"]
+    return {"levels": {"table": table(shown), "steps": table(steps) if len(steps) else None,
+                       "has_llamacpp": bool(frame.accuracy_llamacpp.notna().any())}}

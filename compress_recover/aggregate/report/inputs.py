@@ -34,6 +34,7 @@ class ReportInputs:
     knowledge_tasks: list[str]
     attention_figures: list[str] = field(default_factory=list)
     manifest_dirs: list[str] = field(default_factory=list)
+    levels_dir: str | None = None  # rule levels' tables (every compression against its model, a GGUF's two paths)
 
     @classmethod
     def read(cls, *, summary_csv: str, analysis_dir: str, cost_files: list[str], **kw) -> "ReportInputs":
@@ -69,6 +70,24 @@ class ReportInputs:
         """(model, compression, run) -> the prompt each test question of a prompt pool's run
         was answered with (the cost table's parameters used, the prompt pools' training)."""
         return chosen_on_test(self.results.tables.questions)
+
+    @functools.cached_property
+    def levels(self) -> dict | None:
+        """Rule levels' tables (``levels``, ``steps``), None when the run made none."""
+        import pandas as pd
+        from pathlib import Path
+
+        if not self.levels_dir or not (Path(self.levels_dir) / "levels.csv").is_file():
+            return None
+        folder = Path(self.levels_dir)
+
+        def read(name):
+            try:
+                return pd.read_csv(folder / name)
+            except pd.errors.EmptyDataError:
+                return pd.DataFrame()
+
+        return {"levels": read("levels.csv"), "steps": read("level_steps.csv")}
 
     def figure(self, name: str, required: bool = False) -> str | None:
         """The PNG of figure ``name``; None when the run drew none, unless ``required`` (a

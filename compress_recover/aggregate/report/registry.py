@@ -52,6 +52,8 @@ SECTIONS: list[Section] = [
     _box("accuracy", "Accuracy per task, above the content-free baseline, and held-out perplexity, every model",
          "accuracy", evidence.accuracy),
     _box("fractions", "Knowledge recovery vs perplexity recovery", "fractions", evidence.fractions),
+    _box("levels", "Compressions against their model, question by question: flips, same top answer, KL; a GGUF's "
+         "torch and llama.cpp paths side by side", "levels", evidence.levels),
     _box("remedies", "Remedies, 2 × 2: training-free and trained, input and parameter side, with costs", "remedies",
          costs.remedies),
     _box("budget", "Budget curves: accuracy and recovery fraction against training tokens", "budget", evidence.budget),
