@@ -311,3 +311,27 @@ def test_levels_count_flips_both_ways_and_find_the_lost_questions_by_kl(tmp_path
     assert levels.kl_auc_lost == 1.0 and levels.n_lost == 6
     assert levels.path_flips == 3 and levels.path_same_top == 37 / 40
     assert auc([1.0, 2.0], [0.5, 3.0]) == 0.5 and auc([3.0], [1.0, 2.0]) == 1.0
+
+
+def test_the_explorer_puts_a_models_levels_side_by_side():
+    """One view per model of its compressions evaluated as they are (a ladder): a question
+    lost at Q3_K_M and kept at Q8_0 is 'lost' with Q3_K_M as where; a compression with a
+    remedy keeps its own view and is not a level."""
+    import pandas as pd
+
+    from compress_recover.aggregate.explorer import ladder_views
+
+    rows = []
+    truth = {"q1": {"none": 1, "q8": 1, "q3": 0}, "q2": {"none": 1, "q8": 1, "q3": 1}, "q3": {"none": 0, "q8": 0, "q3": 1}}
+    for doc, right in truth.items():
+        for comp, r in right.items():
+            rows.append({"model": "m", "compression": comp, "recovery": "none", "task": "t", "doc_id": doc, "right": r})
+        rows.append({"model": "m", "compression": "gptq", "recovery": "none", "task": "t", "doc_id": doc, "right": 0})
+        rows.append({"model": "m", "compression": "gptq", "recovery": "lora", "task": "t", "doc_id": doc, "right": 1})
+    statuses = {}
+    (view,) = ladder_views(pd.DataFrame(rows), statuses)
+    assert view["key"] == "m/levels" and view["recoveries"] == ["q8", "q3"]
+    assert view["columns"] == ["m/none/none", "m/q8/none", "m/q3/none"]
+    assert statuses[("m", "t", "q1")]["m/levels"] == ["lost", [], ["q3"]]
+    assert statuses[("m", "t", "q2")]["m/levels"] == ["kept", [], []]
+    assert statuses[("m", "t", "q3")]["m/levels"] == ["gained", ["q3"], []]

@@ -56,6 +56,11 @@ def explorer_data(questions, final_steps: int | None) -> dict:
         views.append({"key": f"{model}/{comp}", "model": model, "compression": comp, "recoveries": recs,
                       "columns": [f"{model}/{BASE}/{BASE}", f"{model}/{comp}/{BASE}",
                                   *(f"{model}/{comp}/{r}" for r in recs)]})
+    statuses = {}
+    for s in status.itertuples(index=False):
+        statuses.setdefault((s.model, s.task, s.doc_id), {})[f"{s.model}/{s.compression}"] = [
+            s.status, [x for x in s.won_back.split(";") if x], [x for x in s.broken.split(";") if x]]
+    views += ladder_views(out, statuses)
     priors = prior_outcomes(table)
     runs = {}
     for r in out.itertuples(index=False):
@@ -63,10 +68,6 @@ def explorer_data(questions, final_steps: int | None) -> dict:
             r.chosen, int(r.right), round(float(r.p_right), 4), json.loads(r.choice_probs),
             *priors.get((r.model, r.compression, r.recovery, r.task, r.doc_id), (None, None)),
             None if pd.isna(r.kl_base) else round(float(r.kl_base), 4)]
-    statuses = {}
-    for s in status.itertuples(index=False):
-        statuses.setdefault((s.model, s.task, s.doc_id), {})[f"{s.model}/{s.compression}"] = [
-            s.status, [x for x in s.won_back.split(";") if x], [x for x in s.broken.split(";") if x]]
     rows = []
     for d in described.itertuples(index=False):
         key = (d.model, d.task, d.doc_id)
@@ -77,6 +78,38 @@ def explorer_data(questions, final_steps: int | None) -> dict:
                      "pm": d.popularity_measure, "r": runs.get(key, {}), "st": statuses.get(key, {})})
     return {"views": views, "columns": columns, "tasks": sorted(set(described.task)), "questions": rows,
             "prior": bool(priors)}
+
+
+LADDER = "levels"  # the key suffix of a model's levels view
+
+
+def ladder_views(out, statuses: dict) -> list[dict]:
+    """A model's compressions evaluated as they are (no recovery run: a quant ladder), two or
+    more, side by side in one view ``<model>/levels``: per question its status against the
+    model (lost at one level or more, kept at every level, gained at one or more, never
+    known), the levels it is gained at (``won``) and lost at (``broken``), so "lost at
+    Q3_K_M, kept at Q4_K_M" is one filter and one row. Adds each question's status to
+    ``statuses``; returns the views."""
+    views = []
+    for model in dict.fromkeys(out.model):
+        mine = out[out.model == model]
+        levels = [c for c in dict.fromkeys(mine.compression) if c != BASE
+                  and set(mine.recovery[mine.compression == c]) == {BASE}]
+        if len(levels) < 2:
+            continue
+        key = f"{model}/{LADDER}"
+        views.append({"key": key, "model": model, "compression": LADDER, "recoveries": levels,
+                      "won_text": "gained at ", "broken_text": "lost at ", "several_text": "gained at several levels",
+                      "columns": [f"{model}/{BASE}/{BASE}", *(f"{model}/{c}/{BASE}" for c in levels)]})
+        for (task, doc_id), group in mine[mine.recovery == BASE].groupby(["task", "doc_id"], sort=False):
+            right = dict(zip(group.compression, group.right.astype(bool), strict=True))
+            if BASE not in right:
+                continue
+            lost = [c for c in levels if right[BASE] and not right.get(c, True)]
+            gained = [c for c in levels if not right[BASE] and right.get(c, False)]
+            status = ("lost" if lost else "kept" if right[BASE] else "gained" if gained else "never known")
+            statuses.setdefault((model, task, doc_id), {})[key] = [status, gained, lost]
+    return views
 
 
 def prior_outcomes(table) -> dict:

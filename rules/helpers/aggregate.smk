@@ -138,7 +138,9 @@ def level_cells():
             "compression": c,
             "task": t,
             "checkpoint": CHECKPOINT.format(model=m, compression=c),
-            "samples": EVAL_SAMPLES.format(model=m, compression=c, recovery=BASE, task=t),
+            "samples": EVAL_SAMPLES.format(
+                model=m, compression=c, recovery=BASE, task=t
+            ),
             "base_samples": EVAL_SAMPLES.format(
                 model=m, compression=BASE, recovery=BASE, task=t
             ),
@@ -165,7 +167,14 @@ def level_llamacpp():
     if not PLAN.llamacpp:
         return []
     return [
-        [m, c, [LLAMACPP_JSON.format(model=m, compression=c, task=t) for t in PLAN.knowledge()]]
+        [
+            m,
+            c,
+            [
+                LLAMACPP_JSON.format(model=m, compression=c, task=t)
+                for t in PLAN.knowledge()
+            ],
+        ]
         for m, c in PLAN.gguf_cells()
     ]
 

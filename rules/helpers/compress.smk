@@ -17,7 +17,8 @@ def compression_key(wildcards):
 
 def compression_inputs(wildcards):
     """The base checkpoint, the text (calibration) and, for a compressed checkpoint made
-    elsewhere, its files (a GGUF file, or a folder's): changing one reruns its import."""
+    elsewhere, its files (a GGUF file, or a folder's): changing one reruns its import.
+    """
     inputs = {"checkpoint": BASE_CHECKPOINT.format(model=wildcards.model), "text": TEXT}
     raw = PLAN.compressions[wildcards.compression].raw
     if raw.get("source") in ("gguf", "local") and raw.get("path"):

@@ -28,9 +28,10 @@
     s.textContent = "";
     option(s, "", "any status");
     ["kept", "lost", "gained", "never known"].forEach(function (k) { option(s, "status:" + k, k); });
-    v.recoveries.forEach(function (r) { option(s, "won:" + r, "lost, won back by " + r); });
-    option(s, "several", "lost, won back by several");
-    v.recoveries.forEach(function (r) { option(s, "broken:" + r, "newly broken by " + r); });
+    // a levels view (v.won_text set) lists levels where a model view lists remedies
+    v.recoveries.forEach(function (r) { option(s, "won:" + r, (v.won_text || "lost, won back by ") + r); });
+    option(s, "several", v.several_text || "lost, won back by several");
+    v.recoveries.forEach(function (r) { option(s, "broken:" + r, (v.broken_text || "newly broken by ") + r); });
     if (Array.prototype.some.call(s.options, function (o) { return o.value === keep; })) s.value = keep;
   }
   // "answered from the prior": the answer with the subject equals the content-free one (r[5]).
