@@ -124,7 +124,8 @@ LEVEL_COLUMNS = {"model": "model", "compression": "compression", "tensor_types":
                  "gained": "gained", "same_top": "same top answer", "mean_kl": "mean KL",
                  "kl_auc_lost": "KL AUC (lost)", "n_lost": "lost (AUC n)", "path_flips": "flips torch vs llama.cpp",
                  "path_same_top": "same top, paths", "path_mean_kl": "KL between paths",
-                 "tokens_mismatched": "tokens differ", "compress_s": "make (s)", "llamacpp_eval_s": "llama.cpp eval (s)"}
+                 "tokens_mismatched": "tokens differ", "compress_s": "make (s)", "torch_eval_s": "torch eval (s)",
+                 "llamacpp_eval_s": "llama.cpp eval (s)"}
 
 
 def levels(r: ReportInputs) -> dict | None:

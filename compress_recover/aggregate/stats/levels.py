@@ -28,6 +28,7 @@ The per-question table (``questions``) is what the explorer shows.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from ...data.split import TEST
 from ...io import read_jsonl
@@ -97,8 +98,8 @@ def question_rows(cells: list[dict]) -> list[dict]:
 def level_tables(questions, details: dict[tuple[str, str], dict]):
     """The per-level table from :func:`question_rows`' frame (test questions); ``details``:
     (model, compression) -> the compression's manifest facts (``gguf_type``,
-    ``tensor_types_text``, ``disk_bytes``, ``wall_time_s``, ``llamacpp``: its results'
-    ``tokens_mismatched``, ``requests`` and ``wall_time_s``)."""
+    ``tensor_types_text``, ``disk_bytes``, ``wall_time_s`` (making it), ``torch_eval_s``,
+    ``llamacpp``: its results' ``tokens_mismatched``, ``requests`` and ``wall_time_s``)."""
     import pandas as pd
 
     out = []
@@ -122,7 +123,8 @@ def level_tables(questions, details: dict[tuple[str, str], dict]):
             "path_mean_kl": g.path_kl.mean() if has_path else math.nan,
             "tokens_mismatched": info.get("llamacpp", {}).get("tokens_mismatched"),
             "requests": info.get("llamacpp", {}).get("requests"),
-            "compress_s": info.get("wall_time_s"), "llamacpp_eval_s": info.get("llamacpp", {}).get("wall_time_s"),
+            "compress_s": info.get("wall_time_s"), "torch_eval_s": info.get("torch_eval_s"),
+            "llamacpp_eval_s": info.get("llamacpp", {}).get("wall_time_s"),
         })
     return pd.DataFrame(out)
 
@@ -181,6 +183,12 @@ def run_levels(*, cells: list[dict], manifests: dict[tuple[str, str], str], llam
                                 "requests": sum(r.get("requests", 0) for r in runs),
                                 "wall_time_s": round(sum(r.get("wall_time_s", 0) for r in runs), 2)}
         details[key] = info
+    for cell in cells:  # the torch path's time on the same tasks (its results JSON sits beside the samples)
+        torch_json = Path(cell["samples"].removesuffix(".samples.jsonl") + ".json")
+        info = details.setdefault((cell["model"], cell["compression"]), {})
+        if torch_json.is_file():
+            info["torch_eval_s"] = round(info.get("torch_eval_s", 0.0) + float(
+                read_json(torch_json).get("compress_recover", {}).get("wall_time_s", 0.0)), 2)
     levels = level_tables(questions, details) if not questions.empty else pd.DataFrame()
     steps = level_steps(questions, levels) if not levels.empty else pd.DataFrame()
     with atomic_dir(out_dir) as tmp:
