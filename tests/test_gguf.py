@@ -67,7 +67,7 @@ def _torch_scores(checkpoint: Path) -> list[float]:
 def _llama_scores(gguf: Path, tokenizer_dir: Path):
     from transformers import AutoTokenizer
 
-    from compress_recover.evaluate.llamacpp import LlamaCppScorer
+    from compress_recover.evaluate.evaluate_llamacpp import LlamaCppScorer
 
     scorer = LlamaCppScorer(gguf, AutoTokenizer.from_pretrained(tokenizer_dir), threads=2)
     scores = [scorer.score(c, x)[0] for c, x in QUESTIONS]
@@ -279,7 +279,7 @@ def test_levels_count_flips_both_ways_and_find_the_lost_questions_by_kl(tmp_path
     torch path on exactly 3 questions."""
     import pandas as pd
 
-    from compress_recover.aggregate.stats.levels import auc, run_levels
+    from compress_recover.aggregate.levels import auc, run_levels
 
     rng = np.random.default_rng(0)
     base, level, other = [], [], []

@@ -8,19 +8,12 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.evaluate.llamacpp import run_llamacpp_evaluation
+    from compress_recover.evaluate.evaluate import task_outputs
+    from compress_recover.evaluate.evaluate_llamacpp import run_llamacpp_evaluation
 
     run_llamacpp_evaluation(
         checkpoint_dir=snakemake.input.checkpoint,
-        tasks=[
-            {**spec, "out_json": results, "out_samples": samples}
-            for spec, results, samples in zip(
-                snakemake.params.tasks,
-                snakemake.output.results,
-                snakemake.output.samples,
-                strict=True,
-            )
-        ],
+        tasks=task_outputs(snakemake.params.tasks, snakemake.output.results, snakemake.output.samples),
         labels=snakemake.params.labels,
         limit=snakemake.params.limit,
         runtime=Runtime.from_params(snakemake.params.runtime, threads=snakemake.threads),

@@ -7,7 +7,7 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.aggregate.stats.levels import run_levels
+    from compress_recover.aggregate.levels import run_levels
 
     run_levels(
         cells=snakemake.params.cells,

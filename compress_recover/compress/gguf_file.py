@@ -14,7 +14,7 @@ really holds, and a GGUF dequantized back into a safetensors checkpoint.
 - :func:`dequantize_to_checkpoint` loads a GGUF through transformers (``GgufConfig(dequantize=True)``)
   and saves float32 safetensors, the weights-only simulation the torch path evaluates
   (llama.cpp's CPU matmul also quantizes the activations; the llama.cpp path,
-  :mod:`compress_recover.evaluate.llamacpp`, runs what a llama.cpp user runs).
+  :mod:`compress_recover.evaluate.evaluate_llamacpp`, runs what a llama.cpp user runs).
 """
 
 from __future__ import annotations

@@ -232,6 +232,11 @@ def _reused(cache_dir: str, tasks: list[dict], checkpoint_dir: str, adapter_dir:
     return todo
 
 
+def task_outputs(tasks: list[dict], results: list[str], samples: list[str]) -> list[dict]:
+    """A rule's task specs (its ``tasks`` param) with each task's two outputs, in order."""
+    return [{**spec, "out_json": r, "out_samples": s} for spec, r, s in zip(tasks, results, samples, strict=True)]
+
+
 def demonstration_seed(labels: dict, seed: int) -> int:
     """The seed that draws a run's few-shot demonstrations: the run's own seed (so a run's
     seeds 0 and 1 see different demonstrations, as two seeds of a trained method see

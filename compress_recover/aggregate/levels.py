@@ -14,7 +14,7 @@ A quant ladder asks what each level loses against the model it was made from. Pe
   chance), with ``n_lost``; near the model, where few questions are lost, it rests on few
   and says so (``kl_p_lost``: one-sided Mann-Whitney p-value);
 - for a compression that keeps a GGUF file, the llama.cpp path beside it
-  (:mod:`compress_recover.evaluate.llamacpp`): ``accuracy_llamacpp``, ``path_flips`` (questions
+  (:mod:`compress_recover.evaluate.evaluate_llamacpp`): ``accuracy_llamacpp``, ``path_flips`` (questions
   right in one path and wrong in the other), ``path_same_top``, ``path_mean_kl``
   (KL(torch || llama.cpp)) and ``tokens_mismatched`` (requests llama.cpp tokenized otherwise
   than the model's tokenizer);
@@ -30,9 +30,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from ...data.split import TEST
-from ...io import read_jsonl
-from .questions import kl_divergence, question_record
+from ..data.split import TEST
+from ..io import read_jsonl
+from .stats.questions import kl_divergence, question_record
 
 
 def _rows(samples_file: str) -> dict[tuple[str, str], dict]:
@@ -156,9 +156,9 @@ def run_levels(*, cells: list[dict], manifests: dict[tuple[str, str], str], llam
     compression) -> its llama.cpp results JSON files."""
     import pandas as pd
 
-    from ...data.facts import question_fact
-    from ...data.split import question_splits, split_settings
-    from ...io import atomic_dir, read_json
+    from ..data.facts import question_fact
+    from ..data.split import question_splits, split_settings
+    from ..io import atomic_dir, read_json
 
     questions_by_task: dict[str, set] = {}
     facts = {}

@@ -7,7 +7,7 @@ what a llama.cpp user runs. This path scores the same lm-eval tasks through an l
 ``LM`` whose ``loglikelihood`` runs llama-cpp-python (``logits_all``: every position's
 logits from one evaluation of context + continuation, the shared prefix of a question's
 choices evaluated once), so its samples file has the torch path's format and the two
-compare question by question (:mod:`compress_recover.aggregate.stats.levels`).
+compare question by question (:mod:`compress_recover.aggregate.levels`).
 
 Context and continuation are split as lm-eval's HF scorer splits them (trailing spaces of
 the context move to the continuation; the continuation's tokens are those of the whole
