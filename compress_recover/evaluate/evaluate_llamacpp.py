@@ -146,7 +146,7 @@ def run_llamacpp_evaluation(*, checkpoint_dir: str, tasks: list[dict], labels: d
     lm = scoring_lm(scorer)
     out = {}
     for spec, manager, output_types in prepared:
-        if output_types != {"loglikelihood"}:
+        if not output_types or not output_types <= {"multiple_choice", "loglikelihood"}:
             raise ValueError(f"task {spec['task']}: the llama.cpp path scores multiple-choice tasks only "
                              f"(found {sorted(output_types)})")
         scorer.requests = scorer.mismatched = 0
