@@ -29,6 +29,7 @@ localrules:
     perplexity_task,
     summary,
     analysis,
+    levels,
     figures,
     report,
 

@@ -17,7 +17,8 @@ from tinyflow import dag_jobs, per_rule, planned_jobs, scheduled, snakemake, sna
 
 pytestmark = pytest.mark.workflow
 
-AGGREGATE = {"summary": 1, "analysis": 1, "figures": 1, "report": 1, "all": 1}
+# the aggregate jobs every new evaluation reruns (levels: every compression against its model)
+AGGREGATE = {"summary": 1, "analysis": 1, "levels": 1, "figures": 1, "report": 1, "all": 1}
 
 
 def test_a_finished_run_schedules_nothing(finished_run):

@@ -18,7 +18,7 @@ from conftest import REPO
 
 # The Snakefile's localrules: run by the Snakemake process itself, never submitted.
 LOCAL_RULES = {"all", "knowledge_task", "fewshot_task", "content_free_task", "popularity", "text", "perplexity_task",
-               "summary", "analysis", "figures", "report"}
+               "summary", "analysis", "levels", "figures", "report"}
 
 
 def tiny_config(model_dir: Path) -> dict:

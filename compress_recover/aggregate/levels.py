@@ -150,7 +150,7 @@ def level_steps(questions, levels):
 
 def run_levels(*, cells: list[dict], manifests: dict[tuple[str, str], str], llamacpp_results: dict, out_dir: str,
                split: dict | None = None) -> dict:
-    """Write ``levels.csv``, ``level_steps.csv`` and ``level_questions.csv`` to ``out_dir``.
+    """Write ``levels.csv``, ``level_steps.csv`` and ``levels_by_question.csv`` to ``out_dir``.
     ``cells``: :func:`question_rows`' cells without ``splits``; ``manifests``: (model,
     compression) -> its checkpoint's manifest.json; ``llamacpp_results``: (model,
     compression) -> its llama.cpp results JSON files."""
@@ -194,5 +194,5 @@ def run_levels(*, cells: list[dict], manifests: dict[tuple[str, str], str], llam
     with atomic_dir(out_dir) as tmp:
         levels.to_csv(tmp / "levels.csv", index=False)
         steps.to_csv(tmp / "level_steps.csv", index=False)
-        questions.to_csv(tmp / "level_questions.csv", index=False)
+        questions.to_csv(tmp / "levels_by_question.csv", index=False)
     return {"levels": len(levels), "questions": len(questions)}

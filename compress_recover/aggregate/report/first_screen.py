@@ -56,7 +56,7 @@ def glance(r: ReportInputs) -> dict:
     for v in r.results.verdicts:
         d, best = v.damage, best_remedy(v.methods)
         out.append({"kind": verdict_class(v.verdict), "model": v.model, "compression": v.compression,
-                    "verdict": v.verdict, "base": base_label(v.model, r.precisions),
+                    "holds": r.holds.get((v.model, v.compression)), "verdict": v.verdict, "base": base_label(v.model, r.precisions),
                     "base_acc": fmt(d.base_acc), "compressed_acc": fmt(d.compressed_acc), "n": d.n,
                     "lost": d.lost_only, "gained": d.gained_only,
                     "best": None if best is None else {

@@ -89,6 +89,18 @@ class ReportInputs:
 
         return {"levels": read("levels.csv"), "steps": read("level_steps.csv")}
 
+    @functools.cached_property
+    def holds(self) -> dict[tuple[str, str], str]:
+        """(model, compression) -> what a GGUF compression's file holds ("Q2_K: 180 Q4_0 + 30
+        Q3_K + 1 Q8_0"), so that a level's name is never shown without its tensor types."""
+        found = self.levels
+        if found is None or not len(found["levels"]) or "tensor_types" not in found["levels"]:
+            return {}
+        frame = found["levels"]
+        return {(m, c): f"{t}: {types}" for m, c, t, types in zip(frame.model, frame.compression, frame.gguf_type,
+                                                                   frame.tensor_types, strict=True)
+                if isinstance(types, str) and isinstance(t, str)}
+
     def figure(self, name: str, required: bool = False) -> str | None:
         """The PNG of figure ``name``; None when the run drew none, unless ``required`` (a
         section that shows it: an error naming it, never a page silently without it)."""
