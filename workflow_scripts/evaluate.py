@@ -8,13 +8,21 @@ if TYPE_CHECKING:
     from snakemake.script import snakemake
 
 with log_to(snakemake.log[0]):
-    from compress_recover.evaluate.evaluate import run_evaluation, task_outputs
+    from compress_recover.evaluate.evaluate import run_evaluation
 
     evaluation = snakemake.params.evaluation
     run_evaluation(
         checkpoint_dir=snakemake.input.checkpoint,
         adapter_dir=snakemake.input.get("adapter"),
-        tasks=task_outputs(snakemake.params.tasks, snakemake.output.results, snakemake.output.samples),
+        tasks=[
+            {**spec, "out_json": results, "out_samples": samples}
+            for spec, results, samples in zip(
+                snakemake.params.tasks,
+                snakemake.output.results,
+                snakemake.output.samples,
+                strict=True,
+            )
+        ],
         labels=snakemake.params.labels,
         batch_size=evaluation["batch_size"],
         rolling_batch_size=evaluation["rolling_batch_size"],
