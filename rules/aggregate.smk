@@ -60,6 +60,7 @@ rule analysis:
 rule levels:
     input:
         samples=[cell["samples"] for cell in level_cells()],
+        base=sorted({cell["base_samples"] for cell in level_cells()}),
         llamacpp=llamacpp_results(),
         checkpoints=level_checkpoints(),
     output:

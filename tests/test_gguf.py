@@ -330,8 +330,43 @@ def test_the_explorer_puts_a_models_levels_side_by_side():
         rows.append({"model": "m", "compression": "gptq", "recovery": "lora", "task": "t", "doc_id": doc, "right": 1})
     statuses = {}
     (view,) = ladder_views(pd.DataFrame(rows), statuses)
-    assert view["key"] == "m/levels" and view["recoveries"] == ["q8", "q3"]
+    assert view["key"] == "m/:levels" and view["recoveries"] == ["q8", "q3"]
     assert view["columns"] == ["m/none/none", "m/q8/none", "m/q3/none"]
-    assert statuses[("m", "t", "q1")]["m/levels"] == ["lost", [], ["q3"]]
-    assert statuses[("m", "t", "q2")]["m/levels"] == ["kept", [], []]
-    assert statuses[("m", "t", "q3")]["m/levels"] == ["gained", ["q3"], []]
+    assert statuses[("m", "t", "q1")]["m/:levels"] == ["lost", [], ["q3"]]
+    assert statuses[("m", "t", "q2")]["m/:levels"] == ["kept", [], []]
+    assert statuses[("m", "t", "q3")]["m/:levels"] == ["gained", ["q3"], []]
+
+
+def test_the_llama_cpp_path_with_demonstrations_is_refused_naming_both_keys(tiny256):
+    """The llama.cpp path scores zero-shot: beside a few-shot torch path its flips would mix
+    the demonstrations with the runtime."""
+    config = _config(tiny256, [], [{"method": "none"}, {"method": "gguf_level", "type": "Q8_0"}])
+    config["evaluation"]["num_fewshot"] = 2
+    with pytest.raises(ConfigError, match=r"evaluation.llamacpp: .*evaluation.num_fewshot"):
+        build_plan(config)
+    config["evaluation"]["llamacpp"] = False
+    build_plan(config)
+
+
+def test_the_writer_refuses_rope_scaling_it_cannot_carry(tiny256, tmp_path):
+    from compress_recover.compress.gguf_file import GGUFError
+
+    scaled = tmp_path / "scaled"
+    shutil.copytree(tiny256, scaled)
+    cfg = json.loads((scaled / "config.json").read_text())
+    cfg["rope_scaling"] = {"rope_type": "linear", "factor": 2.0}
+    (scaled / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(GGUFError, match="RoPE scaling 'linear'"):
+        write_f32_gguf(scaled, tmp_path / "scaled.gguf")
+
+
+def test_a_mistral_models_gguf_is_llama_to_llama_cpp(f32_gguf):
+    """llama.cpp's converter writes Mistral as architecture llama: not a mismatch."""
+    from compress_recover.compress.external_config import CheckpointConfig
+    from compress_recover.shape import ModelShape
+
+    shape = ModelShape(model_type="mistral", hidden=256, layers=2, vocab=None)
+    CheckpointConfig(source="gguf", path=str(f32_gguf)).check_shape("models.m.compressions[0]", "m", shape)
+    with pytest.raises(ConfigError, match=r"model_type 'llama', model 'm' has 'qwen2'"):
+        CheckpointConfig(source="gguf", path=str(f32_gguf)).check_shape(
+            "models.m.compressions[0]", "m", ModelShape(model_type="qwen2", hidden=256, layers=2))

@@ -80,7 +80,7 @@ def explorer_data(questions, final_steps: int | None) -> dict:
             "prior": bool(priors)}
 
 
-LADDER = "levels"  # the key suffix of a model's levels view
+LADDER = "levels"  # a model's levels view: key "<model>/:levels" (":" is in no compression's name)
 
 
 def ladder_views(out, statuses: dict) -> list[dict]:
@@ -88,7 +88,8 @@ def ladder_views(out, statuses: dict) -> list[dict]:
     more, side by side in one view ``<model>/levels``: per question its status against the
     model (lost at one level or more, kept at every level, gained at one or more, never
     known), the levels it is gained at (``won``) and lost at (``broken``), so "lost at
-    Q3_K_M, kept at Q4_K_M" is one filter and one row. Adds each question's status to
+    Q3_K_M, kept at Q4_K_M" is one filter and one row. Its key ``<model>/:levels`` cannot be a
+    compression's view (a compression's name has no ":"). Adds each question's status to
     ``statuses``; returns the views."""
     views = []
     for model in dict.fromkeys(out.model):
@@ -97,7 +98,7 @@ def ladder_views(out, statuses: dict) -> list[dict]:
                   and set(mine.recovery[mine.compression == c]) == {BASE}]
         if len(levels) < 2:
             continue
-        key = f"{model}/{LADDER}"
+        key = f"{model}/:{LADDER}"
         views.append({"key": key, "model": model, "compression": LADDER, "recoveries": levels,
                       "won_text": "gained at ", "broken_text": "lost at ", "several_text": "gained at several levels",
                       "columns": [f"{model}/{BASE}/{BASE}", *(f"{model}/{c}/{BASE}" for c in levels)]})

@@ -46,7 +46,7 @@ def check_gguf_header(key: str, path: Path, base: dict) -> dict:
     """Refuse a GGUF whose architecture, width, layers or vocabulary size differ from the
     base's config.json (``base``); errors name ``key``."""
     found = gguf_file.header(path)
-    if found["architecture"] != base.get("model_type"):
+    if found["architecture"] != gguf_file.GGUF_ARCHITECTURE.get(base.get("model_type"), base.get("model_type")):
         raise ConfigError(f"{key}.path: {path} is a '{found['architecture']}' model, the base is "
                           f"'{base.get('model_type')}': not a compressed version of it")
     for field, base_field in GGUF_SAME.items():
@@ -84,7 +84,7 @@ def check_tokens(key: str, path: Path, model_dir: str | Path) -> None:
                           f"{len(tokens)} tokens differ; first at id {first}): not a compressed version of it")
 
 
-def _folder(config: CheckpointConfig, scratch: Path) -> Path:
+def _folder(config: CheckpointConfig, scratch: Path, key: str) -> Path:
     if config.source == "local":
         return Path(config.path)
     from ..download.download import HubUnreachableError
@@ -94,7 +94,7 @@ def _folder(config: CheckpointConfig, scratch: Path) -> Path:
         return Path(snapshot_download(repo_id=config.id, revision=config.revision, cache_dir=str(scratch / "hub"),
                                       allow_patterns=["*.json", "*.safetensors"]))
     except Exception as err:  # noqa: BLE001 - every failure here means "could not fetch"
-        raise HubUnreachableError(f"cannot fetch hub id '{config.id}' at revision '{config.revision}': "
+        raise HubUnreachableError(f"{key}: cannot fetch hub id '{config.id}' at revision '{config.revision}': "
                                   f"{type(err).__name__}: {err}") from err
 
 
@@ -117,7 +117,7 @@ def compress(*, model_dir: str, out_dir: Path, config: CheckpointConfig, calibra
         model = gguf_file.dequantize_into(out_dir / GGUF_NAME, model_dir, out_dir, dtype)
         return model, details
     with tempfile.TemporaryDirectory(prefix="checkpoint-") as scratch:
-        folder = _folder(config, Path(scratch))
+        folder = _folder(config, Path(scratch), key)
         cfg = check_folder_config(key, folder, base)
         weights = sorted(folder.glob("*.safetensors"))
         if not weights:

@@ -84,12 +84,14 @@ class CheckpointConfig(MethodConfig):
         if self.source == "hub" or not self.path:
             return  # checked by the import job, before any work
         path = Path(self.path)
+        mine = {"model_type": shape.model_type, "hidden": shape.hidden, "layers": shape.layers, "vocab": shape.vocab}
         if self.source == "gguf":
-            from .gguf_file import header
+            from .gguf_file import GGUF_ARCHITECTURE, header
 
             found = header(path)
             found = {"model_type": found["architecture"], "hidden": found["hidden_size"], "layers": found["layers"],
                      "vocab": found["vocab_size"]}
+            mine["model_type"] = GGUF_ARCHITECTURE.get(shape.model_type, shape.model_type)
         else:
             from ..shape import ModelShape
 
@@ -97,10 +99,9 @@ class CheckpointConfig(MethodConfig):
             found = {"model_type": other.model_type, "hidden": other.hidden, "layers": other.layers,
                      "vocab": other.vocab}
         for field, value in found.items():
-            mine = getattr(shape, field)
-            if value is not None and mine is not None and value != mine:
-                raise ConfigError(f"{key}.path: {path} has {field} {value!r}, model '{model}' has {mine!r}: it is not "
-                                  f"a compressed version of '{model}'")
+            if value is not None and mine[field] is not None and value != mine[field]:
+                raise ConfigError(f"{key}.path: {path} has {field} {value!r}, model '{model}' has {mine[field]!r}: it "
+                                  f"is not a compressed version of '{model}'")
 
     def merge_effect(self, details: dict) -> dict:
         fmt = details.get("format", "unknown")

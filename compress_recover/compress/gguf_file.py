@@ -35,6 +35,8 @@ FILE_TYPES = {
 LLAMA_CPP_INSTALL = ("llama-cpp-python is not installed in this environment: run `make setup-gguf` (builds "
                      "llama.cpp from source once, about 10-15 min on 2 cores, cached in the wheel folder)")
 GGUF_NAME = "model.gguf"  # a compressed checkpoint's GGUF file, beside its dequantized safetensors
+# A Hugging Face model_type -> the GGUF architecture llama.cpp's converter writes for it.
+GGUF_ARCHITECTURE = {"mistral": "llama"}
 # Decoder families whose tensors this writer maps (gguf's llama tensor names).
 WRITABLE = ("llama",)
 
@@ -133,6 +135,13 @@ def write_f32_gguf(checkpoint: str | Path, out_path: str | Path, tokenizer_gguf:
                         "models.<name>.source: gguf")
     if cfg.get("quantization_config"):
         raise GGUFError(f"{checkpoint}: a quantized checkpoint; a GGUF quant level is made from the uncompressed model")
+    scaling = cfg.get("rope_scaling") or {}
+    rope_type = scaling.get("rope_type") or scaling.get("type") or (cfg.get("rope_parameters") or {}).get("rope_type")
+    if rope_type not in (None, "default"):
+        raise GGUFError(f"{checkpoint}: RoPE scaling {rope_type!r}, which this writer does not carry into the GGUF "
+                        "(llama.cpp would run unscaled positions); convert the model with llama.cpp's "
+                        "convert_hf_to_gguf.py and give the quantized files as checkpoints made elsewhere "
+                        "(models.<name>.compressions)")
     heads, kv_heads = cfg["num_attention_heads"], cfg.get("num_key_value_heads") or cfg["num_attention_heads"]
     hidden, layers = cfg["hidden_size"], cfg["num_hidden_layers"]
     head_dim = cfg.get("head_dim") or hidden // heads

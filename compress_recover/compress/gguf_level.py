@@ -39,12 +39,19 @@ def base_gguf(model_dir: str | Path, scratch: Path) -> Path | None:
 
 
 def compress(*, model_dir: str, out_dir: Path, config: GGUFLevelConfig, calibration, device: str,
-             seed: int, dtype: str = "float32"):
-    """Write ``model_dir`` at the GGUF level ``config.type`` into ``out_dir``."""
+             seed: int, dtype: str = "float32", key: str = "gguf_level"):
+    """Write ``model_dir`` at the GGUF level ``config.type`` into ``out_dir``; an error names
+    the entry's config ``key``."""
+    try:
+        return _compress(model_dir, Path(out_dir), config, dtype)
+    except gguf_file.GGUFError as err:
+        raise gguf_file.GGUFError(f"{key}: {err}") from err
+
+
+def _compress(model_dir: str, out_dir: Path, config: GGUFLevelConfig, dtype: str):
     import torch
 
     gguf_file.llama_cpp()  # fail before any work when llama.cpp is not installed
-    out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix="gguf-") as scratch:
         scratch = Path(scratch)
         tokenizer_source = base_gguf(model_dir, scratch)

@@ -362,6 +362,10 @@ def check_llamacpp(plan, evaluation: dict) -> None:
 
     from ..compress.gguf_file import LLAMA_CPP_INSTALL
 
+    if plan.llamacpp and plan.gguf_cells() and plan.num_fewshot > 0:
+        raise ConfigError(f"evaluation.llamacpp: the llama.cpp path scores zero-shot, and evaluation.num_fewshot is "
+                          f"{plan.num_fewshot}: its comparison with the torch path would mix the demonstrations with "
+                          "the runtime; set evaluation.num_fewshot: 0 or evaluation.llamacpp: false")
     if importlib.util.find_spec("llama_cpp") is not None:
         return
     for entry in plan.compressions.values():

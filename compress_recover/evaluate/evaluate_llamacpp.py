@@ -27,7 +27,9 @@ from ..runtime import Runtime, library_versions
 
 log = logging.getLogger(__name__)
 
-CONTEXT = 512  # tokens: the knowledge questions are short (a question + one choice: under 64)
+# tokens: the built knowledge questions are short (a question and one choice: under 64); a
+# longer request of a user's task stops the job naming the task (its logits cost n_ctx x vocab floats)
+CONTEXT = 1024
 
 
 def _split(context: str, continuation: str) -> tuple[str, str]:
@@ -111,7 +113,14 @@ def scoring_lm(scorer: LlamaCppScorer):
 
     class LlamaCppLM(LM):
         def loglikelihood(self, requests, disable_tqdm: bool = False):
-            return [scorer.score(*r.args) for r in requests]
+            out = []
+            for r in requests:
+                try:
+                    out.append(scorer.score(*r.args))
+                except ValueError as err:
+                    raise ValueError(f"task {getattr(r, 'task_name', '?')} (llama.cpp path): {err}; set "
+                                     "evaluation.llamacpp: false to score it with the torch path only") from err
+            return out
 
         def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
             raise NotImplementedError("the llama.cpp path scores multiple-choice knowledge tasks only")
