@@ -477,15 +477,21 @@ def test_mixed_decisions_decide_no_label_they_do_not_support():
     assert decide(damage, [m("a", "input", "fails"), ref], BUDGET)[0] != "recoverable only with new parameters"
 
 
+def _pool_analysis(examples: dict):
+    """idp wins back 180 of 200 lost questions, every idp test question answered by prompt 1;
+    analysed with ``examples`` (run -> examples each prompt trained with) and a minimum of 16."""
+    frame = question_frame(cells(idp=back(180), lora=back(0)))
+    frame.loc[frame.recovery == "idp", "pool_choice"] = 1.0
+    return analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
+                   pool_examples=examples, min_examples=16)
+
+
 def test_a_pool_run_answered_by_undertrained_prompts_is_shown_but_excluded_from_the_decisions():
     # idp wins back 180 of 200 lost questions, but every test question was answered by prompt 1, which
     # trained with 3 examples: a random prefix, not a trained prompt. The decision leaves it out (idp not
     # tried: lora alone decides nothing about the input side), the accuracy table still shows it
-    frame = question_frame(cells(idp=back(180), lora=back(0)))
-    frame.loc[frame.recovery == "idp", "pool_choice"] = 1.0
     examples = {("m", "q", "idp.seed0"): [237, 3], ("m", "none", "idp.seed0"): [120, 120]}
-    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
-                     pool_examples=examples, min_examples=16)
+    result = _pool_analysis(examples)
     v = one_verdict(result)
     idp = method(v, "idp")
     assert idp["status"] == "failed" and idp["decision"].startswith("excluded (undertrained prompts: 400 of 400")
@@ -493,8 +499,7 @@ def test_a_pool_run_answered_by_undertrained_prompts_is_shown_but_excluded_from_
     assert "idp" in set(result["accuracy"].recovery)  # shown
     # trained enough (16 examples): decided as before
     examples[("m", "q", "idp.seed0")] = [224, 16]
-    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
-                     pool_examples=examples, min_examples=16)
+    result = _pool_analysis(examples)
     assert one_verdict(result)["verdict"] == "recoverable from the input side"
 
 
@@ -526,11 +531,7 @@ def test_a_reference_above_zero_and_below_the_threshold_is_partly_recovered_from
 def test_an_excluded_control_run_is_still_shown_in_the_format_control():
     # the control run (idp on the uncompressed model) answered by an undertrained prompt too: the decisions
     # leave both runs out, and the descriptive tables still read every run's own draws
-    frame = question_frame(cells(idp=back(180), lora=back(0)))
-    frame.loc[frame.recovery == "idp", "pool_choice"] = 1.0
-    examples = {("m", "q", "idp.seed0"): [237, 3], ("m", "none", "idp.seed0"): [237, 3]}
-    result = analyse(frame, methods=Methods(METHODS, SIDES), settings=Settings(), seed=0, budget=BUDGET,
-                     pool_examples=examples, min_examples=16)
+    result = _pool_analysis({("m", "q", "idp.seed0"): [237, 3], ("m", "none", "idp.seed0"): [237, 3]})
     assert "idp was excluded from the decisions" in one_verdict(result)["reason"]
     control = result["format_control"].set_index(["task", "recovery"]).loc[("all_knowledge", "idp")]
     assert control.control_acc == pytest.approx(CONTROL[("none", "idp", 0)].mean())
