@@ -108,6 +108,14 @@ class MethodConfig:
     def check(self, key: str) -> None:
         """Range checks beyond types; raise ConfigError naming ``key``."""
 
+    def source_files(self) -> list[str]:
+        """Compression: files or folders made elsewhere the entry reads (rule inputs: changing
+        one reruns its job); none for a method that compresses the base model."""
+        return []
+
+    def check_source(self, key: str) -> None:
+        """Compression: what the entry points to exists (checked with the plan, before any job)."""
+
     def gguf_file(self) -> bool:
         """Compression: whether the compressed checkpoint keeps a GGUF file (``model.gguf``)
         that llama.cpp's own runtime also evaluates (rule evaluate_llamacpp)."""

@@ -54,6 +54,9 @@ class CheckpointConfig(MethodConfig):
     def gguf_file(self) -> bool:
         return self.source == "gguf"
 
+    def source_files(self) -> list[str]:
+        return [self.path] if self.source in ("gguf", "local") and self.path else []
+
     def check(self, key: str) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"{key}.source: {self.source!r} is not one of {list(SOURCES)}")

@@ -285,9 +285,8 @@ def gguf_details(path: Path, requested: str | None) -> dict:
     from ..download.download import gguf_file_type
     from ..io import sha256_file
 
-    types = tensor_types(path)
-    return {"gguf_file": GGUF_NAME, "gguf_type": requested or gguf_file_type(path),
-            "declared_type": gguf_file_type(path), "tensor_types": types["matrices"],
+    types, declared = tensor_types(path), gguf_file_type(path)
+    return {"gguf_file": GGUF_NAME, "gguf_type": requested or declared, "declared_type": declared, "tensor_types": types["matrices"],
             "tensor_types_all": types["all"], "tensor_types_text": describe_types(types["matrices"]),
             "gguf_bytes": path.stat().st_size, "gguf_sha256": sha256_file(path),
             "llama_cpp_python": llama_cpp_version()}

@@ -181,9 +181,7 @@ def model_compressions(models: dict, compressions: dict[str, Entry]) -> dict[str
             if slug in out:
                 raise ConfigError(f"{entry.key}: name {slug!r} is already used by {out[slug].key}; set a distinct "
                                   "'name'")
-            check_source = getattr(entry.config, "check_source", None)
-            if check_source is not None:
-                check_source(entry.key)
+            entry.config.check_source(entry.key)
             out[slug] = replace(entry, model=name)
     return out
 

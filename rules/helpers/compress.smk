@@ -20,10 +20,9 @@ def compression_inputs(wildcards):
     elsewhere, its files (a GGUF file, or a folder's): changing one reruns its import.
     """
     inputs = {"checkpoint": BASE_CHECKPOINT.format(model=wildcards.model), "text": TEXT}
-    raw = PLAN.compressions[wildcards.compression].raw
-    if raw.get("source") in ("gguf", "local") and raw.get("path"):
-        path = Path(raw["path"])
-        inputs["source"] = (
+    for source in PLAN.compressions[wildcards.compression].config.source_files():
+        path = Path(source)
+        inputs.setdefault("source", []).extend(
             [str(path)]
             if path.is_file()
             else sorted(str(f) for f in path.rglob("*") if f.is_file())
