@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 CORES ?= all
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-gguf demo test lint gpu-check clean-results
+.PHONY: setup setup-gguf demo estimate test test-fast lint gpu-check clean-results
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -50,8 +50,19 @@ setup-gguf: $(GGUF_STAMP)
 demo: setup
 	snakemake --cores $(CORES)
 
+# Before a run: the predicted minutes per stage of the jobs `make demo` would run now, from a
+# short probe of this machine (matmul GFLOPS per dtype and threads, a job's start-up); written
+# to logs/estimate.json, which benchmarks/stage_times.py sets against the run afterwards.
+estimate: setup
+	$(PY) -m compress_recover.estimate --cores $(CORES)
+
 test: setup setup-gguf
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10
+
+# The unit tier (minutes; pyproject.toml's markers): no Snakemake, browser, Slurm or llama.cpp,
+# no test over 5 s. Run it on every edit; `make test` (everything, what CI runs) before committing.
+test-fast: setup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not workflow and not cuda" --durations=5
 
 # On a machine with CUDA: the tests marked cuda and the tiny workflow on device: cuda, each
 # stage's time (budget 8 min); without CUDA it says it was skipped and why, and exits 0.

@@ -28,7 +28,12 @@ Attention's quadratic term and the prompt tokens are left out, so each is a lowe
 Download, cost (a timing run) and attention (an analysis) get no floor. An evaluate job
 whose tasks were reused from an earlier run shows a low ratio: read it after a cold run.
 
-    python benchmarks/stage_times.py [--workdir .] [--threads 2] [--goal-min 20]
+    python benchmarks/stage_times.py [--workdir .] [--threads 2] [--goal-min 20] [--estimate logs/estimate.json]
+
+When the estimate made before the run (``make estimate``: ``python -m compress_recover.estimate``)
+is there, each stage's predicted job time is set against the measured one, job by job (the
+estimate names each job's benchmark file), with the error in %, and the predicted wall time
+against the run's.
 
 Run it after a cold ``snakemake --cores all`` (``make clean-results demo``): a rerun that
 did nothing leaves the last run's timings, and its own log has no jobs.
@@ -267,6 +272,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("."))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--goal-min", type=float, default=20.0)
+    parser.add_argument("--estimate", type=Path, default=None,
+                        help="the estimate made before the run (default: <workdir>/logs/estimate.json)")
     args = parser.parse_args()
 
     from compress_recover.runtime import configure_threads, matmul_gflops
@@ -286,6 +293,63 @@ def main() -> None:
         print(f"wall time of the last run ({log.name}): {wall / 60:.1f} min; goal {args.goal_min:g} min: "
               f"ratio {wall / goal:.2f} ({'met' if wall <= goal else 'NOT met'})")
     print_floors(args.workdir)
+    estimate = args.estimate or args.workdir / "logs" / "estimate.json"
+    if estimate.is_file():
+        print_predicted(args.workdir, estimate, wall)
+    else:
+        print(f"predicted vs measured: no estimate at {estimate} (make estimate before the run writes one)")
+
+
+# ---- predicted (compress_recover.estimate, before the run) against measured ---------------------
+
+def predicted_vs_measured(workdir: Path, estimate: dict) -> dict[str, dict]:
+    """Per stage of the estimate: its jobs that have a benchmark file, their predicted seconds
+    and, for those whose file exists now, the measured seconds (the file's rows summed) beside
+    the prediction of the same jobs; ``error`` = predicted / measured - 1."""
+    out: dict[str, dict] = {}
+    for job in estimate["jobs"]:
+        if not job.get("benchmark"):
+            continue
+        row = out.setdefault(job["stage"], {"jobs": 0, "predicted_s": 0.0, "timed": 0, "predicted_timed_s": 0.0,
+                                            "measured_s": 0.0})
+        row["jobs"] += 1
+        row["predicted_s"] += job["seconds"]
+        tsv = workdir / job["benchmark"]
+        if tsv.is_file():
+            with tsv.open() as fh:
+                seconds = [float(r["s"]) for r in csv.DictReader(fh, delimiter="\t")]
+            if seconds:
+                row["timed"] += 1
+                row["predicted_timed_s"] += job["seconds"]
+                row["measured_s"] += sum(seconds)
+    for row in out.values():
+        row["error"] = row["predicted_timed_s"] / row["measured_s"] - 1 if row["measured_s"] else None
+    return out
+
+
+def print_predicted(workdir: Path, path: Path, wall_s: float | None) -> dict:
+    estimate = json.loads(path.read_text())
+    probe = estimate.get("probe", {})
+    rates = ", ".join(f"{r['dtype']} {r['threads']}t {r['gflops']:.0f}" for r in probe.get("gflops", []))
+    print(f"predicted vs measured: {path} (commit {estimate.get('commit')}, made {estimate.get('created')}, "
+          f"dtype {estimate.get('dtype')}, {estimate.get('cores')} cores; its probe: {rates} GFLOPS)")
+    rows = predicted_vs_measured(workdir, estimate)
+    print(f"{'stage':<24}{'jobs':>6}{'timed':>7}{'predicted s':>13}{'measured s':>12}{'error':>9}")
+    timed_p = timed_m = 0.0
+    for stage, row in sorted(rows.items(), key=lambda kv: -kv[1]["predicted_s"]):
+        error = f"{row['error']:+.0%}" if row["error"] is not None else "-"
+        print(f"{stage:<24}{row['jobs']:>6}{row['timed']:>7}{row['predicted_timed_s']:>13.0f}{row['measured_s']:>12.0f}"
+              f"{error:>9}")
+        timed_p += row["predicted_timed_s"]
+        timed_m += row["measured_s"]
+    if timed_m:
+        print(f"{'all timed':<24}{sum(r['jobs'] for r in rows.values()):>6}{sum(r['timed'] for r in rows.values()):>7}"
+              f"{timed_p:>13.0f}{timed_m:>12.0f}{timed_p / timed_m - 1:>+9.0%}")
+    if wall_s:
+        print(f"wall time: predicted {estimate['wall_min']:.1f} min, measured {wall_s / 60:.1f} min "
+              f"({estimate['wall_min'] * 60 / wall_s - 1:+.0%}); the estimate covers the jobs that were to run when "
+              "it was made, the measured wall the newest run")
+    return rows
 
 
 def print_stages(stages: dict[str, list[float]]) -> None:

@@ -77,9 +77,25 @@ class MethodConfig:
     # (compress_recover/aggregate/stats/methods.py).
     needs: ClassVar[tuple[str, ...]] = ()
 
+    # Seconds one job of the method (its compress_<method> or compute_<method> job) took on the
+    # run estimate's reference machine, start-up included (compress_recover.estimate: a 2-core
+    # AMD EPYC, float32, the default grid, issue 37); None: not measured there.
+    reference_job_s: ClassVar[float | None] = None
+
     def prompt_positions(self) -> tuple[str, int]:
         """Recovery: (config key, positions) the method puts before the input at most (0: none)."""
         return ("", 0)
+
+    def trainable_parameters(self, shape) -> int:
+        """Recovery: the parameters it trains on a model of ``shape`` (a
+        :class:`compress_recover.shape.ModelShape`): its prompt positions x the width; 0
+        for a method that trains none (the run estimate's floor uses it)."""
+        return int(self.prompt_positions()[1] or 0) * int(shape.hidden or 0) if self.trained else 0
+
+    def scored_passes(self, evaluation: dict) -> int:
+        """Recovery: how many times evaluation (config.yaml ``evaluation``) scores each
+        question (a prompt pool's ablation scores it under every prompt)."""
+        return 1
 
     def num_fewshot(self) -> int | None:
         """Recovery: demonstrations put in each evaluated prompt (None: evaluation.num_fewshot)."""

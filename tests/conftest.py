@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -14,6 +17,55 @@ os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- the test tiers
+# `make test-fast` runs the unit tier, `-m "not slow and not workflow and not cuda"`; `make test`
+# runs everything. The unit tier never runs Snakemake (no run, dry run, lint or --list-rules,
+# neither the CLI nor the Python API): while a test of it runs, both are refused with a failure
+# naming the test, so a Snakemake test added without the `slow` marker fails in every session,
+# the full suite (CI) included. pyproject.toml's markers say what else is `slow`.
+FAST_TIER_EXCLUDES = ("slow", "workflow", "cuda")
+SNAKEMAKE_CALL = re.compile(r"(^|[\s/])snakemake(\s|$)|SnakemakeApi")
+
+
+def in_fast_tier(item: pytest.Item) -> bool:
+    return not any(item.get_closest_marker(name) for name in FAST_TIER_EXCLUDES)
+
+
+def runs_snakemake(args) -> bool:
+    """A command line (a string or an argv) that runs Snakemake: its CLI (`snakemake ...`,
+    `python -m snakemake ...`) or Python code that uses its API."""
+    words = [args] if isinstance(args, (str, bytes, os.PathLike)) else list(args)
+    text = " ".join(os.fsdecode(w) if isinstance(w, (str, bytes, os.PathLike)) else str(w) for w in words)
+    return bool(SNAKEMAKE_CALL.search(text))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not in_fast_tier(item):
+        yield
+        return
+    from snakemake.api import SnakemakeApi
+
+    def refuse(what: str):
+        pytest.fail(f"{item.nodeid} runs Snakemake ({what}) but is in the fast tier (make test-fast): "
+                    "mark it @pytest.mark.slow", pytrace=False)
+
+    popen_init, api_workflow = subprocess.Popen.__init__, SnakemakeApi.workflow
+
+    def guarded_popen(self, args, *a, **k):
+        if runs_snakemake(args):
+            refuse(str(args)[:200])
+        popen_init(self, args, *a, **k)
+
+    def guarded_workflow(self, *a, **k):
+        refuse("SnakemakeApi.workflow")
+        return api_workflow(self, *a, **k)
+
+    with mock.patch.object(subprocess.Popen, "__init__", guarded_popen), \
+            mock.patch.object(SnakemakeApi, "workflow", guarded_workflow):
+        yield
+
 
 # A small config of every registered recovery method for the tiny model (test_models
 # checks that every registered method has one).

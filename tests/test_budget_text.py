@@ -84,6 +84,7 @@ def test_bad_budget_text_and_split_values_name_their_key(change, message):
 
 # --------------------------------------------------------------------------- the DAG
 
+@pytest.mark.slow
 def test_a_budget_curve_evaluates_every_checkpoint_and_costs_only_the_final_run(tmp_path):
     jobs = dag_jobs(tmp_path, _config(steps=[2, 4], seeds=[0]))
     cell = "compression=gptq-w4g32,model=tiny,recovery="
@@ -107,6 +108,7 @@ def test_a_budget_curve_evaluates_every_checkpoint_and_costs_only_the_final_run(
     assert jobs[("summary", "")]["params"]["steps"]["lora.seed0.step2"] == 2
 
 
+@pytest.mark.slow
 def test_a_scalar_budget_keeps_every_recover_job_as_it_was(tmp_path):
     """The default (one budget) gains no checkpoint output, and its budget keeps the scalar steps."""
     jobs = dag_jobs(tmp_path, _config(seeds=[0]))
@@ -116,6 +118,7 @@ def test_a_scalar_budget_keeps_every_recover_job_as_it_was(tmp_path):
     assert lora["input"]["text"] == "results/data/text"
 
 
+@pytest.mark.slow
 def test_generated_text_is_written_once_per_model_and_shared_by_its_recoveries(tmp_path):
     methods = [{"method": "none"}, {**LORA, "text": "generated"},
                {"method": "prompt_tuning", "text": "generated", "objective": {"loss": "distill"}},
@@ -138,6 +141,7 @@ def test_generated_text_is_written_once_per_model_and_shared_by_its_recoveries(t
     assert list(jobs[("analysis", "")]["input"]["generated"]) == ["results/tiny/none/generated_text"]
 
 
+@pytest.mark.slow
 def test_a_curated_pool_reads_every_source_text(tmp_path):
     """A curated IDP pool trains one prompt per text: its job reads both (the corpus and the
     model's own text), which is then generated once for the model."""
@@ -154,6 +158,7 @@ def test_a_curated_pool_reads_every_source_text(tmp_path):
         build_plan(_config(methods=[{"method": "none"}, {"method": "idp", "routing": "curated"}]))
 
 
+@pytest.mark.slow
 def test_without_generated_recoveries_no_text_is_generated(tmp_path):
     jobs = dag_jobs(tmp_path, _config(seeds=[0]))
     assert not _by_rule(jobs, "generated_text") and not _by_rule(jobs, "teacher_logits_generated")

@@ -291,6 +291,7 @@ def _dag_config(task_dirs):
     return config
 
 
+@pytest.mark.slow
 def test_a_task_dirs_entry_with_subject_field_is_evaluated_and_paired_through_the_dag(tmp_path):
     """The plan adds the variant of an entry naming its subject_field (not of one without it,
     nor with data.content_free_mask null); the DAG builds its folder (rule content_free_task),

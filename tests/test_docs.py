@@ -293,7 +293,9 @@ NAMED = {
 }
 
 
-@pytest.mark.parametrize("what", NAMED)
+# the rules' check lists the workflow's rules through Snakemake: the slow tier
+@pytest.mark.parametrize("what", [pytest.param(w, marks=pytest.mark.slow) if NAMED[w][1] is rule_exists else w
+                                  for w in NAMED])
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: p.name)
 def test_everything_a_page_names_exists(page, what):
     names, exists = NAMED[what]
@@ -319,6 +321,7 @@ def test_the_extractors_find_what_the_pages_name():
     assert "docs/configuration.md" in named_links(text)
 
 
+@pytest.mark.slow  # rule_exists lists the workflow's rules through Snakemake
 def test_made_up_names_are_caught():
     text = """Rule `teacher_logits` caches logits; rules `summary`, `made_up_rule` and `report` follow.
 The `download`, `recover` and `text` jobs run first.

@@ -19,8 +19,9 @@ PACKAGE = REPO / "compress_recover"
 STAGES = ["download", "data", "compress", "recover", "evaluate", "aggregate"]
 SHARED = {"registry", "io", "runtime", "modeling", "tokens", "wheels", "runs", "failures", "prompt_choice", "shape"}
 # Above every stage, may import any: the plan (a package, read by rules/common.smk) and the
-# generated docs (a module: the configuration reference and the results pages).
-TOP_PACKAGES, TOP_MODULES = {"config"}, {"docs"}
+# generated docs (a module: the configuration reference and the results pages) and the run
+# estimate (a module: reads the plan and a dry run).
+TOP_PACKAGES, TOP_MODULES = {"config"}, {"docs", "estimate"}
 TOP = TOP_PACKAGES | TOP_MODULES
 
 

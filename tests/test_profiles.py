@@ -27,10 +27,12 @@ def _evaluate(expression, attempt: int) -> int:
     return int(eval(str(expression), {}, {"attempt": attempt}))  # the profile's own expressions
 
 
+@pytest.mark.slow
 def test_cheap_rules_run_on_the_submit_host(workflow):
     assert set(workflow._localrules) == LOCAL_RULES
 
 
+@pytest.mark.slow
 def test_every_submitted_rule_has_attempt_scaled_resources(workflow):
     rules = {rule.name: rule for rule in workflow.rules}
     per_rule = SLURM["set-resources"]
@@ -63,6 +65,7 @@ def test_the_default_profile_sets_no_resources_or_executor():
     assert not {"executor", "default-resources", "set-resources", "retries", "jobs"} & set(DEFAULT), DEFAULT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["slurm", "default"])
 def test_snakemake_accepts_the_profile(profile, tmp_path):
     """Every key of the profile is a valid option (a dry run through the CLI, with the plugin)."""

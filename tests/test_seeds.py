@@ -30,6 +30,7 @@ def _by_rule(jobs: dict, rule: str) -> dict[str, dict]:
     return {w: job for (r, w), job in jobs.items() if r == rule}
 
 
+@pytest.mark.slow
 def test_adding_a_seed_adds_its_jobs_and_changes_no_existing_job(tmp_path):
     one = dag_jobs(tmp_path, _config(seeds=[0]))
     two = dag_jobs(tmp_path, _config(seeds=[0, 1]))
@@ -45,6 +46,7 @@ def test_adding_a_seed_adds_its_jobs_and_changes_no_existing_job(tmp_path):
     assert {"summary", "analysis", "attention"} <= changed <= AGGREGATE | {"attention"}
 
 
+@pytest.mark.slow
 def test_a_run_trains_with_its_seed_and_is_labelled_with_group_seed_and_run(tmp_path):
     jobs = dag_jobs(tmp_path, _config(seeds=[0, 7]))
     lora = _by_rule(jobs, "recover_lora")
@@ -69,6 +71,7 @@ def test_a_run_trains_with_its_seed_and_is_labelled_with_group_seed_and_run(tmp_
     assert len(attention) == 1 + 3 * 2 + 1  # few-shot runs are not, EoRA's one run is
 
 
+@pytest.mark.slow
 def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     jobs = dag_jobs(tmp_path, _config(seeds=[0, 1]))
     analysis = jobs[("analysis", "")]
@@ -96,6 +99,7 @@ def test_the_analysis_gets_one_labelled_cell_per_samples_file(tmp_path):
     assert list(jobs[("summary", "")]["input"]["bases"]) == ["results/tiny/none/checkpoint"]
 
 
+@pytest.mark.slow
 def test_the_format_control_recovers_the_base_model_with_every_method_and_seed(tmp_path):
     off = per_rule(list(dag_jobs(tmp_path, _config(seeds=[0, 1], recover_base=False))))
     on = dag_jobs(tmp_path, _config(seeds=[0, 1], recover_base=True))
@@ -111,6 +115,7 @@ def test_the_format_control_recovers_the_base_model_with_every_method_and_seed(t
     assert grown["attention"] == 1
 
 
+@pytest.mark.slow
 def test_a_custom_knowledge_task_is_analysed_but_not_leak_checked(tmp_path):
     folder = write_choice_task(tmp_path / "my_tasks", "my_facts", [{"q": "2+2?", "a": 0}], ["4", "5"],
                                [{"q": "1+1?", "a": 1}])

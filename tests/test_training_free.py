@@ -197,20 +197,27 @@ def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(few
     assert sum(splits[("element_symbol", str(i))] == "dev" for i in range(len(questions))) == len(pool)
     rows = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
     assert len(rows) == len(questions)
-    # the hand-built prompt: lm-eval's format (question, " ", answer; "\n\n" between), the demonstrations
-    # drawn in document order by one generator seeded with the run's seed, from the dev questions of another fact
-    rnd = random.Random(3)
+    # the hand-built prompt: lm-eval's format (question, " ", answer; "\n\n" between); the demonstrations:
+    # the dev questions shuffled once by a generator seeded with the run's seed, and for each question the
+    # first two of that order of another fact and answered by none of its choices
+    order = random.Random(3).sample([questions[i] for i in pool], len(pool))
+    prefixes = []
     for row in rows:
         doc = questions[row["doc_id"]]
-        candidates = [questions[i] for i in pool if may_demonstrate(questions[i], doc)]
+        candidates = [d for d in order if may_demonstrate(d, doc)]
         assert all(c["fewshot_fact"] != doc["fewshot_fact"] and c["choices"][c["answer"]] not in doc["choices"]
                    for c in candidates)
-        demos = rnd.sample(candidates, 2)
+        demos = candidates[:2]
+        prefixes.append(tuple(d["question"] for d in demos))
         expected = "".join(f"{d['question']} {d['choices'][d['answer']]}\n\n" for d in demos) + doc["question"]
         contexts = {args[0] for args in row["arguments"]}
         assert contexts == {expected}, (row["doc_id"], contexts, expected)
         assert all(d["fewshot_fact"] != facts[("element_symbol", str(row["doc_id"]))] for d in demos)
         assert all(splits[("element_symbol", str(questions.index(d)))] == "dev" for d in demos)
+    # one prefix for (nearly) every question: the seeded order's first two, re-drawn only where a rule demands
+    first_two = tuple(d["question"] for d in order[:2])
+    assert prefixes.count(first_two) == sum(all(may_demonstrate(d, questions[r["doc_id"]]) for d in order[:2])
+                                            for r in rows) > len(rows) // 2
     again = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
     other = sorted(_scored_contexts(folder, tiny_checkpoint, tmp_path, seed=4), key=lambda r: r["doc_id"])
     assert [r["arguments"] for r in again] == [r["arguments"] for r in rows]
@@ -221,8 +228,6 @@ def test_a_demonstration_never_shows_the_questions_own_fact_or_any_of_its_choice
     """The sampler's rule, on hand-made questions: the right answer shown as another fact's
     answer invites copying it, a distractor shown (while the right answer never is) marks it
     as wrong; a test question, or the question's own fact, is never shown."""
-    import random
-
     from compress_recover.data.fewshot_task import marked
     from compress_recover.evaluate.fewshot_sampler import DevFactSampler
 
@@ -240,12 +245,41 @@ def test_a_demonstration_never_shows_the_questions_own_fact_or_any_of_its_choice
     sampler = DevFactSampler([doc, *pool], rnd=0)
     shown = set()
     for seed in range(40):
-        sampler.rnd = random.Random(seed)
+        sampler.set_rnd(seed)
         shown |= {d["question"] for d in sampler.sample(2, eval_doc=doc)}
     assert shown == {"Kobe?", "Oslo?"}
     with pytest.raises(ValueError, match="3 demonstrations asked, but only 2"):
         sampler.sample(3, eval_doc=doc)
 
+
+
+def test_every_question_takes_the_first_allowed_demonstrations_of_one_seeded_order():
+    """MMLU's convention: one seeded order per task, so the questions share one prefix; a
+    question the first demonstrations would spoil takes the next allowed ones (only it); the
+    order depends on the seed alone, not on which questions were asked before."""
+    from compress_recover.data.fewshot_task import marked
+    from compress_recover.evaluate.fewshot_sampler import DevFactSampler
+
+    def row(subject, answer, choices, dev=True):
+        return marked({"question": f"{subject}?", "choices": choices, "answer": choices.index(answer)},
+                      dev=dev, fact=f"{subject} | {answer}")
+
+    countries = ["Chile", "Peru", "Laos", "Oman", "Fiji", "Mali", "Iran", "Cuba", "Togo", "Chad"]
+    pool = [row(f"City{i}", c, [c, *[x for x in countries if x != c][:3]]) for i, c in enumerate(countries)]
+    plain = [row(f"Test{i}", "Japan", ["Japan", "Spain", "Italy", "Kenya"], dev=False) for i in range(5)]
+    sampler = DevFactSampler([*pool, *plain], rnd=7)
+    order = [d["question"] for d in sampler.order()]
+    assert sorted(order) == sorted(d["question"] for d in pool)  # the dev questions only, each once
+    assert {tuple(d["question"] for d in sampler.sample(3, eval_doc=q)) for q in plain} == {tuple(order[:3])}
+    # a question whose choices hold the second demonstration's answer: that one is replaced by the next allowed
+    second = next(d for d in pool if d["question"] == order[1])
+    spoilt = row("Test9", "Japan", ["Japan", second["choices"][second["answer"]], "Italy", "Kenya"], dev=False)
+    assert [d["question"] for d in sampler.sample(3, eval_doc=spoilt)] == [order[0], order[2], order[3]]
+    # the same seed gives the same order whatever came before; another seed another order
+    fresh = DevFactSampler([*plain, *pool], rnd=7)
+    fresh.sample(2, eval_doc=spoilt)
+    assert [d["question"] for d in fresh.sample(3, eval_doc=plain[0])] == order[:3]
+    assert [d["question"] for d in sampler.set_rnd(8).order()] != order
 
 def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_tasks, tiny_checkpoint, tmp_path):
     """The control's folder: the same questions and task name, none a demonstration; the
@@ -275,10 +309,10 @@ def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_t
     assert manifest["demonstration_tasks"] == {"currencies": len(pool)} and manifest["shots"] == 2
     rows = sorted(_scored_contexts(control, tiny_checkpoint, tmp_path, seed=3), key=lambda r: r["doc_id"])
     assert len(rows) == len(questions)
-    rnd = random.Random(3)
+    order = random.Random(3).sample(pool, len(pool))  # one seeded order; each question its first two allowed
     for row in rows:
         doc = questions[row["doc_id"]]
-        demos = rnd.sample([d for d in pool if may_demonstrate(d, doc)], 2)
+        demos = [d for d in order if may_demonstrate(d, doc)][:2]
         expected = "".join(f"{d['question']} {d['choices'][d['answer']]}\n\n" for d in demos) + doc["question"]
         assert {args[0] for args in row["arguments"]} == {expected}, row["doc_id"]
         assert all(d["fewshot_fact"] != doc["fewshot_fact"] and d["fewshot_answer"] not in doc["fewshot_choices"]

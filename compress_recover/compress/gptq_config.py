@@ -28,6 +28,7 @@ class GPTQConfig(MethodConfig):
     method = "gptq"
     entry_point = "compress_recover.compress.gptq:compress"
     uses_calibration = True
+    reference_job_s = 81.0  # compress_recover.estimate's reference machine
     bits: int = 4
     group_size: int = 64
     desc_act: bool = False

@@ -96,6 +96,7 @@ class WandaConfig(PruningConfig):
     method = "wanda"
     entry_point = "compress_recover.compress.pruning:compress_llmcompressor"
     uses_calibration = True
+    reference_job_s = 37.0  # compress_recover.estimate's reference machine
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ class EoRAConfig(MethodConfig):
     needs = ("uncompressed",)
     seeded = False  # deterministic given the compression's calibration data
     runs_on_base = False  # the uncompressed model has no residual: EoRA on it is the model itself
+    reference_job_s = 69.0  # compute_eora, 67-71 s on compress_recover.estimate's reference machine
     rank: int = LoRAConfig.rank
     target_modules: list[str] = field(default_factory=lambda: list(LoRAConfig().target_modules))
     # Only for a compression that calibrated on nothing (magnitude pruning): the calibration

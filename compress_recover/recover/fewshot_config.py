@@ -14,7 +14,8 @@ class FewShotConfig(MethodConfig):
     few-shot machinery (the task's delimiter and sampler). For the built knowledge tasks they
     come from the **dev** questions only and never share the question's fact
     (:mod:`compress_recover.data.fewshot_task`); a user's task folder uses its own few-shot
-    split. Seeded by the run's seed (lm-eval's ``fewshot_random_seed``). Nothing is trained
+    split. One order of the dev questions per task, seeded by the run's seed (lm-eval's
+    ``fewshot_random_seed``); each question takes the first k it allows. Nothing is trained
     and no parameter is added; its cost is the longer input.
 
     Example (config.yaml, under ``recovery.methods``)::
@@ -29,6 +30,7 @@ class FewShotConfig(MethodConfig):
     side = "input"  # demonstrations at the input
     trained = False
     needs = ("fewshot_tasks",)
+    reference_job_s = 7.0 / 3  # compute_fewshot (no model loaded) on compress_recover.estimate's reference machine
     k: int = 3
 
     def num_fewshot(self) -> int:

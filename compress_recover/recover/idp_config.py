@@ -86,6 +86,11 @@ class IDPConfig(MethodConfig):
         """In the selection layers the whole pool stands before the input."""
         return ("num_virtual_tokens", self.pool_size * self.num_virtual_tokens)
 
+    def scored_passes(self, evaluation: dict) -> int:
+        """With ``evaluation.idp_ablation`` (default true) every question is scored under every
+        prompt of the pool (the random- and fixed-prompt ablations), the chosen one among them."""
+        return self.pool_size if evaluation.get("idp_ablation", True) and self.pool_size > 1 else 1
+
     def check_shape(self, key: str, model: str, shape) -> None:
         """A Llama-style decoder, and selection layers that leave at least one layer after them."""
         from ..shape import check_family

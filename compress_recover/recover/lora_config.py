@@ -55,6 +55,13 @@ class LoRAConfig(MethodConfig):
             raise ConfigError(f"{key}.layers: {self.layers} must name distinct decoder layers >= 0 (or leave it out "
                               "for every layer)")
 
+    def trainable_parameters(self, shape) -> int:
+        """rank x (in + out) of every target module in every adapted layer (a module whose
+        width the shape does not know counts as width x width)."""
+        width = int(shape.hidden or 0)
+        per_layer = sum(sum(shape.linear_dims(m) or (width, width)) for m in self.target_modules)
+        return per_layer * self.rank * (len(self.layers) if self.layers else int(shape.layers or 0))
+
     def check_shape(self, key: str, model: str, shape) -> None:
         from ..shape import check_rank
 
