@@ -59,8 +59,8 @@ estimate: setup
 test: setup setup-gguf
 	$(PY) -m pytest -q -p no:cacheprovider --durations=10
 
-# The unit tier (minutes; pyproject.toml's markers): no Snakemake, browser, Slurm or llama.cpp,
-# no test over 5 s. Run it on every edit; `make test` (everything, what CI runs) before committing.
+# The unit tier (2-3 min; pyproject.toml's markers): no Snakemake, llama.cpp, browser or Slurm,
+# no test over 2 s. Run it on every edit; `make test` (everything, what CI runs) before committing.
 test-fast: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow and not workflow and not cuda" --durations=5
 

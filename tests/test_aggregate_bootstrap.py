@@ -76,6 +76,7 @@ def test_holm_adjusted_p_values_and_levels():
     assert holm([0.03, 0.04], 0.05)[2] == [False, False]  # 0.03 > 0.025: Holm stops at once
 
 
+@pytest.mark.slow
 def test_holm_adjusted_p_values_equal_statsmodels_and_levels_decide_as_holm():
     from statsmodels.stats.multitest import multipletests
 
@@ -185,6 +186,7 @@ def _clustered_data(rng, k: int):
     return fact, tasks, answers
 
 
+@pytest.mark.slow
 def test_the_fact_bootstrap_covers_the_truth_on_clustered_facts_and_the_question_bootstrap_does_not():
     from compress_recover.aggregate.stats.bootstrap import interval
     from compress_recover.aggregate.stats.grid import Grid
@@ -245,6 +247,7 @@ def _shared_answer_data(rng):
     return answers, tasks, correct
 
 
+@pytest.mark.slow
 def test_clusters_of_shared_answers_cover_the_truth_and_facts_alone_do_not():
     from compress_recover.aggregate.stats.bootstrap import interval
     from compress_recover.aggregate.stats.clusters import cluster_sizes

@@ -84,6 +84,7 @@ def decided(grid: Grid, settings: Settings, iters: int, rng):
 
 # --------------------------------------------------------------------------- error rates and bias
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds, seed_sd", [(1, 0.0), (3, 0.08)])
 def test_a_wrong_recovers_at_the_threshold_is_at_most_alpha(seeds, seed_sd):
     # true F = threshold: "recovers" is wrong. With 3 seeds every adapter has its own F around the
@@ -127,6 +128,7 @@ def test_the_control_rule_does_not_lean_toward_fails_at_true_gain_zero():
     assert fails / runs <= tail + 2 * math.sqrt(tail * (1 - tail) / runs)
 
 
+@pytest.mark.slow
 def test_power_at_the_pre_specified_effect_holds_by_simulation():
     # the estimate promises: with facts_needed facts (here every question its own fact), a method that wins
     # back nothing (F = 0) is shown to fail with probability `power`. Simulate exactly that.
@@ -172,6 +174,7 @@ def _fixed_grid(n: int, base_right: int, lost: int, won: int = 0, control_gain: 
                      ("none", "idp"): FakeCell(np.repeat(control[None], seeds, 0))})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("lost, no_loss", [(80, False), (70, False), (62, True), (40, True)])
 def test_damage_decision_at_and_near_min_damage(lost, no_loss):
     # 4000 questions, min_damage 0.02 = 80 lost; the bound is the damage plus z(1 - level) standard errors
@@ -198,6 +201,7 @@ def _delta_se(grid: Grid, gain: bool) -> float:
     return float(np.std(num - f * den, ddof=1) / math.sqrt(len(b)) / den.mean())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("won, decision", [(600, "undecided"), (620, "undecided"), (680, "recovers"),
                                            (540, "undecided"), (450, "fails")])
 def test_controlled_interval_width_and_decision_near_the_threshold(won, decision):
@@ -320,6 +324,7 @@ def test_pooled_resamples_are_what_the_smallest_holm_bound_needs():
 
 # --------------------------------------------------------------------------- the whole procedure with seeds
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seeds", [3, 5, 8])
 def test_the_seed_aware_procedure_covers_and_errs_as_promised(seeds):
     # every adapter has its own fraction, F + 0.1 z (seed-to-seed sd 0.1: the size this project has seen

@@ -59,6 +59,7 @@ def test_sign_flip_and_t_interval():
     assert (low, high) == pytest.approx((d.mean() - half, d.mean() + half))
 
 
+@pytest.mark.slow
 def test_mcnemar_exact_agrees_with_scipy_binomtest_everywhere_and_is_exactly_rounded():
     from fractions import Fraction
 

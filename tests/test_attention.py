@@ -25,6 +25,7 @@ def task_dir(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_attention_analysis_measures_prompts_entropy_and_drift(tiny_checkpoint, text_dir, task_dir, tmp_path):
     adapters = {"none": ""}
     for name, raw in METHODS.items():

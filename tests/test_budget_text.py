@@ -294,7 +294,9 @@ def test_instruction_prompts_are_neutral_and_cycle():
 
 # --------------------------------------------------------------------------- study configs
 
-@pytest.mark.parametrize("study", sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml")),
+# a study of llama.cpp's quant levels plans only where llama.cpp is installed (make setup-gguf): slow
+@pytest.mark.parametrize("study", [pytest.param(p, marks=pytest.mark.slow) if "gguf_level" in p.read_text() else p
+                                   for p in sorted((Path(__file__).resolve().parents[1] / "studies").glob("*.yaml"))],
                          ids=lambda p: p.name)
 def test_every_study_config_is_a_valid_plan_over_the_default_config(study):
     """A study is run as ``--configfile studies/<name>.yaml`` over config.yaml (Snakemake

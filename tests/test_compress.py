@@ -52,6 +52,7 @@ def _logits(model, ids=IDS):
         return model(input_ids=ids).logits.float()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_checkpoint_reloads_with_the_logits_it_had_after_compression(method, tiny_checkpoint, text_dir, tmp_path):
     model, details = _compress(example_config(method), tiny_checkpoint, text_dir, tmp_path)
@@ -119,6 +120,7 @@ def rtn(weight: torch.Tensor, bits: int, group_size: int) -> torch.Tensor:
     return out
 
 
+@pytest.mark.slow
 def test_gptq_beats_round_to_nearest_on_calibration_activations(tiny_checkpoint, text_dir, tmp_path):
     weight, x = _layer0_inputs(tiny_checkpoint, text_dir)
     _compress({"method": "gptq", "bits": 3, "group_size": 32}, tiny_checkpoint, text_dir, tmp_path)
@@ -186,6 +188,7 @@ def test_slugs_name_method_and_ratio():
     assert parse({"method": "gptq", "bits": 3}, "k").slug() == "gptq-w3g64"
 
 
+@pytest.mark.slow
 def test_gptq_settings_are_no_worse_than_gptqmodels_defaults(tiny_checkpoint, text_dir, tmp_path):
     """Our GPTQ call against GPTQModel's defaults on the same blocks. Calibrating in batches
     changes nothing (the same quantized weights as one block at a time). Forward passes in the

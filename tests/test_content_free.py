@@ -137,6 +137,7 @@ def test_a_variant_missing_a_question_or_changing_choices_is_refused(tmp_path):
         with_priors(table, priors)
 
 
+@pytest.mark.slow
 def test_the_analysis_pairs_the_content_free_runs_and_the_explorer_filters_them(run, tmp_path):  # noqa: F811
     """run_analysis with content-free samples for the built tasks only (the custom task
     my_facts has none): questions.csv carries each run's content-free choice, content_free.csv
@@ -345,6 +346,7 @@ def test_a_task_dirs_entry_with_subject_field_is_evaluated_and_paired_through_th
         "results/tiny/gptq-w4g32/eora.seed0/eval/my_facts_content_free.samples.jsonl"
 
 
+@pytest.mark.slow
 def test_the_analysis_pairs_a_user_tasks_variant_as_a_built_ones(run, tmp_path):  # noqa: F811
     """Content-free samples of the custom task my_facts, labelled with my_facts as the DAG
     labels them (rule analysis's content_free_cells): its questions get their priors and its

@@ -24,6 +24,7 @@ MIN_QUESTIONS = {"capitals": 150, "currencies": 150, "city_country": 150,
                  "element_symbol": 118, "element_name": 118}  # 118 elements exist
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", sorted(RELATIONS))
 def test_questions_are_real_well_formed_and_deterministic(task):
     relation = RELATIONS[task]
@@ -174,6 +175,7 @@ def test_the_default_cap_is_the_schemas():
     assert data["max_answer_presence"]["default"] == DEFAULT_MAX_ANSWER_PRESENCE
 
 
+@pytest.mark.slow
 def test_task_folder_is_a_loadable_lm_eval_task(tmp_path):
     out = tmp_path / "capitals"
     manifest = build_knowledge_task(task="capitals", out_dir=str(out), num_choices=4, seed=0, max_questions=12)
@@ -190,6 +192,7 @@ def test_task_folder_is_a_loadable_lm_eval_task(tmp_path):
     assert task.doc_to_choice(docs[0])[task.doc_to_target(docs[0])] == docs[0]["answer_text"]
 
 
+@pytest.mark.slow
 def test_suite_names_do_not_shadow_lm_eval_builtins():
     from lm_eval.tasks import TaskManager
 

@@ -96,6 +96,7 @@ def test_evaluation_is_deterministic(tiny_checkpoint, capitals_dir, tmp_path):
     assert read_json(tmp_path / "a" / "r.json")["results"] == read_json(tmp_path / "b" / "r.json")["results"]
 
 
+@pytest.mark.slow
 def test_offline_builtin_task_fails_clearly_before_loading_the_model(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -106,6 +107,7 @@ def test_offline_builtin_task_fails_clearly_before_loading_the_model(tiny_checkp
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_job_checks_every_task_before_scoring_any(tiny_checkpoint, capitals_dir, tmp_path):
     specs = [_spec("capitals", capitals_dir, tmp_path, "a"), _spec("no_such_task", None, tmp_path, "b")]
     with pytest.raises(TaskUnavailableError, match="'no_such_task' is not among"):
@@ -113,6 +115,7 @@ def test_a_job_checks_every_task_before_scoring_any(tiny_checkpoint, capitals_di
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", [None, "idp"])
 def test_one_job_scores_every_task_as_if_each_ran_alone(method, tiny_checkpoint, capitals_dir, text_dir, tmp_path):
     """The per-model evaluate job writes, per task, what a job for that task alone writes."""

@@ -47,6 +47,7 @@ def _adapter(checkpoint, text_dir, out, lr):
     return str(out)
 
 
+@pytest.mark.slow
 def test_adding_or_changing_a_task_scores_only_it(tiny_checkpoint, tmp_path, scored):
     a = write_choice_task(tmp_path / "a", "task_a", QUESTIONS, ["yes", "no"])
     b = write_choice_task(tmp_path / "b", "task_b", QUESTIONS[:2], ["yes", "no"])
@@ -70,6 +71,7 @@ def test_adding_or_changing_a_task_scores_only_it(tiny_checkpoint, tmp_path, sco
     assert sorted(p.name for p in (cache / "task_b").iterdir()) and len(list((cache / "task_b").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_a_changed_adapter_rescores_every_task(tiny_checkpoint, text_dir, tmp_path, scored):
     a = write_choice_task(tmp_path / "a", "task_a", QUESTIONS, ["yes", "no"])
     b = write_choice_task(tmp_path / "b", "task_b", QUESTIONS, ["yes", "no"])

@@ -109,6 +109,7 @@ def run(tmp_path_factory):
     return {"root": root, "out": out, "verdict": verdict, "kwargs": kwargs, "popularity": popularity}
 
 
+@pytest.mark.slow
 def test_the_explorer_counts_equal_the_flips_table(run):
     questions = QUESTIONS.read(run["out"])
     data = explorer_data(questions, run["verdict"]["final_steps"])
@@ -134,6 +135,7 @@ def test_the_explorer_counts_equal_the_flips_table(run):
     assert sum(counts.get(s, 0) for s in (KEPT, LOST, GAINED, NEVER)) == int((split.split == "test").sum())
 
 
+@pytest.mark.slow
 def test_questions_csv_carries_what_the_explorer_shows(run):
     questions = QUESTIONS.read(run["out"])
     for column in ("question", "choices", "answer", "chosen", "choice_probs", "popularity", "popularity_measure"):
@@ -182,6 +184,7 @@ def test_a_doc_may_give_its_own_popularity(tmp_path):
         question_table([({"model": "m", "compression": "none", "recovery": "none", "task": "mine"}, str(bad))])
 
 
+@pytest.mark.slow
 def test_a_subject_missing_from_popularity_csv_is_an_error_naming_it(run, tmp_path):
     short = tmp_path / "popularity.csv"
     table = pd.read_csv(run["popularity"], keep_default_na=False)
@@ -203,6 +206,7 @@ def test_every_built_relation_has_a_measure_for_every_subject():
         popularity_rows(["nope"])
 
 
+@pytest.mark.slow
 def test_transitions_and_the_loss_model_are_written(run):
     transitions = pd.read_csv(run["out"] / "transitions.csv", keep_default_na=False)
     flips = pd.read_csv(run["out"] / "flips.csv", keep_default_na=False)

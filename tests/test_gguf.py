@@ -76,6 +76,7 @@ def _llama_scores(gguf: Path, tokenizer_dir: Path):
     return scores, mismatched
 
 
+@pytest.mark.slow
 def test_the_float32_gguf_scores_as_the_checkpoint_in_llama_cpp(tiny256, f32_gguf):
     """The writer's GGUF (names, Q/K row order, tokenizer) is the same model: llama.cpp's
     log-likelihoods equal torch's to float32 rounding, and its tokens equal the tokenizer's."""
@@ -84,6 +85,7 @@ def test_the_float32_gguf_scores_as_the_checkpoint_in_llama_cpp(tiny256, f32_ggu
     assert mismatched == 0
 
 
+@pytest.mark.slow
 def test_k_quant_levels_hold_k_quant_tensors_where_rows_allow(f32_gguf, tiny_checkpoint, tmp_path):
     """256-wide rows: the K levels hold K-quant blocks (Q4_K_M mixes Q4_K and Q6_K, as
     llama.cpp's mixture does); 64-wide rows: no K-quant tensor at all (the fallback a
@@ -97,6 +99,7 @@ def test_k_quant_levels_hold_k_quant_tensors_where_rows_allow(f32_gguf, tiny_che
     assert not any(t.endswith("_K") for t in q6k), q6k
 
 
+@pytest.mark.slow
 def test_llama_cpp_path_agrees_with_the_torch_path_at_q8_0(tiny256, tmp_path):
     """The gguf_level compression at Q8_0: its dequantized checkpoint (torch path) and its
     GGUF in llama.cpp (which also quantizes the activations to 8 bits) give each choice a
@@ -150,6 +153,7 @@ def _import(tiny256: Path, entry: dict, out: Path) -> dict:
                            calibration_seq_len=8, runtime=RUNTIME)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["gguf", "gptq", "compressed-tensors"])
 def test_each_kind_of_checkpoint_imports_as_a_compression(kind, tiny256, f32_gguf, text_dir, tmp_path):
     """A GGUF at a K level, a GPTQ folder and a compressed-tensors folder, each made here from
@@ -198,6 +202,7 @@ def _config(base: Path, compressions: list[dict], methods: list[dict] | None = N
             "report": {}, "evaluation": {"llamacpp": True}}
 
 
+@pytest.mark.slow
 def test_a_models_own_compressions_run_only_on_it_and_recover_false_runs_no_recovery(tiny256, f32_gguf, tmp_path):
     gguf = quantize(f32_gguf, tmp_path / "mine.Q8_0.gguf", "Q8_0")
     config = _config(tiny256, [{"method": "external", "name": "mine", "source": "gguf", "path": str(gguf),
@@ -337,6 +342,7 @@ def test_the_explorer_puts_a_models_levels_side_by_side():
     assert statuses[("m", "t", "q3")]["m/:levels"] == ["gained", ["q3"], []]
 
 
+@pytest.mark.slow
 def test_the_llama_cpp_path_with_demonstrations_is_refused_naming_both_keys(tiny256):
     """The llama.cpp path scores zero-shot: beside a few-shot torch path its flips would mix
     the demonstrations with the runtime."""

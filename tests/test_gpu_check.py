@@ -14,6 +14,7 @@ import gpu_check
 from conftest import REPO
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(gpu_check.cuda_missing() is None, reason="CUDA is present: the check would run, not skip")
 def test_without_cuda_the_check_skips_saying_why_and_runs_nothing(tmp_path):
     workdir = tmp_path / "flow"

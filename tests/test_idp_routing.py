@@ -164,6 +164,7 @@ def _train(model, config: IDPConfig, texts, steps: int, seed: int = 0):
     return idp, (idp.prompts.detach() - start).flatten(1).norm(dim=1)
 
 
+@pytest.mark.slow
 def test_a_curated_pool_routes_each_sources_held_out_blocks_to_its_own_prompt(peaked):
     config = IDPConfig(pool_size=2, num_virtual_tokens=2, routing="curated", sources=["corpus", "generated"])
     idp, moved = _train(peaked, config, _sources(), steps=60)
@@ -211,6 +212,7 @@ def _biased_pool(model, config: IDPConfig, seed: int = 0) -> IDPModel:
     return idp
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("routing", ["hard", "gumbel"])
 def test_a_joint_pool_with_load_balancing_uses_every_prompt_where_hard_routing_collapses(peaked, routing):
     config = IDPConfig(pool_size=4, num_virtual_tokens=1, routing=routing, anneal_steps=30)
@@ -232,6 +234,7 @@ def test_a_joint_pool_with_load_balancing_uses_every_prompt_where_hard_routing_c
         assert (chosen > 0).all(), chosen  # every prompt trained on some examples
 
 
+@pytest.mark.slow
 def test_gumbel_training_passes_a_gradient_to_every_prompt_and_a_checkpoint_equals_a_shorter_run(peaked):
     config = IDPConfig(pool_size=3, num_virtual_tokens=2, routing="gumbel")
     idp = prepare(peaked, config, 0)

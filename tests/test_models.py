@@ -229,6 +229,7 @@ def test_lora_manifest_says_merging_would_break_sparsity(tiny_checkpoint, text_d
     assert abs(float((base_q == 0).float().mean()) - 0.5) < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bits", [4, 3])
 def test_dense_execution_holds_exactly_the_dequantized_weights(bits, tiny_checkpoint, text_dir, tmp_path):
     """Training and scoring on CPU may run a GPTQ checkpoint as dense weights: those are exactly

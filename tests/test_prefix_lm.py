@@ -15,6 +15,7 @@ CPU = Runtime(device="cpu", seed=0, threads=1)
 TOLERANCE = 1e-4
 
 
+@pytest.mark.slow
 def test_contexts_are_batched_by_shared_prefix_and_length():
     assert common_prefix_length([(1, 2, 7, 7), (1, 2, 9)]) == 2
     assert common_prefix_length([(1, 2, 9), (1, 2, 9)]) == 2  # the last token of a context always runs
@@ -78,6 +79,7 @@ def _lm(cls, checkpoint, adapter, batch_size):
     return cls(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device="cpu")
 
 
+@pytest.mark.slow
 def test_every_variant_is_scored_with_shared_prefixes(models):
     """The evaluate job scores every model, IDP included, with shared-prefix scoring."""
     from compress_recover.evaluate.evaluate import scoring_lm

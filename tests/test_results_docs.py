@@ -240,6 +240,7 @@ def _pooled(frame):
     return frame[frame.task == POOLED]
 
 
+@pytest.mark.slow
 def test_the_content_free_baseline_is_the_records_pooled_rows(analysed_run):
     record, snap, doc, _ = analysed_run
     kept = snap["models"]["m"]["content_free"]
@@ -257,6 +258,7 @@ def test_the_content_free_baseline_is_the_records_pooled_rows(analysed_run):
     assert "### Pooled test accuracy above the content-free baseline, `m`" in doc
 
 
+@pytest.mark.slow
 def test_the_distance_keeps_one_row_per_run(analysed_run):
     record, snap, doc, _ = analysed_run
     kept = snap["models"]["m"]["distance"]
@@ -273,6 +275,7 @@ def test_the_distance_keeps_one_row_per_run(analysed_run):
                f"{r.lost} / {r.at_risk} | {r.auc_lost:.2f} [" in doc
 
 
+@pytest.mark.slow
 def test_the_one_to_one_verdict_and_the_resampling_units_are_the_records(analysed_run):
     record, snap, doc, readme = analysed_run
     model = snap["models"]["m"]
@@ -294,6 +297,7 @@ def test_the_one_to_one_verdict_and_the_resampling_units_are_the_records(analyse
     assert line in doc and line in readme
 
 
+@pytest.mark.slow
 def test_every_number_of_the_new_pages_is_in_the_snapshot(analysed_run):
     _, snap, doc, readme = analysed_run
     for page in (doc, readme):
@@ -304,6 +308,7 @@ def test_every_number_of_the_new_pages_is_in_the_snapshot(analysed_run):
     assert [n for n in table_numbers(doc) if not in_snapshot(n, read_snapshot())] != []
 
 
+@pytest.mark.slow
 def test_a_snapshot_that_predates_the_new_sections_renders_a_line_for_each(analysed_run):
     _, snap, doc, readme = analysed_run
     old = json.loads(json.dumps(snap))

@@ -101,6 +101,7 @@ def test_stage_floor_divides_by_the_rate_of_each_jobs_threads(run, capsys):
     assert f"{ratio:.1f}x" in out and "cost" in out and "no floor" in out
 
 
+@pytest.mark.slow
 def test_job_times_and_the_floor_lines_print(run, capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["stage_times.py", "--workdir", str(run), "--threads", "1"])
     monkeypatch.setattr(stage_times, "tokenizer_counter", lambda checkpoint: words)

@@ -65,6 +65,7 @@ def _inputs(model, name, blocks):
     return torch.cat(seen)
 
 
+@pytest.mark.slow
 def test_eora_lowers_every_layers_output_error_on_the_calibration_inputs(compressed, tiny_checkpoint, text_dir):
     kind, checkpoint = compressed
     model, base, blocks, layers, covs, residuals = _setup(checkpoint, tiny_checkpoint, text_dir,
@@ -80,6 +81,7 @@ def test_eora_lowers_every_layers_output_error_on_the_calibration_inputs(compres
         assert a.shape == (4, w.shape[1]) and b.shape == (w.shape[0], 4)
 
 
+@pytest.mark.slow
 def test_eora_at_full_rank_reproduces_the_uncompressed_layers_outputs(compressed, tiny_checkpoint, text_dir):
     kind, checkpoint = compressed
     model, base, blocks, layers, covs, residuals = _setup(checkpoint, tiny_checkpoint, text_dir,
@@ -93,6 +95,7 @@ def test_eora_at_full_rank_reproduces_the_uncompressed_layers_outputs(compressed
         torch.testing.assert_close(corrected, uncompressed, atol=2e-4, rtol=1e-3, msg=f"{kind} {name}")
 
 
+@pytest.mark.slow
 def test_eora_run_saves_a_peft_lora_adapter_that_lowers_the_loss_and_keeps_pruned_weights_sparse(
         compressed, tiny_checkpoint, text_dir, tmp_path):
     kind, checkpoint = compressed
@@ -181,6 +184,7 @@ def _scored_contexts(folder, checkpoint, tmp_path, seed):
     return read_jsonl(out / "s.jsonl")
 
 
+@pytest.mark.slow
 def test_fewshot_prompts_are_lm_evals_with_dev_demonstrations_of_other_facts(fewshot_tasks, tiny_checkpoint,
                                                                             tmp_path):
     import random
@@ -281,6 +285,8 @@ def test_every_question_takes_the_first_allowed_demonstrations_of_one_seeded_ord
     assert [d["question"] for d in fresh.sample(3, eval_doc=plain[0])] == order[:3]
     assert [d["question"] for d in sampler.set_rnd(8).order()] != order
 
+
+@pytest.mark.slow
 def test_the_format_control_draws_on_the_other_relations_dev_questions(fewshot_tasks, tiny_checkpoint, tmp_path):
     """The control's folder: the same questions and task name, none a demonstration; the
     prompt lm-eval scores shows dev questions of currencies only: never of element_name,
@@ -406,6 +412,7 @@ def _generate_factors(base_dir, gptq_dir, blocks, rank, out):
             for n in names}
 
 
+@pytest.mark.slow
 def test_our_gptq_eora_matches_gptqmodels_adapter_generate_where_their_inputs_agree(compressed, tiny_checkpoint,
                                                                                    text_dir, tmp_path):
     """The first layer's q/k/v projections read the same inputs in both paths (GPTQModel

@@ -211,6 +211,7 @@ def test_holm_turns_a_single_test_win_into_inconclusive():
     assert idp4["confidence"] == pytest.approx(1 - 0.05 / 8)
 
 
+@pytest.mark.slow
 def test_noninferiority_met_and_not_met():
     met = one_verdict(analysed(cells(idp=back(176), lora=back(180))))["evidence"]["noninferiority"]
     (t,) = met
@@ -225,6 +226,7 @@ def test_noninferiority_met_and_not_met():
     assert t["difference"] == pytest.approx(-0.05) and t["result"] == "not shown"
 
 
+@pytest.mark.slow
 def test_seeds_widen_the_interval():
     rng = np.random.default_rng(1)
     lost = np.arange(160, 360)
@@ -251,6 +253,7 @@ def test_seeds_widen_the_interval():
     assert width(same) == pytest.approx(width(run_with([one_v])), rel=0.03)
 
 
+@pytest.mark.slow
 def test_format_control_is_subtracted_and_flagged_when_missing():
     # compression loses 80 (base 360 -> 280); idp wins back 56 (raw 0.7) but gains 40 on the uncompressed
     # model too (control gain 0.1): controlled (56 - 40) / 80 = 0.2, too low to recover; "fails" needs the
@@ -300,6 +303,7 @@ def test_margin_test_sees_what_right_or_wrong_does_not():
     assert abs(test["mean_difference"]) < 1e-12 and test["p_value"] > 0.5
 
 
+@pytest.mark.slow
 def test_decisions_are_deterministic_for_a_seed():
     a = analysed(cells(idp=back(110), lora=back(90)))
     b = analysed(cells(idp=back(110), lora=back(90)))
@@ -374,6 +378,7 @@ def test_a_method_is_not_credited_for_what_it_breaks_on_the_uncompressed_model()
     assert idp["decision"] == "undecided" and v["verdict"] == "inconclusive"
 
 
+@pytest.mark.slow
 def test_the_one_to_one_sensitivity_verdict_is_the_verdict_on_those_relations_alone():
     from compress_recover.aggregate.results import json_safe
     from compress_recover.aggregate.stats.questions import ALL_KNOWLEDGE
@@ -429,6 +434,7 @@ def test_a_relation_with_a_few_shared_answers_is_one_to_one_without_them():
     assert one_to_one_questions(table) == ([], set())
 
 
+@pytest.mark.slow
 def test_a_reference_never_decides_a_side_and_gets_its_own_label():
     # eora (its information: the uncompressed weights) recovers; every method of the two sides fails.
     # Without the reference rule this read "recoverable only with new parameters"; eora is outside the
@@ -486,6 +492,7 @@ def _pool_analysis(examples: dict):
                    pool_examples=examples, min_examples=16)
 
 
+@pytest.mark.slow
 def test_a_pool_run_answered_by_undertrained_prompts_is_shown_but_excluded_from_the_decisions():
     # idp wins back 180 of 200 lost questions, but every test question was answered by prompt 1, which
     # trained with 3 examples: a random prefix, not a trained prompt. The decision leaves it out (idp not
