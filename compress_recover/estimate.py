@@ -215,6 +215,14 @@ def method_reference(config) -> Measured | None:
     flops = CALIBRATION_TOKENS_REF * 2 * 2 * _N if config.uses_calibration else 0.0
     return Measured(seconds, flops, startup=seconds > REF_STARTUP_S)
 
+
+def reference_or_assumed(entry) -> tuple[Measured, str]:
+    """(the plan entry's reference job, or :data:`UNMEASURED`; a note saying which was assumed)."""
+    ref = method_reference(entry.config)
+    if ref is None:
+        return UNMEASURED, f"{entry.method}: not measured on the reference, {UNMEASURED.seconds:.0f} s assumed"
+    return ref, ""
+
 # bfloat16 against float32, end to end, on the demo's base checkpoint (benchmarks/precision.py,
 # first reported at a673f0f, a 2-core AMX machine, 370 GFLOPS fp32 and 2,341 bf16): a rank-8
 # adapter's training step 1.56 vs 1.12 s (1.39x), hf-prefix scoring 170 vs 266 requests/s (1.56x). Cost and the
@@ -574,12 +582,8 @@ def predict_job(job: Job, grid: Grid, probe_: Probe) -> Prediction:
     rest_s = None  # or the seconds beyond start-up and floor, at the reference's 1-thread rate
     startup = probe_.startup_s
     if stage == "compress":
-        entry = plan.compressions[job.wildcards["compression"]]
-        ref = method_reference(entry.config)
-        if ref is None:
-            rest = UNMEASURED
-            note = f"{entry.method}: not measured on the reference, {UNMEASURED.seconds:.0f} s assumed"
-        elif entry.config.uses_calibration:
+        ref, note = reference_or_assumed(plan.compressions[job.wildcards["compression"]])
+        if ref.flops:  # measured, and it calibrates: its time scales with the calibration floor
             cal = grid.config["compression"]["calibration"]
             flops, ratio = int(cal["samples"]) * int(cal["seq_len"]) * 2 * 2 * (n or 0), ref.ratio()
         else:
@@ -611,11 +615,7 @@ def predict_job(job: Job, grid: Grid, probe_: Probe) -> Prediction:
         flops, ratio = int(gen["count"]) * int(gen["max_new_tokens"]) * 2 * (n or 0), FORWARD_RATIO
         note = "not measured: the ratio taken as evaluate's"
     elif stage == "compute":
-        entry = plan.recoveries[job.wildcards["recovery"]]
-        rest = method_reference(entry.config)
-        if rest is None:
-            rest = UNMEASURED
-            note = f"{entry.method}: not measured on the reference, {UNMEASURED.seconds:.0f} s assumed"
+        rest, note = reference_or_assumed(plan.recoveries[job.wildcards["recovery"]])
     elif stage in ("cost", "attention", "download"):
         rest = REFERENCE[stage]
     elif stage == "aggregate":
