@@ -65,14 +65,15 @@ def stage_of(tsv: Path) -> str:
     return tsv.name.removesuffix(".benchmark.tsv")
 
 
+def tsv_seconds(tsv: Path) -> list[float]:
+    """The seconds of each row of one job's Snakemake benchmark file."""
+    with tsv.open() as fh:
+        return [float(r["s"]) for r in csv.DictReader(fh, delimiter="\t")]
+
+
 def benchmark_files(workdir: Path) -> list[tuple[str, Path, list[float]]]:
     """Every job's timing file: (stage, path, seconds of each of its rows)."""
-    out = []
-    for tsv in sorted((workdir / "logs").rglob("*.benchmark.tsv")):
-        with tsv.open() as fh:
-            rows = list(csv.DictReader(fh, delimiter="\t"))
-        out.append((stage_of(tsv), tsv, [float(r["s"]) for r in rows]))
-    return out
+    return [(stage_of(tsv), tsv, tsv_seconds(tsv)) for tsv in sorted((workdir / "logs").rglob("*.benchmark.tsv"))]
 
 
 def job_seconds(workdir: Path) -> dict[str, list[float]]:
@@ -315,13 +316,11 @@ def predicted_vs_measured(workdir: Path, estimate: dict) -> dict[str, dict]:
         row["jobs"] += 1
         row["predicted_s"] += job["seconds"]
         tsv = workdir / job["benchmark"]
-        if tsv.is_file():
-            with tsv.open() as fh:
-                seconds = [float(r["s"]) for r in csv.DictReader(fh, delimiter="\t")]
-            if seconds:
-                row["timed"] += 1
-                row["predicted_timed_s"] += job["seconds"]
-                row["measured_s"] += sum(seconds)
+        seconds = tsv_seconds(tsv) if tsv.is_file() else []
+        if seconds:
+            row["timed"] += 1
+            row["predicted_timed_s"] += job["seconds"]
+            row["measured_s"] += sum(seconds)
     for row in out.values():
         row["error"] = row["predicted_timed_s"] / row["measured_s"] - 1 if row["measured_s"] else None
     return out

@@ -123,23 +123,25 @@ def _reference_probe(scale: float = 1.0, bf16: float = 4.2, startup: float = est
 
 
 M = "smollm2-135m"
+
+
+def _run_job(rule: str, jobid: int, compression: str, recovery: str, threads: int, stage: str) -> est.Job:
+    """A dry run's job of one (compression, recovery) run of model M, with its benchmark file."""
+    return est.Job(rule, jobid, {"model": M, "compression": compression, "recovery": recovery}, threads,
+                   benchmark=f"logs/{M}/{compression}/{recovery}/{stage}.benchmark.tsv")
+
+
 JOBS = {
     "gptq": est.Job("compress_gptq", 1, {"model": M, "compression": "gptq-w3g64"}, 2,
                     benchmark=f"logs/{M}/gptq-w3g64/compress.benchmark.tsv"),
     "wanda": est.Job("compress_wanda", 2, {"model": M, "compression": "wanda-s50"}, 2,
                      benchmark=f"logs/{M}/wanda-s50/compress.benchmark.tsv"),
-    "lora": est.Job("recover_lora", 3, {"model": M, "compression": "gptq-w3g64", "recovery": "lora.seed0"}, 2,
-                    benchmark=f"logs/{M}/gptq-w3g64/lora.seed0/recover.benchmark.tsv"),
-    "eval": est.Job("evaluate", 4, {"model": M, "compression": "gptq-w3g64", "recovery": "none"}, 1,
-                    benchmark=f"logs/{M}/gptq-w3g64/none/evaluate.benchmark.tsv"),
-    "eval_idp": est.Job("evaluate", 5, {"model": M, "compression": "gptq-w3g64", "recovery": "idp.seed0"}, 1,
-                        benchmark=f"logs/{M}/gptq-w3g64/idp.seed0/evaluate.benchmark.tsv"),
-    "eval_3shot": est.Job("evaluate", 6, {"model": M, "compression": "gptq-w3g64", "recovery": "fewshot.seed0"}, 1,
-                          benchmark=f"logs/{M}/gptq-w3g64/fewshot.seed0/evaluate.benchmark.tsv"),
-    "eora": est.Job("compute_eora", 7, {"model": M, "compression": "gptq-w3g64", "recovery": "eora.seed0"}, 2,
-                    benchmark=f"logs/{M}/gptq-w3g64/eora.seed0/compute.benchmark.tsv"),
-    "cost": est.Job("cost", 8, {"model": M, "compression": "gptq-w3g64", "recovery": "none"}, 2,
-                    benchmark=f"logs/{M}/gptq-w3g64/none/cost.benchmark.tsv"),
+    "lora": _run_job("recover_lora", 3, "gptq-w3g64", "lora.seed0", 2, "recover"),
+    "eval": _run_job("evaluate", 4, "gptq-w3g64", "none", 1, "evaluate"),
+    "eval_idp": _run_job("evaluate", 5, "gptq-w3g64", "idp.seed0", 1, "evaluate"),
+    "eval_3shot": _run_job("evaluate", 6, "gptq-w3g64", "fewshot.seed0", 1, "evaluate"),
+    "eora": _run_job("compute_eora", 7, "gptq-w3g64", "eora.seed0", 2, "compute"),
+    "cost": _run_job("cost", 8, "gptq-w3g64", "none", 2, "cost"),
     "download": est.Job("download", 9, {"model": M}, 2, benchmark=f"logs/{M}/none/download.benchmark.tsv"),
     "task": est.Job("knowledge_task", 10, {"task": "capitals"}, 1),
 }
