@@ -370,3 +370,23 @@ def test_gradient_clipping_is_applied_and_recorded(tiny_checkpoint, text_dir, tm
     free, clipped = run("free", None), run("clipped", 1e-9)
     assert free["losses"][0] == clipped["losses"][0] and free["losses"][1:] != clipped["losses"][1:]
     assert (free["budget"]["gradient_clip"], clipped["budget"]["gradient_clip"]) == (None, 1e-9)
+
+
+def test_a_peft_adapter_loads_in_the_models_dtype(tiny_llama_dir, tmp_path):
+    """A float32 LoRA file put on a bfloat16 model is computed in bfloat16 (peft's default
+    would keep it float32 and cast every adapted layer's input up and back)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from compress_recover.recover.peft_adapter import load
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_llama_dir),
+                           LoraConfig(r=2, target_modules=["q_proj"], init_lora_weights=False))
+    model.save_pretrained(tmp_path)
+    loaded = load(AutoModelForCausalLM.from_pretrained(tiny_llama_dir, dtype=torch.bfloat16), tmp_path)
+    lora = {n: p.dtype for n, p in loaded.named_parameters() if "lora_" in n}
+    assert lora and set(lora.values()) == {torch.bfloat16}
+    ids = torch.tensor([[1, 2, 3]])
+    with torch.no_grad():
+        assert loaded(ids).logits.dtype == torch.bfloat16
