@@ -1,5 +1,7 @@
-# Set-up, the default demo and the tests. torch is installed first as torch==2.13.0 so
-# that pip takes the local CPU build instead of the CUDA wheels.
+# Set-up, the default demo and the tests. torch is installed first, as torch==2.13.0: on
+# this project's CI machines pip's index serves a local CPU build; elsewhere PyPI's Linux
+# wheel is the CUDA build (several GB). On a CPU-only machine elsewhere, name torch's
+# CPU-only wheel index: make setup TORCH_INDEX=<that index's URL> (torch's install page gives it).
 VENV ?= .venv
 # The interpreter the venv is built with: Python 3.11, the one the pinned set is installed
 # for (requires-python in pyproject.toml); python3.11 if on PATH, else python3 if it is 3.11.
@@ -7,9 +9,10 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CORES ?= all
+TORCH_INDEX ?=
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup setup-gguf demo estimate test test-fast lint gpu-check clean-results
+.PHONY: setup setup-gguf demo quick estimate gflops test test-fast lint gpu-check clean-results
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || { \
@@ -18,7 +21,7 @@ $(STAMP): pyproject.toml
 	       "($$($(PYTHON) --version 2>&1 || echo 'no such interpreter'));" \
 	       "install Python 3.11 or run: make setup PYTHON=/path/to/python3.11" >&2; exit 2; }
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet "torch==2.13.0" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[test]"
 	$(PY) -m compress_recover.config.offline
 	touch $(STAMP)
@@ -49,6 +52,16 @@ setup-gguf: $(GGUF_STAMP)
 
 demo: setup
 	snakemake --cores $(CORES)
+
+# A quick look at the whole pipeline and its report (studies/quick.yaml: 50% Wanda only, 40
+# questions per task, 10 training steps): in quick/, apart from the demo's results/. Not evidence.
+quick: setup
+	snakemake --cores $(CORES) --directory quick --configfile studies/quick.yaml
+
+# This machine's speed (matmul GFLOPS per dtype and threads, a job's start-up): every time in
+# the docs is given beside the GFLOPS of the machine that measured it.
+gflops: setup
+	$(PY) -m compress_recover.estimate --gflops
 
 # Before a run: the predicted minutes per stage of the jobs `make demo` would run now, from a
 # short probe of this machine (matmul GFLOPS per dtype and threads, a job's start-up); written

@@ -76,6 +76,22 @@ def benchmark_files(workdir: Path) -> list[tuple[str, Path, list[float]]]:
     return [(stage_of(tsv), tsv, tsv_seconds(tsv)) for tsv in sorted((workdir / "logs").rglob("*.benchmark.tsv"))]
 
 
+def stage_peak_mb(workdir: Path) -> dict[str, float]:
+    """Per stage, the largest resident memory (Snakemake's ``max_rss``, MB) of any of its jobs:
+    what a machine, or a Slurm job's ``mem_mb``, must hold for that stage. Rows Snakemake could
+    not measure ("-", a job too short to sample) are left out."""
+    peaks: dict[str, float] = {}
+    for tsv in sorted((workdir / "logs").rglob("*.benchmark.tsv")):
+        with tsv.open() as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                try:
+                    rss = float(row.get("max_rss", "-"))
+                except ValueError:
+                    continue
+                peaks[stage_of(tsv)] = max(peaks.get(stage_of(tsv), 0.0), rss)
+    return peaks
+
+
 def job_seconds(workdir: Path) -> dict[str, list[float]]:
     out: dict[str, list[float]] = defaultdict(list)
     for stage, _, seconds in benchmark_files(workdir):
@@ -285,7 +301,7 @@ def main() -> None:
     configure_threads(args.threads)
     gflops = matmul_gflops()
     print(f"machine: {gflops:.0f} GFLOPS (2048x2048 fp32 matmul, {args.threads} threads)")
-    print_stages(stages)
+    print_stages(stages, stage_peak_mb(args.workdir))
     wall, log = last_run_wall_s(args.workdir)
     if wall is None:
         print("wall time: no Snakemake log with jobs under .snakemake/log")
@@ -351,10 +367,12 @@ def print_predicted(workdir: Path, path: Path, wall_s: float | None) -> dict:
     return rows
 
 
-def print_stages(stages: dict[str, list[float]]) -> None:
-    print(f"{'stage':<12}{'jobs':>6}{'job time s':>12}{'max job s':>11}")
+def print_stages(stages: dict[str, list[float]], peaks: dict[str, float] | None = None) -> None:
+    peaks = peaks or {}
+    print(f"{'stage':<12}{'jobs':>6}{'job time s':>12}{'max job s':>11}{'peak MB':>10}")
     for stage, times in sorted(stages.items(), key=lambda kv: -sum(kv[1])):
-        print(f"{stage:<12}{len(times):>6}{sum(times):>12.1f}{max(times):>11.1f}")
+        peak = f"{peaks[stage]:.0f}" if stage in peaks else "-"
+        print(f"{stage:<12}{len(times):>6}{sum(times):>12.1f}{max(times):>11.1f}{peak:>10}")
     print(f"{'all timed':<12}{sum(map(len, stages.values())):>6}{sum(map(sum, stages.values())):>12.1f}")
 
 

@@ -4,7 +4,8 @@
   (path, type, default, description) with config.yaml's value beside the default;
 - ``docs/results/snapshot.json``: the headline numbers of a finished run, read from its
   ``results/`` folder, with the commit it ran at and its seeds;
-- the results tables of ``README.md`` and ``docs/results.md``, rendered from that snapshot.
+- the results tables of ``README.md`` and ``docs/results.md``, and the README's "Which remedy
+  first?" list, rendered from that snapshot.
 
 The snapshot and its tables are views of the run beside the report
 (:mod:`compress_recover.aggregate.snapshot`, :mod:`compress_recover.aggregate.results_pages`);
@@ -221,9 +222,16 @@ def _results_doc() -> str:
     return render_results_doc(read_snapshot())
 
 
+def _remedy_advice() -> str:
+    from .aggregate.results_pages import render_remedy_advice
+
+    return render_remedy_advice(read_snapshot())
+
+
 GENERATED: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/configuration.md", "configuration"): lambda: render_configuration(load_yaml(SCHEMA), load_yaml(CONFIG)),
     ("README.md", "results"): _results_readme,
+    ("README.md", "remedies"): _remedy_advice,
     ("docs/results.md", "results"): _results_doc,
 }
 

@@ -757,6 +757,26 @@ def print_estimate(result: dict, out=None) -> None:
         print(f"note: {note}", file=out)
 
 
+def print_gflops(found: Probe, out=None) -> float:
+    """``make gflops``: this machine's matmul speed, and the factor that scales a time the docs
+    give (each beside the GFLOPS of the machine it was measured on) to this one. Returns the
+    float32 2-thread rate."""
+    out = out or sys.stdout
+    here = found.rate(2, "float32")
+    print(f"machine: {found.cpu or 'unknown CPU'}; device {found.device}; bfloat16 native: "
+          f"{'yes' if found.bf16_native else 'no'} (what dtype: auto resolves by)", file=out)
+    for (threads, dtype), rate in sorted(found.gflops.items()):
+        print(f"matmul 2048² {dtype:<9} {threads} thread{'s' if threads > 1 else ' '}: {rate:7.0f} GFLOPS", file=out)
+    print(f"a heavy job's start-up (imports torch, transformers, peft, lm-eval): {found.startup_s:.1f} s", file=out)
+    print(f"A time the docs give beside G GFLOPS (float32, 2 threads) takes about G / {here:.0f} of it here; "
+          f"for the docs' reference machine (issue 37's AMD EPYC, {REF_GFLOPS_FP32:.0f} GFLOPS) that is "
+          f"x{REF_GFLOPS_FP32 / here:.2f}. Compute-bound stages scale so; start-up and loading less.", file=out)
+    load = found.loadavg
+    if load is not None and load > 0.5 * (os.cpu_count() or 1):
+        print(f"warning: load average {load} before the probe: other work shares this machine", file=out)
+    return here
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("."))
@@ -765,7 +785,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--cores", default="all", help="as given to snakemake (all: this machine's CPUs)")
     parser.add_argument("--out", type=Path, default=None, help="the JSON (default: <workdir>/logs/estimate.json)")
     parser.add_argument("--probe", type=Path, default=None, help="reuse a probe from an earlier estimate's JSON")
+    parser.add_argument("--gflops", action="store_true",
+                        help="only measure this machine (make gflops): matmul GFLOPS per dtype and threads, start-up")
     args = parser.parse_args(argv)
+    if args.gflops:
+        found = probe([os.cpu_count() or 1])
+        return {"probe": found.to_json(), "gflops_fp32_2t": print_gflops(found)}
     workdir = args.workdir.resolve()
     cores = (os.cpu_count() or 1) if args.cores == "all" else int(args.cores)
     jobs = parse_dry_run(dry_run(workdir, cores, args.configfile, args.snakefile))

@@ -109,3 +109,11 @@ def test_job_times_and_the_floor_lines_print(run, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "machine:" in out and "all timed" in out and "wall time" in out
     assert "floor per stage" in out and "time/floor" in out
+
+
+def test_peak_memory_per_stage_is_the_largest_job_of_the_stage(tmp_path):
+    _write(tmp_path / "logs/m/a/evaluate.benchmark.tsv", HEADER + "3.0\t0:00:03\t1200.5\n")
+    _write(tmp_path / "logs/m/b/evaluate.benchmark.tsv", HEADER + "4.0\t0:00:04\t3151.0\n")
+    _write(tmp_path / "logs/m/b/cost.benchmark.tsv", HEADER + "1.0\t0:00:01\t-\n")  # too short to sample
+    _write(tmp_path / "logs/m/download.benchmark.tsv", HEADER + "2.0\t0:00:02\t646.25\n")
+    assert stage_times.stage_peak_mb(tmp_path) == {"evaluate": 3151.0, "download": 646.25}

