@@ -15,7 +15,8 @@ still fails on a wrong command:
   arguments parsed by Snakemake's own parser instead;
 * ``python -m M ARGS`` / ``python FILE ARGS``: ``--help``, which must exit 0 and name every
   ``--option`` the documented command uses;
-* ``git checkout C`` / ``git show C:PATH``: the commit (and file) exists in this history.
+* ``git checkout C`` / ``git show C:PATH``: the commit (and file) exists in this history;
+  ``git log ...`` as written.
 
 A file a command names as the user's own (``my.yaml``) is made by :data:`USER_FILES`.
 Anything else fails, naming the page and the command: a page may not show a command this
@@ -160,6 +161,10 @@ def _python(args: list[str], clone: Path) -> str | None:
     if not args:
         return "python without a module or script"
     target = args[:2] if args[0] == "-m" else args[:1]
+    for word in args[len(target):]:  # a subcommand (`docs snapshot ...`) has a --help of its own
+        if not re.fullmatch(r"[a-z][\w-]*", word):
+            break
+        target = [*target, word]
     if args[0] != "-m" and not (clone / args[0]).is_file():
         return f"{args[0]}: no such file"
     done = subprocess.run([sys.executable, *target, "--help"], cwd=clone, capture_output=True, text=True,
@@ -177,8 +182,11 @@ def _git(args: list[str]) -> str | None:
         objects = [f"{args[1]}^{{commit}}"]
     elif args[:1] == ["show"] and len(args) >= 2 and ":" in args[1]:
         objects = [args[1]]
+    elif args[:1] == ["log"]:  # read-only: runs as written
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return None if done.returncode == 0 else f"git {shlex.join(args)} exited {done.returncode}: {done.stderr}"
     else:
-        return f"git {shlex.join(args)}: only `git checkout COMMIT` and `git show COMMIT:PATH` are checked"
+        return f"git {shlex.join(args)}: only `git checkout COMMIT`, `git show COMMIT:PATH` and `git log` are checked"
     shallow = subprocess.run(["git", "rev-parse", "--is-shallow-repository"], cwd=REPO, capture_output=True,
                              text=True).stdout.strip() == "true"
     for obj in objects:
@@ -220,6 +228,8 @@ def test_a_documented_command_runs_as_written(command, clone):
     "python benchmarks/no_such_script.py",
     ".venv/bin/no-such-program --help",
     "git checkout 0000000000000000000000000000000000000000",
+    "git show 2d476e4:no/such/file.yaml",
+    "git clone",
     "pip install something",
 ])
 def test_a_made_up_command_fails_the_check(made_up, clone):

@@ -4,6 +4,7 @@ packing; and benchmarks/stage_times.py's predicted-vs-measured join on a hand-ma
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -319,3 +320,14 @@ def test_a_models_parameters_from_its_shape_equal_the_download_manifests():
 
     assert est.parameters_of_shape(EMBEDDED) == est.EMBEDDED_PARAMETERS  # SmolLM2-135M, tied embeddings
     assert est.parameters_of_shape(EMBEDDED, tied=False) == est.EMBEDDED_PARAMETERS + 49152 * 576
+
+
+def test_make_gflops_prints_every_rate_and_the_factor_to_the_docs_reference():
+    found = est.Probe({(1, "float32"): 60.0, (2, "float32"): 99.5, (1, "bfloat16"): 400.0, (2, "bfloat16"): 700.0},
+                      4.2, cpu="Some CPU", loadavg=0.0)
+    out = io.StringIO()
+    assert est.print_gflops(found, out) == 99.5
+    text = out.getvalue()
+    assert "Some CPU" in text and "a heavy job's start-up" in text and "4.2 s" in text
+    assert all(f"{rate:7.0f} GFLOPS" in text for rate in (60.0, 99.5, 400.0, 700.0))
+    assert f"x{est.REF_GFLOPS_FP32 / 99.5:.2f}" in text  # 199 / 99.5: twice the docs' times here
