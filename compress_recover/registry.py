@@ -234,6 +234,13 @@ class Registry:
                 raise ValueError(f"{self.kind} method '{name}': side {config_cls.side!r} is not one of {SIDES}")
         self._methods[name] = Method(name, config_cls)
 
+    def unregister(self, name: str) -> None:
+        """Take method ``name`` out again (a test that registers a toy method of its own
+        removes it, so no other test sees it)."""
+        if name not in self._methods:
+            raise KeyError(f"{self.kind} method '{name}' is not registered")
+        del self._methods[name]
+
     def __getitem__(self, name: str) -> Method:
         return self._methods[name]
 

