@@ -255,3 +255,62 @@ def test_the_choice_stays_causal_for_every_routing_mode_with_a_centred_router(mo
     lm = PrefixScoringLM(pretrained=idp, tokenizer=tokenizer, batch_size=8, device="cpu")
     lm.pool_ablation = True
     _assert_causal(lm, idp, requests["capitals"][:24])
+
+
+def _pool_whose_choice_the_answer_would_change(idp, ctx: list[int], cont: list[int]) -> tuple[int, int]:
+    """Centre ``idp``'s router (its ``score_offset``) so that the prompt chosen from ``ctx``
+    alone differs from the one chosen from ``ctx + cont``: with d the change the answer's
+    tokens make to the router's raw logits, prompt i (lowest d) wins on the question by
+    c = (d_j - d_i) / 2 and prompt j (highest d) on question + answer by the same c; the rest
+    of the pool never wins. Returns (question-only choice, question + answer choice)."""
+    with torch.no_grad():
+        idp.score_offset.zero_()
+        alone = idp(input_ids=torch.tensor([ctx])).scores[0]
+        with_answer = idp(input_ids=torch.tensor([ctx + cont])).scores[0]
+        d = with_answer - alone
+        i, j = int(d.argmin()), int(d.argmax())
+        c = float(d[j] - d[i]) / 2
+        assert c > 1e-3, d  # a margin float noise cannot flip
+        wanted = torch.full_like(alone, -10.0)
+        wanted[i], wanted[j] = c, 0.0
+        idp.score_offset.copy_(alone - wanted)
+        question_only = int(idp(input_ids=torch.tensor([ctx])).selected[0])
+        question_and_answer = int(idp(input_ids=torch.tensor([ctx + cont])).selected[0])
+    return question_only, question_and_answer
+
+
+def test_idp_scoring_chooses_from_the_question_where_the_answer_would_choose_another_prompt(tiny_checkpoint):
+    """The case that tells a causal scorer from one that reads the answer: a pool whose
+    choice from question + answer differs from its choice from the question alone (made so
+    by centring its router, :func:`_pool_whose_choice_the_answer_would_change`). The
+    evaluation records and scores under the question-only choice. A scorer whose choice
+    also reads the answer (a whole question + answer pass, as stock HFLM runs it, or the
+    prefill given the answer) records and scores under the other prompt and fails here;
+    on a pool whose two choices agree, the other tests cannot tell."""
+    from lm_eval.api.instance import Instance
+
+    from compress_recover.modeling import load_model
+    from compress_recover.recover.idp import IDPModel
+    from compress_recover.recover.idp_config import IDPConfig
+
+    base, tokenizer = load_model(tiny_checkpoint, device="cpu")
+    with torch.no_grad():
+        # a random tiny model attends almost evenly, so one answer token moves the prompts'
+        # scores by ~1e-4; sharper queries in the selection layer give a margin of ~1e-2
+        base.model.layers[0].self_attn.q_proj.weight.mul_(30)
+    torch.manual_seed(0)
+    prompts = torch.randn(3, 2, base.config.hidden_size)
+    idp = IDPModel(base, prompts, IDPConfig(pool_size=3, num_virtual_tokens=2, routing="gumbel")).eval()
+    lm = PrefixScoringLM(pretrained=idp, tokenizer=tokenizer, batch_size=4, device="cpu")
+    question, answer = "Question: What is the capital city of France?\nAnswer:", " Paris"
+    ctx, cont = _tokens(lm, Instance("loglikelihood", {}, (question, answer), 0))
+    question_only, question_and_answer = _pool_whose_choice_the_answer_would_change(idp, ctx, cont)
+    assert question_only != question_and_answer
+    # the answer first: a scorer that reads a question's first continuation reads it
+    instances = [Instance("loglikelihood", {}, (question, c), k) for k, c in enumerate([answer, " Tokyo", " Fe"])]
+    lm.pool_ablation = False
+    (value, _), *_ = lm.loglikelihood(instances)
+    assert lm.choices[(question, answer)]["prompt"] == question_only
+    assert {lm.choices[i.args]["prompt"] for i in instances} == {question_only}
+    assert abs(value - _idp_reference(idp, ctx, cont, question_only)[0]) < TOLERANCE
+    assert abs(value - _idp_reference(idp, ctx, cont, question_and_answer)[0]) > 10 * TOLERANCE

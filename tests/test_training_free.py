@@ -138,6 +138,59 @@ def test_eora_on_the_uncompressed_model_is_the_model_itself(tiny_checkpoint, tex
     assert RECOVERY["eora"].config_cls.runs_on_base is False
 
 
+def _pruned_copy(checkpoint, out, targets):
+    """A compressed checkpoint made here, independent of the compression code: ``checkpoint``
+    with every ``targets`` layer magnitude-pruned to half its weights, saved with a manifest
+    that records no calibration (so EoRA takes the config's calibration settings)."""
+    from compress_recover.io import write_manifest
+
+    model, tok = load_model(checkpoint, device="cpu")
+    with torch.no_grad():
+        for name, layer in model.named_modules():
+            if isinstance(layer, torch.nn.Linear) and name.rsplit(".", 1)[-1] in targets:
+                cut = layer.weight.abs().flatten().kthvalue(layer.weight.numel() // 2).values
+                layer.weight[layer.weight.abs() <= cut] = 0.0
+    model.save_pretrained(out, safe_serialization=True)
+    tok.save_pretrained(out)
+    write_manifest(out, {"stage": "test-pruned"})
+    return out
+
+
+@pytest.mark.slow
+def test_the_saved_eora_adapter_moves_each_layer_and_the_logits_toward_the_uncompressed_model(
+        tiny_checkpoint, text_dir, tmp_path):
+    """Judged from outside the method: the adapter folder EoRA writes is loaded the way
+    evaluation loads it and compared with the uncompressed model, never with the error the
+    code reports about itself. A flipped residual (W_c - W) doubles back away from the
+    uncompressed model; an adapter whose A and B were never copied in (peft's zero B) leaves
+    the compressed model as it was; both fail here."""
+    config = {**TRAINING_FREE_EXAMPLES["eora"], "rank": 16, "calibration_samples": 8, "calibration_seq_len": 32}
+    pruned = _pruned_copy(tiny_checkpoint, tmp_path / "pruned", config["target_modules"])
+    _eora(pruned, tiny_checkpoint, text_dir, tmp_path / "eora", **config)
+    recovered, tok = load_recovered(pruned, tmp_path / "eora", device="cpu", weights="dense")
+    compressed, _ = load_model(pruned, device="cpu")
+    base, _ = load_model(tiny_checkpoint, device="cpu")
+    # text the adapter was not computed on: held-out blocks
+    ids = calibration_blocks(tok, Path(text_dir) / "heldout.jsonl", samples=4, seq_len=32, seed=1)
+    assert ids.shape[0] >= 2
+    names = list(target_layers(compressed, RECOVERY.parse(config, "k")))
+    assert len(names) == 6
+    inputs = {n: _inputs(compressed, n, ids) for n in names}
+    with torch.no_grad():
+        for name in names:
+            x = inputs[name]
+            want = base.get_submodule(name)(x)
+            without = (compressed.get_submodule(name)(x) - want).norm()
+            adapted = recovered.base_model.model.get_submodule(name)
+            assert adapted.lora_B["default"].weight.abs().max() > 0, name  # the adapter holds EoRA's B
+            with_adapter = (adapted(x) - want).norm()
+            assert with_adapter < 0.9 * without, (name, float(without), float(with_adapter))
+        want = base(input_ids=ids).logits
+        without = (compressed(input_ids=ids).logits - want).norm()
+        with_adapter = (recovered(input_ids=ids).logits - want).norm()
+    assert with_adapter < 0.9 * without, (float(without), float(with_adapter))
+
+
 # few-shot prompting
 
 SPLIT = {"dev_fraction": 0.25, "seed": 0, "held_out_tasks": []}
@@ -255,6 +308,38 @@ def test_a_demonstration_never_shows_the_questions_own_fact_or_any_of_its_choice
     with pytest.raises(ValueError, match="3 demonstrations asked, but only 2"):
         sampler.sample(3, eval_doc=doc)
 
+
+def test_a_restatement_of_the_questions_fact_is_never_its_demonstration(fewshot_tasks):
+    """The fact rule on its own: element_name asks element_symbol's facts the other way
+    (Fe -> Iron for Iron -> Fe), so a restatement's answer (an element's name) is none of
+    the question's choices (symbols) and only its fact keeps it out. Every question is
+    evaluated, dev ones too, and a dev question's restatement is dev as well (the split is
+    by fact): the sampler must pass it over, not only the question itself."""
+    from compress_recover.data.fewshot_task import CHOICES_FIELD, FACT_FIELD, marked, may_demonstrate
+    from compress_recover.evaluate.fewshot_sampler import DevFactSampler
+
+    dirs, _ = fewshot_tasks
+    splits, facts = _analysis_split(dirs)  # the few-shot folders' marking: the analysis's split and facts
+    rows = {t: [marked(row, dev=splits[(t, str(i))] == "dev", fact=facts[(t, str(i))])
+                for i, row in enumerate(read_jsonl(Path(d) / f"{t}.jsonl"))] for t, d in dirs.items()}
+    by_fact = {}
+    for row in rows["element_name"]:
+        by_fact.setdefault(row[FACT_FIELD], []).append(row)
+    pairs = [(q, r) for q in rows["element_symbol"] if q["fewshot_pool"] for r in by_fact.get(q[FACT_FIELD], [])]
+    assert len(pairs) >= 3 and all(r["fewshot_pool"] and r["question"] != q["question"] for q, r in pairs)
+    # only the fact tells them apart: the restatement's answer is none of the question's choices
+    assert all(r["fewshot_answer"] not in q[CHOICES_FIELD] for q, r in pairs)
+    assert not any(may_demonstrate(r, q) for q, r in pairs)
+    # the sampler, drawing from both relations' questions, never shows a question its own fact
+    sampler = DevFactSampler([*rows["element_symbol"], *rows["element_name"]], rnd=0)
+    seen_restatement = False
+    for seed in range(20):
+        sampler.set_rnd(seed)
+        for q, r in pairs:
+            shown = sampler.sample(3, eval_doc=q)
+            assert all(d[FACT_FIELD] != q[FACT_FIELD] for d in shown), (q["question"], seed)
+            seen_restatement |= any(d is r for d in sampler.order()[:3])
+    assert seen_restatement  # some seed put a restatement first: the rule had something to refuse
 
 
 def test_every_question_takes_the_first_allowed_demonstrations_of_one_seeded_order():

@@ -59,14 +59,6 @@ def dev_candidates(facts: Iterable[str], *, dev_fraction: float, seed: int) -> s
     return set(ranked[:round(dev_fraction * len(ranked))])
 
 
-def task_split(task: str, doc_ids: Iterable[str], *, dev_fraction: float, seed: int,
-               facts: Mapping[str, str] | None = None) -> dict[str, str]:
-    """doc_id -> "dev" or "test" for the questions of one task alone (``facts``: doc_id ->
-    fact id, each question its own fact when missing)."""
-    return {d: s for (_, d), s in question_splits({task: doc_ids}, dev_fraction=dev_fraction, seed=seed,
-                                                  facts={(task, d): f for d, f in (facts or {}).items()}).items()}
-
-
 def question_splits(questions: Mapping[str, Iterable[str]], *, dev_fraction: float = 0.25, seed: int = 0,
                     held_out_tasks: Iterable[str] = (),
                     facts: Mapping[tuple[str, str], str] | None = None) -> dict[tuple[str, str], str]:
