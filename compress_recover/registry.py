@@ -108,6 +108,11 @@ class MethodConfig:
         """Checks against the model at hand (a :class:`compress_recover.shape.ModelShape`):
         raise ConfigError naming ``key`` and ``model`` for a value this model cannot take."""
 
+    def check_plan(self, key: str, plan) -> None:
+        """Checks against the whole plan (a :class:`compress_recover.config.plan.Plan`: the
+        grid, the tasks, the split, the evaluation settings), after every other check of the
+        entry: raise ConfigError naming ``key`` or the other config keys involved."""
+
     def training_texts(self, default: str) -> list[str]:
         """Recovery: the training texts a run reads (``default``: its entry's text); a method
         that trains one part per text (a pool of per-source prompts) lists them all."""

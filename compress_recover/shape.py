@@ -94,15 +94,34 @@ def check_family(key: str, model: str, shape: ModelShape, method: str, what: str
                           f"families {list(LLAMA_LIKE)}); model '{model}' is '{shape.model_type}'")
 
 
-def check_rank(key: str, model: str, shape: ModelShape, rank: int, target_modules) -> None:
-    """A low-rank adapter's ``rank`` must not exceed the smaller width of any target layer:
-    a larger one adds parameters that can only repeat what the layer's own rank allows."""
+def check_targets(key: str, model: str, shape: ModelShape, target_modules) -> None:
+    """A low-rank adapter's ``target_modules`` must name linear modules the model has, where
+    its family tells them: a Llama-style decoder's layers have exactly :data:`LLAMA_TARGETS`
+    (a name that matches none would adapt nothing, or, beside one that matches, silently less
+    than asked); Llama's names on a model of another family are refused too. A model whose
+    family is unknown before download is checked by the job (peft refuses a list that
+    matches nothing)."""
     from .registry import ConfigError
 
-    if not llama_like(shape) and set(target_modules) <= set(LLAMA_TARGETS):
+    if shape.model_type in LLAMA_LIKE:
+        unknown = [m for m in target_modules if m not in LLAMA_TARGETS]
+        if unknown:
+            raise ConfigError(f"{key}.target_modules: {unknown} name no linear module of model '{model}', a "
+                              f"'{shape.model_type}' decoder whose layers' linear modules are {list(LLAMA_TARGETS)}; "
+                              "name some of those")
+    elif not llama_like(shape) and set(target_modules) <= set(LLAMA_TARGETS):
         raise ConfigError(f"{key}.target_modules: {list(target_modules)} are Llama's projection names; model "
                           f"'{model}' is '{shape.model_type}': name its own linear modules (peft's default for "
                           f"'{shape.model_type}' is in peft's per-model-type target module mapping)")
+
+
+def check_rank(key: str, model: str, shape: ModelShape, rank: int, target_modules) -> None:
+    """The target modules exist (:func:`check_targets`), and a low-rank adapter's ``rank``
+    does not exceed the smaller width of any target layer: a larger one adds parameters that
+    can only repeat what the layer's own rank allows."""
+    from .registry import ConfigError
+
+    check_targets(key, model, shape, target_modules)
     for module in target_modules:
         dims = shape.linear_dims(module)
         if dims and rank > min(dims):

@@ -117,6 +117,34 @@ ROWS = {
                                                  r"recovery\.methods\[1\]: the name .*\.benchmark\.tsv"),
     "model name repeating one letter": (lambda c: c["models"].update({"m" * 30: {"source": "embedded"}}),
                                         r"models\.m{30}: the name 'm+' ends in one piece repeated 20 times or more"),
+    # round 3 (issue 39): the plan knows the model's modules and the data's limits
+    "lora target module the model lacks": (lambda c: _method(c, "lora").update(target_modules=["nonexistent_proj"]),
+                                           r"recovery\.methods\[1\]\.target_modules: \['nonexistent_proj'\] name no "
+                                           r"linear module of model 'smollm2-135m', a 'llama' decoder whose layers' "
+                                           r"linear modules are \['q_proj', .*'down_proj'\]"),
+    "eora target module the model lacks": (lambda c: _method(c, "eora").update(target_modules=["q_proj", "qproj"]),
+                                           r"recovery\.methods\[4\]\.target_modules: \['qproj'\] name no linear "
+                                           r"module"),
+    "few-shot without dev questions": (_set("data", "split", "dev_fraction", 0),
+                                       r"data\.split\.dev_fraction: 0 puts every question of the built knowledge "
+                                       r"tasks in test, so recovery\.methods\[5\] \(k: 3\) has no dev question"),
+    "few-shot k above the dev pools": (lambda c: _method(c, "fewshot").update(k=1000),
+                                       r"recovery\.methods\[5\]\.k: 1000 demonstrations per question, but a question "
+                                       r"of built knowledge task element_name is allowed only 27 .*the largest k "
+                                       r"allowed is 27$"),
+    "few-shot on a held-out task": (_set("data", "split", "held_out_tasks", ["element_name"]),
+                                    r"recovery\.methods\[5\]\.k: 3 demonstrations per question, but built knowledge "
+                                    r"task element_name has no dev question \(.*held_out_tasks \['element_name'\]"),
+    "few-shot remedy beside evaluation.num_fewshot": (_set("evaluation", "num_fewshot", 3),
+                                                      r"evaluation\.num_fewshot: 3 with recovery\.methods\[5\]\.k: 3: "
+                                                      r"every other run.*scored 3-shot too.*equals it \(its recovery 0 "
+                                                      r"by construction\)"),
+    "evaluation.num_fewshot above the dev pools": (lambda c: (c["recovery"]["methods"].pop(5),
+                                                              c["evaluation"].update(num_fewshot=1000)),
+                                                   r"evaluation\.num_fewshot: 1000 demonstrations per question, but "
+                                                   r".*element_name.*the most allowed is 27"),
+    "budget steps out of order": (_set("recovery", "budget", "steps", [60, 30]),
+                                  r"recovery\.budget\.steps: \[60, 30\] is not in increasing order; write \[30, 60\]"),
 }
 
 
@@ -126,6 +154,46 @@ def test_a_bad_input_is_refused_before_any_job_naming_its_key(change, message):
     change(config)
     with pytest.raises(ConfigError, match=message):
         build_plan(config)
+
+
+def test_each_limit_refused_above_is_accepted_at_it():
+    """The rows of issue 39 refuse just past the limit: k at the largest allowed plans, a
+    sorted budget plans, and a hub model's module names, unknown before download, are left
+    to the job (peft refuses a list that matches nothing)."""
+    config = default_config()
+    _method(config, "fewshot").update(k=27)
+    config["recovery"]["budget"]["steps"] = [30, 60]
+    plan = build_plan(config)
+    assert plan.budget_steps == [30, 60] and plan.demonstration_limit(control=True)[0] == 27
+    hub = default_config()
+    hub["models"] = {"hub": {"source": "hub", "id": "a/b", "revision": "0" * 40}}
+    _method(hub, "lora").update(target_modules=["nonexistent_proj"])
+    hub["recovery"]["methods"].pop(5)  # the few-shot run (its limit: above)
+    build_plan(hub)
+
+
+def test_the_plans_demonstration_limit_is_the_few_shot_jobs(tmp_path):
+    """Counted at plan time from the packaged facts, the limit is exactly what rule
+    fewshot_task allows the built tasks: at it the job builds, one above it refuses (own
+    dev questions and the format control's pool alike)."""
+    from compress_recover.data.fewshot_task import build_fewshot_task, planned_demonstration_limits
+    from compress_recover.data.knowledge_task import build_knowledge_task
+
+    tasks, split = ["capitals", "element_symbol", "element_name"], {"dev_fraction": 0.3, "seed": 1}
+    folders = {t: str(tmp_path / t) for t in tasks}
+    for task in tasks:
+        build_knowledge_task(task=task, out_dir=folders[task], num_choices=3, seed=2, max_questions=30)
+    limits = planned_demonstration_limits(tasks, num_choices=3, seed=2, max_questions=30, max_answer_presence=0.5,
+                                          split=split)
+    for task in tasks:
+        own, control = limits[task]["own"], limits[task]["control"]
+        assert 0 < own and 0 < control
+        out = {"out_dir": str(tmp_path / "f" / task), "control_dir": str(tmp_path / "c" / task)}
+        build_fewshot_task(task=task, task_dirs=folders, split=split, shots=own, control_shots=control, **out)
+        with pytest.raises(ValueError, match=rf"{own + 1} demonstrations per question asked.*has only {own} "):
+            build_fewshot_task(task=task, task_dirs=folders, split=split, shots=own + 1, **out)
+        with pytest.raises(ValueError, match=rf"has only {control} allowed in the other tasks'"):
+            build_fewshot_task(task=task, task_dirs=folders, split=split, shots=own, control_shots=control + 1, **out)
 
 
 def test_a_malformed_task_yaml_is_a_config_error_naming_the_file(tmp_path):

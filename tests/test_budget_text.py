@@ -40,7 +40,7 @@ def _by_rule(jobs: dict, rule: str) -> dict[str, dict]:
 # --------------------------------------------------------------------------- the plan
 
 def test_a_budget_list_gives_one_trained_run_and_a_checkpoint_run_per_earlier_step():
-    plan = build_plan(_config(steps=[4, 1, 2], seeds=[0]))
+    plan = build_plan(_config(steps=[1, 2, 4], seeds=[0]))  # in increasing order (else refused: test_bad_inputs)
     assert plan.budget_steps == [1, 2, 4] and plan.checkpoint_steps() == [1, 2]
     lora = {r: e for r, e in plan.recoveries.items() if e.group == "lora"}
     assert {r: (e.steps, e.parent) for r, e in lora.items()} == {

@@ -420,3 +420,83 @@ def test_the_schema_defaults_plan_the_default_grid():
     default = yaml.safe_load(docs.CONFIG.read_text())
     validate(default, str(docs.SCHEMA))
     assert build_plan(empty).cells() == build_plan(default).cells()
+
+
+# The JSON-schema keywords the schema may use (draft 7, and $defs): a key outside them in a
+# schema object is a typo, or the rest of a description that YAML cut off and made a key of.
+SCHEMA_VOCABULARY = {
+    "$schema", "$id", "$ref", "$defs", "$comment", "title", "description", "default", "examples", "type", "enum",
+    "const", "properties", "patternProperties", "additionalProperties", "propertyNames", "required",
+    "minProperties", "maxProperties", "dependencies", "items", "additionalItems", "contains", "minItems", "maxItems",
+    "uniqueItems", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "minLength",
+    "maxLength", "pattern", "format", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "readOnly",
+    "writeOnly", "contentMediaType", "contentEncoding",
+}
+
+
+def _schema_objects(node: dict, path: str = ""):
+    """(path, object) of every schema object under ``node`` (itself included): properties,
+    items, definitions and the branches of allOf/anyOf/oneOf/not/if/then/else."""
+    yield path, node
+    for key in ("properties", "patternProperties", "$defs"):
+        for name, sub in (node.get(key) or {}).items():
+            if isinstance(sub, dict):
+                yield from _schema_objects(sub, f"{path}.{name}")
+    for key in ("items", "additionalProperties", "not", "if", "then", "else", "contains"):
+        if isinstance(node.get(key), dict):
+            yield from _schema_objects(node[key], f"{path}/{key}")
+    for key in ("allOf", "anyOf", "oneOf"):
+        for i, sub in enumerate(node.get(key) or []):
+            if isinstance(sub, dict):
+                yield from _schema_objects(sub, f"{path}/{key}[{i}]")
+
+
+def unknown_schema_keys(schema: dict) -> dict[str, list[str]]:
+    """Schema object path -> its keys that are no JSON-schema keyword."""
+    return {path or "(root)": sorted(set(obj) - SCHEMA_VOCABULARY) for path, obj in _schema_objects(schema)
+            if set(obj) - SCHEMA_VOCABULARY}
+
+
+def cut_descriptions(text: str) -> list[str]:
+    """Every ``description`` of a YAML text whose parsed value is not all that is written
+    after ``description:``: an unquoted one whose line goes on past the value (a ", " in a
+    flow mapping ends it and makes the rest a key; a " #" makes the rest a comment). An
+    unquoted description ends its line, closing braces aside; quote one that holds a ", "
+    or a ": " or a " #"."""
+    lines = text.splitlines()
+    found = []
+
+    def walk(node):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == "description" and isinstance(value, yaml.ScalarNode) and value.style is None:
+                    rest = lines[value.end_mark.line][value.end_mark.column:].strip()
+                    if rest.strip("} "):
+                        found.append(f"line {value.start_mark.line + 1}: {value.value!r} is cut before {rest!r}")
+                walk(value)
+        elif isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                walk(item)
+
+    walk(yaml.compose(text))
+    return found
+
+
+def test_every_schema_description_is_all_its_text_and_every_key_a_schema_keyword():
+    """The configuration reference shows each description whole: YAML cuts an unquoted one at
+    a ", " inside braces (the rest becomes a stray key) or at a " #" (a comment), silently."""
+    text = docs.SCHEMA.read_text()
+    assert cut_descriptions(text) == []
+    assert unknown_schema_keys(yaml.safe_load(text)) == {}
+
+
+def test_a_cut_description_and_a_stray_key_are_found():
+    text = ("properties:\n"
+            "  a: {type: integer, description: Seed of the split (fixed, here).}\n"
+            "  b: {type: integer, description: \"Quoted, whole.\"}\n"
+            "  c:\n"
+            "    type: string\n"
+            "    description: Cut by a comment # here\n"
+            "  d: {type: string, description: Whole and plain.}\n")
+    assert [line.split(":")[0] for line in cut_descriptions(text)] == ["line 2", "line 6"]
+    assert unknown_schema_keys(yaml.safe_load(text)) == {".a": ["here)."]}

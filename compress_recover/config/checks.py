@@ -4,7 +4,8 @@ The schema (``compress_recover/schema/config.schema.yaml``) checks shapes, types
 while Snakemake reads the config; these checks run after it, in :func:`..plan.build_plan`,
 before any job starts: finite numbers, model sources and names, task folders and task
 names, the grid's comparisons, layer widths, context lengths, seeds and budget steps, the
-dev/test split and the report's thresholds.
+dev/test split, the demonstrations its dev questions allow and the report's thresholds. A
+method's own checks against the plan are its config's ``check_plan``.
 """
 
 from __future__ import annotations
@@ -148,6 +149,17 @@ def check_demonstrations(task_dirs: list[dict], shots: int) -> None:
                               f"{DEMONSTRATION_HINT}, or drop the few-shot run")
 
 
+def check_demonstration_pools(plan) -> None:
+    """evaluation.num_fewshot against the demonstrations the built knowledge tasks' dev
+    questions allow each question (:meth:`..plan.Plan.demonstration_limit`, exact before any
+    job); a method's own demonstrations are its entry's check (``check_plan``)."""
+    limit = plan.demonstration_limit() if plan.num_fewshot > 0 else None
+    if limit is not None and plan.num_fewshot > limit[0]:
+        raise ConfigError(f"evaluation.num_fewshot: {plan.num_fewshot} demonstrations per question, but {limit[1]}; "
+                          f"the most allowed is {limit[0]}: lower it, raise data.split.dev_fraction, or set "
+                          "evaluation.num_fewshot: 0")
+
+
 def check_format_control(knowledge_tasks: list[str], control_shots: int) -> None:
     """A few-shot format control (few-shot on the uncompressed model, recovery.recover_base)
     draws its demonstrations from another built relation that asks none of the task's facts
@@ -211,8 +223,16 @@ def _distinct_ints(values, key: str, minimum: int) -> list[int]:
 
 
 def check_steps(steps) -> list[int]:
-    """recovery.budget.steps: an int or a list of distinct positive ints -> sorted list."""
-    return sorted(_distinct_ints(steps if isinstance(steps, list) else [steps], "recovery.budget.steps", 1))
+    """recovery.budget.steps: an int or a list of distinct positive ints in increasing order
+    -> the list. One spelling per budget: the recover jobs' params carry the list as written
+    (:func:`.rule_values.canonical` keeps a list's order), so a reordered list would rerun
+    every one of them for the same results; an unsorted list is refused, not sorted."""
+    values = _distinct_ints(steps if isinstance(steps, list) else [steps], "recovery.budget.steps", 1)
+    if values != sorted(values):
+        raise ConfigError(f"recovery.budget.steps: {values} is not in increasing order; write {sorted(values)} (each "
+                          "run trains once, to the largest, and saves a checkpoint at every other step whatever the "
+                          "order, so the list is written one way only)")
+    return values
 
 
 def check_seeds(seeds) -> list[int]:

@@ -11,15 +11,19 @@ from dataclasses import dataclass, field, replace
 
 from ..compress import COMPRESSION
 from ..data.content_free import variant_name
+from ..data.fewshot_task import planned_demonstration_limits
+from ..data.knowledge_task import DEFAULT_MAX_ANSWER_PRESENCE
 from ..data.perplexity_task import PERPLEXITY_TASK
+from ..data.split import split_settings
 from ..recover import RECOVERY
 from ..recover.objective import Objective
 from ..runs import BASE
 from ..registry import ConfigError
-from .checks import (check_attention_task, check_llamacpp, check_content_free_tasks, check_corpus, check_demonstrations,
-                     check_finite, check_format_control, check_grid, check_knowledge_tasks, check_names, check_runtime, check_shapes,
-                     check_models, check_prompt_positions, check_report, check_seeds, check_split, check_steps,
-                     check_task_dirs, check_task_names, check_widths)
+from .checks import (check_attention_task, check_content_free_tasks, check_corpus, check_demonstration_pools,
+                     check_demonstrations, check_finite, check_format_control, check_grid, check_knowledge_tasks,
+                     check_llamacpp, check_models, check_names, check_prompt_positions, check_report, check_runtime,
+                     check_seeds, check_shapes, check_split, check_steps, check_task_dirs, check_task_names,
+                     check_widths)
 from .entries import TEXTS, Entry, check_text, expand_runs, parse_entries
 
 
@@ -41,6 +45,10 @@ class Plan:
     # custom knowledge task -> its subject_field and masked_fields (data.task_dirs), when it gets a variant
     custom_subjects: dict[str, dict] = field(default_factory=dict)
     llamacpp: bool = True  # evaluation.llamacpp: GGUF checkpoints also evaluated by llama.cpp's runtime
+    split: dict = field(default_factory=dict)  # data.split ({}: its defaults)
+    # how the built knowledge tasks are drawn: data.num_choices, data.max_questions,
+    # data.max_answer_presence and the run's seed (rule knowledge_task's params)
+    question_settings: dict = field(default_factory=dict)
     tasks: list[str] = field(init=False)
 
     def __post_init__(self):
@@ -83,6 +91,35 @@ class Plan:
     def control_shots(self) -> int:
         """The most demonstrations a format control asks for (0: none runs)."""
         return max([self.shots(run) for _, comp, run in self.cells() if self.format_control(comp, run)], default=0)
+
+    def dev_fraction(self) -> float:
+        """data.split.dev_fraction (its default where the config leaves it out)."""
+        return split_settings(self.split)["dev_fraction"]
+
+    def demonstration_limit(self, control: bool = False) -> tuple[int, str] | None:
+        """(the most demonstrations every question of every built knowledge task is allowed,
+        why no more): from its own dev questions, and with ``control`` also from its format
+        control's (:func:`compress_recover.data.fewshot_task.planned_demonstration_limits`:
+        exactly what rule fewshot_task allows, computed before any job). None without a
+        built knowledge task (a user's task folder draws from its own few-shot split)."""
+        if not self.knowledge_tasks:
+            return None
+        limits = planned_demonstration_limits(self.knowledge_tasks, split=self.split, **self.question_settings)
+        sources = [("own", "its own dev questions")]
+        if control:
+            sources.append(("control", "the format control's pool (the other relations' dev questions)"))
+        most, task, source = min((limits[t][s], t, what) for t in self.knowledge_tasks for s, what in sources)
+        pool = limits[task]["pool"]
+        held = [t for t in split_settings(self.split)["held_out_tasks"] if t in self.knowledge_tasks]
+        if not pool:
+            why = (f"built knowledge task {task} has no dev question (data.split.dev_fraction "
+                   f"{self.dev_fraction()}" + (f", data.split.held_out_tasks {held}: a held-out task's facts, and its "
+                                               "inverse relation's, are all test" if held else "") + ")")
+        else:
+            why = (f"a question of built knowledge task {task} is allowed only {most} among {source} ({pool} dev "
+                   f"questions at data.split.dev_fraction {self.dev_fraction()}; a demonstration is never of the "
+                   "question's fact nor answered by one of its choices)")
+        return most, why
 
     def references(self) -> dict[str, str]:
         """Recovery group -> where its information comes from, for the groups whose
@@ -222,9 +259,18 @@ def build_plan(config: dict) -> Plan:
                 custom_knowledge=custom_knowledge, seeds=seeds, budget_steps=steps,
                 llamacpp=bool(config.get("evaluation", {}).get("llamacpp", True)),
                 num_fewshot=config.get("evaluation", {}).get("num_fewshot", 0),
-                content_free_mask=data.get("content_free_mask"), custom_subjects=custom_subjects)
+                content_free_mask=data.get("content_free_mask"), custom_subjects=custom_subjects,
+                split=dict(data.get("split") or {}),
+                # (the schema's defaults where a config was not filled by it)
+                question_settings={"num_choices": data.get("num_choices", 4), "seed": config.get("seed", 0),
+                                   "max_questions": data.get("max_questions"),
+                                   "max_answer_presence": data.get("max_answer_presence",
+                                                                   DEFAULT_MAX_ANSWER_PRESENCE)})
     check_demonstrations(data["task_dirs"], plan.most_shots())
     check_format_control(plan.knowledge_tasks, plan.control_shots())
+    for entry in [*compressions.values(), *groups.values()]:
+        entry.config.check_plan(entry.key, plan)
+    check_demonstration_pools(plan)
     check_names(plan)
     check_llamacpp(plan, config.get("evaluation", {}))
     return plan

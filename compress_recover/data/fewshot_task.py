@@ -32,14 +32,15 @@ in its split too (a custom task sharing a fact can move it to test there).
 from __future__ import annotations
 
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
 
 from ..io import atomic_dir, read_jsonl, verify_folder, write_jsonl, write_manifest
 from .content_free import write_variant
-from .facts import _normalised, question_fact
-from .knowledge_task import lm_eval_task_config
+from .facts import RELATIONS, _normalised, question_fact
+from .knowledge_task import lm_eval_task_config, make_questions
 from .split import DEV, question_splits, split_settings
 
 # each question: a demonstration candidate? its fact, its right answer and its choices (normalised texts)
@@ -86,6 +87,65 @@ def fewest_demonstrations(pool: list[dict], rows: list[dict]) -> int:
     return min((sum(may_demonstrate(d, q) for d in pool) for q in rows), default=0)
 
 
+def marked_tasks(questions: dict[str, list[dict]], split: dict | None) -> dict[str, list[dict]]:
+    """Every built knowledge task's questions (task -> rows) marked (:func:`marked`) under
+    ``split`` (config.yaml ``data.split``), computed over all of them (a fact may be asked
+    by two); a held-out custom task is not among them (no fact of it here)."""
+    facts = {(name, str(i)): question_fact(row, name, str(i)) for name, rows in questions.items()
+             for i, row in enumerate(rows)}
+    settings = split_settings(split)
+    settings["held_out_tasks"] = [t for t in settings["held_out_tasks"] if t in questions]
+    splits = question_splits({name: [str(i) for i in range(len(rows))] for name, rows in questions.items()},
+                             facts=facts, **settings)
+    return {name: [marked(row, dev=splits[(name, str(i))] == DEV, fact=facts[(name, str(i))])
+                   for i, row in enumerate(rows)] for name, rows in questions.items()}
+
+
+def control_pool(task: str, marked_rows: dict[str, list[dict]]) -> tuple[list[dict], set[str]]:
+    """(the format control's demonstrations for ``task``, the tasks left out because they
+    ask one of its facts): the dev questions of every other relation that asks none of its
+    facts (an inverse relation, the capitals asked again as cities), so the control shows the
+    format, not the knowledge."""
+    own = {r[FACT_FIELD] for r in marked_rows[task]}
+    sharing = {name for name, rows in marked_rows.items() if name != task and own & {r[FACT_FIELD] for r in rows}}
+    others = [{**r, TASK_FIELD: name} for name, rs in marked_rows.items() if name != task and name not in sharing
+              for r in rs if r[POOL_FIELD]]
+    return others, sharing
+
+
+def demonstration_limits(questions: dict[str, list[dict]], split: dict | None) -> dict[str, dict]:
+    """Per built knowledge task (``questions``: every built task -> its rows), what
+    :func:`build_fewshot_task` allows: ``pool`` (its dev questions), ``own`` (the fewest
+    demonstrations any of its questions is allowed from them: the most ``shots`` it takes),
+    ``control`` (the same from the format control's pool: the most ``control_shots``)."""
+    marked_rows = marked_tasks(questions, split)
+    out = {}
+    for task, rows in marked_rows.items():
+        pool = [r for r in rows if r[POOL_FIELD]]
+        others, _ = control_pool(task, marked_rows)
+        out[task] = {"pool": len(pool), "own": fewest_demonstrations(pool, rows),
+                     "control": fewest_demonstrations(others, rows)}
+    return out
+
+
+@lru_cache(maxsize=4)
+def _planned_limits(tasks: tuple[str, ...], num_choices: int, seed: int, max_questions: int | None,
+                    max_answer_presence: float, split: tuple) -> dict[str, dict]:
+    questions = {t: make_questions(RELATIONS[t], num_choices=num_choices, seed=seed, max_questions=max_questions,
+                                   max_answer_presence=max_answer_presence) for t in tasks}
+    return demonstration_limits(questions, dict(split))
+
+
+def planned_demonstration_limits(tasks: list[str], *, num_choices: int, seed: int, max_questions: int | None,
+                                 max_answer_presence: float, split: dict | None) -> dict[str, dict]:
+    """:func:`demonstration_limits` of the built knowledge tasks ``tasks`` as their jobs will
+    build them (rule knowledge_task: a deterministic function of the packaged facts and of
+    these settings, config.yaml's ``data`` and ``seed``), before any job runs: exact, not a
+    bound. Computed once per settings (about half a second: the facts are read)."""
+    key = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in split_settings(split).items()))
+    return _planned_limits(tuple(tasks), num_choices, seed, max_questions, max_answer_presence, key)
+
+
 def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, split: dict | None,
                        shots: int = 1, content_free_mask: str | None = None, control_dir: str | None = None,
                        control_shots: int = 0) -> dict:
@@ -96,21 +156,15 @@ def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, sp
     computed over all of them; the control draws from the others); ``split``: config.yaml
     ``data.split``; ``shots``/``control_shots``: the most demonstrations any evaluation
     (any format-control evaluation) asks for, refused (before any model is scored) when a
-    question would have fewer allowed demonstrations (:func:`may_demonstrate`) than that.
+    question would have fewer allowed demonstrations (:func:`may_demonstrate`) than that
+    (the plan refuses it first, :func:`planned_demonstration_limits`).
     ``content_free_mask``: also write each folder's content-free variant
     (:func:`compress_recover.data.content_free.write_variant`: the evaluated question
     masked, the demonstrations real); None: none."""
     questions = {name: task_questions(folder, name) for name, folder in task_dirs.items()}
     if task not in questions:
         raise ValueError(f"few-shot task {task!r}: not among the built knowledge tasks {sorted(questions)}")
-    facts = {(name, str(i)): question_fact(row, name, str(i)) for name, rows in questions.items()
-             for i, row in enumerate(rows)}
-    settings = split_settings(split)  # a held-out custom task is not among the built ones: no fact of it here
-    settings["held_out_tasks"] = [t for t in settings["held_out_tasks"] if t in questions]
-    splits = question_splits({name: [str(i) for i in range(len(rows))] for name, rows in questions.items()},
-                             facts=facts, **settings)
-    marked_rows = {name: [marked(row, dev=splits[(name, str(i))] == DEV, fact=facts[(name, str(i))])
-                          for i, row in enumerate(rows)] for name, rows in questions.items()}
+    marked_rows = marked_tasks(questions, split)
     rows = marked_rows[task]
     pool = [r for r in rows if r[POOL_FIELD]]
     if not pool:
@@ -120,13 +174,7 @@ def build_fewshot_task(*, task: str, task_dirs: dict[str, str], out_dir: str, sp
     manifest = _write_folder(Path(out_dir), task, rows, pool, content_free_mask=content_free_mask,
                              extra={"split": split_settings(split), "shots": shots})
     if control_dir is not None:
-        # another relation: none that asks one of this task's facts (an inverse relation, the
-        # capitals asked again as cities), so the control shows the format, not the knowledge
-        own = {facts[(task, str(i))] for i in range(len(rows))}
-        sharing = {name for name in questions if name != task
-                   and own & {facts[(name, str(i))] for i in range(len(questions[name]))}}
-        others = [{**r, TASK_FIELD: name} for name, rs in marked_rows.items() if name != task and name not in sharing
-                  for r in rs if r[POOL_FIELD]]
+        others, sharing = control_pool(task, marked_rows)
         if control_shots:
             if not others:
                 raise ValueError(f"few-shot format control of task {task!r}: it draws demonstrations from the dev "
