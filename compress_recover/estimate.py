@@ -301,7 +301,10 @@ def parse_dry_run(text: str) -> list[Job]:
 
 
 def dry_run(workdir: Path, cores: int, configfile: Path | None = None, snakefile: Path | None = None) -> str:
-    """The text of ``snakemake --dry-run`` in ``workdir`` (what would run now)."""
+    """The text of ``snakemake --dry-run`` in ``workdir`` (what would run now); the checkout's
+    Snakefile when ``workdir`` has none (``--directory quick``, as ``make quick`` runs)."""
+    if snakefile is None and not (workdir / "Snakefile").is_file():
+        snakefile = Path(__file__).resolve().parents[1] / "Snakefile"
     cmd = [sys.executable, "-m", "snakemake", "--dry-run", "--nolock", "--cores", str(cores),
            "--directory", str(workdir)]
     if snakefile:
@@ -792,6 +795,8 @@ def main(argv: list[str] | None = None) -> dict:
         found = probe([os.cpu_count() or 1])
         return {"probe": found.to_json(), "gflops_fp32_2t": print_gflops(found)}
     workdir = args.workdir.resolve()
+    if args.configfile is not None:  # as given on the command line: relative to where it is run, not to --workdir
+        args.configfile = args.configfile.resolve()
     cores = (os.cpu_count() or 1) if args.cores == "all" else int(args.cores)
     jobs = parse_dry_run(dry_run(workdir, cores, args.configfile, args.snakefile))
     grid = load_grid(workdir, args.configfile)

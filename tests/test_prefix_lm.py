@@ -7,7 +7,8 @@ import torch
 
 from compress_recover.data.knowledge_task import build_knowledge_task
 from compress_recover.data.perplexity_task import build_perplexity_task
-from compress_recover.evaluate.prefix_lm import PrefixScoringLM, common_prefix_length, context_batches
+from compress_recover.evaluate.prefix_lm import (PrefixScoringLM, common_prefix_length, context_batches,
+                                                  contiguous_head_input)
 from compress_recover.runtime import Runtime
 from conftest import RECOVERY_EXAMPLES
 
@@ -314,3 +315,25 @@ def test_idp_scoring_chooses_from_the_question_where_the_answer_would_choose_ano
     assert {lm.choices[i.args]["prompt"] for i in instances} == {question_only}
     assert abs(value - _idp_reference(idp, ctx, cont, question_only)[0]) < TOLERANCE
     assert abs(value - _idp_reference(idp, ctx, cont, question_and_answer)[0]) > 10 * TOLERANCE
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["plain", "lora", "prompt_tuning"])
+def test_the_output_layer_runs_one_matrix_product_for_a_frozen_peft_model(variant, models, requests):
+    """The last position's hidden states reach the output layer as one contiguous matrix, so
+    its product is one mm, never a batched product over a copy of the output matrix per
+    context (what torch's matmul ran for a PEFT model's frozen weights: 3x slower in bfloat16)."""
+    from torch.profiler import profile
+
+    checkpoint, adapter = models[variant]
+    lm = _lm(PrefixScoringLM, checkpoint, adapter, 8)
+    head = lm.model.get_output_embeddings()
+    vocab = head.weight.shape[0]
+    assert not head.weight.requires_grad or variant == "plain"
+    with profile(record_shapes=True) as prof:
+        lm.loglikelihood(requests["capitals"][:40])
+    batched_heads = [e for e in prof.events() if e.name == "aten::bmm"
+                     and any(len(s) == 3 and s[-1] == vocab for s in e.input_shapes)]
+    assert batched_heads == []
+    contiguous_head_input(lm.model)  # installing it again adds no second hook
+    assert len(head._forward_pre_hooks) == 1
