@@ -171,8 +171,10 @@ def _python(args: list[str], clone: Path) -> str | None:
                           env=environment(), timeout=120)
     if done.returncode != 0:
         return f"`python {shlex.join(target)} --help` exited {done.returncode}: {done.stderr.strip()[-600:]}"
-    options = {re.split(r"[=\]]", a)[0] for a in args[len(target):] if a.lstrip("[").startswith("--")}
-    options = {o.lstrip("[") for o in options} - {"--"}
+    own = args[len(target):]
+    ends = [i for i, a in enumerate(own) if a.lstrip("[") == "--"]  # what follows `--` is another command's
+    own = own[:ends[0]] if ends else own
+    options = {re.split(r"[=\]]", a.lstrip("["))[0] for a in own if a.lstrip("[").startswith("--")}
     missing = sorted(o for o in options if o not in done.stdout)
     return f"its --help names no {', '.join(missing)}" if missing else None
 
