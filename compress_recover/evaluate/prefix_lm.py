@@ -115,7 +115,7 @@ def contiguous_head_input(model) -> None:
     into one matrix product only when a weight requires grad, and a PEFT-wrapped model's frozen
     weights do not, so it ran a batched product that copied the whole output matrix once per
     context instead: in bfloat16 that copy was 1.9 of 2.8 s (49152 x 576 x 30 values per batch;
-    a LoRA model scored 38 requests/s in bfloat16 against 103 in float32; issue 37). The
+    an adapter model scored 38 requests/s in bfloat16 against 103 in float32; issue 37). The
     product itself is the same; the contiguous input makes it the single matrix product the
     model without an adapter always ran."""
     get = getattr(model, "get_output_embeddings", None)
