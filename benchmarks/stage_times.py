@@ -65,10 +65,15 @@ def stage_of(tsv: Path) -> str:
     return tsv.name.removesuffix(".benchmark.tsv")
 
 
+def tsv_rows(tsv: Path) -> list[dict]:
+    """The rows of one job's Snakemake benchmark file."""
+    with tsv.open() as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
 def tsv_seconds(tsv: Path) -> list[float]:
     """The seconds of each row of one job's Snakemake benchmark file."""
-    with tsv.open() as fh:
-        return [float(r["s"]) for r in csv.DictReader(fh, delimiter="\t")]
+    return [float(r["s"]) for r in tsv_rows(tsv)]
 
 
 def benchmark_files(workdir: Path) -> list[tuple[str, Path, list[float]]]:
@@ -82,13 +87,13 @@ def stage_peak_mb(workdir: Path) -> dict[str, float]:
     not measure ("-", a job too short to sample) are left out."""
     peaks: dict[str, float] = {}
     for tsv in sorted((workdir / "logs").rglob("*.benchmark.tsv")):
-        with tsv.open() as fh:
-            for row in csv.DictReader(fh, delimiter="\t"):
-                try:
-                    rss = float(row.get("max_rss", "-"))
-                except ValueError:
-                    continue
-                peaks[stage_of(tsv)] = max(peaks.get(stage_of(tsv), 0.0), rss)
+        stage = stage_of(tsv)
+        for row in tsv_rows(tsv):
+            try:
+                rss = float(row.get("max_rss", "-"))
+            except ValueError:
+                continue
+            peaks[stage] = max(peaks.get(stage, 0.0), rss)
     return peaks
 
 
