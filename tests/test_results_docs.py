@@ -109,13 +109,14 @@ def _record() -> Results:
 
 def _summary(path) -> None:
     rows = [{"model": "m", "compression": "c1", "recovery": "lora", "run": "lora.seed0", "metric": "word_perplexity",
-             "value": 25.0, "extra_params": 4096, "base_precision": "float32"},
+             "value": 25.0, "extra_params": 4096, "base_precision": "float32", "dtype": "bfloat16"},
             {"model": "m", "compression": "c1", "recovery": "lora", "run": "lora.seed0.step2",
-             "metric": "word_perplexity", "value": 99.5, "extra_params": NAN, "base_precision": "float32"},
+             "metric": "word_perplexity", "value": 99.5, "extra_params": NAN, "base_precision": "float32",
+             "dtype": "bfloat16"},
             {"model": "m", "compression": "none", "recovery": "none", "run": "none", "metric": "acc", "value": 0.7,
-             "extra_params": 0, "base_precision": "float32"},
+             "extra_params": 0, "base_precision": "float32", "dtype": "float32"},  # auto resolved on another node
             {"model": "other", "compression": "none", "recovery": "none", "run": "none", "metric": "word_perplexity",
-             "value": 3.5, "extra_params": 0, "base_precision": "bf16"}]
+             "value": 3.5, "extra_params": 0, "base_precision": "bf16", "dtype": "float32"}]
     pd.DataFrame(rows).to_csv(path, index=False, float_format=FLOAT_FORMAT)
 
 
@@ -142,6 +143,7 @@ EXPECTED = {
         "extra_params": {"c1": {"lora": 4096}, "none": {"none": 0}},
         "seeds_per_run": 2,
         "base_precision": "float32",
+        "compute_dtype": "bfloat16, float32",
         "anatomy": {"c1": {
             "loss_model": {"term": "popularity", "coef": -0.25, "ci_95": [-1, 0.5], "p_value": 0.5, "n": 10,
                            "events": 4, "note": "", "fit": "total"},
@@ -179,6 +181,13 @@ def test_the_snapshot_of_a_saved_record(tmp_path):
     snap = snapshot(results, "abc1234", "def5678")
     # the file is json.dumps of it: the same keys in the same order, the same number types
     assert json.dumps(snap, indent=2) == json.dumps(EXPECTED, indent=2)
+
+
+def test_the_caption_says_what_the_weights_were_computed_in():
+    snap = Snapshot.from_dict(EXPECTED)
+    assert "weights computed in bfloat16, float32. Commit abc1234" in render_results_readme(EXPECTED)
+    snap.models["m"].compute_dtype = None  # a snapshot that predates the field says nothing of it
+    assert "computed in" not in render_results_readme(as_json(snap))
 
 
 @pytest.mark.parametrize("text", ["3", "0", "-0", "0.5", "1e-05", "1e+06", "2.5e+06", "2442241", "-7", "inf", ""])

@@ -40,8 +40,9 @@ def _caption(snap: Snapshot, name: str, model: ModelResults) -> list[str]:
     per_method = "one seed per trained method, so each trained row is one trained adapter, not the method" \
         if many == 1 else f"{many} seeds per trained method" + (
             ", so each trained row is about the adapters trained, not the method" if many < 3 else "")
+    computed = f"; weights computed in {model.compute_dtype}" if model.compute_dtype else ""
     return [f"Model `{name}`; base = {model.base_precision} (every compression compresses that model "
-            f"further). Commit {snap.commit}; seeds: `seed` {seeds.seed}, `data.split.seed` "
+            f"further){computed}. Commit {snap.commit}; seeds: `seed` {seeds.seed}, `data.split.seed` "
             f"{seeds.split_seed}, `recovery.seeds` {_flow(seeds.recovery_seeds)}: "
             f"{per_method}. Pooled test questions: {q.test} (dev: {q.dev}). Training budget "
             f"{budget['steps']} steps × {budget['batch_size']} × {budget['seq_len']} tokens. Holm family: "

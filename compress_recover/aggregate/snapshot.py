@@ -31,6 +31,7 @@ from .snapshot_records import (Anatomy, ConfidenceGradient, ContentFree, Distanc
 from .stats.anatomy import ALL_TASKS, CONFIDENCE, PRESPECIFIED, SECONDARY
 from .stats.questions import ALL_KNOWLEDGE
 from .stats.status import LOST
+from .tables import compute_dtypes
 
 WHAT = "headline numbers of one run, written by `python -m compress_recover.docs snapshot`"
 TOP_ANSWERS = 5  # the compressed model's most frequent wrong answers kept per compression
@@ -112,6 +113,9 @@ def _models(record: Results) -> dict[str, ModelResults]:
             model = models[v.model]
             model.references = {**(model.references or {}), v.compression: v.reference}
     _add_summary(models, record.summary)
+    for name, dtype in compute_dtypes(record.summary).items():
+        if name in models:
+            models[name].compute_dtype = dtype
     for name, anatomy in _anatomy(record).items():
         if name in models:
             models[name].anatomy = anatomy

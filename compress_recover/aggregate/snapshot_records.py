@@ -214,6 +214,8 @@ class ModelResults:
     extra_params: dict = field(default_factory=dict)
     seeds_per_run: int = 0
     base_precision: str | None = _optional()
+    # the precision its evaluations computed in (summary column dtype; ``dtype: auto`` resolved)
+    compute_dtype: str | None = _optional()
     anatomy: dict | None = _optional()
     content_free: dict | None = _optional()
     distance: dict | None = _optional()
