@@ -795,6 +795,9 @@ def main(argv: list[str] | None = None) -> dict:
         found = probe([os.cpu_count() or 1])
         return {"probe": found.to_json(), "gflops_fp32_2t": print_gflops(found)}
     workdir = args.workdir.resolve()
+    # a cold run's working directory (make quick's quick/) may not exist yet: Snakemake makes
+    # it on the run; the dry run needs it now, and the estimate is written into it
+    workdir.mkdir(parents=True, exist_ok=True)
     if args.configfile is not None:  # as given on the command line: relative to where it is run, not to --workdir
         args.configfile = args.configfile.resolve()
     cores = (os.cpu_count() or 1) if args.cores == "all" else int(args.cores)
