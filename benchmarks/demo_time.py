@@ -50,11 +50,20 @@ def commit() -> str:
     return (out.stdout.strip() or "unknown") + ("+dirty" if dirty else "")
 
 
-def config_dtype(workdir: Path) -> str | None:
+def config_dtype(workdir: Path, command: list[str]) -> str | None:
+    """The run's ``dtype`` as configured: the last ``--configfile`` of the command that sets it
+    (relative paths as the command, run in ``workdir``, reads them), else the workdir's
+    config.yaml, else the checkout's (a ``--directory`` run such as make quick's)."""
     import yaml
 
-    path = workdir / "config.yaml"
-    return yaml.safe_load(path.read_text()).get("dtype") if path.is_file() else None
+    given = [Path(command[i + 1]) for i, word in enumerate(command[:-1]) if word == "--configfile"]
+    for path in [*reversed([p if p.is_absolute() else workdir / p for p in given]), workdir / "config.yaml",
+                 REPO / "config.yaml"]:
+        if path.is_file():
+            dtype = (yaml.safe_load(path.read_text()) or {}).get("dtype")
+            if dtype is not None:
+                return dtype
+    return None
 
 
 def main() -> None:
@@ -71,7 +80,7 @@ def main() -> None:
     workdir = args.workdir.resolve()
     command = args.command or [str(Path(sys.executable).with_name("snakemake")), "--cores", "all"]
     record = {"commit": commit(), "cpu": cpu_model(), "cpus": os.cpu_count(), "workdir": str(workdir),
-              "command": command, "dtype": config_dtype(workdir), "threads": args.threads}
+              "command": command, "dtype": config_dtype(workdir, command), "threads": args.threads}
     if args.estimate:
         subprocess.run([sys.executable, "-m", "compress_recover.estimate", "--workdir", str(workdir)], check=True,
                        cwd=workdir)
