@@ -113,9 +113,6 @@ def _models(record: Results) -> dict[str, ModelResults]:
             model = models[v.model]
             model.references = {**(model.references or {}), v.compression: v.reference}
     _add_summary(models, record.summary)
-    for name, dtype in compute_dtypes(record.summary).items():
-        if name in models:
-            models[name].compute_dtype = dtype
     for name, anatomy in _anatomy(record).items():
         if name in models:
             models[name].anatomy = anatomy
@@ -206,7 +203,11 @@ def _newer(d) -> dict:
 
 
 def _add_summary(models: dict[str, ModelResults], summary) -> None:
-    """Base precision, held-out word perplexity and extra parameters, from rule summary's table."""
+    """Base precision, the precision the weights were computed in, held-out word perplexity and
+    extra parameters, from rule summary's table."""
+    for name, dtype in compute_dtypes(summary).items():
+        if name in models:
+            models[name].compute_dtype = dtype
     for row in summary.itertuples(index=False):
         model = models.get(row.model)
         if model is None:
